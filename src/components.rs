@@ -1,0 +1,341 @@
+//! ECS components (data only). Users, items and posts are entities.
+//!
+//! Per-agent state is compact: strings are shared `Arc<str>` (interned at load, so 1,000,000 agents
+//! built from 1,000 profiles share their text), ids are `u32`, histories are short vectors of ids,
+//! and item text lives once in the [`crate::catalog::Catalog`] resource.
+
+use std::sync::Arc;
+
+use bevy_ecs::component::Component;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::GenreSet;
+use crate::ids::{ItemId, PostId, UserId};
+
+/// RecAgent's five feature codes (spec §5.2) as a bit set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSet(pub u8);
+
+impl FeatureSet {
+    /// Picks and watches movies and gives ratings.
+    pub const WATCHER: u8 = 1;
+    /// Searches for movies heard of.
+    pub const EXPLORER: u8 = 2;
+    /// Demanding; criticises movies and the recommender.
+    pub const CRITIC: u8 = 4;
+    /// Private chats; trusts friends.
+    pub const CHATTER: u8 = 8;
+    /// Likes public posting.
+    pub const POSTER: u8 = 16;
+
+    /// The bit of a code as written in `user_1000.csv` (case-insensitive), or `None`.
+    pub fn code(s: &str) -> Option<u8> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "watcher" => Some(Self::WATCHER),
+            "explorer" => Some(Self::EXPLORER),
+            "critic" => Some(Self::CRITIC),
+            "chatter" => Some(Self::CHATTER),
+            "poster" => Some(Self::POSTER),
+            _ => None,
+        }
+    }
+
+    /// True when the set holds `bit`.
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// The sentences RecAgent turns the codes into (spec §5.2), joined with spaces.
+    pub fn describe(self) -> String {
+        const TEXT: [(u8, &str); 5] = [
+            (
+                FeatureSet::WATCHER,
+                "Watcher: picks movies to watch and rates them.",
+            ),
+            (
+                FeatureSet::EXPLORER,
+                "Explorer: searches for movies heard of from others.",
+            ),
+            (
+                FeatureSet::CRITIC,
+                "Critic: demanding, criticises movies and the recommender system.",
+            ),
+            (
+                FeatureSet::CHATTER,
+                "Chatter: enjoys private chats and trusts friends' opinions.",
+            ),
+            (
+                FeatureSet::POSTER,
+                "Poster: likes to post publicly about movies.",
+            ),
+        ];
+        TEXT.iter()
+            .filter(|(b, _)| self.has(*b))
+            .map(|(_, t)| *t)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A user's profile, as loaded. Shared strings; never mutated during a run.
+#[derive(Component, Clone, Debug)]
+pub struct Profile {
+    /// Name (not unique; never used as a key).
+    pub name: Arc<str>,
+    /// Gender as written.
+    pub gender: Arc<str>,
+    /// Age in years.
+    pub age: u16,
+    /// Traits (comma list).
+    pub traits: Arc<str>,
+    /// Occupation / status.
+    pub status: Arc<str>,
+    /// Movie interests (comma list).
+    pub interest: Arc<str>,
+    /// Feature codes.
+    pub features: FeatureSet,
+    /// Free-text observations (legacy schema), else empty.
+    pub observations: Arc<str>,
+}
+
+/// Genre tastes derived from the profile (interest phrases and observation keywords).
+/// Used by the offline behaviour model and the content of templates.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Taste {
+    /// Genres the user likes.
+    pub liked: GenreSet,
+}
+
+/// One directed social tie.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The other user.
+    pub user: UserId,
+    /// Index into [`crate::world::RelationLabels`].
+    pub label: u8,
+    /// Closeness in [0, 1] (legacy files: 1).
+    pub closeness: f32,
+}
+
+/// Outgoing ties, sorted by user id (so iteration order is the id order).
+#[derive(Component, Clone, Debug, Default)]
+pub struct Relationships(pub Vec<Contact>);
+
+impl Relationships {
+    /// True when `u` is a contact.
+    pub fn contains(&self, u: UserId) -> bool {
+        self.0.binary_search_by_key(&u, |c| c.user).is_ok()
+    }
+}
+
+/// What an observation in memory is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ObservationKind {
+    /// Entered the recommender system.
+    EnteredRecommender,
+    /// Entered social media.
+    EnteredSocial,
+    /// Did nothing this round.
+    DidNothing,
+    /// Was shown an item on a page.
+    Shown,
+    /// Watched an item (`value` = rating 1..=5 once felt).
+    Watched,
+    /// Searched (item = best hit, if any).
+    Searched,
+    /// Chatted with `other` (item = a mentioned item, if any).
+    Chatted,
+    /// Posted (item = a mentioned item, if any).
+    Posted,
+    /// Read `other`'s post (item = a mentioned item, if any).
+    ReadPost,
+}
+
+/// One observation. 16 bytes; text is rendered on demand from the ids and the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryRecord {
+    /// Round of the observation.
+    pub round: u32,
+    /// Item involved, if any.
+    pub item: Option<ItemId>,
+    /// Other user involved, if any.
+    pub other: Option<UserId>,
+    /// What happened.
+    pub kind: ObservationKind,
+    /// A small value (rating 1..=5 for `Watched`), else 0.
+    pub value: u8,
+}
+
+/// The agent's memory: an append-only record of observations (the full sensory / short-term /
+/// long-term model comes in its own change).
+#[derive(Component, Clone, Debug, Default)]
+pub struct Memory {
+    /// Observations in the order they happened.
+    pub records: Vec<MemoryRecord>,
+}
+
+/// Watched and heard-of items, most recent last, each at most `history_size` long (RecAgent: 10).
+#[derive(Component, Clone, Debug, Default)]
+pub struct Histories {
+    /// Items watched with the rating given (0 until felt), no repeats.
+    pub watched: Vec<(ItemId, u8)>,
+    /// Items heard of in chats and posts.
+    pub heard: Vec<ItemId>,
+}
+
+impl Histories {
+    /// Appends `item` to a history, removing an earlier entry with the same key and keeping the
+    /// last `cap`.
+    pub fn push<T: Copy, K: PartialEq>(
+        list: &mut Vec<T>,
+        item: T,
+        cap: usize,
+        key: impl Fn(&T) -> K,
+    ) {
+        if let Some(p) = list.iter().position(|i| key(i) == key(&item)) {
+            list.remove(p);
+        }
+        list.push(item);
+        if list.len() > cap {
+            let extra = list.len() - cap;
+            list.drain(..extra);
+        }
+    }
+
+    /// True when `item` is in the watched history.
+    pub fn has_watched(&self, item: ItemId) -> bool {
+        self.watched.iter().any(|w| w.0 == item)
+    }
+
+    /// The latest watched item and its rating.
+    pub fn last_watched(&self) -> Option<(ItemId, u8)> {
+        self.watched.last().copied()
+    }
+}
+
+/// Posts delivered to the user and not yet read. Read at the start of the next round.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Inbox(pub Vec<PostId>);
+
+/// Activity level and counters (spec §1.5).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Activity {
+    /// Base probability of acting in a round, in (0, 1].
+    pub level: f32,
+    /// Rounds since the agent last acted (drives `marginal`).
+    pub idle_rounds: u32,
+}
+
+/// What the agent is busy with (the original's event state machine, spec §2.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EngagementKind {
+    /// Free.
+    #[default]
+    Idle,
+    /// Watching an item.
+    Watching,
+    /// In a chat.
+    Chatting,
+    /// Writing a post.
+    Posting,
+}
+
+/// The agent's current engagement and until when (simulated minutes since the clock's start).
+/// Read lazily: an engagement whose `until` is not after the current time is idle.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Engagement {
+    /// What the agent is doing.
+    pub kind: EngagementKind,
+    /// End, in simulated minutes since the clock's start.
+    pub until_minutes: i64,
+}
+
+impl Engagement {
+    /// What the agent is doing at `now_minutes` (idle once the engagement ended).
+    pub fn at(&self, now_minutes: i64) -> EngagementKind {
+        if self.until_minutes > now_minutes {
+            self.kind
+        } else {
+            EngagementKind::Idle
+        }
+    }
+}
+
+/// The top-level choice of a round (spec §2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TopAction {
+    /// Not active this round.
+    #[default]
+    Inactive,
+    /// Enter the recommender system.
+    Recommender,
+    /// Enter social media.
+    Social,
+    /// Do nothing.
+    Nothing,
+}
+
+/// Per-round plan and browsing-session state of an agent. Reset at the start of each round.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Session {
+    /// This round's top-level choice.
+    pub action: TopAction,
+    /// The session is open (the agent is browsing).
+    pub open: bool,
+    /// Page decisions made so far this session.
+    pub steps: u32,
+    /// Index of the current page (0-based) within the current list.
+    pub page: u32,
+    /// Items on the current page, in display order.
+    pub page_items: Vec<ItemId>,
+    /// Search results being paged through, if the agent searched (with the query).
+    pub search: Option<(Arc<str>, Vec<ItemId>)>,
+    /// Items watched this round, awaiting a feeling.
+    pub watched: Vec<ItemId>,
+    /// Social plan: `Some(partner)` to chat, `None` with `post` to post.
+    pub chat_with: Option<UserId>,
+    /// The agent posts this round.
+    pub post: bool,
+}
+
+impl Session {
+    /// Clears the per-round state, keeping allocations.
+    pub fn reset(&mut self) {
+        self.action = TopAction::Inactive;
+        self.open = false;
+        self.steps = 0;
+        self.page = 0;
+        self.page_items.clear();
+        self.search = None;
+        self.watched.clear();
+        self.chat_with = None;
+        self.post = false;
+    }
+}
+
+/// Per-item counters, updated at the end of each round.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ItemStats {
+    /// Times shown on a page.
+    pub exposures: u64,
+    /// Times watched.
+    pub watches: u64,
+    /// Sum of ratings given.
+    pub rating_sum: u64,
+    /// Times mentioned in chats and posts.
+    pub mentions: u64,
+}
+
+/// A broadcast post. Lives from its round until its recipients have read it (next round).
+#[derive(Component, Clone, Debug)]
+pub struct Post {
+    /// Author.
+    pub author: UserId,
+    /// Round it was posted.
+    pub round: u32,
+    /// Text.
+    pub text: Arc<str>,
+    /// Items it mentions.
+    pub mentions: Vec<ItemId>,
+}

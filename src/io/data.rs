@@ -1,0 +1,762 @@
+//! Data loaders with one explicit row type per schema:
+//!
+//! | file | schema |
+//! |---|---|
+//! | RecAgent `item.csv` | `id,title,genre,description` (genres `|`-separated) |
+//! | RecAgent `user_1000.csv` | `id,name,gender,age,traits,status,interest,feature` |
+//! | RecAgent legacy `user.csv` | `id,name,age,traits,status,observations` |
+//! | RecAgent `relationship_1000.csv` | `user_1,user_2,relationship,closeness` (ids) |
+//! | RecAgent legacy `relationship.csv` | `user_1,user_2,relationship` (names, value `1`) |
+//! | MovieLens-1M `movies.dat` / `users.dat` / `ratings.dat` | `::`-separated, UTF-8 or Latin-1 |
+//!
+//! Everything is keyed by id (names are not unique in `user_1000.csv`). A malformed row is an
+//! error naming the file, the line and the column.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Failures while loading input data. Always names the file, and the line where there is one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{origin}: cannot read: {source}")]
+    Io {
+        /// File path.
+        origin: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A row does not fit the schema.
+    #[error("{origin}: line {line}{col}: {message}", col = column.as_ref().map(|c| format!(", column `{c}`")).unwrap_or_default())]
+    Row {
+        /// File path.
+        origin: String,
+        /// 1-based line number in the file.
+        line: u64,
+        /// Column name, where the error is in one column.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The header matches no known schema.
+    #[error("{origin}: unrecognised header {header:?}: expected {expected}")]
+    Schema {
+        /// File path.
+        origin: String,
+        /// The header found.
+        header: String,
+        /// The accepted headers.
+        expected: &'static str,
+    },
+    /// A relationship names a user that is not in the user file.
+    #[error("{origin}: line {line}: relationship references unknown user {user:?}")]
+    UnknownUser {
+        /// File path.
+        origin: String,
+        /// 1-based line.
+        line: u64,
+        /// The id or name as written.
+        user: String,
+    },
+    /// Two rows share an id (or, in a name-keyed file, a name).
+    #[error("{origin}: line {line}: duplicate {what} {value:?}")]
+    Duplicate {
+        /// File path.
+        origin: String,
+        /// 1-based line of the second occurrence.
+        line: u64,
+        /// `id` or `name`.
+        what: &'static str,
+        /// The duplicated value.
+        value: String,
+    },
+    /// The file holds no rows.
+    #[error("{origin}: no rows")]
+    Empty {
+        /// File path.
+        origin: String,
+    },
+}
+
+/// One row of RecAgent's `item.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ItemRow {
+    /// Item id.
+    pub id: u32,
+    /// Title (no year in RecAgent's file).
+    pub title: String,
+    /// `|`-separated genres.
+    pub genre: String,
+    /// One-sentence description.
+    pub description: String,
+}
+
+/// One row of RecAgent's `user_1000.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct UserRow {
+    /// User id.
+    pub id: u32,
+    /// Full name (not unique).
+    pub name: String,
+    /// `male` / `female`.
+    pub gender: String,
+    /// Age in years.
+    pub age: u16,
+    /// Comma list of adjectives.
+    pub traits: String,
+    /// Occupation.
+    pub status: String,
+    /// Comma list of movie interests (with stray spaces).
+    pub interest: String,
+    /// `;`-separated feature codes: Watcher, Explorer, Critic, Chatter, Poster.
+    pub feature: String,
+}
+
+/// One row of RecAgent's legacy `user.csv`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LegacyUserRow {
+    /// User id.
+    pub id: u32,
+    /// First name (unique in the file).
+    pub name: String,
+    /// Age in years.
+    pub age: u16,
+    /// Comma list of traits.
+    pub traits: String,
+    /// Free-text status.
+    pub status: String,
+    /// Free-text observations about the person and their tastes.
+    pub observations: String,
+}
+
+/// One row of RecAgent's `relationship_1000.csv` (directed).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RelationshipRow {
+    /// Source user id.
+    pub user_1: u32,
+    /// Target user id.
+    pub user_2: u32,
+    /// Label: friend, colleague, parent, ...
+    pub relationship: String,
+    /// Closeness in [0, 1].
+    pub closeness: f32,
+}
+
+/// One row of RecAgent's legacy `relationship.csv` (names; value `1`; taken as undirected).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LegacyRelationshipRow {
+    /// First user's name.
+    pub user_1: String,
+    /// Second user's name.
+    pub user_2: String,
+    /// Always `1` in the shipped file.
+    pub relationship: String,
+}
+
+/// A catalogue item as loaded (any schema).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRecord {
+    /// Item id.
+    pub id: u32,
+    /// Title.
+    pub title: String,
+    /// Genre names.
+    pub genres: Vec<String>,
+    /// Description (empty for MovieLens `movies.dat`).
+    pub description: String,
+}
+
+/// A user as loaded (any schema). Missing fields are empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    /// User id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Gender as written (`male`, `female`, `M`, `F`, or empty).
+    pub gender: String,
+    /// Age in years (MovieLens: the age-group code).
+    pub age: u16,
+    /// Traits.
+    pub traits: String,
+    /// Status / occupation.
+    pub status: String,
+    /// Interests (comma list; trimmed pieces).
+    pub interest: String,
+    /// Feature codes.
+    pub features: Vec<String>,
+    /// Free-text observations (legacy schema).
+    pub observations: String,
+}
+
+/// A directed edge as loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeRecord {
+    /// Source user id.
+    pub from: u32,
+    /// Target user id.
+    pub to: u32,
+    /// Label.
+    pub label: String,
+    /// Closeness in [0, 1] (legacy files: 1).
+    pub closeness: f32,
+    /// 1-based line in the file.
+    pub line: u64,
+}
+
+/// One MovieLens rating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatingRecord {
+    /// MovieLens user id.
+    pub user: u32,
+    /// MovieLens movie id.
+    pub item: u32,
+    /// Stars 1..=5.
+    pub rating: u8,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// Where a data file comes from: a path on disk or an embedded text.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// A file.
+    Path(&'a Path),
+    /// Embedded text with a display name.
+    Text(&'a str, &'a str),
+}
+
+impl Source<'_> {
+    fn origin(&self) -> String {
+        match self {
+            Source::Path(p) => p.display().to_string(),
+            Source::Text(name, _) => name.to_string(),
+        }
+    }
+    fn bytes(&self) -> Result<Vec<u8>, DataError> {
+        match self {
+            Source::Path(p) => std::fs::read(p).map_err(|source| DataError::Io {
+                origin: self.origin(),
+                source,
+            }),
+            Source::Text(_, t) => Ok(t.as_bytes().to_vec()),
+        }
+    }
+    fn is_dat(&self) -> bool {
+        matches!(self, Source::Path(p) if p.extension().is_some_and(|e| e == "dat"))
+    }
+}
+
+fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(bytes)
+}
+
+fn header_of(origin: &str, rdr: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, DataError> {
+    let h = rdr.headers().map_err(|e| csv_error(origin, &[], e))?;
+    Ok(h.iter()
+        .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
+        .collect())
+}
+
+fn csv_error(origin: &str, headers: &[String], e: csv::Error) -> DataError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let (column, message) = match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => (
+            err.field().and_then(|f| headers.get(f as usize).cloned()),
+            err.kind().to_string(),
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => (None, format!("found {len} fields, expected {expected_len}")),
+        csv::ErrorKind::Utf8 { err, .. } => (
+            headers.get(err.field()).cloned(),
+            "invalid UTF-8".to_string(),
+        ),
+        _ => (None, e.to_string()),
+    };
+    DataError::Row {
+        origin: origin.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+fn rows<T: for<'de> Deserialize<'de>>(
+    origin: &str,
+    headers: &[String],
+    rdr: &mut csv::Reader<&[u8]>,
+    bytes: &[u8],
+) -> Result<Vec<(u64, T)>, DataError> {
+    // csv's own line numbers drift on CRLF files; count newlines before each record instead.
+    let newlines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    let line_at = |offset: usize| -> u64 {
+        let offset = if bytes.get(offset) == Some(&b'\n') {
+            offset + 1
+        } else {
+            offset
+        };
+        newlines.partition_point(|&n| n < offset) as u64 + 1
+    };
+    let mut out = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    let hdr = csv::StringRecord::from(headers.to_vec());
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = rec.position().map_or(0, |p| line_at(p.byte() as usize));
+                let row: T = rec.deserialize(Some(&hdr)).map_err(|e| {
+                    let mut err = csv_error(origin, headers, e);
+                    if let DataError::Row { line: l, .. } = &mut err {
+                        *l = line;
+                    }
+                    err
+                })?;
+                out.push((line, row));
+            }
+            Err(e) => {
+                let byte = e.position().map(csv::Position::byte);
+                let mut err = csv_error(origin, headers, e);
+                if let (DataError::Row { line, .. }, Some(b)) = (&mut err, byte) {
+                    *line = line_at(b as usize);
+                }
+                return Err(err);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(DataError::Empty {
+            origin: origin.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+fn row_err(origin: &str, line: u64, column: &str, message: impl Into<String>) -> DataError {
+    DataError::Row {
+        origin: origin.to_string(),
+        line,
+        column: Some(column.to_string()),
+        message: message.into(),
+    }
+}
+
+fn check_unique_ids(origin: &str, ids: impl Iterator<Item = (u64, u32)>) -> Result<(), DataError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (line, id) in ids {
+        if !seen.insert(id) {
+            return Err(DataError::Duplicate {
+                origin: origin.into(),
+                line,
+                what: "id",
+                value: id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a MovieLens `.dat` file: UTF-8 when valid, else Latin-1 (ISO 8859-1) byte by byte.
+pub fn decode_latin1_or_utf8(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+fn dat_lines(
+    src: Source<'_>,
+    fields: usize,
+    names: &[&str],
+) -> Result<Vec<(u64, Vec<String>)>, DataError> {
+    let origin = src.origin();
+    let text = decode_latin1_or_utf8(src.bytes()?);
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = l.split("::").map(str::to_string).collect();
+        if parts.len() != fields {
+            return Err(DataError::Row {
+                origin,
+                line,
+                column: None,
+                message: format!(
+                    "found {} `::`-separated fields, expected {fields} ({})",
+                    parts.len(),
+                    names.join("::")
+                ),
+            });
+        }
+        out.push((line, parts));
+    }
+    if out.is_empty() {
+        return Err(DataError::Empty { origin });
+    }
+    Ok(out)
+}
+
+fn parse_field<T: std::str::FromStr>(
+    origin: &str,
+    line: u64,
+    col: &str,
+    v: &str,
+) -> Result<T, DataError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.trim()
+        .parse::<T>()
+        .map_err(|e| row_err(origin, line, col, format!("{v:?}: {e}")))
+}
+
+/// Loads a catalogue: RecAgent `item.csv`, or MovieLens `movies.dat` (by extension).
+///
+/// # Errors
+/// [`DataError`] for an unreadable file, a malformed row, an empty title or a duplicate id.
+pub fn load_items(src: Source<'_>) -> Result<Vec<ItemRecord>, DataError> {
+    let origin = src.origin();
+    let split_genres = |g: &str| -> Vec<String> {
+        g.split('|')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let items: Vec<(u64, ItemRecord)> = if src.is_dat() {
+        dat_lines(src, 3, &["MovieID", "Title", "Genres"])?
+            .into_iter()
+            .map(|(line, p)| {
+                Ok((
+                    line,
+                    ItemRecord {
+                        id: parse_field(&origin, line, "MovieID", &p[0])?,
+                        title: p[1].trim().to_string(),
+                        genres: split_genres(&p[2]),
+                        description: String::new(),
+                    },
+                ))
+            })
+            .collect::<Result<_, DataError>>()?
+    } else {
+        let bytes = src.bytes()?;
+        let mut rdr = reader(&bytes);
+        let headers = header_of(&origin, &mut rdr)?;
+        if headers != ["id", "title", "genre", "description"] {
+            return Err(DataError::Schema {
+                origin,
+                header: headers.join(","),
+                expected: "id,title,genre,description",
+            });
+        }
+        rows::<ItemRow>(&origin, &headers, &mut rdr, &bytes)?
+            .into_iter()
+            .map(|(line, r)| {
+                (
+                    line,
+                    ItemRecord {
+                        id: r.id,
+                        title: r.title.trim().to_string(),
+                        genres: split_genres(&r.genre),
+                        description: r.description.trim().to_string(),
+                    },
+                )
+            })
+            .collect()
+    };
+    for (line, it) in &items {
+        if it.title.is_empty() {
+            return Err(row_err(&origin, *line, "title", "empty title"));
+        }
+    }
+    check_unique_ids(&origin, items.iter().map(|(l, i)| (*l, i.id)))?;
+    Ok(items.into_iter().map(|(_, i)| i).collect())
+}
+
+/// MovieLens-1M occupation codes (README of the data set).
+const ML_OCCUPATIONS: [&str; 21] = [
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+];
+
+/// Loads users: RecAgent `user_1000.csv` or legacy `user.csv` (by header), or MovieLens `users.dat`.
+///
+/// # Errors
+/// [`DataError`] for an unreadable file, an unknown header, a malformed row or a duplicate id.
+pub fn load_users(src: Source<'_>) -> Result<Vec<UserRecord>, DataError> {
+    let origin = src.origin();
+    let split = |s: &str, sep: char| -> Vec<String> {
+        s.split(sep)
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let users: Vec<(u64, UserRecord)> = if src.is_dat() {
+        dat_lines(
+            src,
+            5,
+            &["UserID", "Gender", "Age", "Occupation", "Zip-code"],
+        )?
+        .into_iter()
+        .map(|(line, p)| {
+            let id: u32 = parse_field(&origin, line, "UserID", &p[0])?;
+            let occ: usize = parse_field(&origin, line, "Occupation", &p[3])?;
+            let status = ML_OCCUPATIONS.get(occ).ok_or_else(|| {
+                row_err(
+                    &origin,
+                    line,
+                    "Occupation",
+                    format!("{occ} is not a code in 0..=20"),
+                )
+            })?;
+            Ok((
+                line,
+                UserRecord {
+                    id,
+                    name: format!("User {id}"),
+                    gender: p[1].trim().to_string(),
+                    age: parse_field(&origin, line, "Age", &p[2])?,
+                    traits: String::new(),
+                    status: status.to_string(),
+                    interest: String::new(),
+                    features: Vec::new(),
+                    observations: String::new(),
+                },
+            ))
+        })
+        .collect::<Result<_, DataError>>()?
+    } else {
+        let bytes = src.bytes()?;
+        let mut rdr = reader(&bytes);
+        let headers = header_of(&origin, &mut rdr)?;
+        let h: Vec<&str> = headers.iter().map(String::as_str).collect();
+        match h.as_slice() {
+            ["id", "name", "gender", "age", "traits", "status", "interest", "feature"] => {
+                rows::<UserRow>(&origin, &headers, &mut rdr, &bytes)?
+                    .into_iter()
+                    .map(|(line, r)| {
+                        (line, UserRecord {
+                            id: r.id,
+                            name: r.name.trim().to_string(),
+                            gender: r.gender.trim().to_string(),
+                            age: r.age,
+                            traits: r.traits.trim().to_string(),
+                            status: r.status.trim().to_string(),
+                            interest: split(&r.interest, ',').join(", "),
+                            features: split(&r.feature, ';'),
+                            observations: String::new(),
+                        })
+                    })
+                    .collect()
+            }
+            ["id", "name", "age", "traits", "status", "observations"] => rows::<LegacyUserRow>(&origin, &headers, &mut rdr, &bytes)?
+                .into_iter()
+                .map(|(line, r)| {
+                    (line, UserRecord {
+                        id: r.id,
+                        name: r.name.trim().to_string(),
+                        gender: String::new(),
+                        age: r.age,
+                        traits: r.traits.trim().to_string(),
+                        status: r.status.trim().to_string(),
+                        interest: String::new(),
+                        features: Vec::new(),
+                        observations: r.observations.trim().to_string(),
+                    })
+                })
+                .collect(),
+            _ => {
+                return Err(DataError::Schema {
+                    origin,
+                    header: headers.join(","),
+                    expected: "id,name,gender,age,traits,status,interest,feature or id,name,age,traits,status,observations",
+                })
+            }
+        }
+    };
+    for (line, u) in &users {
+        if u.name.is_empty() {
+            return Err(row_err(&origin, *line, "name", "empty name"));
+        }
+        if let Some(bad) = u
+            .features
+            .iter()
+            .find(|f| crate::components::FeatureSet::code(f).is_none())
+        {
+            return Err(row_err(
+                &origin,
+                *line,
+                "feature",
+                format!("unknown feature code {bad:?}: expected Watcher, Explorer, Critic, Chatter or Poster"),
+            ));
+        }
+    }
+    check_unique_ids(&origin, users.iter().map(|(l, u)| (*l, u.id)))?;
+    Ok(users.into_iter().map(|(_, u)| u).collect())
+}
+
+/// Loads directed edges and checks that both ends are users of `users`.
+///
+/// The id schema is read as is (directed rows). The legacy name schema is resolved by name
+/// (names must be unique there) and each row becomes two directed edges labelled `friend`.
+///
+/// # Errors
+/// [`DataError::UnknownUser`] for an end that is not in `users`; [`DataError::Row`] for a
+/// malformed row, a self-loop or a closeness outside [0, 1].
+pub fn load_relationships(
+    src: Source<'_>,
+    users: &[UserRecord],
+) -> Result<Vec<EdgeRecord>, DataError> {
+    let origin = src.origin();
+    let bytes = src.bytes()?;
+    let mut rdr = reader(&bytes);
+    let headers = header_of(&origin, &mut rdr)?;
+    let h: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let ids: std::collections::BTreeSet<u32> = users.iter().map(|u| u.id).collect();
+    let mut out = Vec::new();
+    match h.as_slice() {
+        ["user_1", "user_2", "relationship", "closeness"] => {
+            for (line, r) in rows::<RelationshipRow>(&origin, &headers, &mut rdr, &bytes)? {
+                for u in [r.user_1, r.user_2] {
+                    if !ids.contains(&u) {
+                        return Err(DataError::UnknownUser {
+                            origin,
+                            line,
+                            user: u.to_string(),
+                        });
+                    }
+                }
+                if r.user_1 == r.user_2 {
+                    return Err(row_err(&origin, line, "user_2", "self-loop"));
+                }
+                if !(0.0..=1.0).contains(&r.closeness) {
+                    return Err(row_err(
+                        &origin,
+                        line,
+                        "closeness",
+                        format!("{} is outside [0, 1]", r.closeness),
+                    ));
+                }
+                out.push(EdgeRecord {
+                    from: r.user_1,
+                    to: r.user_2,
+                    label: r.relationship.trim().to_string(),
+                    closeness: r.closeness,
+                    line,
+                });
+            }
+        }
+        ["user_1", "user_2", "relationship"] => {
+            let mut by_name = std::collections::BTreeMap::new();
+            for u in users {
+                if by_name.insert(u.name.as_str(), u.id).is_some() {
+                    return Err(DataError::Duplicate {
+                        origin,
+                        line: 0,
+                        what: "name (a name-keyed relationship file needs unique user names)",
+                        value: u.name.clone(),
+                    });
+                }
+            }
+            for (line, r) in rows::<LegacyRelationshipRow>(&origin, &headers, &mut rdr, &bytes)? {
+                let mut ends = [0u32; 2];
+                for (k, name) in [r.user_1.trim(), r.user_2.trim()].into_iter().enumerate() {
+                    ends[k] = *by_name.get(name).ok_or_else(|| DataError::UnknownUser {
+                        origin: origin.clone(),
+                        line,
+                        user: name.to_string(),
+                    })?;
+                }
+                if ends[0] == ends[1] {
+                    return Err(row_err(&origin, line, "user_2", "self-loop"));
+                }
+                for (a, b) in [(ends[0], ends[1]), (ends[1], ends[0])] {
+                    out.push(EdgeRecord {
+                        from: a,
+                        to: b,
+                        label: "friend".into(),
+                        closeness: 1.0,
+                        line,
+                    });
+                }
+            }
+        }
+        _ => {
+            return Err(DataError::Schema {
+                origin,
+                header: headers.join(","),
+                expected: "user_1,user_2,relationship,closeness or user_1,user_2,relationship",
+            })
+        }
+    }
+    Ok(out)
+}
+
+/// Loads MovieLens `ratings.dat` (`UserID::MovieID::Rating::Timestamp`).
+///
+/// # Errors
+/// [`DataError::Row`] for a malformed line or a rating outside 1..=5.
+pub fn load_ml_ratings(src: Source<'_>) -> Result<Vec<RatingRecord>, DataError> {
+    let origin = src.origin();
+    dat_lines(src, 4, &["UserID", "MovieID", "Rating", "Timestamp"])?
+        .into_iter()
+        .map(|(line, p)| {
+            let rating: u8 = parse_field(&origin, line, "Rating", &p[2])?;
+            if !(1..=5).contains(&rating) {
+                return Err(row_err(
+                    &origin,
+                    line,
+                    "Rating",
+                    format!("{rating} is outside 1..=5"),
+                ));
+            }
+            Ok(RatingRecord {
+                user: parse_field(&origin, line, "UserID", &p[0])?,
+                item: parse_field(&origin, line, "MovieID", &p[1])?,
+                rating,
+                timestamp: parse_field(&origin, line, "Timestamp", &p[3])?,
+            })
+        })
+        .collect()
+}
+
+/// Reads a whole reader into a string (helper for embedded sources).
+pub fn read_all(mut r: impl Read) -> std::io::Result<String> {
+    let mut s = String::new();
+    r.read_to_string(&mut s)?;
+    Ok(s)
+}

@@ -1,0 +1,4 @@
+//! Input loaders and output writers.
+
+pub mod data;
+pub mod output;

@@ -1,0 +1,34 @@
+//! # recagent
+//!
+//! An entity-component-system engine that simulates how people behave in front of a recommender
+//! system, after RecAgent (Wang et al., "User Behavior Simulation with Large Language Model based
+//! Agents", arXiv 2306.02552). Users, items and posts are bevy entities; one round is one run of a
+//! schedule of phase systems (activate → recommend → watch → feel → chat → broadcast → remember →
+//! record). Every agent decision is a typed request answered in batches by a behaviour backend
+//! (the embedded `offline` user model by default), applied in user-id order, so a seeded run is
+//! reproducible byte for byte.
+//!
+//! Start with [`sim::Sim`]; the CLI (`recagent run`) is a thin layer over it.
+
+pub mod behaviour;
+pub mod catalog;
+pub mod clock;
+pub mod components;
+pub mod config;
+pub mod ids;
+pub mod io;
+pub mod recommender;
+pub mod rng;
+pub mod sim;
+pub mod world;
+
+#[path = "../systems/mod.rs"]
+pub mod systems;
+
+/// The types most users of the library need.
+pub mod prelude {
+    pub use crate::config::SimConfig;
+    pub use crate::ids::{ItemId, PostId, UserId};
+    pub use crate::io::output::OutputPaths;
+    pub use crate::sim::{RunStats, Sim, SimError};
+}

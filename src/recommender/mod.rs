@@ -1,0 +1,216 @@
+//! Recommenders, pure Rust behind a trait (no ECS imports), fed by the [`InteractionLog`].
+//!
+//! Items and users are addressed by dense indices: items by catalogue position (`0..n_items`,
+//! id order), users by roster position (`0..n_users`, id order).
+
+mod popularity;
+mod random;
+
+pub use popularity::Popularity;
+pub use random::RandomRec;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A ranked list of items for one user: item indices and their scores, best first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Slate {
+    /// Item indices, best first.
+    pub items: Vec<u32>,
+    /// Score of each item (model-specific scale; higher is better).
+    pub scores: Vec<f32>,
+}
+
+/// Every exposure and watch of the run (plus any initial interactions), by dense index.
+#[derive(Clone, Debug, Default)]
+pub struct InteractionLog {
+    /// Per user: items ever shown to the user, sorted ascending (for exclusion).
+    exposed: Vec<Vec<u32>>,
+    /// Per item: number of watches.
+    watch_counts: Vec<u64>,
+    /// Every watch in order: (user, item, rating 1..=5 or 0 if unrated, round).
+    watches: Vec<(u32, u32, u8, u32)>,
+}
+
+impl InteractionLog {
+    /// An empty log for `n_users` × `n_items`.
+    pub fn new(n_users: usize, n_items: usize) -> Self {
+        Self {
+            exposed: vec![Vec::new(); n_users],
+            watch_counts: vec![0; n_items],
+            watches: Vec::new(),
+        }
+    }
+    /// Number of users.
+    pub fn n_users(&self) -> usize {
+        self.exposed.len()
+    }
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.watch_counts.len()
+    }
+    /// Records that `item` was shown to `user`. Returns false if it had been shown before.
+    pub fn expose(&mut self, user: u32, item: u32) -> bool {
+        let list = &mut self.exposed[user as usize];
+        match list.binary_search(&item) {
+            Ok(_) => false,
+            Err(p) => {
+                list.insert(p, item);
+                true
+            }
+        }
+    }
+    /// True when `item` has been shown to `user`.
+    pub fn is_exposed(&self, user: u32, item: u32) -> bool {
+        self.exposed[user as usize].binary_search(&item).is_ok()
+    }
+    /// Items shown to `user`, ascending.
+    pub fn exposed(&self, user: u32) -> &[u32] {
+        &self.exposed[user as usize]
+    }
+    /// Records a watch.
+    pub fn watch(&mut self, user: u32, item: u32, rating: u8, round: u32) {
+        self.watch_counts[item as usize] += 1;
+        self.watches.push((user, item, rating, round));
+    }
+    /// Sets the rating of the latest watch of `item` by `user` (ratings arrive after the watch).
+    pub fn rate(&mut self, user: u32, item: u32, rating: u8) {
+        if let Some(w) = self
+            .watches
+            .iter_mut()
+            .rev()
+            .find(|w| w.0 == user && w.1 == item)
+        {
+            w.2 = rating;
+        }
+    }
+    /// Watches per item.
+    pub fn watch_counts(&self) -> &[u64] {
+        &self.watch_counts
+    }
+    /// Every watch: (user, item, rating or 0, round).
+    pub fn watches(&self) -> &[(u32, u32, u8, u32)] {
+        &self.watches
+    }
+}
+
+/// A recommendation model.
+pub trait Recommender: Send + Sync {
+    /// Model name as in the config (`Random`, `Popularity`, ...).
+    fn name(&self) -> &'static str;
+    /// Re-fits the model on the log (called once at start and at the end of every round).
+    fn fit(&mut self, log: &InteractionLog);
+    /// Up to `k` items for `user`, best first, none for which `exclude(item)` holds.
+    /// `rng` is the (user, round, page) stream; deterministic models ignore it.
+    fn recommend(
+        &self,
+        user: u32,
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Slate;
+}
+
+/// Builds a page of `page_size` items for `user`: the model's top `page_size - random_k`, plus
+/// `random_k` items drawn uniformly from outside the model's top `page_size` (RecAgent's intended
+/// `rec_random_k` tail injection, spec §4.6), placed at random positions. Items shown before are
+/// never shown again. Fewer items come back when the catalogue runs out.
+pub fn build_page(
+    model: &dyn Recommender,
+    log: &InteractionLog,
+    user: u32,
+    page_size: usize,
+    random_k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let exclude = |i: u32| log.is_exposed(user, i);
+    let top = model.recommend(user, page_size, &exclude, rng);
+    if random_k == 0 {
+        return top.items;
+    }
+    let keep = page_size.saturating_sub(random_k);
+    let mut page: Vec<u32> = top.items.iter().copied().take(keep).collect();
+    let n = log.n_items() as u32;
+    let outside = |i: u32| exclude(i) || top.items.contains(&i) || page.contains(&i);
+    let mut injected = Vec::with_capacity(random_k);
+    let mut tries = 0;
+    while injected.len() < random_k && tries < 64 * random_k && n > 0 {
+        tries += 1;
+        let c = rng.random_range(0..n);
+        if !outside(c) && !injected.contains(&c) {
+            injected.push(c);
+        }
+    }
+    if injected.len() < random_k {
+        // Dense catalogue: fall back to a deterministic scan from a random offset.
+        let start = if n > 0 { rng.random_range(0..n) } else { 0 };
+        for off in 0..n {
+            let c = (start + off) % n;
+            if injected.len() == random_k {
+                break;
+            }
+            if !outside(c) && !injected.contains(&c) {
+                injected.push(c);
+            }
+        }
+    }
+    for c in injected {
+        let pos = rng.random_range(0..=page.len());
+        page.insert(pos, c);
+    }
+    if page.len() < page_size {
+        // Not enough tail items: top up from the model's list.
+        for &i in top.items.iter().skip(keep) {
+            if page.len() == page_size {
+                break;
+            }
+            if !page.contains(&i) {
+                page.push(i);
+            }
+        }
+    }
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{stream_rng, Stream};
+
+    #[test]
+    fn log_exposure_is_a_set() {
+        let mut log = InteractionLog::new(2, 5);
+        assert!(log.expose(0, 3));
+        assert!(!log.expose(0, 3));
+        assert!(log.expose(0, 1));
+        assert_eq!(log.exposed(0), &[1, 3]);
+        assert!(!log.is_exposed(1, 3));
+        log.watch(0, 3, 0, 1);
+        log.rate(0, 3, 4);
+        assert_eq!(log.watches(), &[(0, 3, 4, 1)]);
+        assert_eq!(log.watch_counts(), &[0, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn random_k_injects_exactly_k_items_outside_the_top_list() {
+        let mut log = InteractionLog::new(1, 100);
+        for (i, n) in [(7u32, 9u64), (3, 8), (5, 7), (9, 6), (1, 5), (2, 4), (4, 3)] {
+            for _ in 0..n {
+                log.watch(0, i, 0, 0);
+            }
+        }
+        let mut pop = Popularity::default();
+        pop.fit(&log);
+        let mut rng = stream_rng(1, Stream::Recommender, &[0]);
+        let top = pop.recommend(0, 5, &|_| false, &mut rng).items;
+        assert_eq!(top, vec![7, 3, 5, 9, 1]);
+        for seed in 0..20 {
+            let mut rng = stream_rng(seed, Stream::Recommender, &[0]);
+            let page = build_page(&pop, &log, 0, 5, 2, &mut rng);
+            assert_eq!(page.len(), 5);
+            let from_top: Vec<u32> = page.iter().copied().filter(|i| top.contains(i)).collect();
+            assert_eq!(from_top, vec![7, 3, 5], "the top 3 keep their order");
+            assert_eq!(page.iter().filter(|i| !top.contains(i)).count(), 2);
+        }
+    }
+}

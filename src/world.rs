@@ -1,0 +1,383 @@
+//! Building the world from data: users, items and their components, and the shared resources.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bevy_ecs::entity::Entity;
+use bevy_ecs::resource::Resource;
+use bevy_ecs::world::World;
+use rand::Rng;
+
+use crate::catalog::{Catalog, GenreSet};
+use crate::components::{
+    Activity, Contact, Engagement, FeatureSet, Histories, Inbox, ItemStats, Memory, Profile,
+    Relationships, Session, Taste,
+};
+use crate::config::{ActiveMethod, SimConfig};
+use crate::ids::{ItemId, UserId};
+use crate::io::data::{EdgeRecord, UserRecord};
+use crate::rng::{stream_rng, Stream};
+
+/// User entities in id order, with their ids (for binary search).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct Roster {
+    /// Entities, ascending user id.
+    pub entities: Vec<Entity>,
+    /// Ids, ascending.
+    pub ids: Vec<UserId>,
+}
+
+impl Roster {
+    /// Roster position (dense user index) of an id.
+    pub fn index_of(&self, id: UserId) -> Option<u32> {
+        self.ids.binary_search(&id).ok().map(|i| i as u32)
+    }
+    /// Entity of an id.
+    pub fn entity(&self, id: UserId) -> Option<Entity> {
+        self.index_of(id).map(|i| self.entities[i as usize])
+    }
+    /// Number of agents.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+    /// True when there are no agents.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Item entities by catalogue index.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct ItemEntities(pub Vec<Entity>);
+
+/// Relationship labels; [`Contact::label`] indexes this list.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct RelationLabels(pub Vec<String>);
+
+/// What loading did with the data, for the manifest and the log.
+#[derive(Resource, Clone, Debug, Default, serde::Serialize)]
+pub struct LoadReport {
+    /// Items in the catalogue.
+    pub items: usize,
+    /// Users in the user file.
+    pub users_in_file: usize,
+    /// Agents created (`agent_num`).
+    pub agents: usize,
+    /// Directed edges kept.
+    pub edges: usize,
+    /// Directed edges dropped because an end is beyond `agent_num`.
+    pub dropped_edges: usize,
+    /// Agents with no contacts.
+    pub agents_without_contacts: usize,
+    /// Edges added by `social_random_k` rewiring (directed), if it ran.
+    pub rewired_edges: Option<usize>,
+}
+
+/// Keywords in interests and observations → genre names (MovieLens genre vocabulary).
+/// RecAgent's eight interest phrases (spec §5.2) map as follows; `classic` has no genre of its own
+/// and maps to the genres of older catalogues.
+const TASTE_KEYWORDS: [(&str, &[&str]); 22] = [
+    ("action", &["Action", "Adventure"]),
+    ("adventure", &["Adventure"]),
+    ("classic", &["Drama", "Film-Noir", "Western", "War"]),
+    ("romantic", &["Romance"]),
+    ("romance", &["Romance"]),
+    ("love", &["Romance"]),
+    ("sci-fi", &["Sci-Fi"]),
+    ("science fiction", &["Sci-Fi"]),
+    ("documentar", &["Documentary"]),
+    ("family", &["Children's", "Animation", "Musical"]),
+    ("comed", &["Comedy"]),
+    ("thriller", &["Thriller", "Crime", "Mystery"]),
+    ("suspense", &["Thriller", "Mystery"]),
+    ("mystery", &["Mystery"]),
+    ("horror", &["Horror"]),
+    ("drama", &["Drama"]),
+    ("animat", &["Animation"]),
+    ("fantasy", &["Fantasy"]),
+    ("war ", &["War"]),
+    ("western", &["Western"]),
+    ("musical", &["Musical"]),
+    ("crime", &["Crime"]),
+];
+
+/// Liked genres from a user's interest and observation text (keyword match, case-insensitive).
+pub fn taste_of(catalog: &Catalog, interest: &str, observations: &str) -> Taste {
+    let text = format!(
+        "{} {} ",
+        interest.to_lowercase(),
+        observations.to_lowercase()
+    );
+    let mut liked = GenreSet::default();
+    for (kw, genres) in TASTE_KEYWORDS {
+        if text.contains(kw) {
+            liked = liked.union(catalog.genre_set(genres));
+        }
+    }
+    Taste { liked }
+}
+
+/// Lomax (Pareto II) draws with shape `shape`, normalised by their maximum (spec §1.5: numpy's
+/// `pareto(shape)` is Lomax: `(1 − U)^(−1/shape) − 1`). One draw per user from its own stream.
+pub fn activity_levels(seed: u64, ids: &[UserId], shape: f64) -> Vec<f32> {
+    let draws: Vec<f64> = ids
+        .iter()
+        .map(|u| {
+            let mut r = stream_rng(seed, Stream::ActivityLevel, &[u64::from(u.0)]);
+            let x: f64 = r.random::<f64>();
+            (1.0 - x).powf(-1.0 / shape) - 1.0
+        })
+        .collect();
+    let max = draws.iter().copied().fold(0.0f64, f64::max);
+    draws
+        .iter()
+        .map(|d| if max > 0.0 { (d / max) as f32 } else { 1.0 })
+        .collect()
+}
+
+/// `social_random_k` rewiring (spec §4.6, intent not bug): drop every edge, then for each agent in
+/// id order link it to later agents, both directions, as `friend` with closeness 0.5, while both
+/// have fewer than |k| links; `k > 0` links agents with different interest strings, `k < 0` equal ones.
+pub fn rewire(users: &[UserRecord], k: i32) -> Vec<EdgeRecord> {
+    let want = k.unsigned_abs() as usize;
+    let n = users.len();
+    let mut degree = vec![0usize; n];
+    let mut edges = Vec::new();
+    // Groups of agents by interest, for the homophilous case.
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, u) in users.iter().enumerate() {
+        groups.entry(u.interest.as_str()).or_default().push(i);
+    }
+    for i in 0..n {
+        if degree[i] >= want {
+            continue;
+        }
+        let candidates: Box<dyn Iterator<Item = usize>> = if k < 0 {
+            let g = &groups[users[i].interest.as_str()];
+            let start = g.partition_point(|&j| j <= i);
+            Box::new(g[start..].iter().copied())
+        } else {
+            Box::new((i + 1..n).filter(|&j| users[j].interest != users[i].interest))
+        };
+        for j in candidates {
+            if degree[i] >= want {
+                break;
+            }
+            if degree[j] >= want {
+                continue;
+            }
+            degree[i] += 1;
+            degree[j] += 1;
+            for (a, b) in [(i, j), (j, i)] {
+                edges.push(EdgeRecord {
+                    from: users[a].id,
+                    to: users[b].id,
+                    label: "friend".into(),
+                    closeness: 0.5,
+                    line: 0,
+                });
+            }
+        }
+    }
+    edges
+}
+
+/// Interns strings so equal profile fields share one allocation.
+#[derive(Default)]
+struct Interner(BTreeMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.0.insert(s.to_string(), a.clone());
+        a
+    }
+}
+
+/// Spawns agents and items into `world` and inserts [`Roster`], [`ItemEntities`],
+/// [`RelationLabels`] and [`LoadReport`]. `users` must already be limited to the agents
+/// (sorted by id); `edges` may reference users outside them (dropped and counted).
+pub fn populate(
+    world: &mut World,
+    cfg: &SimConfig,
+    catalog: &Catalog,
+    users: &[UserRecord],
+    users_in_file: usize,
+    edges: &[EdgeRecord],
+    rewired: bool,
+) -> LoadReport {
+    let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
+    let levels = match cfg.active_method {
+        ActiveMethod::Random => vec![cfg.active_prob as f32; users.len()],
+        ActiveMethod::Sample | ActiveMethod::Marginal => {
+            activity_levels(cfg.seed, &ids, 10.0 * cfg.active_prob)
+        }
+    };
+    // Contacts per agent, sorted by id; edges to users beyond agent_num are dropped.
+    let mut labels: Vec<String> = Vec::new();
+    let mut contacts: Vec<Vec<Contact>> = vec![Vec::new(); users.len()];
+    let mut dropped = 0usize;
+    let mut kept = 0usize;
+    for e in edges {
+        let (Ok(a), Ok(b)) = (
+            ids.binary_search(&UserId(e.from)),
+            ids.binary_search(&UserId(e.to)),
+        ) else {
+            dropped += 1;
+            continue;
+        };
+        let label = match labels.iter().position(|l| *l == e.label) {
+            Some(p) => p,
+            None => {
+                labels.push(e.label.clone());
+                labels.len() - 1
+            }
+        };
+        let label = u8::try_from(label).unwrap_or(u8::MAX);
+        let list = &mut contacts[a];
+        match list.binary_search_by_key(&ids[b], |c| c.user) {
+            Ok(p) => {
+                list[p] = Contact {
+                    user: ids[b],
+                    label,
+                    closeness: e.closeness,
+                }
+            }
+            Err(p) => {
+                list.insert(
+                    p,
+                    Contact {
+                        user: ids[b],
+                        label,
+                        closeness: e.closeness,
+                    },
+                );
+                kept += 1;
+            }
+        }
+    }
+    if dropped > 0 {
+        tracing::info!(
+            dropped,
+            "relationship edges dropped: an end is beyond agent_num"
+        );
+    }
+    let mut interner = Interner::default();
+    let mut entities = Vec::with_capacity(users.len());
+    let mut no_contacts = 0;
+    for ((u, level), c) in users.iter().zip(&levels).zip(contacts) {
+        if c.is_empty() {
+            no_contacts += 1;
+        }
+        let features = FeatureSet(
+            u.features
+                .iter()
+                .filter_map(|f| FeatureSet::code(f))
+                .fold(0, |a, b| a | b),
+        );
+        let profile = Profile {
+            name: interner.get(&u.name),
+            gender: interner.get(&u.gender),
+            age: u.age,
+            traits: interner.get(&u.traits),
+            status: interner.get(&u.status),
+            interest: interner.get(&u.interest),
+            features,
+            observations: interner.get(&u.observations),
+        };
+        let taste = taste_of(catalog, &u.interest, &u.observations);
+        let e = world
+            .spawn((
+                UserId(u.id),
+                profile,
+                taste,
+                Relationships(c),
+                Memory::default(),
+                Histories::default(),
+                Inbox::default(),
+                Activity {
+                    level: *level,
+                    idle_rounds: 0,
+                },
+                Engagement::default(),
+                Session::default(),
+            ))
+            .id();
+        entities.push(e);
+    }
+    let items: Vec<Entity> = catalog
+        .items()
+        .iter()
+        .map(|it| world.spawn((ItemId(it.id.0), ItemStats::default())).id())
+        .collect();
+    world.insert_resource(Roster { entities, ids });
+    world.insert_resource(ItemEntities(items));
+    world.insert_resource(RelationLabels(labels));
+    let report = LoadReport {
+        items: catalog.len(),
+        users_in_file,
+        agents: users.len(),
+        edges: kept,
+        dropped_edges: dropped,
+        agents_without_contacts: no_contacts,
+        rewired_edges: rewired.then_some(kept),
+    };
+    world.insert_resource(report.clone());
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: u32, interest: &str) -> UserRecord {
+        UserRecord {
+            id,
+            name: format!("U{id}"),
+            gender: String::new(),
+            age: 30,
+            traits: String::new(),
+            status: String::new(),
+            interest: interest.into(),
+            features: vec![],
+            observations: String::new(),
+        }
+    }
+
+    #[test]
+    fn pareto_levels_are_normalised_and_heavy_tailed() {
+        let ids: Vec<UserId> = (0..10_000).map(UserId).collect();
+        let l = activity_levels(7, &ids, 10.0);
+        let max = l.iter().copied().fold(0.0f32, f32::max);
+        assert_eq!(max, 1.0);
+        assert!(l.iter().all(|&x| (0.0..=1.0).contains(&x)));
+        // Lomax(10): mean 1/9, so the mean level is (1/9) / max; the max of 10,000 draws of
+        // Lomax(10) is about 10000^(1/10) − 1 ≈ 1.51, giving a mean level near 0.07.
+        let mean = l.iter().map(|&x| f64::from(x)).sum::<f64>() / l.len() as f64;
+        assert!((0.04..0.11).contains(&mean), "{mean}");
+        assert_eq!(l, activity_levels(7, &ids, 10.0));
+    }
+
+    #[test]
+    fn rewiring_respects_k_and_homophily() {
+        let users: Vec<UserRecord> = (0..8)
+            .map(|i| user(i, if i % 2 == 0 { "comedy" } else { "drama" }))
+            .collect();
+        let e = rewire(&users, -2);
+        // Homophily: only equal interests, each agent at most 2 links.
+        assert!(e.iter().all(|x| x.from % 2 == x.to % 2));
+        let mut deg = [0; 8];
+        for x in &e {
+            deg[x.from as usize] += 1;
+        }
+        assert!(deg.iter().all(|&d| d <= 2), "{deg:?}");
+        // Links only go to later agents (as in RecAgent), so the last of each group stays alone.
+        assert_eq!(deg, [2, 2, 2, 2, 2, 2, 0, 0]);
+        let e = rewire(&users, 1);
+        assert!(e.iter().all(|x| x.from % 2 != x.to % 2));
+        assert_eq!(e.len(), 8);
+    }
+}

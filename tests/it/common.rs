@@ -1,0 +1,86 @@
+use std::path::{Path, PathBuf};
+
+use recagent::config::SimConfig;
+use recagent::io::output::OutputPaths;
+use recagent::sim::{RunStats, Sim};
+
+/// `../shared/data/<sub>` beside the checkout, or `None` (with a message) when absent.
+pub fn shared(sub: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(sub);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent (tests that read ../shared need it beside the checkout)",
+            p.display()
+        );
+        None
+    }
+}
+
+/// The repository's default configuration (bundled demo data).
+pub fn demo_config() -> SimConfig {
+    SimConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.yaml")).unwrap()
+}
+
+/// A configuration over RecAgent's real data.
+pub fn recagent_config(dir: &Path, agents: u32, rounds: u32) -> SimConfig {
+    let text = format!(
+        "item_path: {d}/item.csv\nuser_path: {d}/user_1000.csv\nrelationship_path: {d}/relationship_1000.csv\n\
+         agent_num: {agents}\nround: {rounds}\nactive_prob: 1.0\nrec_model: Popularity\nrec_random_k: 1\n",
+        d = dir.display()
+    );
+    SimConfig::from_yaml(&text, "test", PathBuf::from("/")).unwrap()
+}
+
+/// Output paths inside `dir`.
+pub fn paths(dir: &Path) -> OutputPaths {
+    OutputPaths {
+        messages: dir.join("messages.jsonl"),
+        interactions: dir.join("interaction.csv"),
+        manifest: dir.join("manifest.json"),
+        log: dir.join("run.log"),
+    }
+}
+
+/// What a finished run left on disk.
+pub struct RunOutput {
+    pub messages: String,
+    pub interactions: String,
+    pub manifest: serde_json::Value,
+    pub stats: RunStats,
+}
+
+/// Runs `cfg` for its configured rounds into `dir`.
+pub fn run(cfg: SimConfig, dir: &Path) -> RunOutput {
+    let rounds = cfg.round;
+    let p = paths(dir);
+    let mut sim = Sim::new(cfg, p.clone()).unwrap();
+    for _ in 0..rounds {
+        sim.step().unwrap();
+    }
+    sim.write_manifest("finished").unwrap();
+    RunOutput {
+        messages: std::fs::read_to_string(&p.messages).unwrap(),
+        interactions: std::fs::read_to_string(&p.interactions).unwrap(),
+        manifest: serde_json::from_str(&std::fs::read_to_string(&p.manifest).unwrap()).unwrap(),
+        stats: sim.stats().clone(),
+    }
+}
+
+/// Parsed messages: (round, agent_id, action, content).
+pub fn messages(text: &str) -> Vec<(u32, i64, String, String)> {
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["round"].as_u64().unwrap() as u32,
+                v["agent_id"].as_i64().unwrap(),
+                v["action"].as_str().unwrap().to_string(),
+                v["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

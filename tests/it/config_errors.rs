@@ -1,0 +1,62 @@
+use std::path::PathBuf;
+
+use recagent::config::{ConfigError, SimConfig};
+
+fn parse(text: &str) -> Result<SimConfig, ConfigError> {
+    SimConfig::from_yaml(text, "run.yaml", PathBuf::from("."))
+}
+
+#[test]
+fn every_shipped_config_and_scenario_is_valid() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("config/config.yaml")];
+    for e in std::fs::read_dir(root.join("scenarios")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            files.push(p);
+        }
+    }
+    for f in files {
+        SimConfig::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+}
+
+#[test]
+fn errors_name_key_and_line() {
+    let e = parse("seed: 1\nround: 3\nactive_methd: random\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("active_methd") && e.contains("line 3"), "{e}");
+    let e = parse("round: 3\nround: 4\n").unwrap_err().to_string();
+    assert!(e.contains("duplicate") && e.contains("round"), "{e}");
+    let e = parse("seed: 1\nactive_method: often\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`active_method`") && e.contains("line 2"), "{e}");
+    let e = parse("round: 0\n").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "run.yaml:1: invalid value for `round`: 0 is out of range: allowed 1..=1000000"
+    );
+    let e = parse("offline:\n  temperature: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`offline.temperature`") && e.contains("run.yaml:2"),
+        "{e}"
+    );
+    let e = parse("offline:\n  tempreature: 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("tempreature"), "{e}");
+    let e = parse("rec_model: MF\n").unwrap_err().to_string();
+    assert!(
+        e.contains("`rec_model`") && e.contains("Random, Popularity"),
+        "{e}"
+    );
+    let e = parse("start_time: tomorrow\n").unwrap_err().to_string();
+    assert!(
+        e.contains("`start_time`") && e.contains("YYYY-mm-dd HH:MM:SS"),
+        "{e}"
+    );
+}

@@ -1,0 +1,8 @@
+//! Integration tests (one binary). Tests that need `../shared` print a message and return early
+//! when it is absent.
+
+mod common;
+mod config_errors;
+mod determinism;
+mod loaders;
+mod run_shared;
