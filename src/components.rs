@@ -152,8 +152,9 @@ pub enum ObservationKind {
     ReadPost,
 }
 
-/// One observation. 16 bytes; text is rendered on demand from the ids and the catalogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One observation: a structured event (rendered to text on demand from the ids and the
+/// catalogue) plus, for chats and posts, the shared text (one allocation for all holders).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryRecord {
     /// Round of the observation.
     pub round: u32,
@@ -165,6 +166,8 @@ pub struct MemoryRecord {
     pub kind: ObservationKind,
     /// A small value (rating 1..=5 for `Watched`), else 0.
     pub value: u8,
+    /// Free text (a chat transcript, a post), shared between the agents that hold it.
+    pub text: Option<Arc<str>>,
 }
 
 /// The agent's memory: an append-only record of observations (the full sensory / short-term /

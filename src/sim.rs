@@ -498,6 +498,30 @@ impl PendingObservations {
                 other,
                 kind,
                 value,
+                text: None,
+            },
+        ));
+    }
+
+    /// Queues an observation that carries text (a chat transcript, a post).
+    pub fn add_text(
+        &mut self,
+        user: UserId,
+        round: u32,
+        kind: crate::components::ObservationKind,
+        item: Option<ItemId>,
+        other: Option<UserId>,
+        text: Arc<str>,
+    ) {
+        self.0.push((
+            user,
+            crate::components::MemoryRecord {
+                round,
+                item,
+                other,
+                kind,
+                value: 0,
+                text: Some(text),
             },
         ));
     }
