@@ -30,6 +30,8 @@ pub struct InteractionLog {
     watch_counts: Vec<u64>,
     /// Every watch in order: (user, item, rating 1..=5 or 0 if unrated, round).
     watches: Vec<(u32, u32, u8, u32)>,
+    /// Watches not rated yet: (user, item) -> index in `watches` (ratings arrive in the feel phase).
+    unrated: std::collections::BTreeMap<(u32, u32), usize>,
 }
 
 impl InteractionLog {
@@ -39,6 +41,7 @@ impl InteractionLog {
             exposed: vec![Vec::new(); n_users],
             watch_counts: vec![0; n_items],
             watches: Vec::new(),
+            unrated: std::collections::BTreeMap::new(),
         }
     }
     /// Number of users.
@@ -71,17 +74,15 @@ impl InteractionLog {
     /// Records a watch.
     pub fn watch(&mut self, user: u32, item: u32, rating: u8, round: u32) {
         self.watch_counts[item as usize] += 1;
+        if rating == 0 {
+            self.unrated.insert((user, item), self.watches.len());
+        }
         self.watches.push((user, item, rating, round));
     }
     /// Sets the rating of the latest watch of `item` by `user` (ratings arrive after the watch).
     pub fn rate(&mut self, user: u32, item: u32, rating: u8) {
-        if let Some(w) = self
-            .watches
-            .iter_mut()
-            .rev()
-            .find(|w| w.0 == user && w.1 == item)
-        {
-            w.2 = rating;
+        if let Some(i) = self.unrated.remove(&(user, item)) {
+            self.watches[i].2 = rating;
         }
     }
     /// Watches per item.
