@@ -94,7 +94,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let messages = std::env::var("SCALE_MESSAGES").is_ok_and(|v| v == "1");
-    println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,peak_rss_mib");
+    println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,ckpt_mib,ckpt_write_s,resume_s,peak_rss_mib");
     for n in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         write_population(dir.path(), n, &users).expect("write population");
@@ -121,9 +121,19 @@ fn main() {
         }
         times.sort_by(f64::total_cmp);
         let med = times[times.len() / 2];
-        let s = sim.stats();
+        let s = sim.stats().clone();
+        let ckpt = dir.path().join("bench.ckpt");
+        let t = Instant::now();
+        recagent::checkpoint::save(&mut sim, &ckpt, None).expect("checkpoint");
+        let write_s = t.elapsed().as_secs_f64();
+        let size = std::fs::metadata(&ckpt).map_or(0, |m| m.len()) as f64 / (1024.0 * 1024.0);
+        drop(sim);
+        let t = Instant::now();
+        let (resumed, _) = recagent::checkpoint::resume(&ckpt, &[], None).expect("resume");
+        let resume_s = t.elapsed().as_secs_f64();
+        drop(resumed);
         println!(
-            "{n},{rounds},{load:.2},{med:.3},{:.0},{},{},{},{:.0}",
+            "{n},{rounds},{load:.2},{med:.3},{:.0},{},{},{},{size:.1},{write_s:.3},{resume_s:.2},{:.0}",
             n as f64 / med,
             s.watches,
             s.chats,

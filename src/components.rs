@@ -118,7 +118,7 @@ pub struct Contact {
 }
 
 /// Outgoing ties, sorted by user id (so iteration order is the id order).
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Relationships(pub Vec<Contact>);
 
 impl Relationships {
@@ -172,14 +172,14 @@ pub struct MemoryRecord {
 
 /// The agent's memory: an append-only record of observations (the full sensory / short-term /
 /// long-term model comes in its own change).
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Memory {
     /// Observations in the order they happened.
     pub records: Vec<MemoryRecord>,
 }
 
 /// Watched and heard-of items, most recent last, each at most `history_size` long (RecAgent: 10).
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Histories {
     /// Items watched with the rating given (0 until felt), no repeats.
     pub watched: Vec<(ItemId, u8)>,
@@ -218,11 +218,11 @@ impl Histories {
 }
 
 /// Posts delivered to the user and not yet read. Read at the start of the next round.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Inbox(pub Vec<PostId>);
 
 /// Activity level and counters (spec §1.5).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     /// Base probability of acting in a round, in (0, 1].
     pub level: f32,
@@ -246,7 +246,7 @@ pub enum EngagementKind {
 
 /// The agent's current engagement and until when (simulated minutes since the clock's start).
 /// Read lazily: an engagement whose `until` is not after the current time is idle.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Engagement {
     /// What the agent is doing.
     pub kind: EngagementKind,
@@ -318,7 +318,7 @@ impl Session {
 }
 
 /// Per-item counters, updated at the end of each round.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemStats {
     /// Times shown on a page.
     pub exposures: u64,
@@ -331,7 +331,7 @@ pub struct ItemStats {
 }
 
 /// A broadcast post. Lives from its round until its recipients have read it (next round).
-#[derive(Component, Clone, Debug)]
+#[derive(Component, Clone, Debug, Serialize, Deserialize)]
 pub struct Post {
     /// Author.
     pub author: UserId,

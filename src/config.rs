@@ -197,6 +197,9 @@ pub struct SimConfig {
     pub history_size: u32,
     /// Results a title search returns (RecAgent: 50); 1..=1000.
     pub search_k: u32,
+    /// Write a checkpoint every this many rounds (0 = never). Into `simulator_dir` when set, else
+    /// `<output_dir>/checkpoints`.
+    pub checkpoint_every: u32,
     /// Write every message to the messages file (`true`), or only counts (`false`, for huge runs).
     pub write_messages: bool,
     /// Parameters of the offline behaviour model.
@@ -254,6 +257,7 @@ impl Default for SimConfig {
             watch_hours: 2.0,
             history_size: 10,
             search_k: 50,
+            checkpoint_every: 0,
             write_messages: true,
             offline: OfflineParams::default(),
             base_dir: PathBuf::from("."),

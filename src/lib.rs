@@ -12,6 +12,7 @@
 
 pub mod behaviour;
 pub mod catalog;
+pub mod checkpoint;
 pub mod clock;
 pub mod components;
 pub mod config;

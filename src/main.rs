@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use recagent::config::SimConfig;
-use recagent::io::output::OutputPaths;
-use recagent::sim::Sim;
+use recagent::io::output::{absolute, OutputPaths};
+use recagent::sim::{Lineage, Sim};
 
 /// Simulate LLM-driven (or offline-modelled) users in front of a recommender system.
 #[derive(Parser)]
@@ -25,6 +25,37 @@ enum Command {
     /// With no --config-file, uses ./config/config.yaml if it exists, else the embedded default
     /// (bundled demo data, offline behaviour model: no API key, no network).
     Run(RunArgs),
+    /// Continue a run from a checkpoint: outputs are truncated back to the checkpoint and appended.
+    Resume {
+        /// Checkpoint file (`.../checkpoints/round-000003.ckpt`).
+        checkpoint: PathBuf,
+        /// Run until this round (overrides `round`, e.g. to extend a finished run).
+        #[arg(long)]
+        rounds: Option<u32>,
+        /// Settings that may change mid-run, KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// No progress bar and no summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Start a counterfactual run from a checkpoint with changed settings, writing to --out.
+    Branch {
+        /// Checkpoint file to branch from.
+        checkpoint: PathBuf,
+        /// Changed settings, KEY=VALUE (repeatable), e.g. --set rec_model=Random --set rec_random_k=2.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Output directory of the branch (the parent's outputs up to the checkpoint are copied in).
+        #[arg(long)]
+        out: PathBuf,
+        /// Run until this round (overrides `round`).
+        #[arg(long)]
+        rounds: Option<u32>,
+        /// No progress bar and no summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// Parse and validate a configuration, print the resolved settings, and exit.
     CheckConfig {
         /// Configuration file (YAML).
@@ -92,7 +123,7 @@ fn output_paths(cfg: &SimConfig, a: &RunArgs) -> OutputPaths {
         None if cfg.is_embedded() => PathBuf::from("output"),
         None => cfg.resolve(&cfg.output_dir),
     };
-    OutputPaths {
+    let paths = OutputPaths {
         messages: a
             .output_file
             .clone()
@@ -109,17 +140,52 @@ fn output_paths(cfg: &SimConfig, a: &RunArgs) -> OutputPaths {
             .clone()
             .or_else(|| cfg.log_file.as_deref().map(|p| dir.join(p)))
             .unwrap_or_else(|| dir.join("run.log")),
+    };
+    // Shown to the user and recorded in manifests: no `config/../output` detours.
+    let tidy = |p: PathBuf| {
+        if p.is_absolute() {
+            absolute(&p)
+        } else {
+            tidy_relative(&p)
+        }
+    };
+    OutputPaths {
+        messages: tidy(paths.messages),
+        interactions: tidy(paths.interactions),
+        manifest: tidy(paths.manifest),
+        log: tidy(paths.log),
     }
 }
 
-fn init_log(path: &Path) -> Result<()> {
+/// Removes `dir/..` pairs from a relative path, lexically (`config/../output` -> `output`).
+fn tidy_relative(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
+fn init_log(path: &Path, append: bool) -> Result<()> {
     if let Some(d) = path.parent() {
         if !d.as_os_str().is_empty() {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
     }
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("creating log file {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .with_context(|| format!("opening log file {}", path.display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RECAGENT_LOG")
         .unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
@@ -140,16 +206,21 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
+    sets.iter()
+        .map(|s| {
+            let (k, v) = s
+                .split_once('=')
+                .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
 fn run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     let base = load_config(a.config_file.as_deref())?;
-    let mut overrides: Vec<(String, String)> = Vec::new();
-    for s in &a.set {
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
-        overrides.push((k.trim().to_string(), v.trim().to_string()));
-    }
+    let mut overrides = parse_sets(&a.set)?;
     if let Some(s) = a.seed {
         overrides.push(("seed".into(), s.to_string()));
     }
@@ -161,12 +232,88 @@ fn run(a: RunArgs) -> Result<()> {
     }
     let cfg = base.with_overrides(&overrides)?;
     let paths = output_paths(&cfg, &a);
-    init_log(&paths.log)?;
+    init_log(&paths.log, false)?;
     tracing::info!(pid = std::process::id(), config = %cfg.redacted_json(), "starting");
-    let rounds = cfg.round;
-    let mut sim = Sim::new(cfg, paths.clone())?;
+    let ckpt_dir = checkpoint_dir(&cfg, &paths);
+    let sim = Sim::new(cfg, paths.clone())?;
+    drive(sim, &paths, ckpt_dir, a.quiet, started)
+}
+
+/// Where checkpoints go: `simulator_dir` (from the file, relative to it) or `<output dir>/checkpoints`.
+fn checkpoint_dir(cfg: &SimConfig, paths: &OutputPaths) -> PathBuf {
+    match &cfg.simulator_dir {
+        Some(d) if !d.as_os_str().is_empty() && !cfg.is_embedded() => cfg.resolve(d),
+        _ => paths
+            .manifest
+            .parent()
+            .map_or_else(|| PathBuf::from("checkpoints"), |p| p.join("checkpoints")),
+    }
+}
+
+fn resume_or_branch(
+    checkpoint: &Path,
+    sets: &[String],
+    rounds: Option<u32>,
+    out: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut overrides = parse_sets(sets)?;
+    if let Some(r) = rounds {
+        overrides.push(("round".into(), r.to_string()));
+    }
+    let (header, _) = recagent::checkpoint::load(checkpoint)?;
+    let log = match out {
+        Some(d) => d.join("run.log"),
+        None => header.outputs.log.clone(),
+    };
+    init_log(&log, out.is_none())?;
+    tracing::info!(checkpoint = %checkpoint.display(), round = header.round, ?overrides, branch = out.is_some(), "resuming");
+    let (mut sim, header) = recagent::checkpoint::resume(checkpoint, &overrides, out)?;
+    sim.world_mut().insert_resource(Lineage {
+        parent: Some(checkpoint.to_path_buf()),
+        last: None,
+    });
+    let mut paths = sim
+        .world()
+        .resource::<recagent::io::output::OutputSink>()
+        .paths
+        .clone();
+    paths.log = log;
+    if !quiet {
+        println!(
+            "{} from {} (round {} of {})",
+            if out.is_some() {
+                "branching"
+            } else {
+                "resuming"
+            },
+            checkpoint.display(),
+            header.round,
+            sim.config().round
+        );
+    }
+    let ckpt_dir = match out {
+        Some(d) => d.join("checkpoints"),
+        None => checkpoint
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    drive(sim, &paths, ckpt_dir, quiet, started)
+}
+
+/// Runs the remaining rounds with a progress bar, checkpoints and the manifest; prints the summary.
+fn drive(
+    mut sim: Sim,
+    paths: &OutputPaths,
+    ckpt_dir: PathBuf,
+    quiet: bool,
+    started: Instant,
+) -> Result<()> {
+    let rounds = sim.config().round;
+    let every = sim.config().checkpoint_every;
     sim.write_manifest("running")?;
-    let pb = if a.quiet {
+    let pb = if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(u64::from(rounds))
@@ -178,75 +325,100 @@ fn run(a: RunArgs) -> Result<()> {
         .expect("invariant: valid template")
         .progress_chars("=> "),
     );
-    for _ in 0..rounds {
+    pb.set_position(u64::from(sim.round()));
+    while sim.round() < rounds {
         let t = Instant::now();
         if let Err(e) = sim.step() {
             let _ = sim.write_manifest(&format!("failed in round {}", sim.round()));
             pb.abandon();
             return Err(e.into());
         }
+        let round = sim.round();
+        tracing::info!(round, secs = t.elapsed().as_secs_f64(), "round done");
+        if every > 0 && round.is_multiple_of(every) {
+            let path = ckpt_dir.join(format!("round-{round:06}.ckpt"));
+            let t = Instant::now();
+            let parent = sim
+                .world()
+                .get_resource::<Lineage>()
+                .and_then(|l| l.parent.clone());
+            recagent::checkpoint::save(&mut sim, &path, parent.as_deref())?;
+            tracing::info!(path = %path.display(), secs = t.elapsed().as_secs_f64(), "checkpoint written");
+            let mut lineage = sim
+                .world_mut()
+                .get_resource_or_insert_with(Lineage::default);
+            lineage.last = Some(path);
+        }
         let s = sim.stats();
-        tracing::info!(
-            round = sim.round(),
-            secs = t.elapsed().as_secs_f64(),
-            "round done"
-        );
         pb.set_message(format!(
             "watches {} · chats {} · posts {}",
             s.watches, s.chats, s.posts
         ));
-        pb.inc(1);
+        pb.set_position(u64::from(round));
         sim.write_manifest("running")?;
     }
     pb.finish_and_clear();
     sim.write_manifest("finished")?;
     let wall = started.elapsed().as_secs_f64();
     tracing::info!(wall_secs = wall, "finished");
-    if !a.quiet {
-        let s = sim.stats();
-        let r = sim.load_report();
-        let size = |p: &Path| {
-            std::fs::metadata(p)
-                .map(|m| human_bytes(m.len()))
-                .unwrap_or_else(|_| "-".into())
-        };
-        println!(
-            "recagent: {} rounds finished in {wall:.2} s (wall)",
-            s.rounds
-        );
-        println!("  agents {} of {} users · items {} · contacts {} directed ({} dropped, {} agents without contacts)",
-            r.agents, r.users_in_file, r.items, r.edges, r.dropped_edges, r.agents_without_contacts);
-        println!(
-            "  active agents {} (summed over rounds) · recommender {} · social {} · nothing {}",
-            s.active_agents, s.entered_recommender, s.entered_social, s.did_nothing
-        );
-        println!(
-            "  pages shown {} ({} items) · searches {} · watches {} · mean rating {}",
-            s.pages_shown,
-            s.items_shown,
-            s.searches,
-            s.watches,
-            s.mean_rating()
-                .map_or_else(|| "-".into(), |m| format!("{m:.2} ({} ratings)", s.ratings))
-        );
-        println!(
-            "  chats {} ({} lines) · posts {} ({} deliveries) · mentions {} · no acquaintance {}",
-            s.chats, s.chat_lines, s.posts, s.deliveries, s.mentions, s.no_acquaintance
-        );
-        println!(
-            "  messages     {} ({})",
-            paths.messages.display(),
-            size(&paths.messages)
-        );
-        println!(
-            "  interactions {} ({})",
-            paths.interactions.display(),
-            size(&paths.interactions)
-        );
-        println!("  manifest     {}", paths.manifest.display());
-        println!("  log          {}", paths.log.display());
+    if !quiet {
+        print_summary(&sim, paths, wall);
     }
     Ok(())
+}
+
+fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
+    let s = sim.stats();
+    let r = sim.load_report();
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| human_bytes(m.len()))
+            .unwrap_or_else(|_| "-".into())
+    };
+    println!(
+        "recagent: {} rounds finished in {wall:.2} s (wall)",
+        s.rounds
+    );
+    println!(
+        "  agents {} of {} users · items {} · contacts {} directed ({} dropped, {} agents without contacts)",
+        r.agents, r.users_in_file, r.items, r.edges, r.dropped_edges, r.agents_without_contacts
+    );
+    println!(
+        "  active agents {} (summed over rounds) · recommender {} · social {} · nothing {}",
+        s.active_agents, s.entered_recommender, s.entered_social, s.did_nothing
+    );
+    println!(
+        "  pages shown {} ({} items) · searches {} · watches {} · mean rating {}",
+        s.pages_shown,
+        s.items_shown,
+        s.searches,
+        s.watches,
+        s.mean_rating()
+            .map_or_else(|| "-".into(), |m| format!("{m:.2} ({} ratings)", s.ratings))
+    );
+    println!(
+        "  chats {} ({} lines) · posts {} ({} deliveries) · mentions {} · no acquaintance {}",
+        s.chats, s.chat_lines, s.posts, s.deliveries, s.mentions, s.no_acquaintance
+    );
+    println!(
+        "  messages     {} ({})",
+        paths.messages.display(),
+        size(&paths.messages)
+    );
+    println!(
+        "  interactions {} ({})",
+        paths.interactions.display(),
+        size(&paths.interactions)
+    );
+    println!("  manifest     {}", paths.manifest.display());
+    println!("  log          {}", paths.log.display());
+    if let Some(l) = sim
+        .world()
+        .get_resource::<Lineage>()
+        .and_then(|l| l.last.clone())
+    {
+        println!("  checkpoint   {}", l.display());
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -263,6 +435,19 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(a) => run(a),
+        Command::Resume {
+            checkpoint,
+            rounds,
+            set,
+            quiet,
+        } => resume_or_branch(&checkpoint, &set, rounds, None, quiet),
+        Command::Branch {
+            checkpoint,
+            set,
+            out,
+            rounds,
+            quiet,
+        } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&cfg.redacted_json())?);

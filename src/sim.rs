@@ -23,9 +23,10 @@ use crate::components::{Histories, Memory, Profile, Relationships, Session, Tast
 use crate::config::{ExecutionMode, RecModel, SimConfig};
 use crate::ids::{ItemId, PostId, UserId};
 use crate::io::data::{self, Source};
-use crate::io::output::{InteractionRecord, MessageRecord, OutputPaths, OutputSink};
+use crate::io::output::{InteractionRecord, MessageRecord, OutputOffsets, OutputPaths, OutputSink};
 use crate::recommender::{InteractionLog, Popularity, RandomRec, Recommender};
 use crate::world::{self, LoadReport};
+use sha2::Digest as _;
 
 /// The schedule label of one round.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
@@ -141,7 +142,7 @@ impl RoundLog {
 }
 
 /// Cumulative counters for the end-of-run summary.
-#[derive(Resource, Clone, Debug, Default, Serialize)]
+#[derive(Resource, Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct RunStats {
     /// Rounds completed.
     pub rounds: u32,
@@ -280,10 +281,28 @@ impl Sim {
     /// # Errors
     /// [`SimError`] for bad data or an output file that cannot be created.
     pub fn new(cfg: SimConfig, outputs: OutputPaths) -> Result<Self, SimError> {
+        Self::build(cfg, outputs, None)
+    }
+
+    /// As [`Sim::new`]; with `resume_at`, the output files are reopened and truncated to those
+    /// offsets instead of created (see [`crate::checkpoint`]).
+    ///
+    /// # Errors
+    /// [`SimError`] for bad data or an output file that cannot be created or reopened.
+    pub fn build(
+        cfg: SimConfig,
+        outputs: OutputPaths,
+        resume_at: Option<OutputOffsets>,
+    ) -> Result<Self, SimError> {
+        let mut hasher = sha2::Sha256::new();
         let item_path = cfg.resolve(&cfg.item_path);
-        let catalog = Catalog::new(data::load_items(source(&cfg, &cfg.item_path, &item_path))?)?;
+        let item_src = source(&cfg, &cfg.item_path, &item_path);
+        hash_source(&mut hasher, item_src);
+        let catalog = Catalog::new(data::load_items(item_src)?)?;
         let user_path = cfg.resolve(&cfg.user_path);
-        let mut users = data::load_users(source(&cfg, &cfg.user_path, &user_path))?;
+        let user_src = source(&cfg, &cfg.user_path, &user_path);
+        hash_source(&mut hasher, user_src);
+        let mut users = data::load_users(user_src)?;
         users.sort_by_key(|u| u.id);
         let users_in_file = users.len();
         if let Some(n) = cfg.agent_num {
@@ -304,7 +323,9 @@ impl Sim {
         let edges = match &cfg.relationship_path {
             Some(p) if !p.as_os_str().is_empty() => {
                 let rp = cfg.resolve(p);
-                data::load_relationships(source(&cfg, p, &rp), &users)?
+                let src = source(&cfg, p, &rp);
+                hash_source(&mut hasher, src);
+                data::load_relationships(src, &users)?
             }
             _ => Vec::new(),
         };
@@ -318,11 +339,18 @@ impl Sim {
             edges
         };
 
-        let sink = OutputSink::create(outputs.clone(), cfg.write_messages).map_err(|source| {
-            SimError::Io {
-                path: outputs.messages.display().to_string(),
-                source,
-            }
+        let data_hash: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let sink = match resume_at {
+            None => OutputSink::create(outputs.clone(), cfg.write_messages),
+            Some(at) => OutputSink::resume(outputs.clone(), cfg.write_messages, at),
+        }
+        .map_err(|source| SimError::Io {
+            path: outputs.messages.display().to_string(),
+            source,
         })?;
 
         let mut app = App::empty();
@@ -362,6 +390,7 @@ impl Sim {
         world.insert_resource(PostBoard::default());
         world.insert_resource(PendingObservations::default());
         world.insert_resource(OutputError::default());
+        world.insert_resource(DataHash(data_hash));
         world.insert_resource(cfg);
 
         let mut tick = Schedule::new(SimTick);
@@ -419,6 +448,16 @@ impl Sim {
         self.app.world().resource::<RunStats>()
     }
 
+    /// The world (for checkpoints and tests).
+    pub fn world(&self) -> &World {
+        self.app.world()
+    }
+
+    /// The world, mutably (for checkpoints and tests).
+    pub fn world_mut(&mut self) -> &mut World {
+        self.app.world_mut()
+    }
+
     /// What loading did.
     pub fn load_report(&self) -> &LoadReport {
         self.app.world().resource::<LoadReport>()
@@ -453,6 +492,8 @@ impl Sim {
             "behaviour_requests": stats.requests,
             "behaviour_fallbacks": stats.fallbacks,
             "config": cfg.redacted_json(),
+            "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
+            "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
         });
         let bytes = serde_json::to_vec_pretty(&m).expect("invariant: JSON values serialise");
         crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {
@@ -524,6 +565,34 @@ impl PendingObservations {
                 text: Some(text),
             },
         ));
+    }
+}
+
+/// Where this run came from and its latest checkpoint (recorded in the manifest).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct Lineage {
+    /// The checkpoint a branch or resumed run started from.
+    pub parent: Option<std::path::PathBuf>,
+    /// The latest checkpoint written.
+    pub last: Option<std::path::PathBuf>,
+}
+
+/// SHA-256 of the input data files (items, users, relationships), hex.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct DataHash(pub String);
+
+fn hash_source(h: &mut sha2::Sha256, src: Source<'_>) {
+    match src {
+        Source::Path(p) => {
+            if let Ok(bytes) = std::fs::read(p) {
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+        }
+        Source::Text(_, t) => {
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        }
     }
 }
 

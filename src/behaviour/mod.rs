@@ -221,7 +221,7 @@ pub trait BehaviourBackend: Send + Sync {
 }
 
 /// Counts of requests and fallbacks, per phase (index = `Phase as usize`).
-#[derive(Resource, Clone, Debug, Default)]
+#[derive(Resource, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BehaviourStats {
     /// Requests sent.
     pub requests: [u64; 6],

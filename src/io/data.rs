@@ -222,6 +222,7 @@ pub struct RatingRecord {
 
 /// Where a data file comes from: a path on disk or an embedded text.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Source<'a> {
     /// A file.
     Path(&'a Path),

@@ -19,7 +19,7 @@ use bevy_ecs::resource::Resource;
 use serde::Serialize;
 
 /// Where the outputs go.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OutputPaths {
     /// Messages (JSON Lines).
     pub messages: PathBuf,
@@ -53,6 +53,31 @@ pub struct InteractionRecord {
     pub label: u8,
     /// Rating 1..=5 when watched and rated, else 0 (written empty).
     pub rating: u8,
+}
+
+/// Lengths of the output files at a round boundary (bytes); a checkpoint records them so a
+/// resumed run truncates the files back to them and appends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OutputOffsets {
+    /// Messages file length (0 when messages are not written).
+    pub messages: u64,
+    /// Interactions file length.
+    pub interactions: u64,
+}
+
+fn reopen(path: &Path, len: u64) -> std::io::Result<BufWriter<File>> {
+    let f = fs::OpenOptions::new().write(true).open(path)?;
+    let actual = f.metadata()?.len();
+    if actual < len {
+        return Err(std::io::Error::other(format!(
+            "{} is {actual} bytes, shorter than the checkpoint's {len}: it was truncated or replaced",
+            path.display()
+        )));
+    }
+    f.set_len(len)?;
+    drop(f);
+    let f = fs::OpenOptions::new().append(true).open(path)?;
+    Ok(BufWriter::with_capacity(1 << 20, f))
 }
 
 /// Open output writers.
@@ -94,6 +119,48 @@ impl OutputSink {
         })
     }
 
+    /// Reopens existing outputs for a resumed run: each file is truncated to its checkpoint offset
+    /// (dropping whatever a crashed run wrote after it) and appended to.
+    ///
+    /// # Errors
+    /// I/O errors, or a file shorter than its offset.
+    pub fn resume(
+        paths: OutputPaths,
+        write_messages: bool,
+        at: OutputOffsets,
+    ) -> std::io::Result<Self> {
+        let messages = if write_messages {
+            Some(reopen(&paths.messages, at.messages)?)
+        } else {
+            None
+        };
+        let interactions = reopen(&paths.interactions, at.interactions)?;
+        Ok(Self {
+            messages,
+            interactions,
+            paths,
+        })
+    }
+
+    /// Current file lengths, after flushing.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn offsets(&mut self) -> std::io::Result<OutputOffsets> {
+        let messages = match self.messages.as_mut() {
+            Some(w) => {
+                w.flush()?;
+                w.get_ref().metadata()?.len()
+            }
+            None => 0,
+        };
+        self.interactions.flush()?;
+        Ok(OutputOffsets {
+            messages,
+            interactions: self.interactions.get_ref().metadata()?.len(),
+        })
+    }
+
     /// Appends one round and flushes.
     ///
     /// # Errors
@@ -128,6 +195,23 @@ impl OutputSink {
         }
         w.flush()
     }
+}
+
+/// `p` made absolute (against the working directory) with `.` and `..` removed lexically.
+pub fn absolute(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.

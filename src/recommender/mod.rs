@@ -22,7 +22,7 @@ pub struct Slate {
 }
 
 /// Every exposure and watch of the run (plus any initial interactions), by dense index.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct InteractionLog {
     /// Per user: items ever shown to the user, sorted ascending (for exclusion).
     exposed: Vec<Vec<u32>>,

@@ -1,0 +1,234 @@
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use recagent::checkpoint::{self, CheckpointError};
+use recagent::config::SimConfig;
+use recagent::sim::Sim;
+
+use crate::common::{demo_config, paths};
+
+fn sim_in(cfg: SimConfig, dir: &Path) -> Sim {
+    Sim::new(cfg, paths(dir)).unwrap()
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+#[test]
+fn round_trip_restores_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = sim_in(demo_config(), dir.path());
+    for _ in 0..3 {
+        sim.step().unwrap();
+    }
+    let ckpt = dir.path().join("c/round-3.ckpt");
+    let header = checkpoint::save(&mut sim, &ckpt, None).unwrap();
+    let before = checkpoint::state_hash(&checkpoint::capture(sim.world_mut()));
+    assert_eq!(header.state_hash, before);
+    assert_eq!(header.round, 3);
+
+    let out = tempfile::tempdir().unwrap();
+    let (mut resumed, _) = checkpoint::resume(&ckpt, &[], Some(out.path())).unwrap();
+    assert_eq!(resumed.round(), 3);
+    assert_eq!(
+        checkpoint::state_hash(&checkpoint::capture(resumed.world_mut())),
+        before
+    );
+    // And they stay equal one round later.
+    sim.step().unwrap();
+    resumed.step().unwrap();
+    assert_eq!(
+        checkpoint::state_hash(&checkpoint::capture(sim.world_mut())),
+        checkpoint::state_hash(&checkpoint::capture(resumed.world_mut()))
+    );
+    assert_eq!(
+        read(&dir.path().join("messages.jsonl")),
+        read(&out.path().join("messages.jsonl"))
+    );
+}
+
+#[test]
+fn resume_truncates_a_torn_round_and_matches_an_uninterrupted_run() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut full = sim_in(demo_config(), a.path());
+    for _ in 0..5 {
+        full.step().unwrap();
+    }
+    drop(full);
+    let mut part = sim_in(demo_config(), b.path());
+    for _ in 0..3 {
+        part.step().unwrap();
+    }
+    let ckpt = b.path().join("round-3.ckpt");
+    checkpoint::save(&mut part, &ckpt, None).unwrap();
+    part.step().unwrap(); // round 4 written, then the "crash" tears round 5's writes:
+    drop(part);
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(b.path().join("messages.jsonl"))
+        .unwrap();
+    f.write_all(b"{\"round\":5,\"agent_id\":0,\"act").unwrap();
+    drop(f);
+    let (mut resumed, _) = checkpoint::resume(&ckpt, &[], None).unwrap();
+    while resumed.round() < 5 {
+        resumed.step().unwrap();
+    }
+    drop(resumed);
+    for f in ["messages.jsonl", "interaction.csv"] {
+        assert_eq!(read(&a.path().join(f)), read(&b.path().join(f)), "{f}");
+    }
+}
+
+#[test]
+fn incompatible_version_is_refused_with_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = sim_in(demo_config(), dir.path());
+    sim.step().unwrap();
+    let ckpt = dir.path().join("r1.ckpt");
+    checkpoint::save(&mut sim, &ckpt, None).unwrap();
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let text = String::from_utf8_lossy(&bytes[..bytes.iter().position(|&b| b == b'\n').unwrap()])
+        .to_string();
+    let patched = text
+        .replace("\"format_version\":1", "\"format_version\":99")
+        .replace(
+            "\"engine_version\":\"0.1.0\"",
+            "\"engine_version\":\"9.9.9\"",
+        );
+    assert_ne!(patched, text);
+    let mut out = patched.into_bytes();
+    out.extend_from_slice(&bytes[text.len()..]);
+    std::fs::write(&ckpt, out).unwrap();
+    let err = checkpoint::load(&ckpt).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckpointError::Version {
+                found_format: 99,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("9.9.9") && msg.contains(env!("CARGO_PKG_VERSION")) && msg.contains("99"),
+        "{msg}"
+    );
+    // A truncated body is reported, not half-loaded.
+    let bytes = std::fs::read(&ckpt).unwrap();
+    std::fs::write(&ckpt, &bytes[..bytes.len() - 10]).unwrap();
+    assert!(checkpoint::load(&ckpt).is_err());
+}
+
+#[test]
+fn branch_differs_from_its_parent_only_after_the_branch_round() {
+    let parent = tempfile::tempdir().unwrap();
+    let mut sim = sim_in(demo_config(), parent.path());
+    let mut ckpt = PathBuf::new();
+    for r in 1..=5 {
+        sim.step().unwrap();
+        if r == 2 {
+            ckpt = parent.path().join("round-2.ckpt");
+            checkpoint::save(&mut sim, &ckpt, None).unwrap();
+        }
+    }
+    drop(sim);
+    let out = tempfile::tempdir().unwrap();
+    let overrides = [
+        ("rec_model".to_string(), "Random".to_string()),
+        ("rec_random_k".to_string(), "2".to_string()),
+    ];
+    let (mut branch, _) = checkpoint::resume(&ckpt, &overrides, Some(out.path())).unwrap();
+    while branch.round() < 5 {
+        branch.step().unwrap();
+    }
+    drop(branch);
+    let by_round = |p: &Path| -> Vec<Vec<String>> {
+        let mut v = vec![Vec::new(); 6];
+        for l in read(p).lines() {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            v[r["round"].as_u64().unwrap() as usize].push(l.to_string());
+        }
+        v
+    };
+    let (p, b) = (
+        by_round(&parent.path().join("messages.jsonl")),
+        by_round(&out.path().join("messages.jsonl")),
+    );
+    assert_eq!(p[1], b[1]);
+    assert_eq!(p[2], b[2]);
+    assert_ne!(p[3], b[3], "the branch must differ from round 3 on");
+    let bad = checkpoint::resume(&ckpt, &[("agent_num".into(), "3".into())], Some(out.path()))
+        .err()
+        .unwrap();
+    assert!(bad.to_string().contains("agent_num"), "{bad}");
+}
+
+/// Runs the CLI in a child process, kills it with SIGKILL at a random moment after its first
+/// checkpoint, resumes from the last complete checkpoint, and compares the outputs with an
+/// uninterrupted run.
+#[test]
+fn killed_run_resumed_from_its_last_checkpoint_is_byte_identical() {
+    let exe = env!("CARGO_BIN_EXE_recagent");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = root.join("config/config.yaml");
+    let (full, killed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let args = |out: &Path| {
+        vec![
+            "run".to_string(),
+            "-c".into(),
+            cfg.display().to_string(),
+            "--output-dir".into(),
+            out.display().to_string(),
+            "--rounds".into(),
+            "60".into(),
+            "--set".into(),
+            "checkpoint_every=1".into(),
+            "-q".into(),
+        ]
+    };
+    let st = Command::new(exe).args(args(full.path())).status().unwrap();
+    assert!(st.success());
+
+    let mut child = Command::new(exe).args(args(killed.path())).spawn().unwrap();
+    let ckdir = killed.path().join("checkpoints");
+    let t0 = Instant::now();
+    while !ckdir.join("round-000001.ckpt").exists() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // A pseudo-random delay from the clock's nanoseconds: a different kill point on each run.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    std::thread::sleep(Duration::from_millis(u64::from(nanos % 1500)));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let mut ckpts: Vec<PathBuf> = std::fs::read_dir(&ckdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ckpt"))
+        .collect();
+    ckpts.sort();
+    let last = ckpts.last().expect("at least one checkpoint").clone();
+    eprintln!(
+        "killed after {} checkpoints; resuming from {}",
+        ckpts.len(),
+        last.display()
+    );
+    let st = Command::new(exe)
+        .args(["resume", &last.display().to_string(), "-q"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for f in ["messages.jsonl", "interaction.csv"] {
+        assert!(
+            read(&full.path().join(f)) == read(&killed.path().join(f)),
+            "{f} differs after kill and resume"
+        );
+    }
+}
