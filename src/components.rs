@@ -183,8 +183,9 @@ pub struct Memory {
 pub struct Histories {
     /// Items watched with the rating given (0 until felt), no repeats.
     pub watched: Vec<(ItemId, u8)>,
-    /// Items heard of in chats and posts.
-    pub heard: Vec<ItemId>,
+    /// Items heard of in chats and posts, each with the round it was last heard (hearing it
+    /// again moves it to the end with the new round), no repeats.
+    pub heard: Vec<(ItemId, u32)>,
 }
 
 impl Histories {
@@ -206,6 +207,16 @@ impl Histories {
         }
     }
 
+    /// Records that `item` was heard of in `round` (see [`Histories::heard`]), keeping the last `cap`.
+    pub fn hear(&mut self, item: ItemId, round: u32, cap: usize) {
+        Self::push(&mut self.heard, (item, round), cap, |h| h.0);
+    }
+
+    /// The round `item` was last heard of, if it is in the heard history.
+    pub fn heard_round(&self, item: ItemId) -> Option<u32> {
+        self.heard.iter().find(|h| h.0 == item).map(|h| h.1)
+    }
+
     /// True when `item` is in the watched history.
     pub fn has_watched(&self, item: ItemId) -> bool {
         self.watched.iter().any(|w| w.0 == item)
@@ -218,7 +229,7 @@ impl Histories {
 }
 
 /// Posts delivered to the user and not yet read. Read at the start of the next round.
-#[derive(Component, Clone, Debug, Default)]
+#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Inbox(pub Vec<PostId>);
 
 /// Activity level and counters (spec §1.5).
@@ -246,7 +257,7 @@ pub enum EngagementKind {
 
 /// The agent's current engagement and until when (simulated minutes since the clock's start).
 /// Read lazily: an engagement whose `until` is not after the current time is idle.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Engagement {
     /// What the agent is doing.
     pub kind: EngagementKind,
@@ -331,7 +342,7 @@ pub struct ItemStats {
 }
 
 /// A broadcast post. Lives from its round until its recipients have read it (next round).
-#[derive(Component, Clone, Debug)]
+#[derive(Component, Clone, Debug, Serialize, Deserialize)]
 pub struct Post {
     /// Author.
     pub author: UserId,

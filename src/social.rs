@@ -79,7 +79,10 @@ fn split_spans(text: &str) -> (Vec<(String, Option<u32>)>, String) {
         match text[start..].find(close) {
             Some(len) if len > 0 => {
                 let end = start + len + close.len_utf8();
-                spans.push((text[start..start + len].to_string(), year_after(&text[end..])));
+                spans.push((
+                    text[start..start + len].to_string(),
+                    year_after(&text[end..]),
+                ));
                 rest.push_str(" | ");
                 while chars.peek().is_some_and(|(j, _)| *j < end) {
                     chars.next();
@@ -176,7 +179,9 @@ fn scan_free_text(catalog: &Catalog, text: &str) -> Vec<u32> {
             continue;
         }
         if !word.is_empty() {
-            runs.last_mut().expect("invariant: never empty").push(std::mem::take(&mut word));
+            runs.last_mut()
+                .expect("invariant: never empty")
+                .push(std::mem::take(&mut word));
         }
         if !matches!(c, ' ' | ',' | ':' | '-' | '&' | '\t') {
             runs.push(Vec::new());
@@ -201,8 +206,7 @@ fn scan_free_text(catalog: &Catalog, text: &str) -> Vec<u32> {
                     let lower: Vec<String> = run.iter().map(|w| w.to_lowercase()).collect();
                     let mut hit = pick(catalog, catalog.exact_title(&lower.join(" ")), year);
                     if hit.is_none() && ARTICLES.contains(&lower[len - 1].as_str()) {
-                        let moved =
-                            format!("{} {}", lower[len - 1], lower[..len - 1].join(" "));
+                        let moved = format!("{} {}", lower[len - 1], lower[..len - 1].join(" "));
                         hit = pick(catalog, catalog.exact_title(&moved), year);
                     }
                     if let Some(h) = hit {
@@ -374,9 +378,15 @@ mod tests {
             "Toy Story",
         ]);
         assert_eq!(detect_mentions(&c, "I loved <The Matrix>!"), ids(&[0]));
-        assert_eq!(detect_mentions(&c, "I loved <Matrix, The (1999)>."), ids(&[0]));
+        assert_eq!(
+            detect_mentions(&c, "I loved <Matrix, The (1999)>."),
+            ids(&[0])
+        );
         assert_eq!(detect_mentions(&c, "Have you seen \"matrix\"?"), ids(&[0]));
-        assert_eq!(detect_mentions(&c, "<run mira run> and <RUN, MIRA, RUN!!>"), ids(&[10]));
+        assert_eq!(
+            detect_mentions(&c, "<run mira run> and <RUN, MIRA, RUN!!>"),
+            ids(&[10])
+        );
         // Duplicate normalised titles: the year picks, else the first.
         assert_eq!(detect_mentions(&c, "<Heat> (1972) was slow"), ids(&[30]));
         assert_eq!(detect_mentions(&c, "<Heat (1972)>"), ids(&[30]));
@@ -394,7 +404,12 @@ mod tests {
 
     #[test]
     fn free_text_title_case_runs() {
-        let c = catalog(&["Matrix, The (1999)", "Heat (1995)", "Toy Story", "Game, The (1997)"]);
+        let c = catalog(&[
+            "Matrix, The (1999)",
+            "Heat (1995)",
+            "Toy Story",
+            "Game, The (1997)",
+        ]);
         assert_eq!(
             detect_mentions(&c, "Yesterday I watched The Matrix, then Toy Story."),
             ids(&[0, 20])
@@ -402,7 +417,10 @@ mod tests {
         assert_eq!(detect_mentions(&c, "Matrix, The is a classic"), ids(&[0]));
         assert_eq!(detect_mentions(&c, "The Matrix (1999) rocks"), ids(&[0]));
         // Lower-case phrases and single words are not titles in free text.
-        assert_eq!(detect_mentions(&c, "we watched the game and felt the heat"), ids(&[]));
+        assert_eq!(
+            detect_mentions(&c, "we watched the game and felt the heat"),
+            ids(&[])
+        );
         assert_eq!(detect_mentions(&c, "Heat was great"), ids(&[]));
         // Order of first appearance, no repeats; spans first.
         assert_eq!(
@@ -417,7 +435,11 @@ mod tests {
         let contacts = Relationships(
             [3, 7, 9]
                 .iter()
-                .map(|&u| Contact { user: UserId(u), label: 0, closeness: 0.5 })
+                .map(|&u| Contact {
+                    user: UserId(u),
+                    label: 0,
+                    closeness: 0.5,
+                })
                 .collect(),
         );
         for k in [1, 5, 20, 45, 46, 100] {
@@ -449,7 +471,11 @@ mod tests {
         let allowed = [0.5, 1.0, 2.0];
         assert_eq!(snap_chat_minutes(60, &allowed), (60, true));
         assert_eq!(snap_chat_minutes(30, &allowed), (30, true));
-        assert_eq!(snap_chat_minutes(45, &allowed), (30, false), "tie → shorter");
+        assert_eq!(
+            snap_chat_minutes(45, &allowed),
+            (30, false),
+            "tie → shorter"
+        );
         assert_eq!(snap_chat_minutes(100, &allowed), (120, false));
         assert_eq!(snap_chat_minutes(0, &allowed), (30, false));
         assert_eq!(snap_chat_minutes(7, &[]), (7, true));
