@@ -639,4 +639,101 @@ mod tests {
             idiosyncrasy(9, UserId(1), ItemId(2))
         );
     }
+
+    /// The heard-of term: P(watch i) follows the softmax with `heard_weight × 0.5^(age/half-life)`
+    /// added to U_i, so hearing raises the choice probability, and less so as it ages.
+    #[test]
+    fn heard_signal_raises_watch_probability_and_decays() {
+        use crate::behaviour::{Phase, RequestKey};
+        use crate::clock::{Interval, SimClock};
+        use crate::components::{Histories, Memory, Profile, Relationships, Taste};
+        use crate::io::data::ItemRecord;
+        let cat = Catalog::new(
+            (0..2)
+                .map(|i| ItemRecord {
+                    id: i,
+                    title: format!("T{i}"),
+                    genres: vec!["Drama".into()],
+                    description: String::new(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        let profile = Profile {
+            name: "A".into(),
+            gender: "".into(),
+            age: 30,
+            traits: "".into(),
+            status: "".into(),
+            interest: "".into(),
+            features: FeatureSet(0),
+            observations: "".into(),
+        };
+        let taste = Taste::default();
+        let (contacts, memory) = (Relationships::default(), Memory::default());
+        let backend = OfflineBackend {
+            params: OfflineParams::default(),
+            parallel: false,
+        };
+        let p = &backend.params;
+        let start = chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
+            .unwrap()
+            .and_hms_opt(8, 0, 0)
+            .unwrap();
+        let mut clock = SimClock::new(start, Interval::Seconds(3600));
+        clock.round = 7;
+        let items = [ItemId(0), ItemId(1)];
+        let n = 40_000u16;
+        // Heard of item 0: never, in round 7 (h = 1), in round 4 (h = 0.5 with half-life 3).
+        for (heard, h) in [(None, 0.0), (Some(7), 1.0), (Some(4), 0.5)] {
+            let histories = Histories {
+                watched: vec![],
+                heard: heard.map(|r| (ItemId(0), r)).into_iter().collect(),
+            };
+            let agent = AgentView {
+                id: UserId(3),
+                profile: &profile,
+                taste: &taste,
+                histories: &histories,
+                contacts: &contacts,
+                memory: &memory,
+            };
+            let ctx = Context {
+                catalog: &cat,
+                clock: &clock,
+                seed: 5,
+            };
+            let mut hits = 0u32;
+            for step in 0..n {
+                let req = Request {
+                    key: RequestKey {
+                        round: 7,
+                        phase: Phase::Watch,
+                        user: UserId(3),
+                        step,
+                    },
+                    agent,
+                    ask: Ask::Page {
+                        items: &items,
+                        page: 0,
+                        steps: 0,
+                        search: None,
+                        can_search: false,
+                    },
+                };
+                if backend.answer(&ctx, &req) == Answer::Page(PageAction::Watch(vec![0])) {
+                    hits += 1;
+                }
+            }
+            // Softmax by hand (τ = 1; affinity 0 without liked genres; no satiation).
+            let u0 = p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(0)) + p.heard_weight * h;
+            let u1 = p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(1));
+            let (un, ul) = (p.next_bias, p.leave_bias);
+            let z = u0.exp() + u1.exp() + un.exp() + ul.exp();
+            let want = u0.exp() / z;
+            let got = f64::from(hits) / f64::from(n);
+            let sd = (want * (1.0 - want) / f64::from(n)).sqrt();
+            assert!((got - want).abs() < 4.0 * sd, "h = {h}: {got} vs {want}");
+        }
+    }
 }
