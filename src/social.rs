@@ -141,19 +141,27 @@ fn resolve_span(catalog: &Catalog, span: &str, year: Option<u32>) -> Option<u32>
             return Some(i);
         }
     }
-    let budget = norm.chars().count() / 6;
+    let norm_chars = norm.chars().count();
+    let budget = norm_chars / 6;
     if budget == 0 {
         return None;
     }
+    // (distance, index) of the best title so far; ties go to the lowest index.
     let mut best: Option<(usize, u32)> = None;
-    for (i, it) in catalog.items().iter().enumerate() {
-        let t = normalize_title(&it.title);
-        if t.len().abs_diff(norm.len()) > budget {
+    for (t, hits) in catalog.normalized_titles() {
+        // Length prefilter: the distance is at least the difference in characters (a byte-length
+        // difference of more than 4 per allowed edit cannot be a match either).
+        if t.len().abs_diff(norm.len()) > 4 * budget
+            || t.chars().count().abs_diff(norm_chars) > budget
+        {
             continue;
         }
-        let d = strsim::levenshtein(&t, &norm);
-        if d <= budget && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, i as u32));
+        let d = strsim::levenshtein(t, &norm);
+        let Some(i) = pick(catalog, hits, year) else {
+            continue;
+        };
+        if d <= budget && best.is_none_or(|b| (d, i) < b) {
+            best = Some((d, i));
         }
     }
     best.map(|b| b.1)

@@ -726,7 +726,8 @@ mod tests {
                 }
             }
             // Softmax by hand (τ = 1; affinity 0 without liked genres; no satiation).
-            let u0 = p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(0)) + p.heard_weight * h;
+            let u0 =
+                p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(0)) + p.heard_weight * h;
             let u1 = p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(1));
             let (un, ul) = (p.next_bias, p.leave_bias);
             let z = u0.exp() + u1.exp() + un.exp() + ul.exp();
