@@ -444,3 +444,141 @@ fn mentions_on_real_catalogues() {
         assert_eq!(detect_mentions(&ml, text), vec![matrix], "{text}");
     }
 }
+
+#[test]
+fn a_chat_longer_than_the_interval_keeps_both_busy_next_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Interval 1 h, chat 2 h: in round 2 (minute 60) agents 0 and 2 are still chatting.
+    let script = Arc::new(Script {
+        top: [(0, TopAction::Social), (1, TopAction::Social)].into(),
+        social: [(
+            0,
+            SocialAction::Chat {
+                with: UserId(2),
+                minutes: 120,
+            },
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let mut sim = world(
+        tmp.path(),
+        4,
+        &[(0, 1), (0, 2), (1, 2), (1, 3)],
+        "interval: 1h\n",
+        &script,
+    );
+    sim.step().unwrap();
+    script.offered.lock().unwrap().clear();
+    sim.step().unwrap();
+    let offered = script.offered.lock().unwrap().clone();
+    // 0 is itself chatting: no partner; 1 is offered only 3 (0 and 2 are busy).
+    assert_eq!(offered, vec![(0, vec![]), (1, vec![UserId(3)])]);
+    assert_eq!(sim.stats().chats, 1, "no second chat for 0");
+}
+
+#[test]
+fn social_keys_are_validated() {
+    for (yaml, key, range) in [
+        (
+            "social_random_contacts: 101",
+            "social_random_contacts",
+            "0..=100",
+        ),
+        (
+            "chat_hours: []",
+            "chat_hours",
+            "1..=8 values, each in (0, 24]",
+        ),
+        (
+            "chat_hours: [1, 0]",
+            "chat_hours",
+            "1..=8 values, each in (0, 24]",
+        ),
+        ("chat_max_turns: 0", "chat_max_turns", "1..=50"),
+        ("post_minutes: 2000", "post_minutes", "0..=1440"),
+        (
+            "offline: {heard_half_life_rounds: 0}",
+            "offline.heard_half_life_rounds",
+            "(0, 1000]",
+        ),
+    ] {
+        let e = SimConfig::from_yaml(yaml, "t", ".".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(range), "{yaml}: {e}");
+    }
+    let ok = SimConfig::from_yaml(
+        "social_random_contacts: 3\nchat_hours: [0.25, 1]\nchat_max_turns: 2\npost_minutes: 0\n",
+        "t",
+        ".".into(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            ok.social_random_contacts,
+            ok.chat_hours,
+            ok.chat_max_turns,
+            ok.post_minutes
+        ),
+        (3, vec![0.25, 1.0], 2, 0)
+    );
+}
+
+#[test]
+fn dialogue_is_cut_to_max_turns_and_length_snapped_to_chat_hours() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Arc::new(Script {
+        top: [(0, TopAction::Social)].into(),
+        social: [(
+            0,
+            SocialAction::Chat {
+                with: UserId(1),
+                minutes: 45,
+            },
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let mut sim = world(tmp.path(), 2, &[(0, 1)], "chat_max_turns: 1\n", &script);
+    sim.step().unwrap();
+    let st = sim.stats().clone();
+    // One utterance kept ("Have you seen <Matrix>?"), so one mention, heard by 1 only.
+    assert_eq!((st.chats, st.chat_lines, st.mentions), (1, 1, 1));
+    assert_eq!(get::<Histories>(&sim, 1).heard, vec![(ItemId(1), 1)]);
+    assert!(get::<Histories>(&sim, 0).heard.is_empty());
+    // 45 minutes is not among 0.5 / 1 / 2 h: snapped to 30 (tie → shorter), counted.
+    assert_eq!(get::<Engagement>(&sim, 0).until_minutes, 30);
+    let fallbacks = sim
+        .app
+        .world()
+        .resource::<recagent::behaviour::BehaviourStats>()
+        .fallbacks[recagent::behaviour::Phase::Chat as usize];
+    assert_eq!(fallbacks, 1);
+}
+
+#[test]
+fn strangers_are_reproducible_and_never_the_initiator() {
+    // The offline model over the demo data with 3 strangers per social agent and round: two runs
+    // are byte-identical, and no agent chats with itself.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cfg = crate::common::demo_config();
+    cfg.social_random_contacts = 3;
+    cfg.round = 4;
+    let ra = crate::common::run(cfg.clone(), a.path());
+    let rb = crate::common::run(cfg, b.path());
+    assert_eq!(ra.messages, rb.messages);
+    assert!(ra.stats.chats > 0, "the demo run holds chats");
+    for (_, agent, action, content) in messages(&ra.messages) {
+        if action == "CHAT" && content.contains(" is chatting with ") {
+            let id: i64 = content
+                .rsplit('(')
+                .next()
+                .unwrap()
+                .trim_end_matches(").")
+                .parse()
+                .unwrap();
+            assert_ne!(id, agent, "no chat with oneself");
+        }
+    }
+}
