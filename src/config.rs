@@ -208,7 +208,7 @@ pub struct SimConfig {
     /// Chat durations an answer may choose, in simulated hours (RecAgent: 0.5, 1, 2); 1..=8
     /// values, each in (0, 24]. Other answers snap to the nearest value (counted as a fallback).
     pub chat_hours: Vec<f64>,
-    /// Most utterances in one chat (longer dialogues are cut, the cut counted); 1..=50.
+    /// Most utterances in one chat (longer dialogues are cut, the cut logged); 1..=50.
     pub chat_max_turns: u32,
     /// Simulated minutes writing a post keeps an idle author busy (RecAgent: 0.1 h = 6); 0..=1440.
     pub post_minutes: u32,
