@@ -222,6 +222,12 @@ impl Catalog {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Every normalised title ([`normalize_title`]) with its item indices (ascending), in
+    /// title order. Used by fuzzy title matching ([`crate::social::detect_mentions`]).
+    pub fn normalized_titles(&self) -> impl Iterator<Item = (&str, &[u32])> {
+        self.titles.iter().map(|(t, v)| (t.as_str(), v.as_slice()))
+    }
+
     /// Title search for the `search` action: up to `k` item indices, best first.
     ///
     /// Ranking: exact title matches (normalised, see [`normalize_title`]) first; then items by the

@@ -183,8 +183,9 @@ pub struct Memory {
 pub struct Histories {
     /// Items watched with the rating given (0 until felt), no repeats.
     pub watched: Vec<(ItemId, u8)>,
-    /// Items heard of in chats and posts.
-    pub heard: Vec<ItemId>,
+    /// Items heard of in chats and posts, each with the round it was last heard (hearing it
+    /// again moves it to the end with the new round), no repeats.
+    pub heard: Vec<(ItemId, u32)>,
 }
 
 impl Histories {
@@ -204,6 +205,16 @@ impl Histories {
             let extra = list.len() - cap;
             list.drain(..extra);
         }
+    }
+
+    /// Records that `item` was heard of in `round` (see [`Histories::heard`]), keeping the last `cap`.
+    pub fn hear(&mut self, item: ItemId, round: u32, cap: usize) {
+        Self::push(&mut self.heard, (item, round), cap, |h| h.0);
+    }
+
+    /// The round `item` was last heard of, if it is in the heard history.
+    pub fn heard_round(&self, item: ItemId) -> Option<u32> {
+        self.heard.iter().find(|h| h.0 == item).map(|h| h.1)
     }
 
     /// True when `item` is in the watched history.

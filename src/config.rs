@@ -204,6 +204,17 @@ pub struct SimConfig {
     pub write_messages: bool,
     /// Parameters of the offline behaviour model.
     pub offline: OfflineParams,
+    /// Random non-contacts ("strangers") added each round to a social agent's chat candidates,
+    /// drawn per (round, agent); 0..=100. Posts still go to contacts only. Separate from
+    /// `social_random_k`, which keeps RecAgent's meaning (rewire the graph once at start).
+    pub social_random_contacts: u32,
+    /// Chat durations an answer may choose, in simulated hours (RecAgent: 0.5, 1, 2); 1..=8
+    /// values, each in (0, 24]. Other answers snap to the nearest value (counted as a fallback).
+    pub chat_hours: Vec<f64>,
+    /// Most utterances in one chat (longer dialogues are cut, the cut logged); 1..=50.
+    pub chat_max_turns: u32,
+    /// Simulated minutes writing a post keeps an idle author busy (RecAgent: 0.1 h = 6); 0..=1440.
+    pub post_minutes: u32,
 
     /// Directory the relative paths resolve against (the config file's directory). Not a YAML key.
     #[serde(skip)]
@@ -260,6 +271,10 @@ impl Default for SimConfig {
             checkpoint_every: 0,
             write_messages: true,
             offline: OfflineParams::default(),
+            social_random_contacts: 0,
+            chat_hours: vec![0.5, 1.0, 2.0],
+            chat_max_turns: 8,
+            post_minutes: 6,
             base_dir: PathBuf::from("."),
         }
     }
@@ -448,6 +463,39 @@ impl SimConfig {
             return bad(
                 "search_k",
                 format!("{} is out of range: allowed 1..=1000", self.search_k),
+            );
+        }
+        if self.social_random_contacts > 100 {
+            return bad(
+                "social_random_contacts",
+                format!(
+                    "{} is out of range: allowed 0..=100",
+                    self.social_random_contacts
+                ),
+            );
+        }
+        if self.chat_hours.is_empty()
+            || self.chat_hours.len() > 8
+            || !self.chat_hours.iter().all(|h| *h > 0.0 && *h <= 24.0)
+        {
+            return bad(
+                "chat_hours",
+                format!(
+                    "{:?} is out of range: allowed 1..=8 values, each in (0, 24]",
+                    self.chat_hours
+                ),
+            );
+        }
+        if !(1..=50).contains(&self.chat_max_turns) {
+            return bad(
+                "chat_max_turns",
+                format!("{} is out of range: allowed 1..=50", self.chat_max_turns),
+            );
+        }
+        if self.post_minutes > 1440 {
+            return bad(
+                "post_minutes",
+                format!("{} is out of range: allowed 0..=1440", self.post_minutes),
             );
         }
         if self.start_datetime().is_none() {

@@ -21,6 +21,7 @@ pub mod io;
 pub mod recommender;
 pub mod rng;
 pub mod sim;
+pub mod social;
 pub mod world;
 
 #[path = "../systems/mod.rs"]

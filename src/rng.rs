@@ -25,6 +25,9 @@ pub enum Stream {
     Social = 5,
     /// Per-(user, item) idiosyncratic taste of the offline model; fixed for a run.
     Taste = 6,
+    /// Per-round random strangers added to a social agent's chat candidates
+    /// (`social_random_contacts`), per (round, user).
+    Strangers = 7,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -28,9 +28,11 @@ impl Plugin for ActivatePlugin {
     }
 }
 
-/// Recipients read the posts delivered last round: each post becomes a memory observation, its
-/// mentioned items join the heard history, and a `POST` message "<reader> observes that <author>
-/// posts: <text>" is emitted. Read posts are then despawned.
+/// Recipients read the posts delivered last round, in reader-id order and, per reader, in
+/// delivery (author-id) order: each post becomes a memory observation carrying the post's shared
+/// text, its mentioned items join the heard history as heard this round (the offline model's
+/// decaying `h(u,i)`), and a `POST` message "<reader> observes that <author> posts: <text>" is
+/// emitted. Read posts are then despawned.
 pub fn read_inbox(
     mut commands: Commands,
     mut board: ResMut<PostBoard>,
@@ -52,9 +54,16 @@ pub fn read_inbox(
         for pid in std::mem::take(&mut inbox.0) {
             let Some(post) = board.live.get(&pid).and_then(|pe| posts.get(*pe).ok()) else { continue };
             for &m in &post.mentions {
-                Histories::push(&mut hist.heard, m, cfg.history_size as usize, |x| *x);
+                hist.hear(m, clock.round, cfg.history_size as usize);
             }
-            obs.add(uid, clock.round, ObservationKind::ReadPost, post.mentions.first().copied(), Some(post.author), 0);
+            obs.add_text(
+                uid,
+                clock.round,
+                ObservationKind::ReadPost,
+                post.mentions.first().copied(),
+                Some(post.author),
+                post.text.clone(),
+            );
             let author = roster.entity(post.author).and_then(|a| names.get(a).ok()).map(|p| p.name.clone()).unwrap_or_default();
             log.say(uid, "POST", format!("{reader_name} observes that {author} posts: {}", post.text));
         }

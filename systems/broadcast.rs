@@ -1,9 +1,16 @@
 //! Broadcast: agents who chose to post write one post, delivered to every contact's inbox
-//! (keyed by id). Recipients read it at the start of the next round (see `activate`).
-//! Delivery is one push per contact, so a post to 500 contacts costs 500 small appends.
+//! (keyed by id). Recipients read it at the start of the next round (see `activate::read_inbox`).
+//!
+//! # Fan-out
+//! All posts of a round are written in one batch (one request per author). Delivery is then one
+//! id push per contact into that contact's `Inbox`, and the text is one shared `Arc<str>` that every
+//! reader's memory record points to, so a post to 500 contacts costs 500 small appends in this
+//! round and 500 record appends in the next, with no request per recipient (the original made
+//! 2+ LLM calls per recipient, which is why one post to 10 agents took minutes).
 //!
 //! Phase: `SimPhase::Broadcast`. Reads: agent data, `Session.post`. Writes: `Inbox`, `Engagement`
-//! (posting 6 min), `PostBoard`, `RoundLog`, `RunStats`; spawns `Post` entities.
+//! (posting `post_minutes` when idle), `PostBoard`, `PendingObservations` (the author's post),
+//! `RoundLog`, `RunStats`; spawns `Post` entities.
 
 use std::sync::Arc;
 
@@ -16,11 +23,12 @@ use crate::clock::SimClock;
 use crate::components::{Engagement, EngagementKind, Inbox, ObservationKind, Post, Session};
 use crate::config::SimConfig;
 use crate::ids::PostId;
-use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, PostBoard, RoundLog, RunStats, SimPhase, SimTick};
+use crate::sim::{
+    view, ActiveAgents, AgentData, PendingObservations, PostBoard, RoundLog, RunStats, SimPhase,
+    SimTick,
+};
+use crate::social::resolve_mentions;
 use crate::world::Roster;
-
-/// Simulated minutes writing a post keeps the author busy (RecAgent intends 0.1 h).
-pub const POST_MINUTES: i64 = 6;
 
 /// Registers the broadcast system.
 pub struct BroadcastPlugin;
@@ -31,7 +39,10 @@ impl Plugin for BroadcastPlugin {
     }
 }
 
-/// Writes every planned post in one batch and delivers each to the author's contacts.
+/// Writes every planned post in one batch and delivers each to the author's contacts, in author
+/// id order. Messages: `POST` "<name> posts: <text>" and "<n> contacts get this post." (n = the
+/// deliveries made). Counts posts, deliveries and mentions (the backend's ids, or those
+/// [`crate::social::detect_mentions`] finds in the text).
 pub fn publish_posts(
     mut commands: Commands,
     cfg: Res<SimConfig>,
@@ -50,9 +61,18 @@ pub fn publish_posts(
     mut inboxes: Query<&mut Inbox>,
     mut engagement: Query<&mut Engagement>,
 ) {
-    let ctx = Context { catalog: &catalog, clock: &clock, seed: cfg.seed };
+    let ctx = Context {
+        catalog: &catalog,
+        clock: &clock,
+        seed: cfg.seed,
+    };
     let now = (clock.now() - clock.start).num_minutes();
-    let authors: Vec<Entity> = active.0.iter().copied().filter(|&e| sessions.get(e).is_ok_and(|s| s.post)).collect();
+    let authors: Vec<Entity> = active
+        .0
+        .iter()
+        .copied()
+        .filter(|&e| sessions.get(e).is_ok_and(|s| s.post))
+        .collect();
     if authors.is_empty() {
         return;
     }
@@ -61,7 +81,12 @@ pub fn publish_posts(
         .filter_map(|&e| {
             let d = agents.get(e).ok()?;
             Some(Request {
-                key: RequestKey { round: clock.round, phase: Phase::Broadcast, user: *d.0, step: 0 },
+                key: RequestKey {
+                    round: clock.round,
+                    phase: Phase::Broadcast,
+                    user: *d.0,
+                    step: 0,
+                },
                 agent: view(d),
                 ask: Ask::Post,
             })
@@ -71,33 +96,49 @@ pub fn publish_posts(
     drop(batch);
     for (&e, answer) in authors.iter().zip(answers) {
         let Ok(d) = agents.get(e) else { continue };
-        let Answer::Post(draft) = answer else { continue };
+        let Answer::Post(draft) = answer else {
+            continue;
+        };
         let (uid, name) = (*d.0, &d.1.name);
         let id = PostId(board.next_id);
         board.next_id += 1;
         let text: Arc<str> = draft.text.as_str().into();
-        let contacts = &d.4 .0;
-        for c in contacts {
-            if let Some(re) = roster.entity(c.user) {
-                if let Ok(mut inbox) = inboxes.get_mut(re) {
-                    inbox.0.push(id);
-                    board.recipients.push(re);
-                }
+        let mentions = resolve_mentions(&catalog, &draft.mentions, &draft.text);
+        let recipients: Vec<Entity> = d.4 .0.iter().filter_map(|c| roster.entity(c.user)).collect();
+        let mut delivered = 0u64;
+        for &re in &recipients {
+            if let Ok(mut inbox) = inboxes.get_mut(re) {
+                inbox.0.push(id);
+                delivered += 1;
             }
         }
+        board.recipients.extend(recipients);
         stats.posts += 1;
-        stats.deliveries += contacts.len() as u64;
-        stats.mentions += draft.mentions.len() as u64;
-        log.mentions.extend(draft.mentions.iter().copied());
+        stats.deliveries += delivered;
+        stats.mentions += mentions.len() as u64;
+        log.mentions.extend(mentions.iter().copied());
         log.say(uid, "POST", format!("{name} posts: {text}"));
-        log.say(uid, "POST", format!("{} contacts get this post.", contacts.len()));
-        obs.add(uid, clock.round, ObservationKind::Posted, draft.mentions.first().copied(), None, 0);
+        log.say(uid, "POST", format!("{delivered} contacts get this post."));
+        obs.add_text(uid, clock.round, ObservationKind::Posted, mentions.first().copied(), None, text.clone());
         if let Ok(mut g) = engagement.get_mut(e) {
             if g.at(now) == EngagementKind::Idle {
-                *g = Engagement { kind: EngagementKind::Posting, until_minutes: now + POST_MINUTES };
+                *g = Engagement {
+                    kind: EngagementKind::Posting,
+                    until_minutes: now + i64::from(cfg.post_minutes),
+                };
             }
         }
-        let pe = commands.spawn((id, Post { author: uid, round: clock.round, text, mentions: draft.mentions })).id();
+        let pe = commands
+            .spawn((
+                id,
+                Post {
+                    author: uid,
+                    round: clock.round,
+                    text,
+                    mentions,
+                },
+            ))
+            .id();
         board.live.insert(id, pe);
     }
 }

@@ -98,7 +98,8 @@ pub enum Ask<'a> {
     },
     /// Chat with one available contact, or post to all (spec §2.4).
     Social {
-        /// Contacts free to chat now, ascending id.
+        /// Agents free to chat now, ascending id: idle contacts, plus idle random strangers when
+        /// `social_random_contacts` > 0 (strangers are not in the agent's `contacts`).
         available: &'a [UserId],
     },
     /// Write a conversation opened by the agent with `partner`.
@@ -148,8 +149,14 @@ pub struct Feeling {
 /// Social choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SocialAction {
-    /// Chat with this contact.
-    Chat(UserId),
+    /// Chat with this available agent for `minutes` simulated minutes (the engine snaps the
+    /// length to the nearest `chat_hours` value; RecAgent's `[TIME]::` line).
+    Chat {
+        /// The partner, one of [`Ask::Social`]'s `available`.
+        with: UserId,
+        /// Chat length in simulated minutes.
+        minutes: u32,
+    },
     /// Post to all contacts.
     Post,
 }
@@ -291,7 +298,7 @@ pub fn fits(req: &Request<'_>, a: &Answer) -> bool {
         },
         (Ask::Feel { .. }, Answer::Feel(f)) => (1..=5).contains(&f.rating),
         (Ask::Social { available }, Answer::Social(s)) => match s {
-            SocialAction::Chat(u) => available.contains(u),
+            SocialAction::Chat { with, .. } => available.contains(with),
             SocialAction::Post => true,
         },
         (Ask::Chat { partner, .. }, Answer::Chat(lines)) => {

@@ -12,7 +12,11 @@
 //!   else `0.6 + 0.4 × |liked ∩ G_i| / |G_i|`.
 //! - idiosyncrasy `ζ(u,i)`: a fixed per-(user,item) taste draw, uniform with mean 0 and variance 1
 //!   (`(h − 0.5)·2√3` for a hash `h` of (seed, user, item)), so two users with equal profiles differ.
-//! - heard `h(u,i)` ∈ {0,1}: the item is in the agent's heard-of history (chats, posts).
+//! - heard `h(u,i)` ∈ [0,1]: social influence of having heard of the item in a chat or a post,
+//!   `0.5^(rounds since last heard / heard_half_life_rounds)` (exponential decay, see
+//!   [`crate::social::heard_signal`]); 0 when the item is not in the heard history (which keeps the
+//!   latest `history_size` items). Bounded: it adds at most `heard_weight` to an item's utility,
+//!   however often the item was heard of.
 //! - satiation `s(u,i)` ∈ [0,1]: share of the watched history that shares a genre with the item.
 
 use std::fmt::Write as _;
@@ -30,6 +34,7 @@ use crate::catalog::Catalog;
 use crate::components::{FeatureSet, TopAction};
 use crate::ids::{ItemId, UserId};
 use crate::rng::{stream_rng, unit_hash, Stream};
+use crate::social::heard_signal;
 
 /// Parameters of the offline model (`offline:` section of the config). Utilities are in logit
 /// units; raising a weight makes its term matter more.
@@ -55,6 +60,8 @@ pub struct OfflineParams {
     pub idiosyncrasy_weight: f64,
     /// Page: weight of heard-of `h(u,i)` in `U_i` (social influence).
     pub heard_weight: f64,
+    /// Page: half-life, in rounds, of the heard-of signal `h(u,i)`; (0, 1000].
+    pub heard_half_life_rounds: f64,
     /// Page: weight of satiation `s(u,i)`, subtracted in `U_i`.
     pub satiation_weight: f64,
     /// Page: `U_next = next_bias − next_page_decay × page`.
@@ -101,6 +108,7 @@ impl Default for OfflineParams {
             affinity_weight: 3.0,
             idiosyncrasy_weight: 1.0,
             heard_weight: 2.0,
+            heard_half_life_rounds: 3.0,
             satiation_weight: 1.5,
             next_bias: 0.5,
             next_page_decay: 0.3,
@@ -127,6 +135,15 @@ impl OfflineParams {
             return Err((
                 "temperature".into(),
                 format!("{} is out of range: allowed (0, 100]", self.temperature),
+            ));
+        }
+        if !(self.heard_half_life_rounds > 0.0 && self.heard_half_life_rounds <= 1000.0) {
+            return Err((
+                "heard_half_life_rounds".into(),
+                format!(
+                    "{} is out of range: allowed (0, 1000]",
+                    self.heard_half_life_rounds
+                ),
             ));
         }
         if !(2..=8).contains(&self.chat_turns) {
@@ -304,11 +321,9 @@ impl OfflineBackend {
                                 .count() as f64
                                 / watched_genres.len() as f64
                         };
-                        let heard = if a.histories.heard.contains(&id) {
-                            1.0
-                        } else {
-                            0.0
-                        };
+                        let heard = a.histories.heard_round(id).map_or(0.0, |r| {
+                            heard_signal(r, ctx.clock.round, p.heard_half_life_rounds)
+                        });
                         p.affinity_weight * affinity(a.taste.liked, g)
                             + p.idiosyncrasy_weight * idiosyncrasy(ctx.seed, a.id, id)
                             + p.heard_weight * heard
@@ -320,8 +335,8 @@ impl OfflineBackend {
                     .heard
                     .iter()
                     .rev()
-                    .find(|h| !a.histories.has_watched(**h) && !items.contains(h))
-                    .copied();
+                    .map(|h| h.0)
+                    .find(|h| !a.histories.has_watched(*h) && !items.contains(h));
                 u.push(p.next_bias - p.next_page_decay * f64::from(*page));
                 u.push(p.leave_bias + p.leave_step_weight * f64::from(*steps));
                 u.push(match target {
@@ -375,7 +390,8 @@ impl OfflineBackend {
                     p.post_bias + fw * bit(FeatureSet::POSTER),
                 ];
                 if softmax_choice(&u, p.temperature, &mut rng) == 0 {
-                    // Partner ∝ closeness (+0.05 so a tie of closeness 0 can still be picked).
+                    // P(partner j) ∝ closeness_j + 0.05 (a stranger, not in `contacts`, has
+                    // closeness 0, so it is picked rarely but can be).
                     let w: Vec<f64> = available
                         .iter()
                         .map(|u| {
@@ -387,9 +403,16 @@ impl OfflineBackend {
                             (f64::from(c) + 0.05).ln()
                         })
                         .collect();
-                    Answer::Social(SocialAction::Chat(
-                        available[softmax_choice(&w, 1.0, &mut rng)],
-                    ))
+                    let with = available[softmax_choice(&w, 1.0, &mut rng)];
+                    // Length among RecAgent's 0.5 / 1 / 2 h: U_h = feature_weight·Chatter·log2(h),
+                    // so Chatters prefer long chats and others pick uniformly.
+                    const MINUTES: [u32; 3] = [30, 60, 120];
+                    let uh: Vec<f64> = MINUTES
+                        .iter()
+                        .map(|&m| fw * bit(FeatureSet::CHATTER) * (f64::from(m) / 60.0).log2())
+                        .collect();
+                    let minutes = MINUTES[softmax_choice(&uh, p.temperature, &mut rng)];
+                    Answer::Social(SocialAction::Chat { with, minutes })
                 } else {
                     Answer::Social(SocialAction::Post)
                 }
@@ -408,7 +431,7 @@ impl OfflineBackend {
         b: &AgentView<'_>,
         max_turns: u32,
     ) -> Vec<Utterance> {
-        let turns = max_turns.min(self.params.chat_turns).max(2) as usize;
+        let turns = max_turns.min(self.params.chat_turns).max(1) as usize;
         let title = |id: ItemId| {
             cat.by_id(id)
                 .map_or_else(|| "that movie".to_string(), |i| i.title.to_string())
@@ -419,8 +442,8 @@ impl OfflineBackend {
             .heard
             .iter()
             .rev()
-            .find(|h| !a.histories.has_watched(**h))
-            .copied();
+            .map(|h| h.0)
+            .find(|h| !a.histories.has_watched(*h));
         let b_watched = b
             .histories
             .watched
@@ -466,6 +489,7 @@ impl OfflineBackend {
             ),
         }
         match b_watched {
+            _ if turns < 2 => {}
             Some(y) => say(
                 b.id,
                 format!(
@@ -556,7 +580,7 @@ fn post_text(cat: &Catalog, a: &AgentView<'_>) -> PostDraft {
             mentions: vec![x],
         };
     }
-    if let Some(&h) = a.histories.heard.last() {
+    if let Some(&(h, _)) = a.histories.heard.last() {
         let t = cat.by_id(h).map_or("a movie", |i| &i.title);
         return PostDraft {
             text: format!("Has anyone seen <{t}>? I keep hearing about it."),
@@ -614,5 +638,103 @@ mod tests {
             idiosyncrasy(9, UserId(1), ItemId(2)),
             idiosyncrasy(9, UserId(1), ItemId(2))
         );
+    }
+
+    /// The heard-of term: P(watch i) follows the softmax with `heard_weight × 0.5^(age/half-life)`
+    /// added to U_i, so hearing raises the choice probability, and less so as it ages.
+    #[test]
+    fn heard_signal_raises_watch_probability_and_decays() {
+        use crate::behaviour::{Phase, RequestKey};
+        use crate::clock::{Interval, SimClock};
+        use crate::components::{Histories, Memory, Profile, Relationships, Taste};
+        use crate::io::data::ItemRecord;
+        let cat = Catalog::new(
+            (0..2)
+                .map(|i| ItemRecord {
+                    id: i,
+                    title: format!("T{i}"),
+                    genres: vec!["Drama".into()],
+                    description: String::new(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        let profile = Profile {
+            name: "A".into(),
+            gender: "".into(),
+            age: 30,
+            traits: "".into(),
+            status: "".into(),
+            interest: "".into(),
+            features: FeatureSet(0),
+            observations: "".into(),
+        };
+        let taste = Taste::default();
+        let (contacts, memory) = (Relationships::default(), Memory::default());
+        let backend = OfflineBackend {
+            params: OfflineParams::default(),
+            parallel: false,
+        };
+        let p = &backend.params;
+        let start = chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
+            .unwrap()
+            .and_hms_opt(8, 0, 0)
+            .unwrap();
+        let mut clock = SimClock::new(start, Interval::Seconds(3600));
+        clock.round = 7;
+        let items = [ItemId(0), ItemId(1)];
+        let n = 40_000u16;
+        // Heard of item 0: never, in round 7 (h = 1), in round 4 (h = 0.5 with half-life 3).
+        for (heard, h) in [(None, 0.0), (Some(7), 1.0), (Some(4), 0.5)] {
+            let histories = Histories {
+                watched: vec![],
+                heard: heard.map(|r| (ItemId(0), r)).into_iter().collect(),
+            };
+            let agent = AgentView {
+                id: UserId(3),
+                profile: &profile,
+                taste: &taste,
+                histories: &histories,
+                contacts: &contacts,
+                memory: &memory,
+            };
+            let ctx = Context {
+                catalog: &cat,
+                clock: &clock,
+                seed: 5,
+            };
+            let mut hits = 0u32;
+            for step in 0..n {
+                let req = Request {
+                    key: RequestKey {
+                        round: 7,
+                        phase: Phase::Watch,
+                        user: UserId(3),
+                        step,
+                    },
+                    agent,
+                    ask: Ask::Page {
+                        items: &items,
+                        page: 0,
+                        steps: 0,
+                        search: None,
+                        can_search: false,
+                    },
+                };
+                if backend.answer(&ctx, &req) == Answer::Page(PageAction::Watch(vec![0])) {
+                    hits += 1;
+                }
+            }
+            // Softmax by hand (τ = 1; affinity 0 without liked genres; no satiation).
+            let u0 =
+                p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(0)) + p.heard_weight * h;
+            let u1 = p.idiosyncrasy_weight * idiosyncrasy(5, UserId(3), ItemId(1));
+            let (un, ul) = (p.next_bias, p.leave_bias);
+            let z = u0.exp() + u1.exp() + un.exp() + ul.exp();
+            let want = u0.exp() / z;
+            let got = f64::from(hits) / f64::from(n);
+            let sd = (want * (1.0 - want) / f64::from(n)).sqrt();
+            assert!((got - want).abs() < 4.0 * sd, "h = {h}: {got} vs {want}");
+        }
     }
 }

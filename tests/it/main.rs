@@ -7,3 +7,4 @@ mod config_errors;
 mod determinism;
 mod loaders;
 mod run_shared;
+mod social;
