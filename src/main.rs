@@ -368,6 +368,8 @@ fn drive(
 }
 
 fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let s = sim.stats();
     let r = sim.load_report();
     let size = |p: &Path| {
@@ -375,19 +377,22 @@ fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
             .map(|m| human_bytes(m.len()))
             .unwrap_or_else(|_| "-".into())
     };
-    println!(
+    let _ = writeln!(
+        out,
         "recagent: {} rounds finished in {wall:.2} s (wall)",
         s.rounds
     );
-    println!(
+    let _ = writeln!(out, 
         "  agents {} of {} users · items {} · contacts {} directed ({} dropped, {} agents without contacts)",
         r.agents, r.users_in_file, r.items, r.edges, r.dropped_edges, r.agents_without_contacts
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  active agents {} (summed over rounds) · recommender {} · social {} · nothing {}",
         s.active_agents, s.entered_recommender, s.entered_social, s.did_nothing
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  pages shown {} ({} items) · searches {} · watches {} · mean rating {}",
         s.pages_shown,
         s.items_shown,
@@ -396,29 +401,34 @@ fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
         s.mean_rating()
             .map_or_else(|| "-".into(), |m| format!("{m:.2} ({} ratings)", s.ratings))
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  chats {} ({} lines) · posts {} ({} deliveries) · mentions {} · no acquaintance {}",
         s.chats, s.chat_lines, s.posts, s.deliveries, s.mentions, s.no_acquaintance
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  messages     {} ({})",
         paths.messages.display(),
         size(&paths.messages)
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  interactions {} ({})",
         paths.interactions.display(),
         size(&paths.interactions)
     );
-    println!("  manifest     {}", paths.manifest.display());
-    println!("  log          {}", paths.log.display());
+    let _ = writeln!(out, "  manifest     {}", paths.manifest.display());
+    let _ = writeln!(out, "  log          {}", paths.log.display());
     if let Some(l) = sim
         .world()
         .get_resource::<Lineage>()
         .and_then(|l| l.last.clone())
     {
-        println!("  checkpoint   {}", l.display());
+        let _ = writeln!(out, "  checkpoint   {}", l.display());
     }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }
 
 fn main() -> std::process::ExitCode {
