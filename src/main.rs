@@ -382,7 +382,7 @@ fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
         "recagent: {} rounds finished in {wall:.2} s (wall)",
         s.rounds
     );
-    let _ = writeln!(out, 
+    let _ = writeln!(out,
         "  agents {} of {} users · items {} · contacts {} directed ({} dropped, {} agents without contacts)",
         r.agents, r.users_in_file, r.items, r.edges, r.dropped_edges, r.agents_without_contacts
     );
