@@ -42,7 +42,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[non_exhaustive]
 pub enum CheckpointError {
     /// I/O.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
@@ -115,6 +115,12 @@ pub struct Header {
     pub outputs: OutputPaths,
     /// Their lengths at this round boundary.
     pub offsets: OutputOffsets,
+    /// SHA-256 of the last (up to) 4 KiB before each offset, (messages, interactions): proves
+    /// that the files on disk are the ones this checkpoint describes.
+    pub tails: (String, String),
+    /// SHA-256 over the state hash and every header field a resume relies on; an edited header
+    /// is refused.
+    pub seal: String,
     /// Directory the configuration's relative paths resolve against.
     pub base_dir: PathBuf,
     /// The configuration, API keys removed.
@@ -165,6 +171,46 @@ pub struct State {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of the tail hash window.
+const TAIL: u64 = 4096;
+
+/// SHA-256 of the `TAIL` bytes before `len` in `path` (empty string for `len == 0`).
+fn tail_hash(path: &Path, len: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    if len == 0 {
+        return Ok(String::new());
+    }
+    let mut f = std::fs::File::open(path)?;
+    let actual = f.metadata()?.len();
+    if actual < len {
+        return Err(std::io::Error::other(format!(
+            "{actual} bytes, shorter than the checkpoint's {len}"
+        )));
+    }
+    let start = len.saturating_sub(TAIL);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0u8; (len - start) as usize];
+    f.read_exact(&mut buf)?;
+    Ok(hex(&sha2::Sha256::digest(&buf)))
+}
+
+fn seal(h: &Header) -> String {
+    let fields = serde_json::json!([
+        h.format_version,
+        h.engine_version,
+        h.round,
+        h.config_hash,
+        h.data_hash,
+        h.state_hash,
+        h.offsets,
+        h.tails,
+        h.outputs,
+        h.base_dir,
+        h.parent
+    ]);
+    hex(&sha2::Sha256::digest(fields.to_string().as_bytes()))
 }
 
 fn config_hash(cfg: &SimConfig) -> String {
@@ -260,7 +306,20 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     let body = encode(&state);
     let mut cfg = world.resource::<SimConfig>().clone();
     cfg.api_keys.clear();
-    let header = Header {
+    let outputs = {
+        let p = &world.resource::<OutputSink>().paths;
+        OutputPaths {
+            messages: absolute(&p.messages),
+            interactions: absolute(&p.interactions),
+            manifest: absolute(&p.manifest),
+            log: absolute(&p.log),
+        }
+    };
+    let tails = (
+        tail_hash(&outputs.messages, offsets.messages).map_err(io)?,
+        tail_hash(&outputs.interactions, offsets.interactions).map_err(io)?,
+    );
+    let mut header = Header {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         engine_version: env!("CARGO_PKG_VERSION").into(),
@@ -269,16 +328,10 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         data_hash: world.resource::<DataHash>().0.clone(),
         state_hash: hex(&sha2::Sha256::digest(&body)),
         parent: parent.map(Path::to_path_buf),
-        outputs: {
-            let p = &world.resource::<OutputSink>().paths;
-            OutputPaths {
-                messages: absolute(&p.messages),
-                interactions: absolute(&p.interactions),
-                manifest: absolute(&p.manifest),
-                log: absolute(&p.log),
-            }
-        },
+        outputs,
         offsets,
+        tails,
+        seal: String::new(),
         base_dir: if cfg.is_embedded() {
             cfg.base_dir.clone()
         } else {
@@ -286,6 +339,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         },
         config: cfg,
     };
+    header.seal = seal(&header);
     let mut bytes = serde_json::to_vec(&header).expect("invariant: header serialises");
     bytes.push(b'\n');
     let mut enc = lz4_flex::frame::FrameEncoder::new(bytes);
@@ -348,7 +402,16 @@ pub fn load(path: &Path) -> Result<(Header, State), CheckpointError> {
     if hex(&sha2::Sha256::digest(&body)) != header.state_hash {
         return Err(corrupt("state hash mismatch".into()));
     }
+    if seal(&header) != header.seal {
+        return Err(corrupt("the header was edited (seal mismatch)".into()));
+    }
     let state: State = rmp_serde::from_slice(&body).map_err(|e| corrupt(format!("state: {e}")))?;
+    if state.clock.round != header.round {
+        return Err(corrupt(format!(
+            "header round {} but state round {}",
+            header.round, state.clock.round
+        )));
+    }
     Ok((header, state))
 }
 
@@ -463,6 +526,46 @@ pub fn resume(
         }
     }
     let cfg = cfg.with_overrides(overrides).map_err(SimError::from)?;
+    if cfg.round < header.round {
+        return Err(CheckpointError::Setting {
+            key: "round".into(),
+            reason: "the checkpoint is past that round (rounds can only be extended)",
+        });
+    }
+    // Everything is checked before any file is touched.
+    let found = crate::sim::data_hash(&cfg);
+    if found != header.data_hash {
+        return Err(CheckpointError::DataChanged {
+            found,
+            expected: header.data_hash,
+        });
+    }
+    for (p, len, want) in [
+        (
+            &header.outputs.messages,
+            header.offsets.messages,
+            &header.tails.0,
+        ),
+        (
+            &header.outputs.interactions,
+            header.offsets.interactions,
+            &header.tails.1,
+        ),
+    ] {
+        let got = tail_hash(p, len).map_err(|source| CheckpointError::Io {
+            path: p.display().to_string(),
+            source,
+        })?;
+        if &got != want {
+            return Err(CheckpointError::Corrupt {
+                path: p.display().to_string(),
+                reason: format!(
+                    "this output file does not match the checkpoint {} (written by another run, or changed since)",
+                    path.display()
+                ),
+            });
+        }
+    }
     let outputs = match out_dir {
         None => header.outputs.clone(),
         Some(dir) => {
@@ -472,6 +575,26 @@ pub fn resume(
                 manifest: dir.join("manifest.json"),
                 log: dir.join("run.log"),
             };
+            let parent = &header.outputs;
+            let clash = [&o.messages, &o.interactions, &o.manifest, &o.log]
+                .into_iter()
+                .find(|p| {
+                    [
+                        &parent.messages,
+                        &parent.interactions,
+                        &parent.manifest,
+                        &parent.log,
+                    ]
+                    .contains(&&absolute(p))
+                });
+            if let Some(p) = clash {
+                return Err(CheckpointError::Io {
+                    path: p.display().to_string(),
+                    source: std::io::Error::other(
+                        "--out would overwrite the parent run's outputs: choose another directory",
+                    ),
+                });
+            }
             let io = |p: &Path| {
                 let p = p.display().to_string();
                 move |source| CheckpointError::Io { path: p, source }
@@ -496,13 +619,6 @@ pub fn resume(
         }
     };
     let mut sim = Sim::build(cfg, outputs, Some(header.offsets))?;
-    let found = sim.world().resource::<DataHash>().0.clone();
-    if found != header.data_hash {
-        return Err(CheckpointError::DataChanged {
-            found,
-            expected: header.data_hash,
-        });
-    }
     restore(&mut sim, state);
     Ok((sim, header))
 }

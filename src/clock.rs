@@ -111,6 +111,24 @@ impl SimClock {
         }
     }
 
+    /// Start of round `round`, or `None` when it is outside years 1..=9999.
+    pub fn checked_round_start(&self, round: u32) -> Option<NaiveDateTime> {
+        let k = i64::from(round.saturating_sub(1));
+        let t = match self.interval {
+            Interval::Seconds(s) => {
+                let secs = i64::try_from(s).ok()?.checked_mul(k)?;
+                self.start
+                    .checked_add_signed(Duration::try_seconds(secs)?)?
+            }
+            Interval::Months(m) => self
+                .start
+                .checked_add_months(Months::new(m.checked_mul(u32::try_from(k).ok()?)?))?,
+        };
+        (1..=9999)
+            .contains(&chrono::Datelike::year(&t))
+            .then_some(t)
+    }
+
     /// Start of the current round.
     pub fn now(&self) -> NaiveDateTime {
         self.round_start(self.round)

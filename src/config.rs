@@ -18,7 +18,7 @@ use crate::clock::Interval;
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: cannot read config: {source}", path.display())]
+    #[error("{}: cannot read config", path.display())]
     Read {
         /// The config file.
         path: PathBuf,
@@ -325,7 +325,10 @@ impl SimConfig {
     pub fn from_yaml(text: &str, origin: &str, base_dir: PathBuf) -> Result<Self, ConfigError> {
         let mut cfg: SimConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
-            message: name_key_of_bad_value(&add_line_to_unknown_field(&e.to_string(), text), text),
+            message: name_key_of_bad_value(
+                &add_line_to_unknown_field(&tidy_parse_message(&e.to_string(), origin), text),
+                text,
+            ),
         })?;
         cfg.base_dir = base_dir;
         cfg.validate()
@@ -350,21 +353,27 @@ impl SimConfig {
         let mut value = serde_json::to_value(self)
             .map_err(|e| ConfigError::Override(String::new(), e.to_string()))?;
         for (key, raw) in overrides {
-            let obj = value
-                .as_object_mut()
-                .expect("invariant: config serialises to a map");
-            if !obj.contains_key(key.as_str()) {
-                return Err(ConfigError::Override(
-                    format!("{key}={raw}"),
-                    format!("unknown key `{key}`"),
-                ));
+            let what = format!("{key}={raw}");
+            // Dotted keys reach into sections: `offline.temperature=2`.
+            let mut slot = &mut value;
+            for part in key.split('.') {
+                slot = slot
+                    .as_object_mut()
+                    .and_then(|o| o.get_mut(part))
+                    .ok_or_else(|| {
+                        ConfigError::Override(what.clone(), format!("unknown key `{key}`"))
+                    })?;
             }
-            let v: serde_json::Value = serde_saphyr::from_str(raw)
-                .map_err(|e| ConfigError::Override(format!("{key}={raw}"), e.to_string()))?;
-            obj.insert(key.clone(), v);
+            let v: serde_json::Value = serde_saphyr::from_str(raw).map_err(|e| {
+                ConfigError::Override(what.clone(), tidy_parse_message(&e.to_string(), "--set"))
+            })?;
+            *slot = v;
+            // Deserialise after each override so a type error names its key.
+            serde_json::from_value::<SimConfig>(value.clone())
+                .map_err(|e| ConfigError::Override(what.clone(), e.to_string()))?;
         }
         let mut cfg: SimConfig = serde_json::from_value(value)
-            .map_err(|e| ConfigError::Override(format!("{overrides:?}"), e.to_string()))?;
+            .map_err(|e| ConfigError::Override(String::new(), e.to_string()))?;
         cfg.base_dir = self.base_dir.clone();
         cfg.validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -498,6 +507,18 @@ impl SimConfig {
                 format!("{} is out of range: allowed 0..=1440", self.post_minutes),
             );
         }
+        if let Some(start) = self.start_datetime() {
+            let clock = crate::clock::SimClock::new(start, self.interval);
+            if clock.checked_round_start(self.round).is_none() {
+                return bad(
+                    "interval",
+                    format!(
+                        "{} × {} rounds from {} runs past the year 9999: use a shorter interval or fewer rounds",
+                        self.interval, self.round, self.start_time
+                    ),
+                );
+            }
+        }
         if self.start_datetime().is_none() {
             return bad(
                 "start_time",
@@ -584,14 +605,38 @@ impl SimConfig {
 
 /// 1-based line of `key:` at the start of a line (any indentation) in `text`.
 fn key_line(text: &str, key: &str) -> Option<usize> {
-    let leaf = key.rsplit('.').next().unwrap_or(key);
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            t.strip_prefix(leaf)
-                .is_some_and(|rest| rest.trim_start().starts_with(':'))
-        })
-        .map(|i| i + 1)
+    // For `section.leaf`, look for `leaf:` indented under the `section:` line.
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let is_key = |l: &str, k: &str| {
+        l.trim_start()
+            .strip_prefix(k)
+            .is_some_and(|r| r.trim_start().starts_with(':'))
+    };
+    let mut from = 0;
+    let mut min_indent = 0;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (depth, part) in parts.iter().enumerate() {
+        let (i, l) = text
+            .lines()
+            .enumerate()
+            .skip(from)
+            .filter(|(_, l)| depth == 0 || indent(l) >= min_indent)
+            .find(|(_, l)| is_key(l, part))?;
+        if depth + 1 == parts.len() {
+            return Some(i + 1);
+        }
+        from = i + 1;
+        min_indent = indent(l) + 1;
+    }
+    None
+}
+
+/// Cleans a YAML parser message: no leading `error:`, the real origin instead of `<input>`, and no
+/// advice about parser options.
+fn tidy_parse_message(msg: &str, origin: &str) -> String {
+    msg.trim_start_matches("error: ")
+        .replace("<input>", origin)
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }
 
 /// The parser names the line of a bad value but not its key: add the key found on that line.

@@ -232,10 +232,12 @@ fn run(a: RunArgs) -> Result<()> {
     }
     let cfg = base.with_overrides(&overrides)?;
     let paths = output_paths(&cfg, &a);
-    init_log(&paths.log, false)?;
-    tracing::info!(pid = std::process::id(), config = %cfg.redacted_json(), "starting");
     let ckpt_dir = checkpoint_dir(&cfg, &paths);
+    let redacted = cfg.redacted_json();
+    // The log is opened only once the data loaded, so a failed start leaves an earlier run's log.
     let sim = Sim::new(cfg, paths.clone())?;
+    init_log(&paths.log, false)?;
+    tracing::info!(pid = std::process::id(), config = %redacted, "starting");
     drive(sim, &paths, ckpt_dir, a.quiet, started)
 }
 
@@ -267,9 +269,9 @@ fn resume_or_branch(
         Some(d) => d.join("run.log"),
         None => header.outputs.log.clone(),
     };
+    let (mut sim, header) = recagent::checkpoint::resume(checkpoint, &overrides, out)?;
     init_log(&log, out.is_none())?;
     tracing::info!(checkpoint = %checkpoint.display(), round = header.round, ?overrides, branch = out.is_some(), "resuming");
-    let (mut sim, header) = recagent::checkpoint::resume(checkpoint, &overrides, out)?;
     sim.world_mut().insert_resource(Lineage {
         parent: Some(checkpoint.to_path_buf()),
         last: None,
@@ -327,6 +329,23 @@ fn drive(
     );
     pb.set_position(u64::from(sim.round()));
     while sim.round() < rounds {
+        if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+            pb.abandon();
+            let last = sim
+                .world()
+                .get_resource::<Lineage>()
+                .and_then(|l| l.last.clone());
+            sim.write_manifest(&format!("interrupted after round {}", sim.round()))?;
+            tracing::warn!(round = sim.round(), "interrupted");
+            let hint = last.map_or_else(
+                || "no checkpoint was written (set checkpoint_every)".to_string(),
+                |p| format!("resume with: recagent resume {}", p.display()),
+            );
+            anyhow::bail!(
+                "interrupted after round {} of {rounds}; outputs are complete up to it; {hint}",
+                sim.round()
+            );
+        }
         let t = Instant::now();
         if let Err(e) = sim.step() {
             let _ = sim.write_manifest(&format!("failed in round {}", sim.round()));
@@ -441,8 +460,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Set by the first Ctrl-C: the run stops at the next round boundary (a second one exits at once).
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing the current round (Ctrl-C again to quit at once)");
+    });
     match cli.command {
         Command::Run(a) => run(a),
         Command::Resume {
@@ -460,8 +488,25 @@ fn real_main() -> Result<()> {
         } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
+            // Load the data too (into a scratch output directory), so what `run` would reject
+            // is rejected here.
+            let scratch =
+                std::env::temp_dir().join(format!("recagent-check-{}", std::process::id()));
+            let outputs = OutputPaths {
+                messages: scratch.join("messages.jsonl"),
+                interactions: scratch.join("interaction.csv"),
+                manifest: scratch.join("manifest.json"),
+                log: scratch.join("run.log"),
+            };
+            let built = Sim::new(cfg.clone(), outputs);
+            let _ = std::fs::remove_dir_all(&scratch);
+            let sim = built?;
+            let r = sim.load_report();
             println!("{}", serde_json::to_string_pretty(&cfg.redacted_json())?);
-            println!("configuration OK");
+            println!(
+                "configuration OK: {} items, {} of {} users as agents, {} contacts ({} dropped, {} duplicate)",
+                r.items, r.agents, r.users_in_file, r.edges, r.dropped_edges, r.duplicate_edges
+            );
             Ok(())
         }
     }

@@ -69,7 +69,10 @@ pub enum SimError {
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
     /// An output could not be written.
-    #[error("{path}: {source}")]
+    #[error(transparent)]
+    File(#[from] crate::io::output::FileError),
+    /// Another I/O failure (the manifest).
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
@@ -347,11 +350,7 @@ impl Sim {
         let sink = match resume_at {
             None => OutputSink::create(outputs.clone(), cfg.write_messages),
             Some(at) => OutputSink::resume(outputs.clone(), cfg.write_messages, at),
-        }
-        .map_err(|source| SimError::Io {
-            path: outputs.messages.display().to_string(),
-            source,
-        })?;
+        }?;
 
         let mut app = App::empty();
         let world = app.world_mut();
@@ -491,6 +490,7 @@ impl Sim {
             "summary": w.resource::<RunStats>(),
             "behaviour_requests": stats.requests,
             "behaviour_fallbacks": stats.fallbacks,
+            "base_dir": cfg.base_dir,
             "config": cfg.redacted_json(),
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
             "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
@@ -580,6 +580,24 @@ pub struct Lineage {
 /// SHA-256 of the input data files (items, users, relationships), hex.
 #[derive(Resource, Clone, Debug, Default)]
 pub struct DataHash(pub String);
+
+/// SHA-256 (hex) of the input data files `cfg` names, as [`Sim::build`] computes it.
+pub fn data_hash(cfg: &SimConfig) -> String {
+    let mut h = sha2::Sha256::new();
+    let item_path = cfg.resolve(&cfg.item_path);
+    hash_source(&mut h, source(cfg, &cfg.item_path, &item_path));
+    let user_path = cfg.resolve(&cfg.user_path);
+    hash_source(&mut h, source(cfg, &cfg.user_path, &user_path));
+    if let Some(p) = cfg
+        .relationship_path
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        let rp = cfg.resolve(p);
+        hash_source(&mut h, source(cfg, p, &rp));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn hash_source(h: &mut sha2::Sha256, src: Source<'_>) {
     match src {

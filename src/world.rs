@@ -69,6 +69,8 @@ pub struct LoadReport {
     pub dropped_edges: usize,
     /// Agents with no contacts.
     pub agents_without_contacts: usize,
+    /// Directed edges listed more than once (the last row's label and closeness are kept).
+    pub duplicate_edges: usize,
     /// Edges added by `social_random_k` rewiring (directed), if it ran.
     pub rewired_edges: Option<usize>,
 }
@@ -120,18 +122,37 @@ pub fn taste_of(catalog: &Catalog, interest: &str, observations: &str) -> Taste 
 /// Lomax (Pareto II) draws with shape `shape`, normalised by their maximum (spec §1.5: numpy's
 /// `pareto(shape)` is Lomax: `(1 − U)^(−1/shape) − 1`). One draw per user from its own stream.
 pub fn activity_levels(seed: u64, ids: &[UserId], shape: f64) -> Vec<f32> {
-    let draws: Vec<f64> = ids
+    // Lomax draw d = (1 − U)^(−1/shape) − 1 = expm1(t) with t = −ln(1 − U)/shape. For tiny shapes
+    // t is huge and d overflows, so the ratio d_i / d_max is taken in log space:
+    // ln expm1(t) = t + ln(1 − e^(−t)) for large t.
+    let ln_expm1 = |t: f64| {
+        if t > 30.0 {
+            t + (-(-t).exp()).ln_1p()
+        } else {
+            t.exp_m1().ln()
+        }
+    };
+    let ts: Vec<f64> = ids
         .iter()
         .map(|u| {
             let mut r = stream_rng(seed, Stream::ActivityLevel, &[u64::from(u.0)]);
             let x: f64 = r.random::<f64>();
-            (1.0 - x).powf(-1.0 / shape) - 1.0
+            -(1.0 - x).ln() / shape
         })
         .collect();
-    let max = draws.iter().copied().fold(0.0f64, f64::max);
-    draws
-        .iter()
-        .map(|d| if max > 0.0 { (d / max) as f32 } else { 1.0 })
+    let t_max = ts.iter().copied().fold(0.0f64, f64::max);
+    if t_max <= 0.0 {
+        return vec![1.0; ids.len()];
+    }
+    let l_max = ln_expm1(t_max);
+    ts.iter()
+        .map(|&t| {
+            if t <= 0.0 {
+                0.0
+            } else {
+                (ln_expm1(t) - l_max).exp() as f32
+            }
+        })
         .collect()
 }
 
@@ -220,6 +241,7 @@ pub fn populate(
     let mut labels: Vec<String> = Vec::new();
     let mut contacts: Vec<Vec<Contact>> = vec![Vec::new(); users.len()];
     let mut dropped = 0usize;
+    let mut duplicates = 0usize;
     let mut kept = 0usize;
     for e in edges {
         let (Ok(a), Ok(b)) = (
@@ -244,7 +266,8 @@ pub fn populate(
                     user: ids[b],
                     label,
                     closeness: e.closeness,
-                }
+                };
+                duplicates += 1;
             }
             Err(p) => {
                 list.insert(
@@ -258,6 +281,12 @@ pub fn populate(
                 kept += 1;
             }
         }
+    }
+    if duplicates > 0 {
+        tracing::warn!(
+            duplicates,
+            "relationship edges listed more than once: the last row of each pair is kept"
+        );
     }
     if dropped > 0 {
         tracing::info!(
@@ -323,6 +352,7 @@ pub fn populate(
         edges: kept,
         dropped_edges: dropped,
         agents_without_contacts: no_contacts,
+        duplicate_edges: duplicates,
         rewired_edges: rewired.then_some(kept),
     };
     world.insert_resource(report.clone());
@@ -359,6 +389,18 @@ mod tests {
         let mean = l.iter().map(|&x| f64::from(x)).sum::<f64>() / l.len() as f64;
         assert!((0.04..0.11).contains(&mean), "{mean}");
         assert_eq!(l, activity_levels(7, &ids, 10.0));
+    }
+
+    #[test]
+    fn tiny_shapes_stay_finite() {
+        // shape 1e-29: the raw Lomax draws overflow to infinity; levels must stay in [0, 1].
+        let ids: Vec<UserId> = (0..200).map(UserId).collect();
+        let l = activity_levels(3, &ids, 1e-29);
+        assert!(
+            l.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x)),
+            "{l:?}"
+        );
+        assert_eq!(l.iter().copied().fold(0.0f32, f32::max), 1.0);
     }
 
     #[test]

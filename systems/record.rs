@@ -37,8 +37,8 @@ pub fn record_round(
     let (messages, interactions) = log.take_sorted();
     let mentions = std::mem::take(&mut log.mentions);
     let time = format_timestamp(clock.now());
-    if let Err(source) = sink.write_round(clock.round, &time, &messages, &interactions) {
-        error.0 = Some(SimError::Io { path: sink.paths.messages.display().to_string(), source });
+    if let Err(e) = sink.write_round(clock.round, &time, &messages, &interactions) {
+        error.0 = Some(SimError::File(e));
     }
     let mut bump = |id, f: &dyn Fn(&mut ItemStats)| {
         if let Some(mut s) = catalog.index_of(id).and_then(|ix| item_stats.get_mut(items.0[ix as usize]).ok()) {

@@ -22,7 +22,7 @@ use serde::Deserialize;
 #[non_exhaustive]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{origin}: cannot read: {source}")]
+    #[error("{origin}: cannot read")]
     Io {
         /// File path.
         origin: String,
@@ -345,6 +345,19 @@ fn rows<T: for<'de> Deserialize<'de>>(
     Ok(out)
 }
 
+/// As [`rows`], but a file with a header and no rows is empty, not an error (a graph with no edges).
+fn rows_or_none<T: for<'de> Deserialize<'de>>(
+    origin: &str,
+    headers: &[String],
+    rdr: &mut csv::Reader<&[u8]>,
+    bytes: &[u8],
+) -> Result<Vec<(u64, T)>, DataError> {
+    match rows(origin, headers, rdr, bytes) {
+        Err(DataError::Empty { .. }) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 fn row_err(origin: &str, line: u64, column: &str, message: impl Into<String>) -> DataError {
     DataError::Row {
         origin: origin.to_string(),
@@ -651,7 +664,7 @@ pub fn load_relationships(
     let mut out = Vec::new();
     match h.as_slice() {
         ["user_1", "user_2", "relationship", "closeness"] => {
-            for (line, r) in rows::<RelationshipRow>(&origin, &headers, &mut rdr, &bytes)? {
+            for (line, r) in rows_or_none::<RelationshipRow>(&origin, &headers, &mut rdr, &bytes)? {
                 for u in [r.user_1, r.user_2] {
                     if !ids.contains(&u) {
                         return Err(DataError::UnknownUser {
@@ -693,7 +706,9 @@ pub fn load_relationships(
                     });
                 }
             }
-            for (line, r) in rows::<LegacyRelationshipRow>(&origin, &headers, &mut rdr, &bytes)? {
+            for (line, r) in
+                rows_or_none::<LegacyRelationshipRow>(&origin, &headers, &mut rdr, &bytes)?
+            {
                 let mut ends = [0u32; 2];
                 for (k, name) in [r.user_1.trim(), r.user_2.trim()].into_iter().enumerate() {
                     ends[k] = *by_name.get(name).ok_or_else(|| DataError::UnknownUser {

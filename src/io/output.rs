@@ -55,6 +55,34 @@ pub struct InteractionRecord {
     pub rating: u8,
 }
 
+impl OutputPaths {
+    /// Fails when two outputs are the same file (they would overwrite each other).
+    ///
+    /// # Errors
+    /// [`FileError`] naming the shared path.
+    pub fn check_distinct(&self) -> Result<(), FileError> {
+        let all = [
+            &self.messages,
+            &self.interactions,
+            &self.manifest,
+            &self.log,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                if absolute(a) == absolute(b) {
+                    return Err(FileError {
+                        path: (*a).clone(),
+                        source: std::io::Error::other(
+                            "two outputs (messages, interactions, manifest, log) are this same file",
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Lengths of the output files at a round boundary (bytes); a checkpoint records them so a
 /// resumed run truncates the files back to them and appends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -80,6 +108,24 @@ fn reopen(path: &Path, len: u64) -> std::io::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, f))
 }
 
+/// An I/O error on one output file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", path.display())]
+pub struct FileError {
+    /// The file.
+    pub path: PathBuf,
+    /// The error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
+    move |source| FileError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Open output writers.
 #[derive(Resource)]
 pub struct OutputSink {
@@ -102,16 +148,19 @@ impl OutputSink {
     /// Creates (truncates) the output files and writes the CSV header.
     ///
     /// # Errors
-    /// I/O errors creating a directory or file.
-    pub fn create(paths: OutputPaths, write_messages: bool) -> std::io::Result<Self> {
+    /// [`FileError`] naming the file that could not be created, or two outputs that are the
+    /// same file.
+    pub fn create(paths: OutputPaths, write_messages: bool) -> Result<Self, FileError> {
+        paths.check_distinct()?;
         let messages = if write_messages {
-            Some(create(&paths.messages)?)
+            Some(create(&paths.messages).map_err(at(&paths.messages))?)
         } else {
             None
         };
-        let mut interactions = create(&paths.interactions)?;
-        writeln!(interactions, "user_id,item_id,label,rating,round,timestamp")?;
-        interactions.flush()?;
+        let mut interactions = create(&paths.interactions).map_err(at(&paths.interactions))?;
+        writeln!(interactions, "user_id,item_id,label,rating,round,timestamp")
+            .and_then(|()| interactions.flush())
+            .map_err(at(&paths.interactions))?;
         Ok(Self {
             messages,
             interactions,
@@ -123,18 +172,23 @@ impl OutputSink {
     /// (dropping whatever a crashed run wrote after it) and appended to.
     ///
     /// # Errors
-    /// I/O errors, or a file shorter than its offset.
+    /// [`FileError`] for an I/O error or a file shorter than its offset.
     pub fn resume(
         paths: OutputPaths,
         write_messages: bool,
-        at: OutputOffsets,
-    ) -> std::io::Result<Self> {
-        let messages = if write_messages {
-            Some(reopen(&paths.messages, at.messages)?)
-        } else {
+        offsets: OutputOffsets,
+    ) -> Result<Self, FileError> {
+        paths.check_distinct()?;
+        let messages = if !write_messages {
             None
+        } else if offsets.messages == 0 && !paths.messages.exists() {
+            // The parent run did not write messages; this one does, from here on.
+            Some(create(&paths.messages).map_err(at(&paths.messages))?)
+        } else {
+            Some(reopen(&paths.messages, offsets.messages).map_err(at(&paths.messages))?)
         };
-        let interactions = reopen(&paths.interactions, at.interactions)?;
+        let interactions =
+            reopen(&paths.interactions, offsets.interactions).map_err(at(&paths.interactions))?;
         Ok(Self {
             messages,
             interactions,
@@ -164,13 +218,25 @@ impl OutputSink {
     /// Appends one round and flushes.
     ///
     /// # Errors
-    /// I/O errors.
+    /// [`FileError`] naming the file that failed.
     pub fn write_round(
         &mut self,
         round: u32,
         time: &str,
         messages: &[MessageRecord],
         interactions: &[InteractionRecord],
+    ) -> Result<(), FileError> {
+        let (m, i) = (self.paths.messages.clone(), self.paths.interactions.clone());
+        self.write_messages(round, time, messages).map_err(at(&m))?;
+        self.write_interactions(round, time, interactions)
+            .map_err(at(&i))
+    }
+
+    fn write_messages(
+        &mut self,
+        round: u32,
+        time: &str,
+        messages: &[MessageRecord],
     ) -> std::io::Result<()> {
         if let Some(w) = self.messages.as_mut() {
             let time_json = serde_json::to_string(time).map_err(std::io::Error::other)?;
@@ -181,6 +247,15 @@ impl OutputSink {
             }
             w.flush()?;
         }
+        Ok(())
+    }
+
+    fn write_interactions(
+        &mut self,
+        round: u32,
+        time: &str,
+        interactions: &[InteractionRecord],
+    ) -> std::io::Result<()> {
         let w = &mut self.interactions;
         for r in interactions {
             if r.rating > 0 {

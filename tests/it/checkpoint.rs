@@ -232,3 +232,87 @@ fn killed_run_resumed_from_its_last_checkpoint_is_byte_identical() {
         );
     }
 }
+
+#[test]
+fn unsafe_resumes_and_branches_are_refused_without_touching_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = sim_in(demo_config(), dir.path());
+    let mut ckpt2 = PathBuf::new();
+    for r in 1..=3 {
+        sim.step().unwrap();
+        if r == 2 {
+            ckpt2 = dir.path().join("round-2.ckpt");
+            checkpoint::save(&mut sim, &ckpt2, None).unwrap();
+        }
+    }
+    drop(sim);
+    let messages = read(&dir.path().join("messages.jsonl"));
+    let interactions = read(&dir.path().join("interaction.csv"));
+    let untouched = || {
+        assert_eq!(read(&dir.path().join("messages.jsonl")), messages);
+        assert_eq!(read(&dir.path().join("interaction.csv")), interactions);
+    };
+    // A branch into the parent's own directory.
+    let e = checkpoint::resume(
+        &ckpt2,
+        &[("rec_model".into(), "Random".into())],
+        Some(dir.path()),
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("messages.jsonl"), "{e}");
+    untouched();
+    // Going back before the checkpoint.
+    let e = checkpoint::resume(&ckpt2, &[("round".into(), "1".into())], None)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("round"), "{e}");
+    untouched();
+    // A forbidden setting.
+    assert!(checkpoint::resume(&ckpt2, &[("interval".into(), "1h".into())], None).is_err());
+    untouched();
+    // The outputs belong to another run: the checkpoint's tail hash does not match.
+    let other = tempfile::tempdir().unwrap();
+    let mut cfg = demo_config();
+    cfg.seed = 99;
+    let mut sim = sim_in(cfg, other.path());
+    for _ in 0..3 {
+        sim.step().unwrap();
+    }
+    drop(sim);
+    let (h, _) = checkpoint::load(&ckpt2).unwrap();
+    for (f, off) in [
+        ("messages.jsonl", h.offsets.messages),
+        ("interaction.csv", h.offsets.interactions),
+    ] {
+        let bytes = std::fs::read(other.path().join(f)).unwrap();
+        assert!(
+            bytes.len() as u64 >= off,
+            "the other run's {f} is long enough to be mistaken"
+        );
+        std::fs::write(dir.path().join(f), bytes).unwrap();
+    }
+    let e = checkpoint::resume(&ckpt2, &[], None).err().unwrap();
+    assert!(
+        e.to_string().contains("does not match the checkpoint"),
+        "{e}"
+    );
+}
+
+#[test]
+fn colliding_output_paths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = paths(dir.path());
+    p.log = p.messages.clone();
+    let e = Sim::new(demo_config(), p).err().unwrap();
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    assert!(
+        chain.contains("messages.jsonl") && chain.contains("same file"),
+        "{chain}"
+    );
+}

@@ -60,3 +60,46 @@ fn errors_name_key_and_line() {
         "{e}"
     );
 }
+
+#[test]
+fn nested_keys_are_located_and_overridable() {
+    let e = parse("temperature: 0\nseed: 1\noffline:\n  temperature: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("run.yaml:4:") && e.contains("`offline.temperature`"),
+        "{e}"
+    );
+    let c = parse("seed: 1\n").unwrap();
+    let o = c
+        .with_overrides(&[("offline.temperature".into(), "2".into())])
+        .unwrap();
+    assert_eq!(o.offline.temperature, 2.0);
+    assert_eq!(
+        o.offline.chat_turns, c.offline.chat_turns,
+        "the rest of the section is kept"
+    );
+    let e = c
+        .with_overrides(&[("page_size".into(), "abc".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("page_size=abc") && !e.contains("[("), "{e}");
+    let e = parse("round: 3\nround: 4\n").unwrap_err().to_string();
+    assert!(
+        !e.contains("DuplicateKeyPolicy") && e.contains("run.yaml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rounds_past_year_9999_are_refused() {
+    let e = parse("interval: 100000000d\nround: 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`interval`") && e.contains("9999"), "{e}");
+    let e = parse("interval: 300000y\nround: 2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("9999"), "{e}");
+    assert!(parse("interval: 1d\nround: 1000\n").is_ok());
+}
