@@ -10,6 +10,8 @@ use recagent::config::SimConfig;
 use recagent::io::output::OutputPaths;
 use recagent::sim::Sim;
 
+mod eval_rec;
+
 /// Simulate LLM-driven (or offline-modelled) users in front of a recommender system.
 #[derive(Parser)]
 #[command(name = "recagent", version, about, long_about = None)]
@@ -31,6 +33,9 @@ enum Command {
         #[arg(long = "config-file", visible_alias = "config", short = 'c')]
         config_file: Option<PathBuf>,
     },
+    /// Train recommenders on an implicit split and print Recall@K / NDCG@K on its test part,
+    /// beside Agent4Rec's saved top-20 lists scored by the same code.
+    EvalRecommender(eval_rec::EvalArgs),
 }
 
 #[derive(Args)]
@@ -263,6 +268,7 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(a) => run(a),
+        Command::EvalRecommender(a) => eval_rec::run(&a),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             println!("{}", serde_json::to_string_pretty(&cfg.redacted_json())?);

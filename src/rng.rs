@@ -25,6 +25,8 @@ pub enum Stream {
     Social = 5,
     /// Per-(user, item) idiosyncratic taste of the offline model; fixed for a run.
     Taste = 6,
+    /// Recommender training: embedding initialisation and BPR sampling, per model and fit.
+    Training = 50,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

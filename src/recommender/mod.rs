@@ -3,11 +3,26 @@
 //! Items and users are addressed by dense indices: items by catalogue position (`0..n_items`,
 //! id order), users by roster position (`0..n_users`, id order).
 
+mod content;
+pub mod eval;
+mod external;
+mod itemknn;
+mod lightgcn;
+mod mf;
 mod popularity;
 mod random;
+pub mod train;
+mod warm;
 
+pub use content::Content;
+pub use external::{External, SlateReply, SlateRequest};
+pub use itemknn::{cosine_neighbours, ItemKnn, DEFAULT_NEIGHBOURS};
+pub use lightgcn::{LightGcn, NormAdj};
+pub use mf::Mf;
 pub use popularity::Popularity;
 pub use random::RandomRec;
+pub use train::TrainParams;
+pub use warm::{load_initial, map_initial, WarmReport, WarmStart};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -67,6 +82,12 @@ impl InteractionLog {
     /// Items shown to `user`, ascending.
     pub fn exposed(&self, user: u32) -> &[u32] {
         &self.exposed[user as usize]
+    }
+    /// Records an initial (pre-simulation) interaction: the item counts as shown and watched
+    /// (round 0), so it trains the models and is never recommended to the user again.
+    pub fn add_initial(&mut self, user: u32, item: u32, rating: u8) {
+        self.expose(user, item);
+        self.watch(user, item, rating, 0);
     }
     /// Records a watch.
     pub fn watch(&mut self, user: u32, item: u32, rating: u8, round: u32) {

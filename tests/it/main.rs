@@ -5,4 +5,5 @@ mod common;
 mod config_errors;
 mod determinism;
 mod loaders;
+mod recommender_eval;
 mod run_shared;
