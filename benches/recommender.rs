@@ -15,6 +15,7 @@ use recagent::recommender::eval::Split;
 use recagent::recommender::train::Positives;
 use recagent::recommender::{
     InteractionLog, ItemKnn, LightGcn, Mf, Popularity, Recommender, TrainParams,
+    LIGHTGCN_DEFAULT_REG, MF_DEFAULT_REG,
 };
 use recagent::rng::{stream_rng, Stream};
 
@@ -54,14 +55,16 @@ fn training(repeats: usize) {
         lr: 0.005,
         epochs: 30,
         batch: 256,
+        reg: MF_DEFAULT_REG,
         ..TrainParams::default()
     };
     let lg = TrainParams {
         dim: 64,
-        lr: 0.005,
+        lr: 0.01,
         epochs: 30,
         batch: 2048,
         layers: 3,
+        reg: LIGHTGCN_DEFAULT_REG,
         ..TrainParams::default()
     };
     for (name, params) in [("MF", mf), ("LightGCN", lg)] {

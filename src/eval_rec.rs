@@ -53,15 +53,18 @@ pub struct EvalArgs {
     /// LightGCN: epochs, Adam learning rate, batch size, layers.
     #[arg(long, default_value_t = 30)]
     lightgcn_epochs: u32,
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.01)]
     lightgcn_lr: f32,
     #[arg(long, default_value_t = 2048)]
     lightgcn_batch: usize,
     #[arg(long, default_value_t = 3)]
     layers: usize,
-    /// L2 weight (MF, LightGCN).
-    #[arg(long, default_value_t = 1e-4)]
-    reg: f32,
+    /// MF L2 weight.
+    #[arg(long, default_value_t = recagent::recommender::MF_DEFAULT_REG)]
+    mf_reg: f32,
+    /// LightGCN L2 weight.
+    #[arg(long, default_value_t = recagent::recommender::LIGHTGCN_DEFAULT_REG)]
+    lightgcn_reg: f32,
 }
 
 fn genre_features(path: &Path, n_items: usize) -> Result<ndarray::Array2<f32>> {
@@ -107,7 +110,6 @@ fn genre_features(path: &Path, n_items: usize) -> Result<ndarray::Array2<f32>> {
 fn model_for(name: &str, a: &EvalArgs, split: &Split) -> Result<Option<Box<dyn Recommender>>> {
     let base = TrainParams {
         dim: a.dim,
-        reg: a.reg,
         seed: a.seed,
         layers: a.layers,
         ..TrainParams::default()
@@ -119,12 +121,14 @@ fn model_for(name: &str, a: &EvalArgs, split: &Split) -> Result<Option<Box<dyn R
             epochs: a.mf_epochs,
             lr: a.mf_lr,
             batch: a.mf_batch,
+            reg: a.mf_reg,
             ..base
         })),
         "LightGCN" => Box::new(LightGcn::new(TrainParams {
             epochs: a.lightgcn_epochs,
             lr: a.lightgcn_lr,
             batch: a.lightgcn_batch,
+            reg: a.lightgcn_reg,
             ..base
         })),
         "ItemKNN" => Box::new(ItemKnn::default()),

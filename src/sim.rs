@@ -566,8 +566,14 @@ fn build_recommender(
     let model: Box<dyn Recommender> = match cfg.rec_model {
         RecModel::Random => Box::new(RandomRec::default()),
         RecModel::Popularity => Box::new(Popularity::default()),
-        RecModel::MF => Box::new(Mf::new(params)),
-        RecModel::LightGCN => Box::new(LightGcn::new(params)),
+        RecModel::MF => Box::new(Mf::new(TrainParams {
+            reg: crate::recommender::MF_DEFAULT_REG,
+            ..params
+        })),
+        RecModel::LightGCN => Box::new(LightGcn::new(TrainParams {
+            reg: crate::recommender::LIGHTGCN_DEFAULT_REG,
+            ..params
+        })),
         RecModel::ItemKNN => Box::new(ItemKnn::default()),
         RecModel::Content => {
             let g = catalog.genre_names().len();

@@ -114,8 +114,9 @@ fn bpr_loss_decreases_and_mf_beats_popularity_on_agent4rec_split() {
     let mut mf = Mf::new(TrainParams {
         dim: 32,
         lr: 0.005,
-        epochs: 6,
+        epochs: 10,
         batch: 256,
+        reg: recagent::recommender::MF_DEFAULT_REG,
         ..TrainParams::default()
     });
     let m = split.evaluate(&mut mf, false, 20);
