@@ -60,7 +60,7 @@ pub fn record_round(
         bump(m, &|s| s.mentions += 1);
     }
     let rec = &mut *rec;
-    if cfg.retrain_every > 0 && clock.round % cfg.retrain_every == 0 {
+    if cfg.retrain_every > 0 && clock.round.is_multiple_of(cfg.retrain_every) {
         rec.model.fit(&rec.log);
     }
     stats.rounds = clock.round;

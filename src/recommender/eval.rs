@@ -24,8 +24,8 @@ pub enum RecDataError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A token is not a non-negative integer.
-    #[error("{path}:{line}: {token:?} is not a non-negative integer id")]
+    /// A token is not what the format expects.
+    #[error("{path}:{line}: {token:?} is not {expected}")]
     Parse {
         /// The file.
         path: String,
@@ -33,6 +33,8 @@ pub enum RecDataError {
         line: usize,
         /// The bad token.
         token: String,
+        /// What was expected there.
+        expected: &'static str,
     },
 }
 
@@ -54,6 +56,7 @@ pub fn parse_implicit(text: &str, origin: &str) -> Result<UserLists, RecDataErro
                 path: origin.to_string(),
                 line: n + 1,
                 token: t.to_string(),
+                expected: "a non-negative integer id",
             })
         };
         let u = id(u)?;

@@ -44,13 +44,15 @@ pub fn load_initial(path: &Path) -> Result<Vec<RawInteraction>, RecDataError> {
             continue;
         }
         let f: Vec<&str> = line.trim().split("::").collect();
-        let bad = |t: &str| RecDataError::Parse {
+        let bad_as = |t: &str, expected| RecDataError::Parse {
             path: origin.clone(),
             line: n + 1,
             token: t.to_string(),
+            expected,
         };
+        let bad = |t: &str| bad_as(t, "a non-negative integer id");
         if f.len() < 3 {
-            return Err(bad(line));
+            return Err(bad_as(line, "a `UserID::MovieID::Rating::Timestamp` line"));
         }
         let u: u32 = f[0].parse().map_err(|_| bad(f[0]))?;
         let i: u32 = f[1].parse().map_err(|_| bad(f[1]))?;
@@ -58,7 +60,7 @@ pub fn load_initial(path: &Path) -> Result<Vec<RawInteraction>, RecDataError> {
             .parse()
             .ok()
             .filter(|r| (1..=5).contains(r))
-            .ok_or_else(|| bad(f[2]))?;
+            .ok_or_else(|| bad_as(f[2], "a rating 1..=5"))?;
         out.push((u, i, r));
     }
     Ok(out)
@@ -136,6 +138,23 @@ pub fn map_initial(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_both_formats_and_names_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let ml = dir.path().join("ratings.dat");
+        std::fs::write(&ml, "1::1193::5::978300760\n\n2::661::3::978302109\n").unwrap();
+        assert_eq!(load_initial(&ml).unwrap(), vec![(1, 1193, 5), (2, 661, 3)]);
+        let imp = dir.path().join("train.txt");
+        std::fs::write(&imp, "0 5 6\n1 7\n").unwrap();
+        assert_eq!(
+            load_initial(&imp).unwrap(),
+            vec![(0, 5, 0), (0, 6, 0), (1, 7, 0)]
+        );
+        std::fs::write(&ml, "1::1193::5::9\n1::12::9::9\n").unwrap();
+        let e = load_initial(&ml).unwrap_err().to_string();
+        assert!(e.ends_with(":2: \"9\" is not a rating 1..=5"), "{e}");
+    }
 
     #[test]
     fn maps_agents_background_and_unknown_items() {

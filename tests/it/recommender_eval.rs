@@ -232,3 +232,57 @@ fn external_recommender_round_trip_and_fallback() {
     assert_eq!(s.items, vec![2, 4]);
     assert_eq!(ext.failures.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+#[test]
+fn retrain_every_zero_keeps_the_initial_fit() {
+    // Popularity without warm start starts from all-zero counts (ranking by id). Retrained every
+    // round it follows the watches, so the pages, and with them the run, differ.
+    let dir = tempfile::tempdir().unwrap();
+    let run_with = |every: &str| {
+        let cfg = demo_config()
+            .with_overrides(&[
+                ("rec_model".into(), "Popularity".into()),
+                ("round".into(), "4".into()),
+                ("rec_random_k".into(), "0".into()),
+                ("retrain_every".into(), every.into()),
+            ])
+            .unwrap();
+        run(cfg, &dir.path().join(every)).interactions
+    };
+    let frozen = run_with("0");
+    assert_ne!(frozen, run_with("1"));
+    assert_eq!(
+        frozen,
+        run_with("1000"),
+        "1000 > rounds: never retrained, as 0"
+    );
+}
+
+#[test]
+fn recommender_config_keys_are_checked() {
+    use recagent::config::{RecModel, SimConfig};
+    let parse = |t: &str| SimConfig::from_yaml(t, "t.yaml", std::path::PathBuf::from("/b"));
+    for (name, m) in [
+        ("MF", RecModel::MF),
+        ("LightGCN", RecModel::LightGCN),
+        ("ItemKNN", RecModel::ItemKNN),
+        ("Content", RecModel::Content),
+    ] {
+        assert_eq!(parse(&format!("rec_model: {name}\n")).unwrap().rec_model, m);
+    }
+    let e = parse("rec_model: External\n").unwrap_err().to_string();
+    assert!(
+        e.contains("`rec_external_url`") && e.contains("http://"),
+        "{e}"
+    );
+    let c = parse("rec_model: External\nrec_external_url: http://127.0.0.1:9/x\n").unwrap();
+    assert_eq!(c.rec_external_url.as_deref(), Some("http://127.0.0.1:9/x"));
+    let e = parse("seed: 1\nretrain_every: 2000000\n")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "t.yaml:2: invalid value for `retrain_every`: 2000000 is out of range: allowed 0..=1000000"
+    );
+    assert_eq!(SimConfig::default().retrain_every, 1);
+}
