@@ -53,7 +53,7 @@ pub struct EvalArgs {
     /// LightGCN: epochs, Adam learning rate, batch size, layers.
     #[arg(long, default_value_t = 30)]
     lightgcn_epochs: u32,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.02)]
     lightgcn_lr: f32,
     #[arg(long, default_value_t = 2048)]
     lightgcn_batch: usize,
