@@ -1,7 +1,11 @@
 //! Recommenders, pure Rust behind a trait (no ECS imports), fed by the [`InteractionLog`].
 //!
 //! Items and users are addressed by dense indices: items by catalogue position (`0..n_items`,
-//! id order), users by roster position (`0..n_users`, id order).
+//! id order), users by roster position (`0..n_agents`, id order), followed by any background users
+//! of a warm start (see [`map_initial`]).
+//!
+//! Models: [`RandomRec`], [`Popularity`], [`Mf`] (BPR), [`LightGcn`], [`ItemKnn`], [`Content`],
+//! [`External`] (HTTP). [`eval`] holds the offline metrics; [`train`] the shared training code.
 
 mod content;
 pub mod eval;
@@ -37,7 +41,7 @@ pub struct Slate {
 }
 
 /// Every exposure and watch of the run (plus any initial interactions), by dense index.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct InteractionLog {
     /// Per user: items ever shown to the user, sorted ascending (for exclusion).
     exposed: Vec<Vec<u32>>,
@@ -119,7 +123,8 @@ impl InteractionLog {
 pub trait Recommender: Send + Sync {
     /// Model name as in the config (`Random`, `Popularity`, ...).
     fn name(&self) -> &'static str;
-    /// Re-fits the model on the log (called once at start and at the end of every round).
+    /// Re-fits the model on the log (called once at start and after every `retrain_every`-th
+    /// round). Must be deterministic given the model's seed and the log.
     fn fit(&mut self, log: &InteractionLog);
     /// Up to `k` items for `user`, best first, none for which `exclude(item)` holds.
     /// `rng` is the (user, round, page) stream; deterministic models ignore it.
