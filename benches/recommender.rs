@@ -61,8 +61,8 @@ fn training(repeats: usize) {
     let lg = TrainParams {
         dim: 64,
         lr: 0.02,
-        epochs: 30,
-        batch: 2048,
+        epochs: 150,
+        batch: 4096,
         layers: 3,
         reg: LIGHTGCN_DEFAULT_REG,
         ..TrainParams::default()

@@ -51,11 +51,11 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 256)]
     mf_batch: usize,
     /// LightGCN: epochs, Adam learning rate, batch size, layers.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 150)]
     lightgcn_epochs: u32,
     #[arg(long, default_value_t = 0.02)]
     lightgcn_lr: f32,
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 4096)]
     lightgcn_batch: usize,
     #[arg(long, default_value_t = 3)]
     layers: usize,
