@@ -3,6 +3,9 @@
 //! evaluation code as the built-in models. To serve it in a simulation, box it into
 //! `RecState.model` (or add a `rec_model` variant that constructs it).
 //!
+//! On a static split every interaction is from round 0, so Trending equals Popularity there (the
+//! printed figures agree, a check that it is wired right); in a simulation recent watches count more.
+//!
 //! Run: `cargo run --release --example custom_recommender [CF_DIR]`
 //! (CF_DIR defaults to ../shared/data/agent4rec/datasets/ml-1m/cf_data).
 
