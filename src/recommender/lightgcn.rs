@@ -259,6 +259,46 @@ mod tests {
     }
 
     #[test]
+    fn training_is_identical_across_runs_and_thread_counts() {
+        let lists: Vec<Vec<u32>> = (0..30u32)
+            .map(|u| vec![u % 7, (u * 3) % 11, 11 + u % 5])
+            .collect();
+        let pos = Positives::from_lists(&lists, 16);
+        let params = TrainParams {
+            dim: 8,
+            lr: 0.02,
+            epochs: 3,
+            batch: 16,
+            ..TrainParams::default()
+        };
+        let fit = || {
+            let mut m = LightGcn::new(params.clone());
+            m.fit_positives(&pos);
+            (0..30)
+                .flat_map(|u| m.scores(u).to_vec())
+                .collect::<Vec<f32>>()
+        };
+        let a = fit();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = one.install(fit);
+        let four = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let c = four.install(fit);
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        let mut mf = crate::recommender::Mf::new(params.clone());
+        mf.fit_positives(&pos);
+        let mut mf2 = crate::recommender::Mf::new(params);
+        mf2.fit_positives(&pos);
+        assert_eq!(mf.scores(3), mf2.scores(3));
+    }
+
+    #[test]
     fn loss_decreases_on_two_blocks() {
         let lists: Vec<Vec<u32>> = (0..8u32)
             .map(|u| {
