@@ -67,7 +67,7 @@ pub enum RecModel {
     /// LightGCN (3 propagation layers), trained with BPR like MF.
     #[serde(alias = "lightgcn")]
     LightGCN,
-    /// Content-based: genre-vector similarity to the user's history.
+    /// Content-based: genre-vector similarity to the user's liked genres and watch history.
     #[serde(alias = "content")]
     Content,
     /// Slates from an HTTP endpoint (`rec_external_url`), JSON in and out.

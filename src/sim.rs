@@ -345,8 +345,7 @@ impl Sim {
             rewired,
         );
         tracing::info!(?report, "world built");
-        let (mut model, log, warm_start) =
-            build_recommender(&cfg, &catalog, world.resource::<world::Roster>())?;
+        let (mut model, log, warm_start) = build_recommender(&cfg, &catalog, world)?;
         model.fit(&log);
         let start = cfg.start_datetime().expect("invariant: validated config");
         world.insert_resource(SimClock::new(start, cfg.interval));
@@ -546,7 +545,7 @@ pub struct OutputError(pub Option<SimError>);
 fn build_recommender(
     cfg: &SimConfig,
     catalog: &Catalog,
-    roster: &world::Roster,
+    world: &World,
 ) -> Result<
     (
         Box<dyn Recommender>,
@@ -555,6 +554,7 @@ fn build_recommender(
     ),
     SimError,
 > {
+    let roster = world.resource::<world::Roster>();
     let params = TrainParams {
         dim: cfg.embedding_size as usize,
         lr: cfg.lr as f32,
@@ -576,11 +576,19 @@ fn build_recommender(
         })),
         RecModel::ItemKNN => Box::new(ItemKnn::default()),
         RecModel::Content => {
-            let g = catalog.genre_names().len();
-            let f = ndarray::Array2::from_shape_fn((catalog.len(), g.max(1)), |(i, k)| {
-                f32::from(u8::from((catalog.get(i as u32).genres.0 >> k) & 1 == 1))
+            // Genre multi-hot items; each agent's liked genres (from its profile) as the prior.
+            let g = catalog.genre_names().len().max(1);
+            let bit = |set: u32, k: usize| f32::from(u8::from((set >> k) & 1 == 1));
+            let f = ndarray::Array2::from_shape_fn((catalog.len(), g), |(i, k)| {
+                bit(catalog.get(i as u32).genres.0, k)
             });
-            Box::new(Content::new(f, None))
+            let liked: Vec<u32> = roster
+                .entities
+                .iter()
+                .map(|&e| world.get::<Taste>(e).map_or(0, |t| t.liked.0))
+                .collect();
+            let prior = ndarray::Array2::from_shape_fn((liked.len(), g), |(u, k)| bit(liked[u], k));
+            Box::new(Content::new(f, Some(prior)))
         }
         RecModel::External => {
             Box::new(External::new(cfg.rec_external_url.as_deref().unwrap_or("")))

@@ -132,4 +132,18 @@ mod tests {
         assert_eq!(s.items, vec![3, 2, 1, 4]);
         assert!((s.scores[1] - 0.5f32.sqrt()).abs() < 1e-6);
     }
+
+    #[test]
+    fn prior_counts_as_one_watched_item() {
+        let f = array![[1., 0.], [0., 1.], [1., 1.]];
+        // User 0: no history, prior = comedy. User 1: prior comedy, history two action items.
+        let prior = array![[0., 1.], [0., 1.]];
+        let mut m = Content::new(f, Some(prior));
+        m.fit_positives(&Positives::from_lists(&[vec![], vec![0, 0]], 3));
+        let mut rng = stream_rng(0, Stream::Recommender, &[]);
+        assert_eq!(m.recommend(0, 3, &|_| false, &mut rng).items, vec![1, 2, 0]);
+        // User 1's profile is (1, 1)/√2 after deduplicated history (item 0) + prior: item 2 first
+        // (cos 1), then items 0 and 1 tie at 1/√2; item 0 has a watch, so it goes first.
+        assert_eq!(m.recommend(1, 3, &|_| false, &mut rng).items, vec![2, 0, 1]);
+    }
 }
