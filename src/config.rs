@@ -57,9 +57,22 @@ pub enum RecModel {
     Random,
     /// Most-interacted items first (watches, then ids), from the initial data plus the run so far.
     Popularity,
-    /// Matrix factorisation (RecAgent's default). Not available in this version.
+    /// Matrix factorisation trained with BPR (RecAgent's default; `epoch_num`, `batch_size`,
+    /// `embedding_size`, `lr`).
     #[serde(alias = "mf")]
     MF,
+    /// Item-based k-nearest-neighbours, cosine similarity.
+    #[serde(alias = "itemknn")]
+    ItemKNN,
+    /// LightGCN (3 propagation layers), trained with BPR like MF.
+    #[serde(alias = "lightgcn")]
+    LightGCN,
+    /// Content-based: genre-vector similarity to the user's liked genres and watch history.
+    #[serde(alias = "content")]
+    Content,
+    /// Slates from an HTTP endpoint (`rec_external_url`), JSON in and out.
+    #[serde(alias = "external")]
+    External,
 }
 
 /// How active agents are chosen each round (`active_method`, RecAgent §1.5).
@@ -215,6 +228,14 @@ pub struct SimConfig {
     pub chat_max_turns: u32,
     /// Simulated minutes writing a post keeps an idle author busy (RecAgent: 0.1 h = 6); 0..=1440.
     pub post_minutes: u32,
+    /// Re-fit the recommender every this many rounds (after the round's interactions are
+    /// recorded); 0 = never after the initial fit; 0..=1,000,000. Default 1.
+    pub retrain_every: u32,
+    /// Warm start: initial interactions (MovieLens `ratings.dat` or implicit `user item item ...`)
+    /// loaded before round 1; ids are the data files' user and item ids. Empty = none.
+    pub rec_init_path: Option<PathBuf>,
+    /// Endpoint of the `External` recommender (`http://host:port/path`).
+    pub rec_external_url: Option<String>,
 
     /// Directory the relative paths resolve against (the config file's directory). Not a YAML key.
     #[serde(skip)]
@@ -275,6 +296,9 @@ impl Default for SimConfig {
             chat_hours: vec![0.5, 1.0, 2.0],
             chat_max_turns: 8,
             post_minutes: 6,
+            retrain_every: 1,
+            rec_init_path: None,
+            rec_external_url: None,
             base_dir: PathBuf::from("."),
         }
     }
@@ -552,10 +576,45 @@ impl SimConfig {
                 "restoring RecAgent pickles is not supported: leave it empty".into(),
             );
         }
-        if self.rec_model == RecModel::MF {
+        if self.retrain_every > 1_000_000 {
             return bad(
-                "rec_model",
-                "MF is not available in this version: allowed Random, Popularity".into(),
+                "retrain_every",
+                format!(
+                    "{} is out of range: allowed 0..=1000000",
+                    self.retrain_every
+                ),
+            );
+        }
+        if !(1..=4096).contains(&self.embedding_size) {
+            return bad(
+                "embedding_size",
+                format!("{} is out of range: allowed 1..=4096", self.embedding_size),
+            );
+        }
+        if !(1..=1_000_000).contains(&self.batch_size) {
+            return bad(
+                "batch_size",
+                format!("{} is out of range: allowed 1..=1000000", self.batch_size),
+            );
+        }
+        if self.epoch_num > 100_000 {
+            return bad(
+                "epoch_num",
+                format!("{} is out of range: allowed 0..=100000", self.epoch_num),
+            );
+        }
+        if self.rec_model == RecModel::External
+            && !self
+                .rec_external_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("http://"))
+        {
+            return bad(
+                "rec_external_url",
+                format!(
+                    "{:?} is not usable with rec_model External: allowed an http:// URL",
+                    self.rec_external_url.as_deref().unwrap_or("")
+                ),
             );
         }
         if self.backend != BackendKind::Offline {

@@ -10,6 +10,8 @@ use recagent::config::SimConfig;
 use recagent::io::output::{absolute, OutputPaths};
 use recagent::sim::{Lineage, Sim};
 
+mod eval_rec;
+
 /// Simulate LLM-driven (or offline-modelled) users in front of a recommender system.
 #[derive(Parser)]
 #[command(name = "recagent", version, about, long_about = None)]
@@ -62,6 +64,9 @@ enum Command {
         #[arg(long = "config-file", visible_alias = "config", short = 'c')]
         config_file: Option<PathBuf>,
     },
+    /// Train recommenders on an implicit split and print Recall@K / NDCG@K on its test part,
+    /// beside Agent4Rec's saved top-20 lists scored by the same code.
+    EvalRecommender(eval_rec::EvalArgs),
 }
 
 #[derive(Args)]
@@ -486,6 +491,7 @@ fn real_main() -> Result<()> {
             rounds,
             quiet,
         } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
+        Command::EvalRecommender(a) => eval_rec::run(&a),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             // Load the data too (into a scratch output directory), so what `run` would reject

@@ -28,6 +28,8 @@ pub enum Stream {
     /// Per-round random strangers added to a social agent's chat candidates
     /// (`social_random_contacts`), per (round, user).
     Strangers = 7,
+    /// Recommender training: embedding initialisation and BPR sampling, per model and fit.
+    Training = 50,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -24,7 +24,10 @@ use crate::config::{ExecutionMode, RecModel, SimConfig};
 use crate::ids::{ItemId, PostId, UserId};
 use crate::io::data::{self, Source};
 use crate::io::output::{InteractionRecord, MessageRecord, OutputOffsets, OutputPaths, OutputSink};
-use crate::recommender::{InteractionLog, Popularity, RandomRec, Recommender};
+use crate::recommender::{
+    Content, External, InteractionLog, ItemKnn, LightGcn, Mf, Popularity, RandomRec, Recommender,
+    TrainParams,
+};
 use crate::world::{self, LoadReport};
 use sha2::Digest as _;
 
@@ -68,6 +71,9 @@ pub enum SimError {
     /// Bad catalogue.
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    /// Bad initial-interaction file (`rec_init_path`).
+    #[error(transparent)]
+    RecData(#[from] crate::recommender::eval::RecDataError),
     /// An output could not be written.
     #[error(transparent)]
     File(#[from] crate::io::output::FileError),
@@ -197,6 +203,8 @@ pub struct RecState {
     pub model: Box<dyn Recommender>,
     /// Exposures and watches by dense index.
     pub log: InteractionLog,
+    /// What the warm start (`rec_init_path`) loaded, if one was configured.
+    pub warm_start: Option<crate::recommender::WarmReport>,
 }
 
 /// Posts alive (posted this round or last), by id.
@@ -364,11 +372,7 @@ impl Sim {
             rewired,
         );
         tracing::info!(?report, "world built");
-        let mut model: Box<dyn Recommender> = match cfg.rec_model {
-            RecModel::Random => Box::new(RandomRec::default()),
-            RecModel::Popularity | RecModel::MF => Box::new(Popularity::default()),
-        };
-        let log = InteractionLog::new(report.agents, catalog.len());
+        let (mut model, log, warm_start) = build_recommender(&cfg, &catalog, world)?;
         model.fit(&log);
         let start = cfg.start_datetime().expect("invariant: validated config");
         world.insert_resource(SimClock::new(start, cfg.interval));
@@ -377,7 +381,11 @@ impl Sim {
             parallel: cfg.execution_mode == ExecutionMode::Parallel,
         })));
         world.insert_resource(BehaviourStats::default());
-        world.insert_resource(RecState { model, log });
+        world.insert_resource(RecState {
+            model,
+            log,
+            warm_start,
+        });
         world.insert_resource(catalog);
         world.insert_resource(sink);
         world.insert_resource(ActiveAgents::default());
@@ -480,6 +488,7 @@ impl Sim {
             "seed": cfg.seed,
             "backend": w.resource::<Behaviour>().0.name(),
             "recommender": w.resource::<RecState>().model.name(),
+            "warm_start": w.resource::<RecState>().warm_start,
             "rounds_completed": clock.round,
             "rounds_planned": cfg.round,
             "start_time": cfg.start_time,
@@ -617,3 +626,83 @@ fn hash_source(h: &mut sha2::Sha256, src: Source<'_>) {
 /// An output error raised inside the record system, surfaced by [`Sim::step`].
 #[derive(Resource, Default)]
 pub struct OutputError(pub Option<SimError>);
+
+/// The configured model and its interaction log, warm-started from `rec_init_path` when set
+/// (unknown item ids are counted and logged; non-agent users become background users).
+fn build_recommender(
+    cfg: &SimConfig,
+    catalog: &Catalog,
+    world: &World,
+) -> Result<
+    (
+        Box<dyn Recommender>,
+        InteractionLog,
+        Option<crate::recommender::WarmReport>,
+    ),
+    SimError,
+> {
+    let roster = world.resource::<world::Roster>();
+    let params = TrainParams {
+        dim: cfg.embedding_size as usize,
+        lr: cfg.lr as f32,
+        epochs: cfg.epoch_num,
+        batch: cfg.batch_size as usize,
+        seed: cfg.seed,
+        ..TrainParams::default()
+    };
+    let model: Box<dyn Recommender> = match cfg.rec_model {
+        RecModel::Random => Box::new(RandomRec::default()),
+        RecModel::Popularity => Box::new(Popularity::default()),
+        RecModel::MF => Box::new(Mf::new(TrainParams {
+            reg: crate::recommender::MF_DEFAULT_REG,
+            ..params
+        })),
+        RecModel::LightGCN => Box::new(LightGcn::new(TrainParams {
+            reg: crate::recommender::LIGHTGCN_DEFAULT_REG,
+            ..params
+        })),
+        RecModel::ItemKNN => Box::new(ItemKnn::default()),
+        RecModel::Content => {
+            // Genre multi-hot items; each agent's liked genres (from its profile) as the prior.
+            let g = catalog.genre_names().len().max(1);
+            let bit = |set: u32, k: usize| f32::from(u8::from((set >> k) & 1 == 1));
+            let f = ndarray::Array2::from_shape_fn((catalog.len(), g), |(i, k)| {
+                bit(catalog.get(i as u32).genres.0, k)
+            });
+            let liked: Vec<u32> = roster
+                .entities
+                .iter()
+                .map(|&e| world.get::<Taste>(e).map_or(0, |t| t.liked.0))
+                .collect();
+            let prior = ndarray::Array2::from_shape_fn((liked.len(), g), |(u, k)| bit(liked[u], k));
+            Box::new(Content::new(f, Some(prior)))
+        }
+        RecModel::External => {
+            Box::new(External::new(cfg.rec_external_url.as_deref().unwrap_or("")))
+        }
+    };
+    let n_agents = roster.len();
+    let Some(path) = cfg
+        .rec_init_path
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok((model, InteractionLog::new(n_agents, catalog.len()), None));
+    };
+    let records = crate::recommender::load_initial(&cfg.resolve(path))?;
+    let warm = crate::recommender::map_initial(
+        &records,
+        n_agents,
+        |u| roster.index_of(UserId(u)),
+        |i| catalog.index_of(ItemId(i)),
+    );
+    if warm.report.unknown_items > 0 {
+        tracing::warn!(path = %path.display(), unknown_items = warm.report.unknown_items, "warm start: interactions with item ids not in the catalogue dropped");
+    }
+    tracing::info!(report = ?warm.report, "warm start loaded");
+    let mut log = InteractionLog::new(n_agents + warm.n_background, catalog.len());
+    for &(u, i, r) in &warm.pairs {
+        log.add_initial(u, i, r);
+    }
+    Ok((model, log, Some(warm.report)))
+}

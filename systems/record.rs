@@ -1,5 +1,6 @@
 //! Record: the round's messages and interactions are appended to the output files and flushed,
-//! item counters are updated, and the recommender is re-fitted on the interaction log.
+//! item counters are updated, and the recommender is re-fitted on the interaction log every
+//! `retrain_every` rounds.
 //!
 //! Phase: `SimPhase::Record`. Writes: `OutputSink`, `ItemStats`, `RecState.model`, `RunStats`.
 
@@ -25,6 +26,7 @@ impl Plugin for RecordPlugin {
 /// Writes the round out and updates counters and the model.
 pub fn record_round(
     clock: Res<SimClock>,
+    cfg: Res<crate::config::SimConfig>,
     catalog: Res<Catalog>,
     items: Res<ItemEntities>,
     mut log: ResMut<RoundLog>,
@@ -58,6 +60,8 @@ pub fn record_round(
         bump(m, &|s| s.mentions += 1);
     }
     let rec = &mut *rec;
-    rec.model.fit(&rec.log);
+    if cfg.retrain_every > 0 && clock.round.is_multiple_of(cfg.retrain_every) {
+        rec.model.fit(&rec.log);
+    }
     stats.rounds = clock.round;
 }

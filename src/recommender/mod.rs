@@ -1,13 +1,32 @@
 //! Recommenders, pure Rust behind a trait (no ECS imports), fed by the [`InteractionLog`].
 //!
 //! Items and users are addressed by dense indices: items by catalogue position (`0..n_items`,
-//! id order), users by roster position (`0..n_users`, id order).
+//! id order), users by roster position (`0..n_agents`, id order), followed by any background users
+//! of a warm start (see [`map_initial`]).
+//!
+//! Models: [`RandomRec`], [`Popularity`], [`Mf`] (BPR), [`LightGcn`], [`ItemKnn`], [`Content`],
+//! [`External`] (HTTP). [`eval`] holds the offline metrics; [`train`] the shared training code.
 
+mod content;
+pub mod eval;
+mod external;
+mod itemknn;
+mod lightgcn;
+mod mf;
 mod popularity;
 mod random;
+pub mod train;
+mod warm;
 
+pub use content::Content;
+pub use external::{External, SlateReply, SlateRequest};
+pub use itemknn::{cosine_neighbours, ItemKnn, DEFAULT_NEIGHBOURS};
+pub use lightgcn::{LightGcn, NormAdj, LIGHTGCN_DEFAULT_REG};
+pub use mf::{Mf, MF_DEFAULT_REG};
 pub use popularity::Popularity;
 pub use random::RandomRec;
+pub use train::TrainParams;
+pub use warm::{load_initial, map_initial, WarmReport, WarmStart};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -71,6 +90,12 @@ impl InteractionLog {
     pub fn exposed(&self, user: u32) -> &[u32] {
         &self.exposed[user as usize]
     }
+    /// Records an initial (pre-simulation) interaction: the item counts as shown and watched
+    /// (round 0), so it trains the models and is never recommended to the user again.
+    pub fn add_initial(&mut self, user: u32, item: u32, rating: u8) {
+        self.expose(user, item);
+        self.watch(user, item, rating, 0);
+    }
     /// Records a watch.
     pub fn watch(&mut self, user: u32, item: u32, rating: u8, round: u32) {
         self.watch_counts[item as usize] += 1;
@@ -99,7 +124,8 @@ impl InteractionLog {
 pub trait Recommender: Send + Sync {
     /// Model name as in the config (`Random`, `Popularity`, ...).
     fn name(&self) -> &'static str;
-    /// Re-fits the model on the log (called once at start and at the end of every round).
+    /// Re-fits the model on the log (called once at start and after every `retrain_every`-th
+    /// round). Must be deterministic given the model's seed and the log.
     fn fit(&mut self, log: &InteractionLog);
     /// Up to `k` items for `user`, best first, none for which `exclude(item)` holds.
     /// `rng` is the (user, round, page) stream; deterministic models ignore it.

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{InteractionLog, Recommender, Slate};
 
 /// Ranks items by the number of watches in the log (initial interactions plus the run so far).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Popularity {
     /// Item indices by descending count, then ascending index.
     order: Vec<u32>,

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{InteractionLog, Recommender, Slate};
 
 /// Uniformly random items (RecAgent's `Random`, seeded here).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct RandomRec {
     n_items: u32,
 }

@@ -49,9 +49,9 @@ fn errors_name_key_and_line() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("tempreature"), "{e}");
-    let e = parse("rec_model: MF\n").unwrap_err().to_string();
+    let e = parse("rec_model: SVD\n").unwrap_err().to_string();
     assert!(
-        e.contains("`rec_model`") && e.contains("Random, Popularity"),
+        e.contains("rec_model") && e.contains("SVD") && e.contains("LightGCN"),
         "{e}"
     );
     let e = parse("start_time: tomorrow\n").unwrap_err().to_string();

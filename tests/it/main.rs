@@ -6,5 +6,6 @@ mod common;
 mod config_errors;
 mod determinism;
 mod loaders;
+mod recommender_eval;
 mod run_shared;
 mod social;
