@@ -163,6 +163,8 @@ pub struct State {
     pub recipients: Vec<UserId>,
     /// Recommender interaction log.
     pub log: InteractionLog,
+    /// The recommender's learned state (`None`: re-fitted from `log` on resume).
+    pub model: Option<Vec<u8>>,
     /// Counters.
     pub run_stats: RunStats,
     /// Behaviour counters.
@@ -276,6 +278,7 @@ pub fn capture(world: &mut World) -> State {
         next_post_id: board.next_id,
         recipients,
         log: world.resource::<RecState>().log.clone(),
+        model: world.resource::<RecState>().model.save_state(),
         run_stats: world.resource::<RunStats>().clone(),
         behaviour_stats: world.resource::<BehaviourStats>().clone(),
     }
@@ -488,7 +491,17 @@ pub fn restore(sim: &mut Sim, state: State) {
     let mut rec = world.resource_mut::<RecState>();
     let rec = &mut *rec;
     rec.log = state.log;
-    rec.model.fit(&rec.log);
+    let restored = match &state.model {
+        Some(bytes) => rec
+            .model
+            .load_state(bytes)
+            .map_err(|e| tracing::warn!("model state not restored ({e}); re-fitting"))
+            .is_ok(),
+        None => false,
+    };
+    if !restored {
+        rec.model.fit(&rec.log);
+    }
 }
 
 /// Copies the first `len` bytes of `from` to `to` (creating its directory).

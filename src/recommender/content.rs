@@ -84,6 +84,8 @@ impl Content {
 }
 
 impl Recommender for Content {
+    crate::model_state_via_serde!();
+
     fn name(&self) -> &'static str {
         "Content"
     }

@@ -120,6 +120,8 @@ impl ItemKnn {
 }
 
 impl Recommender for ItemKnn {
+    crate::model_state_via_serde!();
+
     fn name(&self) -> &'static str {
         "ItemKNN"
     }

@@ -219,6 +219,8 @@ impl LightGcn {
 }
 
 impl Recommender for LightGcn {
+    crate::model_state_via_serde!();
+
     fn name(&self) -> &'static str {
         "LightGCN"
     }

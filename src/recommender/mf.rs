@@ -139,6 +139,8 @@ pub(crate) fn zero_rows(g: &mut Array2<f32>, rows: &[u32]) {
 }
 
 impl Recommender for Mf {
+    crate::model_state_via_serde!();
+
     fn name(&self) -> &'static str {
         "MF"
     }

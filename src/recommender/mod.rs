@@ -136,6 +136,32 @@ pub trait Recommender: Send + Sync {
         exclude: &dyn Fn(u32) -> bool,
         rng: &mut ChaCha8Rng,
     ) -> Slate;
+    /// The learned state, for checkpoints (`None`: the model is re-fitted from the restored log).
+    fn save_state(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Restores what [`Recommender::save_state`] returned.
+    ///
+    /// # Errors
+    /// A message when the bytes are not this model's state.
+    fn load_state(&mut self, _bytes: &[u8]) -> Result<(), String> {
+        Err(format!("{} keeps no state", self.name()))
+    }
+}
+
+/// Implements [`Recommender::save_state`] / [`Recommender::load_state`] with MessagePack for a
+/// model that derives serde (inside its `impl Recommender` block).
+#[macro_export]
+macro_rules! model_state_via_serde {
+    () => {
+        fn save_state(&self) -> Option<Vec<u8>> {
+            rmp_serde::to_vec_named(self).ok()
+        }
+        fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+            *self = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    };
 }
 
 /// Builds a page of `page_size` items for `user`: the model's top `page_size - random_k`, plus

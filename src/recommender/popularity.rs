@@ -13,6 +13,8 @@ pub struct Popularity {
 }
 
 impl Recommender for Popularity {
+    crate::model_state_via_serde!();
+
     fn name(&self) -> &'static str {
         "Popularity"
     }

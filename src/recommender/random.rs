@@ -12,6 +12,8 @@ pub struct RandomRec {
 }
 
 impl Recommender for RandomRec {
+    crate::model_state_via_serde!();
+
     fn name(&self) -> &'static str {
         "Random"
     }

@@ -316,3 +316,39 @@ fn colliding_output_paths_are_refused() {
         "{chain}"
     );
 }
+
+#[test]
+fn a_trained_model_resumes_exactly() {
+    // MF warm-starts from its previous weights and re-fits every 2nd round, so a checkpoint at
+    // round 3 must carry the weights: re-fitting on the log would give another model.
+    let mf = || {
+        demo_config()
+            .with_overrides(&[
+                ("rec_model".into(), "MF".into()),
+                ("epoch_num".into(), "2".into()),
+                ("retrain_every".into(), "2".into()),
+            ])
+            .unwrap()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut full = sim_in(mf(), a.path());
+    for _ in 0..5 {
+        full.step().unwrap();
+    }
+    drop(full);
+    let mut part = sim_in(mf(), b.path());
+    for _ in 0..3 {
+        part.step().unwrap();
+    }
+    let ckpt = b.path().join("round-3.ckpt");
+    checkpoint::save(&mut part, &ckpt, None).unwrap();
+    drop(part);
+    let (mut resumed, _) = checkpoint::resume(&ckpt, &[], None).unwrap();
+    while resumed.round() < 5 {
+        resumed.step().unwrap();
+    }
+    drop(resumed);
+    for f in ["messages.jsonl", "interaction.csv"] {
+        assert_eq!(read(&a.path().join(f)), read(&b.path().join(f)), "{f}");
+    }
+}
