@@ -201,6 +201,9 @@ pub struct SimConfig {
     pub write_messages: bool,
     /// Parameters of the offline behaviour model.
     pub offline: OfflineParams,
+    /// Memory, embedding and item-index parameters (`memory:` section, see
+    /// [`crate::memory::MemoryParams`]).
+    pub memory: crate::memory::MemoryParams,
 
     /// Directory the relative paths resolve against (the config file's directory). Not a YAML key.
     #[serde(skip)]
@@ -256,6 +259,7 @@ impl Default for SimConfig {
             search_k: 50,
             write_messages: true,
             offline: OfflineParams::default(),
+            memory: crate::memory::MemoryParams::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -496,7 +500,10 @@ impl SimConfig {
         }
         self.offline
             .validate()
-            .map_err(|(k, m)| (format!("offline.{k}"), m))
+            .map_err(|(k, m)| (format!("offline.{k}"), m))?;
+        self.memory
+            .validate()
+            .map_err(|(k, m)| (format!("memory.{k}"), m))
     }
 
     /// `start_time` parsed.

@@ -350,6 +350,11 @@ impl Sim {
             parallel: cfg.execution_mode == ExecutionMode::Parallel,
         })));
         world.insert_resource(BehaviourStats::default());
+        let out_dir = outputs.manifest.parent().unwrap_or(Path::new("."));
+        world.insert_resource(crate::embed::Embeddings(crate::embed::from_params(
+            &cfg.memory,
+            out_dir,
+        )));
         world.insert_resource(RecState { model, log });
         world.insert_resource(catalog);
         world.insert_resource(sink);

@@ -235,6 +235,56 @@ fn opinion(rating: u8) -> &'static str {
     }
 }
 
+/// Offline importance of an insight (1..=10).
+pub const INSIGHT_IMPORTANCE: u8 = 7;
+
+/// Offline importance (1..=10) of an observed event, after the original's rubric (spec §3.2):
+/// entering a system or doing nothing 2; a page shown 4; a search 7 with a hit, else 4; a watch
+/// `6 + |rating − 3|` (strong opinions are memorable); a chat 8 when it names an item, else 4; a
+/// post sent or read 7 when it names an item, else 3.
+pub fn event_importance(e: &crate::components::MemoryRecord) -> u8 {
+    use crate::components::ObservationKind as K;
+    let named = e.item.is_some();
+    match e.kind {
+        K::EnteredRecommender | K::EnteredSocial | K::DidNothing => 2,
+        K::Shown => 4,
+        K::Searched => {
+            if named {
+                7
+            } else {
+                4
+            }
+        }
+        K::Watched => 6 + e.value.abs_diff(3).min(4),
+        K::Chatted => {
+            if named {
+                8
+            } else {
+                4
+            }
+        }
+        K::Posted | K::ReadPost => {
+            if named {
+                7
+            } else {
+                3
+            }
+        }
+    }
+}
+
+/// One of the agent's liked genres (lower case), drawn from `rng`; "popular" when none.
+fn liked_genre(cat: &Catalog, a: &AgentView<'_>, rng: &mut ChaCha8Rng) -> String {
+    let liked: Vec<usize> = a.taste.liked.iter().collect();
+    if liked.is_empty() {
+        return "popular".into();
+    }
+    let g = liked[rng.random_range(0..liked.len())];
+    cat.genre_names()
+        .get(g)
+        .map_or_else(|| "popular".into(), |n| n.to_lowercase())
+}
+
 /// The latest rating the agent gave `item` (0 if never rated).
 fn rating_of(agent: &AgentView<'_>, item: ItemId) -> u8 {
     agent
@@ -398,6 +448,31 @@ impl OfflineBackend {
                 Answer::Chat(self.dialogue(ctx.catalog, a, partner, *max_turns))
             }
             Ask::Post => Answer::Post(post_text(ctx.catalog, a)),
+            Ask::Compress { observations } => Answer::Text(observations.join(" ")),
+            Ask::Importance { event, .. } => {
+                Answer::Importance(event.map_or(INSIGHT_IMPORTANCE, event_importance))
+            }
+            Ask::Insight { .. } => {
+                let g = liked_genre(ctx.catalog, a, &mut rng);
+                Answer::Text(format!(
+                    "{} keeps coming back to {g} movies and remembers them well.",
+                    first_name(&a.profile.name)
+                ))
+            }
+            Ask::ReflectTopic { .. } => Answer::Topics(vec![format!(
+                "What kind of movies does {} enjoy most?",
+                first_name(&a.profile.name)
+            )]),
+            Ask::ReflectInsights { statements, .. } => {
+                let g = liked_genre(ctx.catalog, a, &mut rng);
+                Answer::Insights(vec![super::Insight {
+                    text: format!(
+                        "{} seems to prefer {g} movies over others.",
+                        first_name(&a.profile.name)
+                    ),
+                    cites: statements.iter().take(2).map(|s| s.0).collect(),
+                }])
+            }
         }
     }
 
