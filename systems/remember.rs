@@ -329,7 +329,7 @@ pub fn write_memories(
         .filter(|&i| {
             agents
                 .get(work[i].entity)
-                .is_ok_and(|d| d.5.state.aggregate_importance > p.reflection_threshold)
+                .is_ok_and(|d| memory::reflection_due(&d.5.state, p))
         })
         .collect();
     if !reflecting.is_empty() {

@@ -19,3 +19,6 @@
 mod state;
 
 pub use state::*;
+
+#[cfg(test)]
+mod tests;

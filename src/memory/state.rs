@@ -359,6 +359,12 @@ pub fn ltm_add(
     idx
 }
 
+/// True when the importance added since the last reflection passes the threshold (strictly
+/// greater, as in the original).
+pub fn reflection_due(m: &MemoryState, p: &MemoryParams) -> bool {
+    m.aggregate_importance > p.reflection_threshold
+}
+
 /// Recency `decay^h` of a record last accessed `h ≥ 0` hours ago (spec §3.6).
 pub fn recency(p: &MemoryParams, hours: f32) -> f32 {
     p.recency_decay.powf(hours.max(0.0))
