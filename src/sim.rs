@@ -351,10 +351,16 @@ impl Sim {
         })));
         world.insert_resource(BehaviourStats::default());
         let out_dir = outputs.manifest.parent().unwrap_or(Path::new("."));
-        world.insert_resource(crate::embed::Embeddings(crate::embed::from_params(
-            &cfg.memory,
-            out_dir,
-        )));
+        let embedder = crate::embed::from_params(&cfg.memory, out_dir);
+        let mut catalog = catalog;
+        if cfg.memory.item_index {
+            let dirs = crate::systems::remember::index_dirs(&cfg, &item_path, out_dir);
+            match crate::catalog::ItemIndex::shared(&catalog, embedder.clone(), &dirs) {
+                Ok(ix) => catalog.attach_index(ix),
+                Err(e) => tracing::warn!("item index not built, using word search: {e}"),
+            }
+        }
+        world.insert_resource(crate::embed::Embeddings(embedder));
         world.insert_resource(RecState { model, log });
         world.insert_resource(catalog);
         world.insert_resource(sink);

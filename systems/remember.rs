@@ -464,6 +464,32 @@ pub fn write_memories(
     }
 }
 
+/// Candidate folders for the persisted item index, in order: `memory.index_dir` (relative to the
+/// config file) if set; else `.recagent-index` beside the item file when that folder's mode is
+/// writable (never for the embedded demo data), then `<output_dir>/index`.
+pub fn index_dirs(
+    cfg: &SimConfig,
+    item_path: &std::path::Path,
+    out_dir: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    if let Some(d) = &cfg.memory.index_dir {
+        return vec![cfg.resolve(d)];
+    }
+    let mut v = Vec::new();
+    if !cfg.is_embedded() {
+        // Only when the data folder's mode allows writing (root ignores the mode, so asking the
+        // OS would happily write into a folder meant to be read-only).
+        if let Some(parent) = item_path.parent() {
+            let writable = std::fs::metadata(parent).is_ok_and(|m| !m.permissions().readonly());
+            if writable {
+                v.push(parent.join(".recagent-index"));
+            }
+        }
+    }
+    v.push(out_dir.join("index"));
+    v
+}
+
 /// Agent data with a mutable memory (the remember phase is its only writer).
 pub type AgentDataMut = (
     &'static UserId,

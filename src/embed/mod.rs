@@ -11,7 +11,6 @@ pub mod http;
 use std::sync::Arc;
 
 use bevy_ecs::resource::Resource;
-use sha2::{Digest, Sha256};
 
 /// The run's embedder (memory texts, queries, item descriptions).
 #[derive(Resource, Clone)]
@@ -105,7 +104,8 @@ pub trait Embedder: Send + Sync {
 
 /// The default offline embedder: signed feature hashing of word unigrams and bigrams.
 ///
-/// For each feature `f` (a word `w`, or a bigram `w1 w2`) with a 64-bit SHA-256-prefix hash `h(f)`:
+/// For each feature `f` (a word `w`, or a bigram `w1 w2`) with a 64-bit hash `h(f)` (FNV-1a, then
+/// the SplitMix64 finaliser):
 /// bucket `h mod dim`, sign `+1` if bit 63 of `h` is 0 else `-1`; bigrams weigh 0.5, unigrams 1.
 /// The sum is L2-normalised. Stop words are kept out of unigrams (but kept inside bigrams), so
 /// "The Matrix" and "matrix" share their main feature. Deterministic across platforms.
@@ -126,9 +126,15 @@ const STOP: [&str; 20] = [
     "as", "from", "that", "this", "was",
 ];
 
+/// FNV-1a (64-bit) of the feature's bytes, finished with the frozen SplitMix64 mixer of
+/// [`crate::rng::mix`] so that low bits are well spread. Frozen: changing it changes every vector.
 fn feature_hash(f: &str) -> u64 {
-    let d = Sha256::digest(f.as_bytes());
-    u64::from_le_bytes(d[..8].try_into().expect("invariant: 8 bytes"))
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in f.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    crate::rng::mix(h, 0x4645_4154, 0)
 }
 
 impl HashEmbedder {
@@ -160,7 +166,7 @@ impl HashEmbedder {
 
 impl Embedder for HashEmbedder {
     fn id(&self) -> String {
-        format!("hash-{}", self.dim)
+        format!("featurehash-fnv1-{}", self.dim)
     }
     fn dim(&self) -> usize {
         self.dim

@@ -6,3 +6,4 @@ mod config_errors;
 mod determinism;
 mod loaders;
 mod run_shared;
+mod memory;
