@@ -244,7 +244,12 @@ impl Catalog {
         if let Some(ix) = &self.index {
             if let Some(hits) = ix.search(query, k) {
                 let mut out: Vec<u32> = self.exact_title(query).to_vec();
-                out.extend(hits.into_iter().map(|h| h.0).filter(|i| !out.contains(i)).collect::<Vec<_>>());
+                out.extend(
+                    hits.into_iter()
+                        .map(|h| h.0)
+                        .filter(|i| !out.contains(i))
+                        .collect::<Vec<_>>(),
+                );
                 out.truncate(k);
                 return out;
             }
@@ -298,7 +303,7 @@ pub fn item_text(c: &Catalog, idx: u32) -> String {
 
 /// An HNSW index (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search
 /// using Hierarchical Navigable Small World graphs", TPAMI 2018; crate `hnsw_rs`) over item
-/// embeddings ([`item_text`]), dot-product distance on (scaled) unit vectors. Inserted sequentially in index order, so the graph
+/// embeddings ([`item_text`]), cosine distance ([`UnitDot`]) on unit vectors. Inserted sequentially in index order, so the graph
 /// (and every search result) is deterministic (hnsw_rs draws layers from a fixed seed).
 ///
 /// The embeddings are persisted in `dir/items-<hash>.f32` (little-endian `f32`, `len × dim`),
@@ -306,7 +311,7 @@ pub fn item_text(c: &Catalog, idx: u32) -> String {
 /// embedder gives a new file. The graph itself is rebuilt at load (well under a second for the
 /// 3,883 MovieLens items).
 pub struct ItemIndex {
-    hnsw: hnsw_rs::hnsw::Hnsw<'static, f32, hnsw_rs::prelude::DistDot>,
+    hnsw: hnsw_rs::hnsw::Hnsw<'static, f32, UnitDot>,
     embedder: Arc<dyn crate::embed::Embedder>,
     len: usize,
     /// Search breadth `ef` (≥ k is used).
@@ -323,33 +328,56 @@ impl std::fmt::Debug for ItemIndex {
     }
 }
 
-/// Unit vectors are scaled by this before `DistDot` (`1 − a·b`), so that rounding can never push
-/// a dot product above 1: hnsw_rs's scalar `DistDot` asserts `1 − a·b ≥ 0` (stack notes §3).
-/// Distances are mapped back to cosine distance in [`ItemIndex::nearest`].
-const SHRINK: f32 = 0.999;
+/// Cosine distance of unit vectors, `max(0, 1 − a·b)`, in [0, 2]. Our own distance type rather
+/// than hnsw_rs's `DistDot`: that one `assert!`s `1 − a·b ≥ 0`, which rounding can break for
+/// (near-)duplicates (stack notes §3), and its scalar loop does not vectorise. The dot product
+/// here sums 8 interleaved lanes (vectorisable), then the lanes in order: deterministic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnitDot;
+
+impl hnsw_rs::prelude::Distance<f32> for UnitDot {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for l in 0..8 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        let mut d: f32 = acc.iter().sum();
+        d += ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>();
+        (1.0 - d).max(0.0)
+    }
+}
 
 /// HNSW parameters: neighbours per node (M), construction breadth, default search breadth.
-const HNSW_M: usize = 16;
-const HNSW_EF_CONSTRUCTION: usize = 100;
+const HNSW_M: usize = 12;
+const HNSW_EF_CONSTRUCTION: usize = 48;
 const HNSW_EF_SEARCH: usize = 64;
 
 impl ItemIndex {
     /// Builds an index over `vectors` (one unit vector per catalogue item, index order).
     pub fn from_vectors(vectors: &[Vec<f32>], embedder: Arc<dyn crate::embed::Embedder>) -> Self {
+        Self::with_params(vectors, embedder, HNSW_M, HNSW_EF_CONSTRUCTION)
+    }
+
+    /// [`ItemIndex::from_vectors`] with explicit HNSW parameters: `m` neighbours per node
+    /// (2..=64) and construction breadth `ef_construction` (≥ `m`).
+    pub fn with_params(
+        vectors: &[Vec<f32>],
+        embedder: Arc<dyn crate::embed::Embedder>,
+        m: usize,
+        ef_construction: usize,
+    ) -> Self {
         let n = vectors.len().max(1);
         let layers = 16.min((n as f32).ln().ceil().max(1.0) as usize);
-        let hnsw = hnsw_rs::hnsw::Hnsw::new(
-            HNSW_M,
-            n,
-            layers,
-            HNSW_EF_CONSTRUCTION,
-            hnsw_rs::prelude::DistDot {},
-        );
+        let hnsw =
+            hnsw_rs::hnsw::Hnsw::new(m.clamp(2, 64), n, layers, ef_construction.max(m), UnitDot);
         for (i, v) in vectors.iter().enumerate() {
             // Skip empty texts (zero vectors): they are never hits.
             if v.iter().any(|x| *x != 0.0) {
-                let s: Vec<f32> = v.iter().map(|x| x * SHRINK).collect();
-                hnsw.insert((s.as_slice(), i));
+                hnsw.insert((v.as_slice(), i));
             }
         }
         Self {
@@ -373,7 +401,9 @@ impl ItemIndex {
         dirs: &[std::path::PathBuf],
     ) -> Result<Self, crate::embed::EmbedError> {
         use sha2::{Digest, Sha256};
-        let texts: Vec<String> = (0..catalog.len() as u32).map(|i| item_text(catalog, i)).collect();
+        let texts: Vec<String> = (0..catalog.len() as u32)
+            .map(|i| item_text(catalog, i))
+            .collect();
         let dim = embedder.dim();
         let mut h = Sha256::new();
         h.update(embedder.id().as_bytes());
@@ -381,7 +411,10 @@ impl ItemIndex {
             h.update([0u8]);
             h.update(t.as_bytes());
         }
-        let hex: String = h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = h.finalize()[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let name = format!("items-{hex}.f32");
         let cached = dirs
             .iter()
@@ -390,7 +423,11 @@ impl ItemIndex {
         let vectors: Vec<Vec<f32>> = match cached {
             Some(b) => b
                 .chunks_exact(dim * 4)
-                .map(|row| row.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+                .map(|row| {
+                    row.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                })
                 .collect(),
             None => {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -435,7 +472,9 @@ impl ItemIndex {
             h.update(item_text(catalog, i).as_bytes());
         }
         let key: [u8; 32] = h.finalize().into();
-        let mut memo = MEMO.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut memo = MEMO
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(ix) = memo.get(&key) {
             return Ok(ix.clone());
         }
@@ -460,12 +499,11 @@ impl ItemIndex {
         if k == 0 || q.iter().all(|x| *x == 0.0) {
             return Vec::new();
         }
-        let q: Vec<f32> = q.iter().map(|x| x * SHRINK).collect();
         let mut hits: Vec<(u32, f32)> = self
             .hnsw
-            .search(&q, k, self.ef.max(k))
+            .search(q, k, self.ef.max(k))
             .into_iter()
-            .map(|n| (n.d_id as u32, 1.0 - (1.0 - n.distance) / (SHRINK * SHRINK)))
+            .map(|n| (n.d_id as u32, n.distance))
             .collect();
         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         hits
@@ -474,7 +512,12 @@ impl ItemIndex {
     /// Items nearest to the embedded `query` with cosine > 0; `None` when embedding failed.
     pub fn search(&self, query: &str, k: usize) -> Option<Vec<(u32, f32)>> {
         match self.embedder.embed_batch(&[query]) {
-            Ok(v) => Some(self.nearest(&v[0], k).into_iter().filter(|h| h.1 < 1.0).collect()),
+            Ok(v) => Some(
+                self.nearest(&v[0], k)
+                    .into_iter()
+                    .filter(|h| h.1 < 1.0)
+                    .collect(),
+            ),
             Err(e) => {
                 tracing::warn!("item search: cannot embed the query, using word search: {e}");
                 None

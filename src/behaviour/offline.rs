@@ -41,7 +41,7 @@ pub struct OfflineParams {
     /// Top level: `U_rec = recommender_bias + feature_weight·(Watcher + 0.5·Explorer)`.
     pub recommender_bias: f64,
     /// Top level: `U_social = social_bias + feature_weight·0.5·(Chatter + Poster) ± 0.5` (+0.5 when the
-    /// agent has watched or heard of something, −0.5 otherwise) `− no_contacts_penalty` without contacts.
+    /// agent has watched or heard of something or recalls a long-term memory, −0.5 otherwise) `− no_contacts_penalty` without contacts.
     pub social_bias: f64,
     /// Top level: `U_nothing = nothing_bias`.
     pub nothing_bias: f64,
@@ -306,7 +306,10 @@ impl OfflineBackend {
         let bit = |b: u8| if f.has(b) { 1.0 } else { 0.0 };
         match &req.ask {
             Ask::TopLevel => {
-                let has_topic = !a.histories.watched.is_empty() || !a.histories.heard.is_empty();
+                // Something to talk about: a watched or heard-of item, or a recalled memory.
+                let has_topic = !a.histories.watched.is_empty()
+                    || !a.histories.heard.is_empty()
+                    || !a.memory.state.recalled.is_empty();
                 let u = [
                     p.recommender_bias
                         + fw * (bit(FeatureSet::WATCHER) + 0.5 * bit(FeatureSet::EXPLORER)),

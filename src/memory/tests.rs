@@ -50,7 +50,11 @@ fn retrieval_ranking_on_six_records_matches_hand_computation() {
     let q = axis(0);
     let expect = [1.9, 2.1, 1.866_032, 2.002_487, 0.204_382, 1.62];
     for (r, e) in m.ltm.iter().zip(expect) {
-        assert!((retrieval_score(&p, r, &q, 100.0) - e).abs() < 1e-4, "{}", r.idx);
+        assert!(
+            (retrieval_score(&p, r, &q, 100.0) - e).abs() < 1e-4,
+            "{}",
+            r.idx
+        );
     }
     assert_eq!(retrieve(&m, &p, &q, 100.0, 5), vec![1, 3, 0, 2, 5]);
     // Without relevance: 1.9, 1.1, 0.866, 1.405, 1.204, 1.62.
@@ -114,7 +118,10 @@ fn forgetting_probabilities_and_draws_on_a_fixed_seed() {
     let draws = [0.3, 0.3, 0.36];
     let mut it = draws.iter().copied();
     let mut m2 = m.clone();
-    assert_eq!(forget(&mut m2, &p, 1000.0, &mut || it.next().unwrap()), vec![1]);
+    assert_eq!(
+        forget(&mut m2, &p, 1000.0, &mut || it.next().unwrap()),
+        vec![1]
+    );
     assert_eq!(it.next(), None);
     // Seeded frequencies: 20,000 passes on the seed-7 memory stream.
     let mut rng = stream_rng(7, Stream::Memory, &[1, 1]);
@@ -149,7 +156,14 @@ fn reflection_triggers_strictly_above_the_threshold() {
     assert_eq!(m.next_idx, 13);
 }
 
-fn add(m: &mut MemoryState, p: &MemoryParams, t: &str, imp: f32, e: &QVec, u: f64) -> Vec<Transfer> {
+fn add(
+    m: &mut MemoryState,
+    p: &MemoryParams,
+    t: &str,
+    imp: f32,
+    e: &QVec,
+    u: f64,
+) -> Vec<Transfer> {
     stm_add(m, p, &Arc::from(t), imp, e, StmOp::Add, &mut || u)
 }
 
@@ -167,13 +181,25 @@ fn short_term_reinforcement_and_transfer() {
     assert_eq!(&*t[0].current, "D");
     let en: Vec<&str> = t[0].entry.enhancers.iter().map(|x| &**x).collect();
     assert_eq!(en, ["B", "C", "D"]);
-    let left: Vec<(&str, usize)> = m.stm.iter().map(|x| (&*x.text, x.enhancers.len())).collect();
+    let left: Vec<(&str, usize)> = m
+        .stm
+        .iter()
+        .map(|x| (&*x.text, x.enhancers.len()))
+        .collect();
     assert_eq!(left, [("B", 2), ("C", 1), ("D", 0)]);
     // A draw above p = sigmoid(1) = 0.731 reinforces nothing.
     assert!(add(&mut m, &p, "E", 0.7, &e, 0.9).is_empty());
     assert_eq!(m.stm[0].enhancers.len(), 2);
     // Retrieval reinforces but is not appended: B reaches 3 and moves.
-    let t = stm_add(&mut m, &p, &Arc::from("R"), 0.0, &e, StmOp::Retrieval, &mut || 0.0);
+    let t = stm_add(
+        &mut m,
+        &p,
+        &Arc::from("R"),
+        0.0,
+        &e,
+        StmOp::Retrieval,
+        &mut || 0.0,
+    );
     assert_eq!(t.iter().map(|x| &*x.entry.text).collect::<Vec<_>>(), ["B"]);
     assert!(m.stm.iter().all(|x| &*x.text != "R"));
 
@@ -186,11 +212,27 @@ fn short_term_reinforcement_and_transfer() {
     assert!((cos_old - 0.749).abs() < 0.01);
     let mut m2 = m.clone();
     add(&mut m2, &p, "x", 0.7, &QVec(vec![84, 95, 0, 0].into()), 0.0);
-    assert_eq!(m2.stm[0].enhancers.len(), 0, "old entry at cos 0.662 is not gated");
-    assert_eq!(m2.stm[1].enhancers.len(), 1, "newest at cos 0.749 + 0.1 is gated");
+    assert_eq!(
+        m2.stm[0].enhancers.len(),
+        0,
+        "old entry at cos 0.662 is not gated"
+    );
+    assert_eq!(
+        m2.stm[1].enhancers.len(),
+        1,
+        "newest at cos 0.749 + 0.1 is gated"
+    );
     add(&mut m, &p, "y", 0.7, &v, 0.0);
-    assert_eq!(m.stm[0].enhancers.len(), 0, "old entry at cos 0.749 without the bonus: 0.679");
-    assert_eq!(m.stm[1].enhancers.len(), 0, "newest at cos 0.662 + 0.1: 0.682");
+    assert_eq!(
+        m.stm[0].enhancers.len(),
+        0,
+        "old entry at cos 0.749 without the bonus: 0.679"
+    );
+    assert_eq!(
+        m.stm[1].enhancers.len(),
+        0,
+        "newest at cos 0.662 + 0.1: 0.682"
+    );
 }
 
 #[test]
@@ -204,7 +246,11 @@ fn short_term_overflow_discards_the_least_important_older_entry() {
         add(&mut m, &p, &format!("t{i}"), imp, &axis(i), 0.0);
     }
     let left: Vec<&str> = m.stm.iter().map(|x| &*x.text).collect();
-    assert_eq!(left, ["t0", "t2", "t3"], "t1 (0.65) goes; the newest t3 (0.5) stays");
+    assert_eq!(
+        left,
+        ["t0", "t2", "t3"],
+        "t1 (0.65) goes; the newest t3 (0.5) stays"
+    );
 }
 
 #[test]
@@ -215,7 +261,10 @@ fn cap_evicts_least_important_then_oldest_and_merge_folds_near_duplicates() {
     };
     let mut m = six(); // importances 0.9 0.1 0.5 0.8 0.3 0.63
     assert_eq!(enforce_cap(&mut m, &p), vec![1, 4]);
-    assert_eq!(m.ltm.iter().map(|r| r.idx).collect::<Vec<_>>(), [0, 2, 3, 5]);
+    assert_eq!(
+        m.ltm.iter().map(|r| r.idx).collect::<Vec<_>>(),
+        [0, 2, 3, 5]
+    );
     // Insight along axis 0 cites 2 (cos 1: merged), 3 (cos 0.597: kept), 9 (missing).
     let imp = merge_into(&mut m, &p, &axis(0), &[2, 3, 9]);
     assert!((imp - 0.65).abs() < 1e-6); // mean of 0.5 and 0.8

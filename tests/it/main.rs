@@ -5,5 +5,5 @@ mod common;
 mod config_errors;
 mod determinism;
 mod loaders;
-mod run_shared;
 mod memory;
+mod run_shared;

@@ -180,11 +180,20 @@ fn http_embedder_batches_normalises_and_caches() {
     assert!((v[1][0] - 4.0 / 17f32.sqrt()).abs() < 1e-6);
     assert!((v[2][1] - 1.0 / 2f32.sqrt()).abs() < 1e-6);
     // Second call: all cached, no request (the server only answers two).
-    assert_eq!(e.embed_batch(&["x", "abc"]).unwrap(), vec![v[2].clone(), v[0].clone()]);
+    assert_eq!(
+        e.embed_batch(&["x", "abc"]).unwrap(),
+        vec![v[2].clone(), v[0].clone()]
+    );
     let bodies = server.join().unwrap();
     assert_eq!(bodies.len(), 2);
-    let b: Vec<serde_json::Value> = bodies.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
-    assert_eq!(b[0], serde_json::json!({"model": "m1", "input": ["abc", "abcd"]}));
+    let b: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(
+        b[0],
+        serde_json::json!({"model": "m1", "input": ["abc", "abcd"]})
+    );
     assert_eq!(b[1], serde_json::json!({"model": "m1", "input": ["x"]}));
     // Another model misses the cache; a dead endpoint is an error, not a panic.
     let dead = HttpEmbedder {
