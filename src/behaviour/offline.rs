@@ -654,6 +654,36 @@ mod tests {
     use crate::rng::stream_rng;
 
     #[test]
+    fn event_importance_follows_the_rubric_and_the_gate() {
+        use crate::components::{MemoryRecord, ObservationKind as K};
+        let ev = |kind, item: Option<u32>, value| MemoryRecord {
+            round: 1,
+            item: item.map(ItemId),
+            other: None,
+            kind,
+            value,
+            text: None,
+        };
+        let p = crate::memory::MemoryParams::default();
+        let cases = [
+            (ev(K::EnteredRecommender, None, 0), 2, false),
+            (ev(K::Shown, Some(1), 5), 4, false),
+            (ev(K::Watched, Some(1), 3), 6, false),
+            (ev(K::Watched, Some(1), 4), 7, true),
+            (ev(K::Watched, Some(1), 1), 8, true),
+            (ev(K::Chatted, None, 0), 4, false),
+            (ev(K::Chatted, Some(2), 0), 8, true),
+            (ev(K::ReadPost, Some(2), 0), 7, true),
+            (ev(K::Searched, None, 0), 4, false),
+        ];
+        for (e, score, kept) in cases {
+            assert_eq!(event_importance(&e), score, "{e:?}");
+            // 7 -> 0.63 passes the 0.62 gate, 6 -> 0.54 does not.
+            assert_eq!(p.importance_of(score) > p.importance_gate, kept, "{e:?}");
+        }
+    }
+
+    #[test]
     fn affinity_values() {
         assert_eq!(affinity(GenreSet(0b01), GenreSet(0b10)), 0.0);
         assert!((affinity(GenreSet(0b01), GenreSet(0b01)) - 1.0).abs() < 1e-12);

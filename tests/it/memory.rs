@@ -55,6 +55,7 @@ fn serial_and_parallel_give_identical_memories_after_5_rounds_of_200_agents() {
     }
     assert_eq!(digests[0], digests[1]);
     let (_, ltm, stm) = &digests[0];
+    eprintln!("200 agents x 5 rounds: {ltm} long-term records, {stm} short-term entries");
     assert!(*stm > 200, "short-term memory is used: {stm}");
     assert!(*ltm > 0, "some entries reached long-term memory: {ltm}");
 }
@@ -75,7 +76,8 @@ fn hnsw_recall_at_10_against_brute_force_and_exact_title_first() {
     let vecs: Vec<Vec<f32>> = (0..cat.len() as u32)
         .map(|i| e.embed(&item_text(&cat, i)))
         .collect();
-    let ix = ItemIndex::from_vectors(&vecs, Arc::new(e));
+    // The process-wide memo: the simulations in this test binary reuse this graph.
+    let ix = ItemIndex::shared(&cat, Arc::new(e), &[]).unwrap();
     // 200 queries: the description of every 19th item, and genre/title-word phrases.
     let queries: Vec<String> = (0..cat.len())
         .step_by(19)
@@ -101,7 +103,7 @@ fn hnsw_recall_at_10_against_brute_force_and_exact_title_first() {
     let recall = found as f64 / total as f64;
     assert!(recall >= 0.95, "recall@10 = {recall}");
 
-    cat.attach_index(ix);
+    cat.attach_index(ix.clone());
     for title in ["Toy Story", "Jumanji", "Heat"] {
         let want = cat.exact_title(title)[0];
         let hits = cat.search(title, 10);
