@@ -79,26 +79,33 @@ fn main() {
         std::mem::size_of::<LtmRecord>(),
         std::mem::size_of::<StmEntry>()
     );
-    let q = QVec::new(&e.embed("animated family movies"));
-    for n in [20usize, 200] {
-        let m = agent(n, &e);
-        let reps = if n == 20 { 20_000 } else { 2_000 };
-        let mut samples = Vec::new();
-        for _ in 0..15 {
-            let t = Instant::now();
-            for _ in 0..reps {
-                black_box(retrieve(black_box(&m), &p, &q, 1000.0, 5));
+    for dim in [256usize, 128] {
+        let e = HashEmbedder { dim };
+        let q = QVec::new(&e.embed("animated family movies"));
+        for n in [20usize, 200] {
+            let m = agent(n, &e);
+            let reps = if n == 20 { 20_000 } else { 2_000 };
+            let mut samples = Vec::new();
+            for _ in 0..15 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    black_box(retrieve(black_box(&m), &p, &q, 1000.0, 5));
+                }
+                samples.push(t.elapsed().as_secs_f64() / reps as f64);
             }
-            samples.push(t.elapsed().as_secs_f64() / reps as f64);
+            let ltm_only = MemoryState {
+                stm: Vec::new(),
+                ..m.clone()
+            };
+            println!(
+                "  dim {dim}, {n:>3} LTM records + 10 STM: retrieval {:.2} µs/agent (median of 15); {} bytes/agent ({} without STM; texts unshared, ~{} B each)",
+                median(samples) * 1e6,
+                approx_bytes(&m),
+                approx_bytes(&ltm_only),
+                sentence(0).len()
+            );
         }
-        println!(
-            "  {n:>3} LTM records + 10 STM: retrieval {:.2} µs/agent (median of 15), {} bytes/agent (texts unshared, ~{} B each)",
-            median(samples) * 1e6,
-            approx_bytes(&m),
-            sentence(0).len()
-        );
     }
-
     let shared =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recagent/item.csv");
     let (name, items) = if shared.exists() {
