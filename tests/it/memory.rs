@@ -205,3 +205,45 @@ fn http_embedder_batches_normalises_and_caches() {
     };
     assert!(dead.embed_batch(&["abc"]).is_err());
 }
+
+#[test]
+fn remember_phase_transfers_reflects_and_respects_the_cap_on_demo_data() {
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = crate::common::demo_config();
+    cfg.round = 6;
+    // Easy reinforcement (any positive cosine passes the gate with probability sigmoid(cos)),
+    // an early reflection, a small cap.
+    cfg.memory.enhance_gate = 0.5;
+    cfg.memory.enhance_threshold = 1;
+    cfg.memory.reflection_threshold = 1.0;
+    cfg.memory.ltm_cap = 12;
+    let mut sim = Sim::new(cfg, paths(out.path())).unwrap();
+    for _ in 0..6 {
+        sim.step().unwrap();
+    }
+    let world = sim.app.world_mut();
+    let mut q = world.query::<(&UserId, &Memory)>();
+    let (mut ltm, mut insights, mut reflections, mut recalled) = (0, 0, 0, 0);
+    for (_, m) in q.iter(world) {
+        let s = &m.state;
+        assert!(s.ltm.len() <= 12, "cap: {}", s.ltm.len());
+        assert!(s.stm.len() <= 10);
+        assert!(s.ltm.windows(2).all(|w| w[0].idx < w[1].idx));
+        ltm += s.ltm.len();
+        insights += s
+            .ltm
+            .iter()
+            .filter(|r| r.text.contains("keeps coming back"))
+            .count();
+        reflections += s
+            .ltm
+            .iter()
+            .filter(|r| r.text.contains("seems to prefer"))
+            .count();
+        recalled += usize::from(!m.recalled(600).is_empty());
+        assert!(s.recalled.len() <= 5);
+    }
+    assert!(ltm > 40, "{ltm}");
+    assert!(insights > 0 && reflections > 0, "{insights} {reflections}");
+    assert!(recalled > 20, "{recalled}");
+}
