@@ -57,6 +57,8 @@ impl BehaviourBackend for OnePoster {
                         text: "Just watched <Toy Story>, 5/5!".into(),
                         mentions: vec![],
                     }),
+                    // Memory steps and anything added later: the deterministic fallback.
+                    _ => recagent::behaviour::fallback(r),
                 })
             })
             .collect()

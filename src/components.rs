@@ -170,12 +170,45 @@ pub struct MemoryRecord {
     pub text: Option<Arc<str>>,
 }
 
-/// The agent's memory: an append-only record of observations (the full sensory / short-term /
-/// long-term model comes in its own change).
+/// The agent's memory: RecAgent's short-term and long-term memory (spec §3), see
+/// [`crate::memory`]. Written only in the remember phase; read by decisions through
+/// [`Memory::recalled`] (what this round's prompts see) or [`Memory::retrieve`].
 #[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Memory {
-    /// Observations in the order they happened.
-    pub records: Vec<MemoryRecord>,
+    /// Short-term and long-term state.
+    pub state: crate::memory::MemoryState,
+    /// The raw observations of the latest round in which the agent observed anything, in the
+    /// order they happened (texts shared with the other agents that hold them). Replaced, not
+    /// accumulated, so its size stays bounded.
+    pub observed: Vec<MemoryRecord>,
+}
+
+impl Memory {
+    /// The texts retrieved for this agent at the end of the last remember phase (the recalled
+    /// long-term records, prefixed `[idx] `, then every short-term entry), within `max_words`.
+    pub fn recalled(&self, max_words: usize) -> Vec<String> {
+        let p = crate::memory::MemoryParams {
+            max_words,
+            ..Default::default()
+        };
+        crate::memory::recalled_texts(&self.state, &p)
+    }
+
+    /// The `k` best long-term records for an embedded `query` at `now_hours` (simulated hours
+    /// since the clock's start), best first. Pure: access times are not updated.
+    pub fn retrieve(
+        &self,
+        params: &crate::memory::MemoryParams,
+        query: &[f32],
+        now_hours: f32,
+        k: usize,
+    ) -> Vec<&crate::memory::LtmRecord> {
+        let q = crate::memory::QVec::new(query);
+        crate::memory::retrieve(&self.state, params, &q, now_hours, k)
+            .into_iter()
+            .map(|i| &self.state.ltm[i])
+            .collect()
+    }
 }
 
 /// Watched and heard-of items, most recent last, each at most `history_size` long (RecAgent: 10).

@@ -236,6 +236,9 @@ pub struct SimConfig {
     pub rec_init_path: Option<PathBuf>,
     /// Endpoint of the `External` recommender (`http://host:port/path`).
     pub rec_external_url: Option<String>,
+    /// Memory, embedding and item-index parameters (`memory:` section, see
+    /// [`crate::memory::MemoryParams`]).
+    pub memory: crate::memory::MemoryParams,
 
     /// Directory the relative paths resolve against (the config file's directory). Not a YAML key.
     #[serde(skip)]
@@ -299,6 +302,7 @@ impl Default for SimConfig {
             retrain_every: 1,
             rec_init_path: None,
             rec_external_url: None,
+            memory: crate::memory::MemoryParams::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -628,7 +632,10 @@ impl SimConfig {
         }
         self.offline
             .validate()
-            .map_err(|(k, m)| (format!("offline.{k}"), m))
+            .map_err(|(k, m)| (format!("offline.{k}"), m))?;
+        self.memory
+            .validate()
+            .map_err(|(k, m)| (format!("memory.{k}"), m))
     }
 
     /// `start_time` parsed.

@@ -30,6 +30,8 @@ pub enum Stream {
     Strangers = 7,
     /// Recommender training: embedding initialisation and BPR sampling, per model and fit.
     Training = 50,
+    /// Memory draws (STM reinforcement, forgetting), one stream per (round, user).
+    Memory = 8,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -381,11 +381,18 @@ impl Sim {
             parallel: cfg.execution_mode == ExecutionMode::Parallel,
         })));
         world.insert_resource(BehaviourStats::default());
-        world.insert_resource(RecState {
-            model,
-            log,
-            warm_start,
-        });
+        let out_dir = outputs.manifest.parent().unwrap_or(Path::new("."));
+        let embedder = crate::embed::from_params(&cfg.memory, out_dir);
+        let mut catalog = catalog;
+        if cfg.memory.item_index {
+            let dirs = crate::systems::remember::index_dirs(&cfg, &item_path, out_dir);
+            match crate::catalog::ItemIndex::shared(&catalog, embedder.clone(), &dirs) {
+                Ok(ix) => catalog.attach_index(ix),
+                Err(e) => tracing::warn!("item index not built, using word search: {e}"),
+            }
+        }
+        world.insert_resource(crate::embed::Embeddings(embedder));
+        world.insert_resource(RecState { model, log, warm_start });
         world.insert_resource(catalog);
         world.insert_resource(sink);
         world.insert_resource(ActiveAgents::default());

@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::components::{Histories, Memory, Profile, Relationships, Taste, TopAction};
+use std::sync::Arc;
+
+use crate::components::{
+    Histories, Memory, MemoryRecord, Profile, Relationships, Taste, TopAction,
+};
 use crate::ids::{ItemId, UserId};
 
 /// The phase a request belongs to (part of its key).
@@ -29,6 +33,8 @@ pub enum Phase {
     Chat = 4,
     /// Posts.
     Broadcast = 5,
+    /// Memory writes (compression, importance, insights, reflection).
+    Remember = 6,
 }
 
 /// Identity and sort key of one request: `(round, phase, user, step)`.
@@ -111,6 +117,66 @@ pub enum Ask<'a> {
     },
     /// Write a post to all contacts.
     Post,
+    /// Sensory compression (spec §3.2, LLM call A). Intended prompt: the observations as numbered
+    /// lines `[i] text`; "Summarise these observations into one stand-alone sentence about the
+    /// person's movie interests and their reasons; third person if a name is given, else first
+    /// person; do not restate the profile." Output: [`Answer::Text`], the whole reply, one sentence.
+    Compress {
+        /// The observations, oldest first (rendered from structured events).
+        observations: &'a [String],
+    },
+    /// Importance of a memory (spec §3.2, LLM call B/D). Intended prompt: the rubric "entering
+    /// social media or the recommender, and chatting without a specific movie name, are
+    /// unimportant; mentioning or recommending specific movies is important; more informative
+    /// content is more important, especially in chats. Rate 1-10; reply with one integer".
+    /// Output: [`Answer::Importance`] 1..=10 (parse the first integer; clamp to 1..=10).
+    Importance {
+        /// The memory text.
+        text: &'a str,
+        /// The structured event it came from (`None` for insights).
+        event: Option<&'a MemoryRecord>,
+    },
+    /// Insight on an STM entry moving to long-term memory (spec §3.2, LLM call C). Intended
+    /// prompt: the entry, its reinforcing texts and the current text joined with `;`; "Give one
+    /// sentence with a high-level insight into this person's character, clearly different from
+    /// these memories." Output: [`Answer::Text`], the first non-empty line, numbering stripped.
+    Insight {
+        /// The transferred entry.
+        memory: &'a str,
+        /// Texts that reinforced it, oldest first (without the current one).
+        related: &'a [Arc<str>],
+        /// The text whose arrival completed the transfer.
+        current: &'a str,
+    },
+    /// Reflection topic (spec §3.5 step 1). Intended prompt: the latest long-term memories, one
+    /// per line as `[idx] text`; "What is the single most salient high-level question we can
+    /// answer about this person from these statements?" Output: [`Answer::Topics`]: non-empty
+    /// lines, numbering stripped (at most 3 are used).
+    ReflectTopic {
+        /// `(stream index, text)` of the latest records, oldest first.
+        recent: &'a [(u32, Arc<str>)],
+    },
+    /// Reflection insights on a topic (spec §3.5 step 2). Intended prompt: the topic and the
+    /// retrieved statements as `[idx] text`; "Give the main insight you can infer, worded
+    /// differently from the statements, as `insight text [idx, idx]` citing the statements it
+    /// derives from." Output: [`Answer::Insights`]: one per non-empty line; the cited ids are the
+    /// integers inside the line's trailing `[...]` span only (not numbers in the text); the text is
+    /// the line without that span.
+    ReflectInsights {
+        /// The topic question.
+        topic: &'a str,
+        /// `(stream index, text)` of the retrieved records, best first.
+        statements: &'a [(u32, Arc<str>)],
+    },
+}
+
+/// One reflection insight with the stream indices it cites.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Insight {
+    /// The insight sentence.
+    pub text: String,
+    /// Stream indices of the records it derives from.
+    pub cites: Vec<u32>,
 }
 
 /// One request.
@@ -196,6 +262,14 @@ pub enum Answer {
     Chat(Vec<Utterance>),
     /// For [`Ask::Post`].
     Post(PostDraft),
+    /// For [`Ask::Compress`] and [`Ask::Insight`]: one sentence.
+    Text(String),
+    /// For [`Ask::Importance`]: a score 1..=10.
+    Importance(u8),
+    /// For [`Ask::ReflectTopic`]: topic questions.
+    Topics(Vec<String>),
+    /// For [`Ask::ReflectInsights`]: insights with citations.
+    Insights(Vec<Insight>),
 }
 
 /// A failed request (the system falls back and counts it).
@@ -231,9 +305,9 @@ pub trait BehaviourBackend: Send + Sync {
 #[derive(Resource, Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BehaviourStats {
     /// Requests sent.
-    pub requests: [u64; 6],
+    pub requests: [u64; 8],
     /// Answers that failed or did not fit the request and were replaced by a fallback.
-    pub fallbacks: [u64; 6],
+    pub fallbacks: [u64; 8],
 }
 
 /// The backend resource systems call.
@@ -308,6 +382,12 @@ pub fn fits(req: &Request<'_>, a: &Answer) -> bool {
                     .all(|l| l.speaker == req.agent.id || l.speaker == partner.id)
         }
         (Ask::Post, Answer::Post(p)) => !p.text.trim().is_empty(),
+        (Ask::Compress { .. } | Ask::Insight { .. }, Answer::Text(t)) => !t.trim().is_empty(),
+        (Ask::Importance { .. }, Answer::Importance(v)) => (1..=10).contains(v),
+        (Ask::ReflectTopic { .. }, Answer::Topics(t)) => t.iter().any(|x| !x.trim().is_empty()),
+        (Ask::ReflectInsights { .. }, Answer::Insights(v)) => {
+            v.iter().any(|i| !i.text.trim().is_empty())
+        }
         _ => false,
     }
 }
@@ -332,5 +412,11 @@ pub fn fallback(req: &Request<'_>) -> Answer {
             text: "Looking for something good to watch.".into(),
             mentions: Vec::new(),
         }),
+        Ask::Compress { observations } => Answer::Text(observations.join(" ")),
+        // Below the default gate: an unscored memory is not kept.
+        Ask::Importance { .. } => Answer::Importance(1),
+        Ask::Insight { memory, .. } => Answer::Text((*memory).to_string()),
+        Ask::ReflectTopic { .. } => Answer::Topics(Vec::new()),
+        Ask::ReflectInsights { .. } => Answer::Insights(Vec::new()),
     }
 }

@@ -46,7 +46,7 @@ pub struct OfflineParams {
     /// Top level: `U_rec = recommender_bias + feature_weight·(Watcher + 0.5·Explorer)`.
     pub recommender_bias: f64,
     /// Top level: `U_social = social_bias + feature_weight·0.5·(Chatter + Poster) ± 0.5` (+0.5 when the
-    /// agent has watched or heard of something, −0.5 otherwise) `− no_contacts_penalty` without contacts.
+    /// agent has watched or heard of something or recalls a long-term memory, −0.5 otherwise) `− no_contacts_penalty` without contacts.
     pub social_bias: f64,
     /// Top level: `U_nothing = nothing_bias`.
     pub nothing_bias: f64,
@@ -252,6 +252,56 @@ fn opinion(rating: u8) -> &'static str {
     }
 }
 
+/// Offline importance of an insight (1..=10).
+pub const INSIGHT_IMPORTANCE: u8 = 7;
+
+/// Offline importance (1..=10) of an observed event, after the original's rubric (spec §3.2):
+/// entering a system or doing nothing 2; a page shown 4; a search 7 with a hit, else 4; a watch
+/// `6 + |rating − 3|` (strong opinions are memorable); a chat 8 when it names an item, else 4; a
+/// post sent or read 7 when it names an item, else 3.
+pub fn event_importance(e: &crate::components::MemoryRecord) -> u8 {
+    use crate::components::ObservationKind as K;
+    let named = e.item.is_some();
+    match e.kind {
+        K::EnteredRecommender | K::EnteredSocial | K::DidNothing => 2,
+        K::Shown => 4,
+        K::Searched => {
+            if named {
+                7
+            } else {
+                4
+            }
+        }
+        K::Watched => 6 + e.value.abs_diff(3).min(4),
+        K::Chatted => {
+            if named {
+                8
+            } else {
+                4
+            }
+        }
+        K::Posted | K::ReadPost => {
+            if named {
+                7
+            } else {
+                3
+            }
+        }
+    }
+}
+
+/// One of the agent's liked genres (lower case), drawn from `rng`; "popular" when none.
+fn liked_genre(cat: &Catalog, a: &AgentView<'_>, rng: &mut ChaCha8Rng) -> String {
+    let liked: Vec<usize> = a.taste.liked.iter().collect();
+    if liked.is_empty() {
+        return "popular".into();
+    }
+    let g = liked[rng.random_range(0..liked.len())];
+    cat.genre_names()
+        .get(g)
+        .map_or_else(|| "popular".into(), |n| n.to_lowercase())
+}
+
 /// The latest rating the agent gave `item` (0 if never rated).
 fn rating_of(agent: &AgentView<'_>, item: ItemId) -> u8 {
     agent
@@ -273,7 +323,10 @@ impl OfflineBackend {
         let bit = |b: u8| if f.has(b) { 1.0 } else { 0.0 };
         match &req.ask {
             Ask::TopLevel => {
-                let has_topic = !a.histories.watched.is_empty() || !a.histories.heard.is_empty();
+                // Something to talk about: a watched or heard-of item, or a recalled memory.
+                let has_topic = !a.histories.watched.is_empty()
+                    || !a.histories.heard.is_empty()
+                    || !a.memory.state.recalled.is_empty();
                 let u = [
                     p.recommender_bias
                         + fw * (bit(FeatureSet::WATCHER) + 0.5 * bit(FeatureSet::EXPLORER)),
@@ -421,6 +474,31 @@ impl OfflineBackend {
                 Answer::Chat(self.dialogue(ctx.catalog, a, partner, *max_turns))
             }
             Ask::Post => Answer::Post(post_text(ctx.catalog, a)),
+            Ask::Compress { observations } => Answer::Text(observations.join(" ")),
+            Ask::Importance { event, .. } => {
+                Answer::Importance(event.map_or(INSIGHT_IMPORTANCE, event_importance))
+            }
+            Ask::Insight { .. } => {
+                let g = liked_genre(ctx.catalog, a, &mut rng);
+                Answer::Text(format!(
+                    "{} keeps coming back to {g} movies and remembers them well.",
+                    first_name(&a.profile.name)
+                ))
+            }
+            Ask::ReflectTopic { .. } => Answer::Topics(vec![format!(
+                "What kind of movies does {} enjoy most?",
+                first_name(&a.profile.name)
+            )]),
+            Ask::ReflectInsights { statements, .. } => {
+                let g = liked_genre(ctx.catalog, a, &mut rng);
+                Answer::Insights(vec![super::Insight {
+                    text: format!(
+                        "{} seems to prefer {g} movies over others.",
+                        first_name(&a.profile.name)
+                    ),
+                    cites: statements.iter().take(2).map(|s| s.0).collect(),
+                }])
+            }
         }
     }
 
@@ -598,6 +676,36 @@ mod tests {
     use super::*;
     use crate::catalog::GenreSet;
     use crate::rng::stream_rng;
+
+    #[test]
+    fn event_importance_follows_the_rubric_and_the_gate() {
+        use crate::components::{MemoryRecord, ObservationKind as K};
+        let ev = |kind, item: Option<u32>, value| MemoryRecord {
+            round: 1,
+            item: item.map(ItemId),
+            other: None,
+            kind,
+            value,
+            text: None,
+        };
+        let p = crate::memory::MemoryParams::default();
+        let cases = [
+            (ev(K::EnteredRecommender, None, 0), 2, false),
+            (ev(K::Shown, Some(1), 5), 4, false),
+            (ev(K::Watched, Some(1), 3), 6, false),
+            (ev(K::Watched, Some(1), 4), 7, true),
+            (ev(K::Watched, Some(1), 1), 8, true),
+            (ev(K::Chatted, None, 0), 4, false),
+            (ev(K::Chatted, Some(2), 0), 8, true),
+            (ev(K::ReadPost, Some(2), 0), 7, true),
+            (ev(K::Searched, None, 0), 4, false),
+        ];
+        for (e, score, kept) in cases {
+            assert_eq!(event_importance(&e), score, "{e:?}");
+            // 7 -> 0.63 passes the 0.62 gate, 6 -> 0.54 does not.
+            assert_eq!(p.importance_of(score) > p.importance_gate, kept, "{e:?}");
+        }
+    }
 
     #[test]
     fn affinity_values() {

@@ -103,3 +103,28 @@ fn rounds_past_year_9999_are_refused() {
     assert!(e.contains("9999"), "{e}");
     assert!(parse("interval: 1d\nround: 1000\n").is_ok());
 }
+
+#[test]
+fn memory_section_keys_are_checked() {
+    let c = parse("memory:\n  stm_capacity: 4\n  ltm_cap: 50\n").unwrap();
+    assert_eq!((c.memory.stm_capacity, c.memory.ltm_cap), (4, 50));
+    assert_eq!(c.memory.importance_gate, 0.62);
+    let e = parse("memory:\n  stm_capacty: 4\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stm_capacty"), "{e}");
+    let e = parse("memory:\n  recency_decay: 1.5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`memory.recency_decay`") && e.contains("0.01..=1"),
+        "{e}"
+    );
+    let e = parse("memory:\n  embedder: bert\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`memory.embedder`") && e.contains("hash, openai"),
+        "{e}"
+    );
+}

@@ -7,5 +7,6 @@ mod config_errors;
 mod determinism;
 mod loaders;
 mod recommender_eval;
+mod memory;
 mod run_shared;
 mod social;

@@ -82,6 +82,8 @@ impl BehaviourBackend for Scripted {
                         text: "Everyone should watch \"the matrix\"!".into(),
                         mentions: vec![],
                     }),
+                    // Memory steps: the engine's deterministic fallback.
+                    _ => recagent::behaviour::fallback(r),
                 })
             })
             .collect()
@@ -229,7 +231,7 @@ fn chat_only_between_available_related_agents_and_both_remember_it() {
     // The transcript is in both memories, one shared allocation.
     let chat = |u: u32| {
         get::<Memory>(&sim, u)
-            .records
+            .observed
             .into_iter()
             .find(|r| r.kind == ObservationKind::Chatted)
             .unwrap()
@@ -253,7 +255,7 @@ fn chat_only_between_available_related_agents_and_both_remember_it() {
         vec![(ItemId(1), 1), (ItemId(0), 1)]
     );
     assert!(get::<Memory>(&sim, 1)
-        .records
+        .observed
         .iter()
         .all(|r| r.kind != ObservationKind::Chatted));
 }
@@ -304,21 +306,20 @@ fn a_post_reaches_exactly_the_authors_contacts() {
     assert_eq!(readers, vec![1, 2, 3]);
     // Readers remember the post (the author's text, shared) and heard of the Matrix in round 2.
     let posted = get::<Memory>(&sim, 0)
-        .records
+        .observed
         .into_iter()
         .find(|r| r.kind == ObservationKind::Posted)
         .unwrap();
     for u in 1..=3 {
         let read = get::<Memory>(&sim, u)
-            .records
+            .observed
             .into_iter()
             .find(|r| r.kind == ObservationKind::ReadPost)
             .unwrap();
         assert_eq!(read.other, Some(UserId(0)));
-        assert!(Arc::ptr_eq(
-            read.text.as_ref().unwrap(),
-            posted.text.as_ref().unwrap()
-        ));
+        // `observed` holds each agent's latest round: the author's is round 2's post (same text,
+        // its own allocation), the readers' is their reading of round 1's post.
+        assert_eq!(read.text.as_deref(), posted.text.as_deref());
         assert_eq!(get::<Histories>(&sim, u).heard, vec![(ItemId(1), 2)]);
         // Post 0 was read and removed; agent 0 posted again in round 2 (post 1, unread).
         assert_eq!(get::<Inbox>(&sim, u).0, vec![recagent::ids::PostId(1)]);
@@ -354,14 +355,14 @@ fn a_500_contact_post_completes_within_the_round() {
     let reads = (1..=500)
         .filter(|&u| {
             get::<Memory>(&sim, u)
-                .records
+                .observed
                 .iter()
                 .any(|r| r.kind == ObservationKind::ReadPost && r.other == Some(UserId(0)))
         })
         .count();
     assert_eq!(reads, 500);
     assert!(get::<Memory>(&sim, 501)
-        .records
+        .observed
         .iter()
         .all(|r| r.kind != ObservationKind::ReadPost));
     let msgs = messages_of(tmp.path());

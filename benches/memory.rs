@@ -1,0 +1,181 @@
+//! Memory and item-index figures (prints; `cargo bench --bench memory`).
+//!
+//! - retrieval time per agent with 20 / 200 long-term records (top-5, exact search);
+//! - bytes per agent with 20 / 200 long-term records plus a full short-term memory;
+//! - item index: build and query time over `../shared/data/recagent/item.csv` (3,883 items) when
+//!   present, else the bundled demo catalogue; recall@10 against brute force.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use recagent::catalog::{item_text, Catalog, ItemIndex};
+use recagent::embed::{dot, HashEmbedder};
+use recagent::io::data::{load_items, Source};
+use recagent::memory::{
+    approx_bytes, ltm_add, retrieve, LtmRecord, MemoryParams, MemoryState, QVec, StmEntry,
+};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+const TITLES: [&str; 8] = [
+    "Toy Story",
+    "Heat",
+    "Jumanji",
+    "Casino",
+    "Sabrina",
+    "GoldenEye",
+    "Balto",
+    "Nixon",
+];
+
+fn sentence(i: usize) -> String {
+    format!(
+        "Alice watched <{}> and rated it {} out of 5; she liked the {} and the pace of the story.",
+        TITLES[i % 8],
+        1 + i % 5,
+        ["music", "actors", "plot", "ending"][i % 4]
+    )
+}
+
+fn agent(n: usize, e: &HashEmbedder) -> MemoryState {
+    let mut m = MemoryState::default();
+    for i in 0..n {
+        let t = sentence(i);
+        let v = QVec::new(&e.embed(&t));
+        ltm_add(
+            &mut m,
+            t.into(),
+            0.63 + (i % 3) as f32 * 0.1,
+            v,
+            i as f32 * 5.0,
+            false,
+        );
+    }
+    for i in 0..10 {
+        let t = sentence(1000 + i);
+        m.stm.push(StmEntry {
+            emb: QVec::new(&e.embed(&t)),
+            text: t.into(),
+            importance: 0.7,
+            enhancers: Vec::new(),
+        });
+    }
+    m.ltm.shrink_to_fit();
+    m.stm.shrink_to_fit();
+    m.recalled = vec![0, 1, 2, 3, 4];
+    m
+}
+
+fn main() {
+    let e = HashEmbedder::default();
+    let p = MemoryParams::default();
+    println!("memory (embed_dim {}, i8-quantised embeddings)", e.dim);
+    println!(
+        "  size_of LtmRecord {} B, StmEntry {} B",
+        std::mem::size_of::<LtmRecord>(),
+        std::mem::size_of::<StmEntry>()
+    );
+    for dim in [256usize, 128] {
+        let e = HashEmbedder { dim };
+        let q = QVec::new(&e.embed("animated family movies"));
+        for n in [20usize, 200] {
+            let m = agent(n, &e);
+            let reps = if n == 20 { 20_000 } else { 2_000 };
+            let mut samples = Vec::new();
+            for _ in 0..15 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    black_box(retrieve(black_box(&m), &p, &q, 1000.0, 5));
+                }
+                samples.push(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            let ltm_only = MemoryState {
+                stm: Vec::new(),
+                ..m.clone()
+            };
+            println!(
+                "  dim {dim}, {n:>3} LTM records + 10 STM: retrieval {:.2} µs/agent (median of 15); {} bytes/agent ({} without STM; texts unshared, ~{} B each)",
+                median(samples) * 1e6,
+                approx_bytes(&m),
+                approx_bytes(&ltm_only),
+                sentence(0).len()
+            );
+        }
+    }
+    let shared =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/recagent/item.csv");
+    let (name, items) = if shared.exists() {
+        (
+            "shared item.csv",
+            load_items(Source::Path(&shared)).expect("shared item.csv loads"),
+        )
+    } else {
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/item.csv");
+        (
+            "demo data/item.csv",
+            load_items(Source::Path(&demo)).expect("demo item.csv loads"),
+        )
+    };
+    let cat = Catalog::new(items).expect("catalogue builds");
+    let t = Instant::now();
+    let vecs: Vec<Vec<f32>> = (0..cat.len() as u32)
+        .map(|i| e.embed(&item_text(&cat, i)))
+        .collect();
+    let embed_s = t.elapsed().as_secs_f64();
+    let queries: Vec<Vec<f32>> = (0..cat.len())
+        .step_by(7)
+        .map(|i| e.embed(&cat.get(i as u32).description))
+        .collect();
+    println!(
+        "item index ({name}, {} items; embedding them took {:.3} s)",
+        cat.len(),
+        embed_s
+    );
+    for (m, efc, ef) in [(16, 100, 64), (12, 48, 64), (12, 48, 32), (8, 32, 32)] {
+        let mut builds = Vec::new();
+        let mut ix = None;
+        for _ in 0..3 {
+            let t = Instant::now();
+            ix = Some(ItemIndex::with_params(&vecs, Arc::new(e), m, efc));
+            builds.push(t.elapsed().as_secs_f64());
+        }
+        let mut ix = ix.expect("built");
+        ix.ef = ef;
+        let t = Instant::now();
+        let hits: Vec<Vec<u32>> = queries
+            .iter()
+            .map(|q| ix.nearest(q, 10).into_iter().map(|h| h.0).collect())
+            .collect();
+        let query_s = t.elapsed().as_secs_f64() / queries.len() as f64;
+        let mut found = 0usize;
+        for (q, got) in queries.iter().zip(&hits) {
+            let mut exact: Vec<(f32, u32)> = vecs
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (dot(v, q), i as u32))
+                .collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            found += exact[..10].iter().filter(|x| got.contains(&x.1)).count();
+        }
+        println!(
+            "  M {m:>2}, ef_construction {efc:>3}, ef {ef:>2}: build {:.3} s (median of 3); query k=10 {:.1} µs; recall@10 {:.4} ({} queries)",
+            median(builds),
+            query_s * 1e6,
+            found as f64 / (10 * queries.len()) as f64,
+            queries.len()
+        );
+    }
+    let t = Instant::now();
+    let n = 200;
+    for i in 0..n {
+        black_box(cat.search(TITLES[i % 8], 50));
+    }
+    println!(
+        "  catalogue word search (no index): {:.1} µs/query",
+        t.elapsed().as_secs_f64() / n as f64 * 1e6
+    );
+}

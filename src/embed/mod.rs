@@ -1,0 +1,208 @@
+//! Text embeddings behind the [`Embedder`] trait.
+//!
+//! - [`HashEmbedder`] (default): deterministic, offline, no model. Signed feature hashing
+//!   (Weinberger et al., "Feature Hashing for Large Scale Multitask Learning", ICML 2009) of the
+//!   lower-cased word unigrams and adjacent-word bigrams into `dim` buckets, L2-normalised.
+//! - [`http::HttpEmbedder`]: any OpenAI-compatible `POST /v1/embeddings` endpoint, with an on-disk
+//!   cache keyed by model + text hash.
+
+pub mod http;
+
+use std::sync::Arc;
+
+use bevy_ecs::resource::Resource;
+
+/// The run's embedder (memory texts, queries, item descriptions).
+#[derive(Resource, Clone)]
+pub struct Embeddings(pub Arc<dyn Embedder>);
+
+impl Embeddings {
+    /// Embeds `texts`; on failure logs a warning and falls back to the hashing embedder of the
+    /// same dimension (returns `true` in the second slot when it fell back).
+    pub fn embed_or_fallback(&self, texts: &[&str]) -> (Vec<Vec<f32>>, bool) {
+        match self.0.embed_batch(texts) {
+            Ok(v) => (v, false),
+            Err(e) => {
+                tracing::warn!("embedding failed, using the hashing embedder: {e}");
+                let h = HashEmbedder { dim: self.0.dim() };
+                (texts.iter().map(|t| h.embed(t)).collect(), true)
+            }
+        }
+    }
+}
+
+/// Builds the embedder named by `p.embedder` (`hash` or `openai`); `output_dir` roots the
+/// default cache folder of the `openai` embedder.
+pub fn from_params(
+    p: &crate::memory::MemoryParams,
+    output_dir: &std::path::Path,
+) -> Arc<dyn Embedder> {
+    match p.embedder.as_str() {
+        "openai" => Arc::new(http::HttpEmbedder {
+            base_url: p.embed_base_url.clone(),
+            model: p.embed_model.clone(),
+            api_key: p
+                .embed_api_key_env
+                .as_ref()
+                .and_then(|k| std::env::var(k).ok()),
+            dim: p.embed_dim,
+            cache_dir: Some(
+                p.embed_cache_dir
+                    .as_ref()
+                    .map_or_else(|| output_dir.join("embed-cache"), |d| output_dir.join(d)),
+            ),
+            batch_size: 256,
+            timeout_secs: 60,
+        }),
+        _ => Arc::new(HashEmbedder { dim: p.embed_dim }),
+    }
+}
+
+/// Errors from an embedder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbedError {
+    /// The endpoint could not be reached or answered with an error status.
+    #[error("embedding request to {url} failed: {message}")]
+    Http {
+        /// Endpoint.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The endpoint answered with JSON that does not fit the request.
+    #[error("embedding reply from {url} is malformed: {message}")]
+    Reply {
+        /// Endpoint.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The cache file could not be read or written.
+    #[error("embedding cache {path}: {source}")]
+    Cache {
+        /// Cache path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Turns texts into unit-length vectors of a fixed dimension.
+pub trait Embedder: Send + Sync {
+    /// Identity of the model (recorded in caches and the item-index hash), e.g. `hash-256`.
+    fn id(&self) -> String;
+    /// Vector dimension.
+    fn dim(&self) -> usize;
+    /// Embeds a batch; returns one L2-normalised vector of length [`Embedder::dim`] per text, in
+    /// input order (an empty text gives the zero vector).
+    ///
+    /// # Errors
+    /// [`EmbedError`] when the backend fails; the offline embedder never fails.
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// The default offline embedder: signed feature hashing of word unigrams and bigrams.
+///
+/// For each feature `f` (a word `w`, or a bigram `w1 w2`) with a 64-bit hash `h(f)` (FNV-1a, then
+/// the SplitMix64 finaliser):
+/// bucket `h mod dim`, sign `+1` if bit 63 of `h` is 0 else `-1`; bigrams weigh 0.5, unigrams 1.
+/// The sum is L2-normalised. Stop words are kept out of unigrams (but kept inside bigrams), so
+/// "The Matrix" and "matrix" share their main feature. Deterministic across platforms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashEmbedder {
+    /// Dimension, 16..=4096 (default 256).
+    pub dim: usize,
+}
+
+impl Default for HashEmbedder {
+    fn default() -> Self {
+        Self { dim: 256 }
+    }
+}
+
+const STOP: [&str; 20] = [
+    "a", "an", "the", "of", "and", "or", "in", "on", "to", "is", "it", "for", "with", "by", "at",
+    "as", "from", "that", "this", "was",
+];
+
+/// FNV-1a (64-bit) of the feature's bytes, finished with the frozen SplitMix64 mixer of
+/// [`crate::rng::mix`] so that low bits are well spread. Frozen: changing it changes every vector.
+fn feature_hash(f: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in f.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    crate::rng::mix(h, 0x4645_4154, 0)
+}
+
+impl HashEmbedder {
+    /// Embeds one text (see the type docs for the formula).
+    pub fn embed(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0f32; self.dim];
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let mut add = |f: &str, w: f32| {
+            let h = feature_hash(f);
+            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+            v[(h % self.dim as u64) as usize] += sign * w;
+        };
+        for w in &words {
+            if !STOP.contains(&w.as_str()) {
+                add(w, 1.0);
+            }
+        }
+        for p in words.windows(2) {
+            add(&format!("{} {}", p[0], p[1]), 0.5);
+        }
+        normalize(&mut v);
+        v
+    }
+}
+
+impl Embedder for HashEmbedder {
+    fn id(&self) -> String {
+        format!("featurehash-fnv1-{}", self.dim)
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(texts.iter().map(|t| self.embed(t)).collect())
+    }
+}
+
+/// Scales `v` to unit L2 norm in place (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+/// Dot product (= cosine similarity for unit vectors), summed sequentially.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_embedding_is_unit_and_deterministic() {
+        let e = HashEmbedder::default();
+        let a = e.embed("Alice watched The Matrix");
+        assert_eq!(a.len(), 256);
+        assert!((dot(&a, &a) - 1.0).abs() < 1e-5);
+        assert_eq!(a, e.embed("alice watched the matrix!"));
+        let b = e.embed("The Matrix");
+        let c = e.embed("a quiet cooking show");
+        assert!(dot(&a, &b) > dot(&a, &c));
+        assert!(e.embed("").iter().all(|x| *x == 0.0));
+    }
+}
