@@ -17,6 +17,7 @@ pub mod components;
 pub mod config;
 pub mod ids;
 pub mod io;
+pub mod llm;
 pub mod recommender;
 pub mod rng;
 pub mod sim;

@@ -164,6 +164,15 @@ fn run(a: RunArgs) -> Result<()> {
     init_log(&paths.log)?;
     tracing::info!(pid = std::process::id(), config = %cfg.redacted_json(), "starting");
     let rounds = cfg.round;
+    if cfg.backend == recagent::config::BackendKind::Llm && cfg.llm_options.has_prices() && !a.quiet
+    {
+        let e = recagent::llm::estimate::estimate(&cfg)?;
+        println!(
+            "recagent: estimated LLM use: {} requests in round 1, ~{} prompt + ~{} completion tokens over {} rounds, ~{:.4} (at the configured prices)",
+            e.requests_round_one, e.run.prompt_tokens, e.run.completion_tokens, rounds, e.cost
+        );
+    }
+    let llm_options = cfg.llm_options.clone();
     let mut sim = Sim::new(cfg, paths.clone())?;
     sim.write_manifest("running")?;
     let pb = if a.quiet {
@@ -243,6 +252,40 @@ fn run(a: RunArgs) -> Result<()> {
             paths.interactions.display(),
             size(&paths.interactions)
         );
+        if let Some(u) = sim.llm_usage() {
+            println!(
+                "  LLM: {} calls ({} failed, {} HTTP retries) · tokens {} prompt + {} completion · {} parse failures, {} corrective retries, {} unparsed",
+                u.calls,
+                u.failed_calls,
+                u.http_retries,
+                u.total.prompt_tokens,
+                u.total.completion_tokens,
+                u.parse_failures,
+                u.corrective_retries,
+                u.unparsed_requests
+            );
+            for (i, ph) in ["activity", "", "watch", "feel", "chat", "broadcast"]
+                .iter()
+                .enumerate()
+            {
+                let p = u.per_phase[i];
+                if !ph.is_empty() && p.prompt_tokens + p.completion_tokens > 0 {
+                    println!(
+                        "       {ph:<9} tokens {} prompt + {} completion",
+                        p.prompt_tokens, p.completion_tokens
+                    );
+                }
+            }
+            if llm_options.has_prices() {
+                println!(
+                    "       cost {:.4} (at the configured prices)",
+                    llm_options.cost(u.total)
+                );
+            }
+            if let Some(m) = &u.first_replay_mismatch {
+                println!("  replay: {} mismatches; first: {m}", u.replay_mismatches);
+            }
+        }
         println!("  manifest     {}", paths.manifest.display());
         println!("  log          {}", paths.log.display());
     }

@@ -25,6 +25,8 @@ pub enum Stream {
     Social = 5,
     /// Per-(user, item) idiosyncratic taste of the offline model; fixed for a run.
     Taste = 6,
+    /// Backoff jitter of LLM retries (wall-clock only; never reaches outputs).
+    LlmJitter = 7,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -67,6 +67,9 @@ pub enum SimError {
     /// Bad catalogue.
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    /// The LLM backend could not be set up.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmSetupError),
     /// An output could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -325,6 +328,15 @@ impl Sim {
             }
         })?;
 
+        let llm = crate::llm::backend_for(
+            &cfg,
+            users
+                .iter()
+                .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
+                .collect(),
+            outputs.manifest.parent().unwrap_or(Path::new(".")),
+        )?;
+
         let mut app = App::empty();
         let world = app.world_mut();
         let report: LoadReport = world::populate(
@@ -345,10 +357,16 @@ impl Sim {
         model.fit(&log);
         let start = cfg.start_datetime().expect("invariant: validated config");
         world.insert_resource(SimClock::new(start, cfg.interval));
-        world.insert_resource(Behaviour(Box::new(OfflineBackend {
-            params: cfg.offline.clone(),
-            parallel: cfg.execution_mode == ExecutionMode::Parallel,
-        })));
+        match llm {
+            Some((backend, stats)) => {
+                world.insert_resource(Behaviour(backend));
+                world.insert_resource(stats);
+            }
+            None => world.insert_resource(Behaviour(Box::new(OfflineBackend {
+                params: cfg.offline.clone(),
+                parallel: cfg.execution_mode == ExecutionMode::Parallel,
+            }))),
+        }
         world.insert_resource(BehaviourStats::default());
         world.insert_resource(RecState { model, log });
         world.insert_resource(catalog);
@@ -419,6 +437,14 @@ impl Sim {
         self.app.world().resource::<RunStats>()
     }
 
+    /// LLM token usage and call counters (`None` with the offline backend).
+    pub fn llm_usage(&self) -> Option<crate::llm::LlmUsage> {
+        self.app
+            .world()
+            .get_resource::<crate::llm::LlmStats>()
+            .map(crate::llm::LlmStats::snapshot)
+    }
+
     /// What loading did.
     pub fn load_report(&self) -> &LoadReport {
         self.app.world().resource::<LoadReport>()
@@ -435,7 +461,7 @@ impl Sim {
         let sink = w.resource::<OutputSink>();
         let clock = w.resource::<SimClock>();
         let stats = w.resource::<BehaviourStats>();
-        let m = serde_json::json!({
+        let mut m = serde_json::json!({
             "engine": "recagent",
             "version": env!("CARGO_PKG_VERSION"),
             "status": status,
@@ -454,6 +480,9 @@ impl Sim {
             "behaviour_fallbacks": stats.fallbacks,
             "config": cfg.redacted_json(),
         });
+        if let Some(u) = w.get_resource::<crate::llm::LlmStats>() {
+            m["llm_usage"] = serde_json::to_value(u.snapshot()).unwrap_or_default();
+        }
         let bytes = serde_json::to_vec_pretty(&m).expect("invariant: JSON values serialise");
         crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {
             SimError::Io {

@@ -4,5 +4,8 @@
 mod common;
 mod config_errors;
 mod determinism;
+mod llm_bridge;
+mod llm_mock;
+mod llm_parse_corpus;
 mod loaders;
 mod run_shared;
