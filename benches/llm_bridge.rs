@@ -114,6 +114,7 @@ fn main() {
         "{:>9} {:>7} {:>10} {:>10} {:>7} {:>14}",
         "in-flight", "batch", "req/s", "limit", "ratio", "CPU us/req"
     );
+    let mut renders = Vec::new();
     for in_flight in [64usize, 256, 1024] {
         let mut cfg = SimConfig {
             backend: BackendKind::Llm,
@@ -157,6 +158,17 @@ fn main() {
             rates.push(reqs.len() as f64 / wall);
             cpus.push(cpu * 1e6 / reqs.len() as f64);
         }
+        // The share of the CPU spent rendering prompts (no network).
+        let c0 = cpu_secs();
+        let mut chars = 0usize;
+        for _ in 0..10 {
+            for r in &reqs {
+                chars += be.prompts().render(&ctx, r).text.len();
+            }
+        }
+        let render_us = (cpu_secs() - c0) * 1e6 / (10 * reqs.len()) as f64;
+        assert!(chars > 0);
+        renders.push(render_us);
         rates.sort_by(f64::total_cmp);
         cpus.sort_by(f64::total_cmp);
         let (rate, cpu) = (rates[rates.len() / 2], cpus[cpus.len() / 2]);
@@ -166,6 +178,10 @@ fn main() {
             100.0 * rate / limit
         );
     }
+    println!(
+        "prompt rendering alone: {:.1} us CPU per request (included in the CPU column)",
+        renders.iter().sum::<f64>() / renders.len() as f64
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = child.kill();
     let _ = child.wait();

@@ -9,7 +9,8 @@
 #   scripts/llm-local.sh [AGENTS] [ROUNDS]
 #
 # Environment: VENV (default /work/venv-llm), PORT (default 8080), PROTOCOL (completions | chat,
-# default completions: the model is a base model), OUT (default output/llm-local).
+# default completions: the model is a base model), OUT (default output/llm-local), RECAGENT (the
+# command that runs recagent, default `cargo run --release --`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENTS=${1:-20}
@@ -56,7 +57,7 @@ llm_options:
   stop: ["\n\n"]
 YAML
 START=$(date +%s.%N)
-cargo run --release -- run -c "$OUT/config.yaml" --output-dir "$OUT" --quiet
+${RECAGENT:-cargo run --release --} run -c "$OUT/config.yaml" --output-dir "$OUT" --quiet
 END=$(date +%s.%N)
 python3 - "$OUT/manifest.json" "$START" "$END" <<'PY'
 import json, sys

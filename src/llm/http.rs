@@ -77,7 +77,8 @@ pub struct Completion {
     pub text: String,
     /// Token usage.
     pub usage: Usage,
-    /// Wall-clock time from the first try to the answer, in milliseconds (retries included).
+    /// Wall-clock time from the call's start to the answer, in milliseconds (waiting for an
+    /// endpoint permit and retries included).
     pub latency_ms: u64,
     /// Index of the endpoint that answered.
     pub endpoint: usize,
