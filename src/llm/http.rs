@@ -447,3 +447,63 @@ pub fn flatten(messages: &[PromptMessage]) -> String {
     s.push_str("Answer:");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::Phase;
+    use crate::ids::UserId;
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_and_is_capped() {
+        let o = ClientOptions {
+            protocol: Protocol::Chat,
+            temperature: 0.0,
+            max_tokens: 1,
+            seed: None,
+            stop: Vec::new(),
+            request_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            max_retries: 3,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            max_in_flight_per_endpoint: 1,
+        };
+        let k = RequestKey {
+            round: 1,
+            phase: Phase::Watch,
+            user: UserId(7),
+            step: 2,
+        };
+        // retry r waits in [0.5, 1) x min(max, base x 2^(r-1)).
+        for (r, full) in [
+            (1, 100u64),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (9, 1000),
+        ] {
+            let d = backoff(&o, &k, 0, r).as_secs_f64() * 1000.0;
+            let full = full as f64;
+            assert!(d >= 0.5 * full && d < full, "retry {r}: {d} ms");
+        }
+        // Same key and retry, same delay; another user, another jitter.
+        assert_eq!(backoff(&o, &k, 0, 2), backoff(&o, &k, 0, 2));
+        let other = RequestKey {
+            user: UserId(8),
+            ..k
+        };
+        assert_ne!(backoff(&o, &k, 0, 2), backoff(&o, &other, 0, 2));
+    }
+
+    #[test]
+    fn flatten_ends_with_an_answer_cue() {
+        let m = [
+            PromptMessage::user("Q?"),
+            PromptMessage::assistant("bad"),
+            PromptMessage::user("again"),
+        ];
+        assert_eq!(flatten(&m), "Q?\n\nAnswer: bad\n\nagain\n\nAnswer:");
+    }
+}

@@ -579,3 +579,31 @@ fn cost_estimate_renders_round_one_and_scales_by_rounds() {
     let want = (e.run.prompt_tokens as f64 * 2.0 + e.run.completion_tokens as f64 * 8.0) / 1e6;
     assert!((e.cost - want).abs() < 1e-12);
 }
+
+#[test]
+fn llm_config_keys_are_validated_with_their_names() {
+    let parse = |t: &str| SimConfig::from_yaml(t, "t.yaml", PathBuf::from("/")).map(|_| ());
+    let err = parse("backend: llm\n").unwrap_err().to_string();
+    assert!(err.contains("`api_bases`"), "{err}");
+    let err = parse("backend: replay\n").unwrap_err().to_string();
+    assert!(err.contains("`transcript_path`"), "{err}");
+    let err = parse("llm_options:\n  parse_retries: 9\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`llm_options.parse_retries`") && err.contains("0..=5"),
+        "{err}"
+    );
+    let err = parse("llm_options:\n  backoff_base_ms: 10\n  backoff_max_ms: 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`llm_options.backoff_max_ms`"), "{err}");
+    let err = parse("llm_options:\n  protcol: chat\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("protcol"), "{err}");
+    assert!(parse(
+        "backend: llm\napi_bases: [http://127.0.0.1:1/v1]\nllm_options:\n  protocol: completions\n"
+    )
+    .is_ok());
+}
