@@ -51,6 +51,10 @@ enum Source {
 }
 
 /// The `llm` / `replay` behaviour backend.
+///
+/// # Panics
+/// `answer_batch` of the `llm` variant blocks on its own runtime, so it must not be called from
+/// inside an async context (tokio panics there); the simulation calls it from plain systems.
 pub struct LlmBackend {
     name: &'static str,
     source: Source,
