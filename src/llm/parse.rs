@@ -304,6 +304,10 @@ fn watch_target(arg: &str, titles: &[String]) -> Result<PageAction, ParseError> 
     if let Some(slot) = title_slot(titles, arg) {
         return Ok(PageAction::Watch(vec![slot]));
     }
+    // An echoed placeholder (`<number of the movie, 1 to 5>`) is not a choice.
+    if arg.trim_start().starts_with('<') {
+        return Err(range());
+    }
     match first_int(arg) {
         Some(i) if (1..=n as u64).contains(&i) => Ok(PageAction::Watch(vec![(i - 1) as u32])),
         _ => Err(range()),
@@ -734,6 +738,7 @@ mod tests {
         );
         assert_eq!(p("[BUY]:: The Jungle Book"), Ok(PageAction::Watch(vec![1])));
         assert!(p("[BUY]:: 7").is_err());
+        assert!(p("[BUY]:: <number of the movie, 1 to 3>").is_err());
         assert_eq!(p("[NEXT]:: next page please"), Ok(PageAction::Next));
         assert_eq!(p("[EXIT]; Reason: tired"), Ok(PageAction::Leave));
         assert_eq!(
