@@ -106,9 +106,9 @@ pub enum ExecutionMode {
 pub enum BackendKind {
     /// The embedded stochastic user model (no LLM, no network). The default.
     Offline,
-    /// An OpenAI-compatible LLM server. Not available in this version.
+    /// OpenAI-compatible LLM servers (`api_bases`, `llm`, `llm_options`; see `src/llm/`).
     Llm,
-    /// Answers from a recorded transcript. Not available in this version.
+    /// Answers from a recorded transcript (`transcript_path`), offline and byte for byte.
     Replay,
 }
 
@@ -239,6 +239,11 @@ pub struct SimConfig {
     /// Memory, embedding and item-index parameters (`memory:` section, see
     /// [`crate::memory::MemoryParams`]).
     pub memory: crate::memory::MemoryParams,
+    /// LLM transcript (JSON Lines, every call): written by `backend: llm` (default
+    /// `<output_dir>/transcript.jsonl`), read by `backend: replay` (required there).
+    pub transcript_path: Option<PathBuf>,
+    /// Settings of the `llm` / `replay` backends (protocol, prompts, timeouts, limits, prices).
+    pub llm_options: crate::llm::LlmOptions,
 
     /// Directory the relative paths resolve against (the config file's directory). Not a YAML key.
     #[serde(skip)]
@@ -303,6 +308,8 @@ impl Default for SimConfig {
             rec_init_path: None,
             rec_external_url: None,
             memory: crate::memory::MemoryParams::default(),
+            transcript_path: None,
+            llm_options: crate::llm::LlmOptions::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -621,15 +628,26 @@ impl SimConfig {
                 ),
             );
         }
-        if self.backend != BackendKind::Offline {
+        if self.backend == BackendKind::Llm && self.api_bases.iter().all(|b| b.trim().is_empty()) {
             return bad(
-                "backend",
-                format!(
-                    "{:?} is not available in this version: allowed offline",
-                    self.backend
-                ),
+                "api_bases",
+                "backend llm needs at least one base URL, e.g. [http://127.0.0.1:8080/v1]".into(),
             );
         }
+        if self.backend == BackendKind::Replay
+            && self
+                .transcript_path
+                .as_ref()
+                .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            return bad(
+                "transcript_path",
+                "backend replay needs the transcript of a recorded run".into(),
+            );
+        }
+        self.llm_options
+            .validate()
+            .map_err(|(k, m)| (format!("llm_options.{k}"), m))?;
         self.offline
             .validate()
             .map_err(|(k, m)| (format!("offline.{k}"), m))?;

@@ -19,6 +19,7 @@ pub mod config;
 pub mod embed;
 pub mod ids;
 pub mod io;
+pub mod llm;
 pub mod memory;
 pub mod recommender;
 pub mod rng;

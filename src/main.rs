@@ -239,6 +239,14 @@ fn run(a: RunArgs) -> Result<()> {
     let paths = output_paths(&cfg, &a);
     let ckpt_dir = checkpoint_dir(&cfg, &paths);
     let redacted = cfg.redacted_json();
+    if cfg.backend == recagent::config::BackendKind::Llm && cfg.llm_options.has_prices() && !a.quiet
+    {
+        let e = recagent::llm::estimate::estimate(&cfg)?;
+        println!(
+            "recagent: estimated LLM use: {} requests in round 1, ~{} prompt + ~{} completion tokens over {} rounds, ~{:.4} (at the configured prices)",
+            e.requests_round_one, e.run.prompt_tokens, e.run.completion_tokens, cfg.round, e.cost
+        );
+    }
     // The log is opened only once the data loaded, so a failed start leaves an earlier run's log.
     let sim = Sim::new(cfg, paths.clone())?;
     init_log(&paths.log, false)?;
@@ -442,6 +450,58 @@ fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
         paths.interactions.display(),
         size(&paths.interactions)
     );
+    if let Some(u) = sim.llm_usage() {
+        let _ = writeln!(
+            out,
+            "  LLM: {} calls ({} failed, {} HTTP retries) · tokens {} prompt + {} completion · {} parse failures, {} corrective retries, {} unparsed",
+            u.calls,
+            u.failed_calls,
+            u.http_retries,
+            u.total.prompt_tokens,
+            u.total.completion_tokens,
+            u.parse_failures,
+            u.corrective_retries,
+            u.unparsed_requests
+        );
+        for (i, ph) in [
+            "activity",
+            "",
+            "watch",
+            "feel",
+            "chat",
+            "broadcast",
+            "remember",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let Some(p) = u.per_phase.get(i) else {
+                continue;
+            };
+            if !ph.is_empty() && p.prompt_tokens + p.completion_tokens > 0 {
+                let _ = writeln!(
+                    out,
+                    "       {ph:<9} tokens {} prompt + {} completion",
+                    p.prompt_tokens, p.completion_tokens
+                );
+            }
+        }
+        let opts = &sim.config().llm_options;
+        if opts.has_prices() {
+            let _ = writeln!(
+                out,
+                "       cost {:.4} (at the configured prices)",
+                opts.cost(u.total)
+            );
+        }
+        if let Some(m) = &u.first_replay_mismatch {
+            let _ = writeln!(
+                out,
+                "  replay: {} mismatches; first: {m}",
+                u.replay_mismatches
+            );
+        }
+    }
     let _ = writeln!(out, "  manifest     {}", paths.manifest.display());
     let _ = writeln!(out, "  log          {}", paths.log.display());
     if let Some(l) = sim

@@ -32,6 +32,8 @@ pub enum Stream {
     Training = 50,
     /// Memory draws (STM reinforcement, forgetting), one stream per (round, user).
     Memory = 8,
+    /// Backoff jitter of LLM retries (wall-clock only; never reaches outputs).
+    LlmJitter = 9,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -74,6 +74,9 @@ pub enum SimError {
     /// Bad initial-interaction file (`rec_init_path`).
     #[error(transparent)]
     RecData(#[from] crate::recommender::eval::RecDataError),
+    /// The LLM backend could not be set up.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmSetupError),
     /// An output could not be written.
     #[error(transparent)]
     File(#[from] crate::io::output::FileError),
@@ -360,6 +363,15 @@ impl Sim {
             Some(at) => OutputSink::resume(outputs.clone(), cfg.write_messages, at),
         }?;
 
+        let llm = crate::llm::backend_for(
+            &cfg,
+            users
+                .iter()
+                .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
+                .collect(),
+            outputs.manifest.parent().unwrap_or(Path::new(".")),
+        )?;
+
         let mut app = App::empty();
         let world = app.world_mut();
         let report: LoadReport = world::populate(
@@ -376,10 +388,16 @@ impl Sim {
         model.fit(&log);
         let start = cfg.start_datetime().expect("invariant: validated config");
         world.insert_resource(SimClock::new(start, cfg.interval));
-        world.insert_resource(Behaviour(Box::new(OfflineBackend {
-            params: cfg.offline.clone(),
-            parallel: cfg.execution_mode == ExecutionMode::Parallel,
-        })));
+        match llm {
+            Some((backend, stats)) => {
+                world.insert_resource(Behaviour(backend));
+                world.insert_resource(stats);
+            }
+            None => world.insert_resource(Behaviour(Box::new(OfflineBackend {
+                params: cfg.offline.clone(),
+                parallel: cfg.execution_mode == ExecutionMode::Parallel,
+            }))),
+        }
         world.insert_resource(BehaviourStats::default());
         let out_dir = outputs.manifest.parent().unwrap_or(Path::new("."));
         let embedder = crate::embed::from_params(&cfg.memory, out_dir);
@@ -392,7 +410,11 @@ impl Sim {
             }
         }
         world.insert_resource(crate::embed::Embeddings(embedder));
-        world.insert_resource(RecState { model, log, warm_start });
+        world.insert_resource(RecState {
+            model,
+            log,
+            warm_start,
+        });
         world.insert_resource(catalog);
         world.insert_resource(sink);
         world.insert_resource(ActiveAgents::default());
@@ -472,6 +494,14 @@ impl Sim {
         self.app.world_mut()
     }
 
+    /// LLM token usage and call counters (`None` with the offline backend).
+    pub fn llm_usage(&self) -> Option<crate::llm::LlmUsage> {
+        self.app
+            .world()
+            .get_resource::<crate::llm::LlmStats>()
+            .map(crate::llm::LlmStats::snapshot)
+    }
+
     /// What loading did.
     pub fn load_report(&self) -> &LoadReport {
         self.app.world().resource::<LoadReport>()
@@ -488,7 +518,7 @@ impl Sim {
         let sink = w.resource::<OutputSink>();
         let clock = w.resource::<SimClock>();
         let stats = w.resource::<BehaviourStats>();
-        let m = serde_json::json!({
+        let mut m = serde_json::json!({
             "engine": "recagent",
             "version": env!("CARGO_PKG_VERSION"),
             "status": status,
@@ -511,6 +541,9 @@ impl Sim {
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
             "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
         });
+        if let Some(u) = w.get_resource::<crate::llm::LlmStats>() {
+            m["llm_usage"] = serde_json::to_value(u.snapshot()).unwrap_or_default();
+        }
         let bytes = serde_json::to_vec_pretty(&m).expect("invariant: JSON values serialise");
         crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {
             SimError::Io {

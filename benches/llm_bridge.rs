@@ -1,0 +1,188 @@
+//! LLM bridge throughput: requests/s against a mock server that answers after 50 ms, at 64, 256
+//! and 1,024 requests in flight, against the limit `in_flight / latency`; and the bridge's CPU
+//! time per request (render + send + receive + parse + transcript).
+//!
+//! The mock runs in a child process (this binary with `--mock-server`), so the CPU time read
+//! from `/proc/self/stat` is the bridge's alone. Run: `cargo bench --bench llm_bridge`.
+//! Environment: `BENCH_LATENCY_MS` (default 50), `BENCH_WAVES` (batches per setting, default 4).
+
+#[path = "../tests/it/llm_mock.rs"]
+mod llm_mock;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use recagent::behaviour::{AgentView, Ask, BehaviourBackend, Context, Phase, Request, RequestKey};
+use recagent::catalog::Catalog;
+use recagent::clock::{Interval, SimClock};
+use recagent::components::{Histories, Memory, Profile, Relationships, Taste};
+use recagent::config::{BackendKind, SimConfig};
+use recagent::ids::UserId;
+use recagent::io::data::ItemRecord;
+use recagent::llm::LlmBackend;
+
+/// Process CPU time (user + system) in seconds, from `/proc/self/stat` (clock ticks of 10 ms).
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+fn mock_server() {
+    let ms: u64 = std::env::var("BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let m = llm_mock::Mock::start(move |_, _| {
+        llm_mock::Step::Delay(
+            Duration::from_millis(ms),
+            Box::new(llm_mock::Step::Answer(
+                "[RECOMMENDER]:: enters the Recommender System".into(),
+            )),
+        )
+    });
+    println!("{}", m.base);
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--mock-server") {
+        mock_server();
+        return;
+    }
+    let latency_ms: f64 = std::env::var("BENCH_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50.0);
+    let waves: usize = std::env::var("BENCH_WAVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--mock-server")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut base = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut base)
+        .unwrap();
+    let base = base.trim().to_string();
+
+    let n_agents = 4096usize;
+    let profiles: Vec<Profile> = (0..n_agents)
+        .map(|i| Profile {
+            name: Arc::from(format!("Agent{i}").as_str()),
+            gender: Arc::from("female"),
+            age: 30,
+            traits: Arc::from("curious, patient"),
+            status: Arc::from("engineer"),
+            interest: Arc::from("sci-fi, drama"),
+            features: Default::default(),
+            observations: Arc::from(""),
+        })
+        .collect();
+    let (taste, hist, rel, mem) = (
+        Taste::default(),
+        Histories::default(),
+        Relationships::default(),
+        Memory::default(),
+    );
+    let catalog = Catalog::new(vec![ItemRecord {
+        id: 0,
+        title: "Film".into(),
+        genres: vec!["Drama".into()],
+        description: "a film".into(),
+    }])
+    .unwrap();
+    let clock = SimClock::new(
+        chrono::NaiveDateTime::parse_from_str("2023-06-01 08:00:00", "%Y-%m-%d %H:%M:%S").unwrap(),
+        Interval::Seconds(3600),
+    );
+    let ctx = Context {
+        catalog: &catalog,
+        clock: &clock,
+        seed: 1,
+    };
+    let dir = std::env::temp_dir().join(format!("recagent-bench-{}", std::process::id()));
+    println!("LLM bridge vs mock server ({latency_ms} ms per answer), {waves} batches per setting");
+    println!(
+        "{:>9} {:>7} {:>10} {:>10} {:>7} {:>14}",
+        "in-flight", "batch", "req/s", "limit", "ratio", "CPU us/req"
+    );
+    let mut renders = Vec::new();
+    for in_flight in [64usize, 256, 1024] {
+        let mut cfg = SimConfig {
+            backend: BackendKind::Llm,
+            api_bases: vec![base.clone()],
+            api_keys: vec!["bench-key".into()],
+            ..SimConfig::default()
+        };
+        cfg.llm_options.max_in_flight_per_endpoint = in_flight as u32;
+        cfg.llm_options.request_timeout_secs = 60.0;
+        let be = LlmBackend::http(&cfg, Arc::default(), Some(&dir.join("t.jsonl"))).unwrap();
+        let batch_n = (in_flight * 8).min(n_agents);
+        let reqs: Vec<Request<'_>> = (0..batch_n)
+            .map(|i| Request {
+                key: RequestKey {
+                    round: 1,
+                    phase: Phase::Activity,
+                    user: UserId(i as u32),
+                    step: 0,
+                },
+                agent: AgentView {
+                    id: UserId(i as u32),
+                    profile: &profiles[i],
+                    taste: &taste,
+                    histories: &hist,
+                    contacts: &rel,
+                    memory: &mem,
+                },
+                ask: Ask::TopLevel,
+            })
+            .collect();
+        // Warm-up (connections opened).
+        let _ = be.answer_batch(&ctx, &reqs[..in_flight.min(reqs.len())]);
+        let mut rates = Vec::new();
+        let mut cpus = Vec::new();
+        for _ in 0..waves {
+            let (c0, t0) = (cpu_secs(), Instant::now());
+            let out = be.answer_batch(&ctx, &reqs);
+            let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+            let ok = out.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(ok, reqs.len(), "all requests answered");
+            rates.push(reqs.len() as f64 / wall);
+            cpus.push(cpu * 1e6 / reqs.len() as f64);
+        }
+        // The share of the CPU spent rendering prompts (no network).
+        let c0 = cpu_secs();
+        let mut chars = 0usize;
+        for _ in 0..10 {
+            for r in &reqs {
+                chars += be.prompts().render(&ctx, r).text.len();
+            }
+        }
+        let render_us = (cpu_secs() - c0) * 1e6 / (10 * reqs.len()) as f64;
+        assert!(chars > 0);
+        renders.push(render_us);
+        rates.sort_by(f64::total_cmp);
+        cpus.sort_by(f64::total_cmp);
+        let (rate, cpu) = (rates[rates.len() / 2], cpus[cpus.len() / 2]);
+        let limit = in_flight as f64 / (latency_ms / 1000.0);
+        println!(
+            "{in_flight:>9} {batch_n:>7} {rate:>10.0} {limit:>10.0} {:>6.1}% {cpu:>14.1}",
+            100.0 * rate / limit
+        );
+    }
+    println!(
+        "prompt rendering alone: {:.1} us CPU per request (included in the CPU column)",
+        renders.iter().sum::<f64>() / renders.len() as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = child.kill();
+    let _ = child.wait();
+}

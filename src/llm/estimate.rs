@@ -1,0 +1,138 @@
+//! Cost estimate before an LLM run: round one is simulated with the offline model while every
+//! request's prompt is rendered (not sent) and its tokens counted; the figure is scaled by the
+//! number of rounds.
+//!
+//! # Units
+//! Tokens are estimated as `chars / 4` (see [`approx_tokens`]); completion tokens per request are
+//! the typical answer lengths in [`typical_completion_tokens`] (capped by `max_token`). Corrective
+//! retries and prompts growing with memory are not in the estimate; it is a planning figure.
+
+use std::sync::{Arc, Mutex};
+
+use crate::behaviour::offline::OfflineBackend;
+use crate::behaviour::{Answer, Ask, BackendError, Behaviour, BehaviourBackend, Context, Request};
+use crate::config::{BackendKind, ExecutionMode, SimConfig};
+use crate::io::output::OutputPaths;
+use crate::llm::prompts::{approx_tokens, Prompts};
+use crate::llm::Usage;
+use crate::sim::{Sim, SimError};
+
+/// Assumed answer length (tokens) per decision kind: a tag line for choices, a sentence for
+/// feelings and posts, several lines for a dialogue.
+pub fn typical_completion_tokens(ask: &Ask<'_>) -> u64 {
+    match ask {
+        Ask::TopLevel | Ask::Page { .. } | Ask::Social { .. } => 15,
+        Ask::Feel { .. } | Ask::Post => 40,
+        Ask::Chat { .. } => 150,
+        Ask::Importance { .. } => 3,
+        Ask::Compress { .. } | Ask::Insight { .. } | Ask::ReflectTopic { .. } => 30,
+        Ask::ReflectInsights { .. } => 50,
+    }
+}
+
+/// The estimate.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Estimate {
+    /// Requests in round one.
+    pub requests_round_one: u64,
+    /// Estimated tokens of round one.
+    pub round_one: Usage,
+    /// Estimated tokens of the whole run (round one x rounds).
+    pub run: Usage,
+    /// Estimated cost of the run at the configured prices.
+    pub cost: f64,
+}
+
+struct DryRender {
+    inner: OfflineBackend,
+    prompts: Prompts,
+    max_token: u64,
+    acc: Arc<Mutex<(u64, Usage)>>,
+}
+
+impl BehaviourBackend for DryRender {
+    fn name(&self) -> &'static str {
+        "dry-render"
+    }
+    fn answer_batch(
+        &self,
+        ctx: &Context<'_>,
+        batch: &[Request<'_>],
+    ) -> Vec<Result<Answer, BackendError>> {
+        let mut u = Usage::default();
+        for r in batch {
+            u.prompt_tokens += approx_tokens(&self.prompts.render(ctx, r).text) as u64;
+            u.completion_tokens += typical_completion_tokens(&r.ask).min(self.max_token);
+        }
+        if let Ok(mut a) = self.acc.lock() {
+            a.0 += batch.len() as u64;
+            a.1.add(u);
+        }
+        self.inner.answer_batch(ctx, batch)
+    }
+}
+
+/// Estimates the tokens and cost of running `cfg` with the LLM backend. Writes round one's
+/// outputs to a scratch directory under the system temp dir, removed afterwards.
+///
+/// # Errors
+/// [`SimError`] as in [`Sim::new`] and [`Sim::step`].
+pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
+    let mut dry = cfg.clone();
+    dry.backend = BackendKind::Offline;
+    dry.round = 1;
+    let scratch = std::env::temp_dir().join(format!("recagent-estimate-{}", std::process::id()));
+    let outputs = OutputPaths {
+        messages: scratch.join("messages.jsonl"),
+        interactions: scratch.join("interaction.csv"),
+        manifest: scratch.join("manifest.json"),
+        log: scratch.join("run.log"),
+    };
+    let result = (|| {
+        let mut sim = Sim::new(dry.clone(), outputs)?;
+        let names = Arc::new(
+            sim.agent_names()
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        );
+        let dir = cfg
+            .llm_options
+            .prompt_dir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| cfg.resolve(p));
+        let prompts = Prompts::load(
+            dir.as_deref(),
+            names,
+            cfg.llm_options.prompt_token_budget as usize,
+        )
+        .map_err(crate::llm::LlmSetupError::from)?;
+        let acc = Arc::new(Mutex::new((0u64, Usage::default())));
+        sim.app
+            .world_mut()
+            .insert_resource(Behaviour(Box::new(DryRender {
+                inner: OfflineBackend {
+                    params: cfg.offline.clone(),
+                    parallel: cfg.execution_mode == ExecutionMode::Parallel,
+                },
+                prompts,
+                max_token: u64::from(cfg.max_token),
+                acc: acc.clone(),
+            })));
+        sim.step()?;
+        let (n, u) = acc.lock().map(|g| *g).unwrap_or_default();
+        let rounds = u64::from(cfg.round);
+        let run = Usage {
+            prompt_tokens: u.prompt_tokens * rounds,
+            completion_tokens: u.completion_tokens * rounds,
+        };
+        Ok(Estimate {
+            requests_round_one: n,
+            round_one: u,
+            run,
+            cost: cfg.llm_options.cost(run),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}

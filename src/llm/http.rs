@@ -1,0 +1,509 @@
+//! The HTTP client for OpenAI-compatible servers: chat completions (`/chat/completions`) and
+//! plain completions (`/completions`), per-endpoint concurrency limits, least-loaded endpoint
+//! choice, timeouts, and retries with exponential backoff and jitter.
+//!
+//! Wall-clock time and tokio live here (and in the bridge that owns the runtime), never in the
+//! simulation. API keys are only ever put in the `Authorization` header: they are not part of any
+//! error message, log line or transcript entry.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::behaviour::RequestKey;
+use crate::rng::{unit_hash, Stream};
+
+/// Which wire protocol to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `POST {base}/chat/completions` with `messages` (instruction-tuned models).
+    #[default]
+    Chat,
+    /// `POST {base}/completions` with one `prompt` string (base models without a chat template).
+    Completions,
+}
+
+/// One message of a chat conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// Text.
+    pub content: String,
+}
+
+impl PromptMessage {
+    /// A `user` message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+    /// An `assistant` message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: "assistant".into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// Token counts reported by the server (`usage`), zero when it reports none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt (input) tokens.
+    pub prompt_tokens: u64,
+    /// Completion (output) tokens.
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    /// Adds `o` to `self`.
+    pub fn add(&mut self, o: Usage) {
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+    }
+}
+
+/// A successful completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// The answer text (`choices[0].message.content`, or `choices[0].text`).
+    pub text: String,
+    /// Token usage.
+    pub usage: Usage,
+    /// Wall-clock time from the call's start to the answer, in milliseconds (waiting for an
+    /// endpoint permit and retries included).
+    pub latency_ms: u64,
+    /// Index of the endpoint that answered.
+    pub endpoint: usize,
+    /// HTTP tries made (1 = no retry).
+    pub tries: u32,
+}
+
+/// Why a call failed after its retries. Messages never contain an API key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LlmError {
+    /// A non-success HTTP status (body excerpt, at most 200 characters).
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// Status code.
+        status: u16,
+        /// Start of the body.
+        body: String,
+    },
+    /// Connection refused, reset or dropped; a truncated body.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// The request timed out (`request_timeout_secs`); the timeout in milliseconds.
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    /// The body was not the JSON the protocol defines.
+    #[error("invalid response body: {0}")]
+    InvalidBody(String),
+    /// The response had no `choices`.
+    #[error("response had no choices")]
+    EmptyChoices,
+    /// Every try failed; the last error is given.
+    #[error("gave up after {tries} tries: {last}")]
+    RetriesExhausted {
+        /// Tries made.
+        tries: u32,
+        /// The last failure.
+        last: Box<LlmError>,
+    },
+}
+
+impl LlmError {
+    fn retryable(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => *status == 429 || *status >= 500,
+            LlmError::Transport(_) | LlmError::Timeout(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// One server endpoint: a base URL, a key and a model, with its own concurrency limit.
+pub struct Endpoint {
+    /// Base URL, e.g. `http://127.0.0.1:8080/v1` (no trailing slash).
+    pub base: String,
+    key: Option<String>,
+    /// Model name sent in requests.
+    pub model: String,
+    sem: Arc<Semaphore>,
+    load: AtomicUsize,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("base", &self.base)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// Request parameters and retry policy.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// Sampling temperature, 0..=2.
+    pub temperature: f64,
+    /// Most output tokens (`max_tokens`).
+    pub max_tokens: u32,
+    /// `seed` sent to servers that take it (`None` = not sent).
+    pub seed: Option<u64>,
+    /// Stop sequences (not sent when empty).
+    pub stop: Vec<String>,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Retries after the first try (so at most `max_retries + 1` tries).
+    pub max_retries: u32,
+    /// First backoff delay; doubled each retry.
+    pub backoff_base: Duration,
+    /// Longest delay between tries (also caps `Retry-After`).
+    pub backoff_max: Duration,
+    /// Concurrent requests per endpoint.
+    pub max_in_flight_per_endpoint: usize,
+}
+
+/// The HTTP client over all endpoints.
+#[derive(Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    endpoints: Vec<Endpoint>,
+    opts: ClientOptions,
+}
+
+/// Chat-completions response (only the fields read).
+#[derive(Deserialize)]
+struct ApiResponse {
+    #[serde(default)]
+    choices: Vec<ApiChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ApiChoice {
+    #[serde(default)]
+    message: Option<ApiMessage>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// Backoff before retry number `retry` (1-based): `min(max, base * 2^(retry-1))`, scaled by a
+/// jitter factor in [0.5, 1.0) that depends only on the request key and the retry number
+/// ("equal jitter", AWS Architecture Blog, "Exponential Backoff and Jitter", 2015).
+pub fn backoff(opts: &ClientOptions, key: &RequestKey, attempt: u32, retry: u32) -> Duration {
+    let exp = opts
+        .backoff_base
+        .saturating_mul(1u32 << (retry.saturating_sub(1)).min(20));
+    let capped = exp.min(opts.backoff_max);
+    let mut ids = key.as_ids().to_vec();
+    ids.extend([u64::from(attempt), u64::from(retry)]);
+    let j = unit_hash(0, Stream::LlmJitter, &ids);
+    capped.mul_f64(0.5 + 0.5 * j)
+}
+
+/// `Retry-After` in seconds (integer or decimal form; HTTP dates are ignored).
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let s: f64 = v.trim().parse().ok()?;
+    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
+}
+
+impl HttpClient {
+    /// Builds the client over `bases x keys` (every base with every key; no key = no
+    /// `Authorization` header), with `models[i]` for base `i` (or `model` when absent).
+    ///
+    /// # Errors
+    /// `InvalidBody` when reqwest cannot build a client (TLS backend failure).
+    pub fn new(
+        bases: &[String],
+        keys: &[String],
+        models: &[String],
+        model: &str,
+        opts: ClientOptions,
+    ) -> Result<Self, LlmError> {
+        let client = reqwest::Client::builder()
+            .timeout(opts.request_timeout)
+            .connect_timeout(opts.connect_timeout)
+            .pool_max_idle_per_host(opts.max_in_flight_per_endpoint.max(1))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| LlmError::InvalidBody(format!("cannot build HTTP client: {e}")))?;
+        let key_list: Vec<Option<String>> = if keys.is_empty() {
+            vec![None]
+        } else {
+            keys.iter().map(|k| Some(k.clone())).collect()
+        };
+        let mut endpoints = Vec::new();
+        for (i, b) in bases.iter().enumerate() {
+            for k in &key_list {
+                endpoints.push(Endpoint {
+                    base: b.trim_end_matches('/').to_string(),
+                    key: k.clone(),
+                    model: models.get(i).cloned().unwrap_or_else(|| model.to_string()),
+                    sem: Arc::new(Semaphore::new(opts.max_in_flight_per_endpoint.max(1))),
+                    load: AtomicUsize::new(0),
+                });
+            }
+        }
+        Ok(Self {
+            client,
+            endpoints,
+            opts,
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// The endpoints (keys hidden in `Debug`).
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The least-loaded endpoint (ties: lowest index); its load is incremented.
+    fn pick(&self) -> usize {
+        let i = (0..self.endpoints.len())
+            .min_by_key(|&i| (self.endpoints[i].load.load(Ordering::Relaxed), i))
+            .unwrap_or(0);
+        self.endpoints[i].load.fetch_add(1, Ordering::Relaxed);
+        i
+    }
+
+    /// Sends one conversation, retrying on 429, 5xx, transport errors and timeouts.
+    /// `attempt` is the corrective-retry number (it only varies the jitter).
+    ///
+    /// # Errors
+    /// [`LlmError`]; after retries, [`LlmError::RetriesExhausted`] with the last failure.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops the in-flight request and releases the endpoint
+    /// permit; nothing is recorded.
+    pub async fn complete(
+        &self,
+        key: &RequestKey,
+        attempt: u32,
+        messages: &[PromptMessage],
+    ) -> Result<Completion, LlmError> {
+        if self.endpoints.is_empty() {
+            return Err(LlmError::Transport("no endpoint configured".into()));
+        }
+        let started = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let ep = self.pick();
+            let res = self.try_once(ep, messages).await;
+            self.endpoints[ep].load.fetch_sub(1, Ordering::Relaxed);
+            match res {
+                Ok((text, usage)) => {
+                    return Ok(Completion {
+                        text,
+                        usage,
+                        latency_ms: started.elapsed().as_millis() as u64,
+                        endpoint: ep,
+                        tries,
+                    })
+                }
+                Err((e, wait)) => {
+                    if !e.retryable() {
+                        return Err(e);
+                    }
+                    if tries > self.opts.max_retries {
+                        return Err(if tries == 1 {
+                            e
+                        } else {
+                            LlmError::RetriesExhausted {
+                                tries,
+                                last: Box::new(e),
+                            }
+                        });
+                    }
+                    let delay = wait
+                        .map(|w| w.min(self.opts.backoff_max))
+                        .unwrap_or_else(|| backoff(&self.opts, key, attempt, tries));
+                    tracing::debug!(?key, tries, ?delay, "retrying LLM call: {e}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn try_once(
+        &self,
+        ep: usize,
+        messages: &[PromptMessage],
+    ) -> Result<(String, Usage), (LlmError, Option<Duration>)> {
+        let e = &self.endpoints[ep];
+        let _permit = e
+            .sem
+            .acquire()
+            .await
+            .map_err(|_| (LlmError::Transport("endpoint closed".into()), None))?;
+        let o = &self.opts;
+        let mut body = serde_json::json!({
+            "model": e.model,
+            "temperature": o.temperature,
+            "max_tokens": o.max_tokens,
+        });
+        let url = match o.protocol {
+            Protocol::Chat => {
+                body["messages"] = serde_json::to_value(messages).unwrap_or_default();
+                format!("{}/chat/completions", e.base)
+            }
+            Protocol::Completions => {
+                body["prompt"] = serde_json::Value::String(flatten(messages));
+                format!("{}/completions", e.base)
+            }
+        };
+        if let Some(s) = o.seed {
+            body["seed"] = s.into();
+        }
+        if !o.stop.is_empty() {
+            body["stop"] = serde_json::to_value(&o.stop).unwrap_or_default();
+        }
+        let mut req = self.client.post(&url).json(&body);
+        if let Some(k) = &e.key {
+            req = req.bearer_auth(k);
+        }
+        let timeout = o.request_timeout.as_millis() as u64;
+        let classify = |err: reqwest::Error| {
+            if err.is_timeout() {
+                LlmError::Timeout(timeout)
+            } else {
+                // `without_url`: the URL could carry credentials in its user-info part.
+                LlmError::Transport(err.without_url().to_string())
+            }
+        };
+        let resp = req.send().await.map_err(|e| (classify(e), None))?;
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        let bytes = resp.bytes().await.map_err(|e| (classify(e), None))?;
+        if !status.is_success() {
+            let body: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+            return Err((
+                LlmError::Status {
+                    status: status.as_u16(),
+                    body,
+                },
+                wait,
+            ));
+        }
+        let parsed: ApiResponse = serde_json::from_slice(&bytes).map_err(|err| {
+            (
+                LlmError::InvalidBody(format!("{err} ({} bytes)", bytes.len())),
+                None,
+            )
+        })?;
+        let usage = parsed.usage.unwrap_or_default();
+        let first = parsed
+            .choices
+            .into_iter()
+            .next()
+            .ok_or((LlmError::EmptyChoices, None))?;
+        let text = first
+            .message
+            .and_then(|m| m.content)
+            .or(first.text)
+            .unwrap_or_default();
+        Ok((text, usage))
+    }
+}
+
+/// A conversation as one completion prompt: messages joined by blank lines, previous answers
+/// marked `Answer:`, ending with `Answer:` for the model to continue.
+pub fn flatten(messages: &[PromptMessage]) -> String {
+    let mut s = String::new();
+    for m in messages {
+        if m.role == "assistant" {
+            s.push_str("Answer: ");
+        }
+        s.push_str(m.content.trim_end());
+        s.push_str("\n\n");
+    }
+    s.push_str("Answer:");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::Phase;
+    use crate::ids::UserId;
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_and_is_capped() {
+        let o = ClientOptions {
+            protocol: Protocol::Chat,
+            temperature: 0.0,
+            max_tokens: 1,
+            seed: None,
+            stop: Vec::new(),
+            request_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            max_retries: 3,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+            max_in_flight_per_endpoint: 1,
+        };
+        let k = RequestKey {
+            round: 1,
+            phase: Phase::Watch,
+            user: UserId(7),
+            step: 2,
+        };
+        // retry r waits in [0.5, 1) x min(max, base x 2^(r-1)).
+        for (r, full) in [
+            (1, 100u64),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (9, 1000),
+        ] {
+            let d = backoff(&o, &k, 0, r).as_secs_f64() * 1000.0;
+            let full = full as f64;
+            assert!(d >= 0.5 * full && d < full, "retry {r}: {d} ms");
+        }
+        // Same key and retry, same delay; another user, another jitter.
+        assert_eq!(backoff(&o, &k, 0, 2), backoff(&o, &k, 0, 2));
+        let other = RequestKey {
+            user: UserId(8),
+            ..k
+        };
+        assert_ne!(backoff(&o, &k, 0, 2), backoff(&o, &other, 0, 2));
+    }
+
+    #[test]
+    fn flatten_ends_with_an_answer_cue() {
+        let m = [
+            PromptMessage::user("Q?"),
+            PromptMessage::assistant("bad"),
+            PromptMessage::user("again"),
+        ];
+        assert_eq!(flatten(&m), "Q?\n\nAnswer: bad\n\nagain\n\nAnswer:");
+    }
+}

@@ -1,0 +1,609 @@
+//! The LLM bridge against a real HTTP server (the in-process axum mock): ordering, isolation of
+//! slow calls, retries, Retry-After, typed failures, fallbacks, record/replay, an end-to-end run,
+//! and secrets.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use recagent::behaviour::{
+    AgentView, Answer, Ask, Behaviour, BehaviourBackend, BehaviourStats, Context, Phase, Request,
+    RequestKey,
+};
+use recagent::catalog::Catalog;
+use recagent::clock::{Interval, SimClock};
+use recagent::components::{Histories, Memory, Profile, Relationships, Taste, TopAction};
+use recagent::config::{BackendKind, SimConfig};
+use recagent::ids::UserId;
+use recagent::io::data::ItemRecord;
+use recagent::llm::http::{ClientOptions, HttpClient, LlmError, PromptMessage, Protocol};
+use recagent::llm::LlmBackend;
+use serde_json::Value;
+
+use crate::common::{demo_config, paths, run};
+use crate::llm_mock::{first_prompt, sensible_answer, Mock, Step};
+
+const SECRET: &str = "sk-test-SECRET-7f3a9c";
+
+fn opts(max_retries: u32, backoff_base_ms: u64, timeout: f64) -> ClientOptions {
+    ClientOptions {
+        protocol: Protocol::Chat,
+        temperature: 0.0,
+        max_tokens: 64,
+        seed: Some(1),
+        stop: Vec::new(),
+        request_timeout: Duration::from_secs_f64(timeout),
+        connect_timeout: Duration::from_secs(2),
+        max_retries,
+        backoff_base: Duration::from_millis(backoff_base_ms),
+        backoff_max: Duration::from_secs(20),
+        max_in_flight_per_endpoint: 64,
+    }
+}
+
+fn key(user: u32) -> RequestKey {
+    RequestKey {
+        round: 1,
+        phase: Phase::Activity,
+        user: UserId(user),
+        step: 0,
+    }
+}
+
+/// Runs one call on a fresh runtime.
+fn call(mock: &Mock, o: ClientOptions) -> (Result<String, LlmError>, Duration) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = {
+        let _g = rt.enter();
+        HttpClient::new(
+            std::slice::from_ref(&mock.base),
+            &[SECRET.into()],
+            &[],
+            "m",
+            o,
+        )
+        .unwrap()
+    };
+    let t = Instant::now();
+    let r = rt.block_on(c.complete(&key(0), 0, &[PromptMessage::user("hi")]));
+    (r.map(|c| c.text), t.elapsed())
+}
+
+#[test]
+fn retry_after_is_honoured_over_a_long_backoff() {
+    // Two 429s with Retry-After: 0.2 s, then an answer. The backoff base is 10 s, so finishing
+    // in well under 10 s shows the header's delay was used; taking >= 0.4 s shows it was waited.
+    let mock = Mock::start(|_, n| {
+        if n < 2 {
+            Step::Status(429, Some("0.2".into()))
+        } else {
+            Step::Answer("ok".into())
+        }
+    });
+    let (r, took) = call(&mock, opts(3, 10_000, 5.0));
+    assert_eq!(r.unwrap(), "ok");
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn server_errors_are_retried_then_reported_typed() {
+    let mock = Mock::start(|_, n| {
+        if n == 0 {
+            Step::Status(500, None)
+        } else {
+            Step::Answer("fine".into())
+        }
+    });
+    assert_eq!(call(&mock, opts(2, 1, 5.0)).0.unwrap(), "fine");
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // Always 503: max_retries = 1 gives exactly 2 tries and a typed error.
+    let mock = Mock::start(|_, _| Step::Status(503, None));
+    let err = call(&mock, opts(1, 1, 5.0)).0.unwrap_err();
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    match err {
+        LlmError::RetriesExhausted { tries, last } => {
+            assert_eq!(tries, 2);
+            assert!(matches!(*last, LlmError::Status { status: 503, .. }));
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    // 400 is not retried.
+    let mock = Mock::start(|_, _| Step::Status(400, None));
+    let err = call(&mock, opts(3, 1, 5.0)).0.unwrap_err();
+    assert!(
+        matches!(err, LlmError::Status { status: 400, .. }),
+        "{err:?}"
+    );
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn broken_responses_give_typed_errors_and_transport_failures_are_retried() {
+    let mock = Mock::start(|_, _| Step::InvalidJson);
+    assert!(matches!(
+        call(&mock, opts(3, 1, 5.0)).0,
+        Err(LlmError::InvalidBody(_))
+    ));
+    let mock = Mock::start(|_, _| Step::EmptyChoices);
+    assert_eq!(call(&mock, opts(3, 1, 5.0)).0, Err(LlmError::EmptyChoices));
+    // Dropped connection and truncated body: retried, then answered.
+    let mock = Mock::start(|_, n| match n {
+        0 => Step::Drop,
+        1 => Step::Truncated("partial".into()),
+        _ => Step::Answer("whole".into()),
+    });
+    assert_eq!(call(&mock, opts(3, 1, 5.0)).0.unwrap(), "whole");
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // A server slower than the timeout: a typed timeout after max_retries + 1 tries.
+    let mock = Mock::start(|_, _| {
+        Step::Delay(
+            Duration::from_secs(5),
+            Box::new(Step::Answer("late".into())),
+        )
+    });
+    let (r, took) = call(&mock, opts(0, 1, 0.3));
+    assert!(matches!(r, Err(LlmError::Timeout(_))), "{r:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
+// ---- backend-level tests with hand-built agents ----
+
+struct Agents {
+    profiles: Vec<Profile>,
+    taste: Taste,
+    hist: Histories,
+    rel: Relationships,
+    mem: Memory,
+    catalog: Catalog,
+    clock: SimClock,
+}
+
+fn agents(n: u32) -> Agents {
+    let profile = |i: u32| Profile {
+        name: Arc::from(format!("Agent{i:02}").as_str()),
+        gender: Arc::from("female"),
+        age: 30,
+        traits: Arc::from("curious"),
+        status: Arc::from("engineer"),
+        interest: Arc::from("sci-fi"),
+        features: Default::default(),
+        observations: Arc::from(""),
+    };
+    let items = (0..5)
+        .map(|i| ItemRecord {
+            id: i,
+            title: format!("Film {i}"),
+            genres: vec!["Drama".into()],
+            description: "a film".into(),
+        })
+        .collect();
+    Agents {
+        profiles: (0..n).map(profile).collect(),
+        taste: Taste::default(),
+        hist: Histories::default(),
+        rel: Relationships::default(),
+        mem: Memory::default(),
+        catalog: Catalog::new(items).unwrap(),
+        clock: SimClock::new(
+            chrono::NaiveDateTime::parse_from_str("2023-06-01 08:00:00", "%Y-%m-%d %H:%M:%S")
+                .unwrap(),
+            Interval::Seconds(3600),
+        ),
+    }
+}
+
+fn top_requests(a: &Agents) -> Vec<Request<'_>> {
+    a.profiles
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Request {
+            key: key(i as u32),
+            agent: AgentView {
+                id: UserId(i as u32),
+                profile: p,
+                taste: &a.taste,
+                histories: &a.hist,
+                contacts: &a.rel,
+                memory: &a.mem,
+            },
+            ask: Ask::TopLevel,
+        })
+        .collect()
+}
+
+fn llm_config(base: &str) -> SimConfig {
+    let mut c = SimConfig {
+        backend: BackendKind::Llm,
+        api_bases: vec![base.to_string()],
+        api_keys: vec![SECRET.into()],
+        ..SimConfig::default()
+    };
+    c.llm_options.backoff_base_ms = 1;
+    c.llm_options.max_in_flight_per_endpoint = 64;
+    c
+}
+
+fn agent_number(body: &Value) -> u32 {
+    let p = first_prompt(body);
+    p.split("You are Agent")
+        .nth(1)
+        .and_then(|r| r.get(..2))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn answers_come_back_in_request_order_whatever_the_completion_order() {
+    // Agent i answers after (20 - i) * 15 ms, so completions arrive in reverse order; agent i
+    // chooses by i % 3. The i-th answer must be agent i's.
+    let mock = Mock::start(|b, _| {
+        let i = agent_number(b);
+        let text = ["[RECOMMENDER]::", "[SOCIAL]::", "[NOTHING]::"][(i % 3) as usize];
+        Step::Delay(
+            Duration::from_millis(u64::from(20 - i) * 15),
+            Box::new(Step::Answer(text.into())),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let a = agents(20);
+    let cfg = llm_config(&mock.base);
+    let be = LlmBackend::http(&cfg, Arc::default(), Some(&dir.path().join("t.jsonl"))).unwrap();
+    let ctx = Context {
+        catalog: &a.catalog,
+        clock: &a.clock,
+        seed: 1,
+    };
+    let reqs = top_requests(&a);
+    let out = be.answer_batch(&ctx, &reqs);
+    let want = [
+        TopAction::Recommender,
+        TopAction::Social,
+        TopAction::Nothing,
+    ];
+    for (i, r) in out.into_iter().enumerate() {
+        assert_eq!(r.unwrap(), Answer::Top(want[i % 3]), "agent {i}");
+    }
+    // The transcript is in request order too, one line per request.
+    let t = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
+    let users: Vec<u64> = t
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["key"]["user"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(users, (0..20).collect::<Vec<u64>>());
+    assert_eq!(be.stats().snapshot().calls, 20);
+}
+
+#[test]
+fn a_slow_call_does_not_hold_up_the_others() {
+    // Agent 3's server call takes 30 s; the client timeout is 1.5 s and no retries. The other
+    // 9 answers must arrive and be right, agent 3 must fail (and fall back), and the batch must
+    // end long before the 30 s call would have.
+    let mock = Mock::start(|b, _| {
+        if agent_number(b) == 3 {
+            Step::Delay(
+                Duration::from_secs(30),
+                Box::new(Step::Answer("[SOCIAL]::".into())),
+            )
+        } else {
+            Step::Delay(
+                Duration::from_millis(50),
+                Box::new(Step::Answer("[SOCIAL]::".into())),
+            )
+        }
+    });
+    let a = agents(10);
+    let mut cfg = llm_config(&mock.base);
+    cfg.llm_options.request_timeout_secs = 1.5;
+    cfg.max_retries = 0;
+    let be = LlmBackend::http(&cfg, Arc::default(), None).unwrap();
+    let ctx = Context {
+        catalog: &a.catalog,
+        clock: &a.clock,
+        seed: 1,
+    };
+    let reqs = top_requests(&a);
+    let t = Instant::now();
+    let mut stats = BehaviourStats::default();
+    let out = Behaviour(Box::new(be)).ask(&ctx, &reqs, &mut stats);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    for (i, ans) in out.iter().enumerate() {
+        let want = if i == 3 {
+            TopAction::Nothing
+        } else {
+            TopAction::Social
+        };
+        assert_eq!(*ans, Answer::Top(want), "agent {i}");
+    }
+    assert_eq!(stats.fallbacks[Phase::Activity as usize], 1);
+    assert_eq!(stats.requests[Phase::Activity as usize], 10);
+}
+
+#[test]
+fn unparseable_answers_get_one_corrective_retry_then_a_counted_fallback() {
+    // Even agents answer garbage first and a tag after the correction; odd agents always garble.
+    let mock = Mock::start(|b, _| {
+        let corrected = b["messages"].as_array().is_some_and(|m| m.len() == 3);
+        if agent_number(b).is_multiple_of(2) && corrected {
+            Step::Answer("[RECOMMENDER]:: fine".into())
+        } else {
+            Step::Answer("\u{7}I am a language model \u{0} and cannot choose.".into())
+        }
+    });
+    let a = agents(6);
+    let cfg = llm_config(&mock.base);
+    let be = LlmBackend::http(&cfg, Arc::default(), None).unwrap();
+    let usage = be.stats();
+    let ctx = Context {
+        catalog: &a.catalog,
+        clock: &a.clock,
+        seed: 1,
+    };
+    let reqs = top_requests(&a);
+    let mut stats = BehaviourStats::default();
+    let out = Behaviour(Box::new(be)).ask(&ctx, &reqs, &mut stats);
+    for (i, ans) in out.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            TopAction::Recommender
+        } else {
+            TopAction::Nothing
+        };
+        assert_eq!(*ans, Answer::Top(want), "agent {i}");
+    }
+    assert_eq!(stats.fallbacks[Phase::Activity as usize], 3);
+    let u = usage.snapshot();
+    assert_eq!(u.calls, 12);
+    assert_eq!(u.corrective_retries, 6);
+    assert_eq!(u.parse_failures, 9);
+    assert_eq!(u.unparsed_requests, 3);
+    // The corrective message told the model what was wrong.
+    let seen = mock.seen.lock().unwrap();
+    let corr = seen
+        .iter()
+        .find_map(|(b, _)| b["messages"].as_array().filter(|m| m.len() == 3).cloned())
+        .unwrap();
+    assert!(corr[2]["content"]
+        .as_str()
+        .unwrap()
+        .contains("[RECOMMENDER]"));
+}
+
+#[test]
+fn long_answers_and_control_characters_parse() {
+    // 10 KB of repeated tokens after the tag, with control characters inside.
+    let long = format!("[SOCIAL]\u{1}:: {}", "la ".repeat(3400));
+    let mock = Mock::start(move |_, _| Step::Answer(long.clone()));
+    let a = agents(2);
+    let be = LlmBackend::http(&llm_config(&mock.base), Arc::default(), None).unwrap();
+    let ctx = Context {
+        catalog: &a.catalog,
+        clock: &a.clock,
+        seed: 1,
+    };
+    let out = be.answer_batch(&ctx, &top_requests(&a));
+    assert!(out
+        .iter()
+        .all(|r| *r.as_ref().unwrap() == Answer::Top(TopAction::Social)));
+}
+
+// ---- whole runs through the mock ----
+
+fn e2e_config(base: &str, agents: u32, rounds: u32) -> SimConfig {
+    let mut c = demo_config();
+    c.backend = BackendKind::Llm;
+    c.api_bases = vec![base.to_string()];
+    c.api_keys = vec![SECRET.into()];
+    c.agent_num = Some(agents);
+    c.round = rounds;
+    c.llm_options.backoff_base_ms = 1;
+    c
+}
+
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn record_then_replay_is_byte_identical_and_a_changed_prompt_is_named() {
+    // 3 rounds x 20 agents through the mock (one in ten requests first gets a 500 and is retried).
+    let mock = Mock::start(|b, n| {
+        if n % 10 == 7 {
+            Step::Status(500, None)
+        } else {
+            Step::Answer(sensible_answer(b))
+        }
+    });
+    let (rec, rep, bad) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let cfg = e2e_config(&mock.base, 20, 3);
+    let r1 = run(cfg.clone(), rec.path());
+    let u1 = r1.manifest["llm_usage"].clone();
+    assert_eq!(r1.stats.rounds, 3);
+    assert!(
+        r1.stats.watches > 0 && r1.stats.ratings > 0,
+        "{:?}",
+        r1.stats
+    );
+    assert!(r1.stats.entered_social > 0, "{:?}", r1.stats);
+    assert!(u1["total"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(u1["http_retries"].as_u64().unwrap() > 0);
+    assert_eq!(u1["per_round"].as_object().unwrap().len(), 3);
+    let transcript = rec.path().join("transcript.jsonl");
+    assert!(transcript.exists());
+
+    let mut replay = cfg.clone();
+    replay.backend = BackendKind::Replay;
+    replay.api_bases = vec!["http://127.0.0.1:9/v1".into()]; // never contacted
+    replay.transcript_path = Some(transcript.clone());
+    let hits_before = mock.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let r2 = run(replay.clone(), rep.path());
+    assert_eq!(
+        mock.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits_before
+    );
+    assert_eq!(r1.messages, r2.messages);
+    assert_eq!(r1.interactions, r2.interactions);
+    assert_eq!(u1, r2.manifest["llm_usage"]);
+    assert_eq!(r2.manifest["backend"], "replay");
+
+    // A changed top-level template: the first differing key is round 1, activity, user 0.
+    let pdir = bad.path().join("prompts");
+    std::fs::create_dir_all(&pdir).unwrap();
+    for f in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prompts")).unwrap()
+    {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, pdir.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        pdir.join("top.txt"),
+        "{context}\nChoose: [RECOMMENDER], [SOCIAL] or [NOTHING].\n",
+    )
+    .unwrap();
+    let mut changed = replay;
+    changed.llm_options.prompt_dir = Some(pdir);
+    let r3 = run(changed, &bad.path().join("out"));
+    let first = r3.manifest["llm_usage"]["first_replay_mismatch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.contains("round: 1")
+            && first.contains("phase: Activity")
+            && first.contains("user: UserId(0)"),
+        "{first}"
+    );
+    assert!(first.contains("prompt hash mismatch"), "{first}");
+}
+
+#[test]
+fn no_api_key_in_any_output_file_of_a_cli_run() {
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("run.yaml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "item_path: {r}/data/item.csv\nuser_path: {r}/data/users.csv\nrelationship_path: {r}/data/relationship.csv\n\
+             round: 2\nagent_num: 8\nbackend: llm\napi_bases: [{b}]\napi_keys: [{SECRET}]\nllm_options:\n  backoff_base_ms: 1\n",
+            r = root.display(),
+            b = mock.base
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+        .args(["run", "-c"])
+        .arg(&cfg_path)
+        .arg("--output-dir")
+        .arg(&out)
+        .env("RECAGENT_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(stdout.contains("tokens"), "{stdout}");
+    assert!(!stdout.contains(SECRET));
+    let files = all_files(&out);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "manifest.json",
+        "messages.jsonl",
+        "interaction.csv",
+        "run.log",
+        "transcript.jsonl",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{names:?}");
+    }
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(!text.is_empty(), "{}", f.display());
+        assert!(!text.contains(SECRET), "API key found in {}", f.display());
+        assert!(
+            !text.contains("SECRET"),
+            "API key part found in {}",
+            f.display()
+        );
+    }
+    // The key was really sent, as a bearer token.
+    let seen = mock.seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    assert!(seen
+        .iter()
+        .all(|(_, a)| a.as_deref() == Some(&format!("Bearer {SECRET}")[..])));
+    let _ = paths(dir.path());
+}
+
+#[test]
+fn cost_estimate_renders_round_one_and_scales_by_rounds() {
+    let mut cfg = e2e_config("http://127.0.0.1:9/v1", 10, 4);
+    cfg.llm_options.price_prompt_per_mtok = 2.0;
+    cfg.llm_options.price_completion_per_mtok = 8.0;
+    let e = recagent::llm::estimate::estimate(&cfg).unwrap();
+    // Every active agent makes at least the top-level request; prompts are hundreds of tokens.
+    assert!(e.requests_round_one >= 5, "{e:?}");
+    assert!(
+        e.round_one.prompt_tokens > 100 * e.requests_round_one,
+        "{e:?}"
+    );
+    assert_eq!(e.run.prompt_tokens, 4 * e.round_one.prompt_tokens);
+    assert_eq!(e.run.completion_tokens, 4 * e.round_one.completion_tokens);
+    let want = (e.run.prompt_tokens as f64 * 2.0 + e.run.completion_tokens as f64 * 8.0) / 1e6;
+    assert!((e.cost - want).abs() < 1e-12);
+}
+
+#[test]
+fn llm_config_keys_are_validated_with_their_names() {
+    let parse = |t: &str| SimConfig::from_yaml(t, "t.yaml", PathBuf::from("/")).map(|_| ());
+    let err = parse("backend: llm\n").unwrap_err().to_string();
+    assert!(err.contains("`api_bases`"), "{err}");
+    let err = parse("backend: replay\n").unwrap_err().to_string();
+    assert!(err.contains("`transcript_path`"), "{err}");
+    let err = parse("llm_options:\n  parse_retries: 9\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`llm_options.parse_retries`") && err.contains("0..=5"),
+        "{err}"
+    );
+    let err = parse("llm_options:\n  backoff_base_ms: 10\n  backoff_max_ms: 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`llm_options.backoff_max_ms`"), "{err}");
+    let err = parse("llm_options:\n  protcol: chat\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("protcol"), "{err}");
+    assert!(parse(
+        "backend: llm\napi_bases: [http://127.0.0.1:1/v1]\nllm_options:\n  protocol: completions\n"
+    )
+    .is_ok());
+}

@@ -1,0 +1,274 @@
+//! An in-process OpenAI-compatible mock server (axum) for the LLM bridge tests and bench.
+//!
+//! `POST /v1/chat/completions` and `POST /v1/completions` ask a script what to do with each
+//! request (given its body and a global 0-based hit number): answer, wait, fail with a status
+//! (and `Retry-After`), drop the connection, send invalid JSON, empty `choices`, or a truncated
+//! body. Accepted sockets get `TCP_NODELAY` (stack-notes §8). Runs on its own thread and runtime.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// What the mock does with one request.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Answer with this text (usage: prompt = chars/4, completion = chars/4).
+    Answer(String),
+    /// Wait, then do the inner step.
+    Delay(Duration, Box<Step>),
+    /// Reply with this status (and `Retry-After` seconds, as written).
+    Status(u16, Option<String>),
+    /// Send headers, then abort the body (connection dropped).
+    Drop,
+    /// 200 with a body that is not JSON.
+    InvalidJson,
+    /// 200 with `"choices": []`.
+    EmptyChoices,
+    /// 200 with half of a valid body, then the connection is cut.
+    Truncated(String),
+}
+
+/// The script: `(request body, hit number) -> Step`.
+pub type Script = Arc<dyn Fn(&Value, usize) -> Step + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    script: Script,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+}
+
+/// A running mock server.
+pub struct Mock {
+    /// Base URL, e.g. `http://127.0.0.1:PORT/v1`.
+    pub base: String,
+    /// Requests received.
+    pub hits: Arc<AtomicUsize>,
+    /// Every request body with its `Authorization` header.
+    pub seen: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The last user message of a chat request, or the prompt of a completions request.
+pub fn prompt_of(body: &Value) -> String {
+    if let Some(msgs) = body["messages"].as_array() {
+        return msgs
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+    }
+    body["prompt"].as_str().unwrap_or("").to_string()
+}
+
+/// The first user message (the rendered decision prompt).
+pub fn first_prompt(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.first())
+        .and_then(|m| m["content"].as_str())
+        .or_else(|| body["prompt"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn ok_body(body: &Value, text: &str) -> Value {
+    let p = (prompt_of(body).len() / 4) as u64;
+    let c = (text.len() / 4) as u64;
+    json!({
+        "id": "cmpl-mock", "object": "chat.completion", "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "text": text, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+    })
+}
+
+async fn run_step(step: Step, body: &Value) -> Response {
+    let mut step = step;
+    loop {
+        match step {
+            Step::Delay(d, inner) => {
+                tokio::time::sleep(d).await;
+                step = *inner;
+            }
+            Step::Answer(t) => return axum::Json(ok_body(body, &t)).into_response(),
+            Step::Status(code, ra) => {
+                let mut r = (
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "mock failure",
+                )
+                    .into_response();
+                if let Some(ra) = ra {
+                    r.headers_mut()
+                        .insert("retry-after", ra.parse().expect("header value"));
+                }
+                return r;
+            }
+            Step::Drop => {
+                let s = futures::stream::iter(vec![Err::<Vec<u8>, std::io::Error>(
+                    std::io::Error::other("dropped"),
+                )]);
+                return Response::new(Body::from_stream(s));
+            }
+            Step::InvalidJson => return (StatusCode::OK, "{not json").into_response(),
+            Step::EmptyChoices => {
+                return axum::Json(json!({"choices": [], "usage": null})).into_response()
+            }
+            Step::Truncated(t) => {
+                let full = serde_json::to_vec(&ok_body(body, &t)).unwrap_or_default();
+                let half = full[..full.len() / 2].to_vec();
+                let s = futures::stream::iter(vec![
+                    Ok::<Vec<u8>, std::io::Error>(half),
+                    Err(std::io::Error::other("cut")),
+                ]);
+                let mut r = Response::new(Body::from_stream(s));
+                r.headers_mut()
+                    .insert("content-length", full.len().to_string().parse().unwrap());
+                return r;
+            }
+        }
+    }
+}
+
+async fn handle(State(st): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let n = st.hits.fetch_add(1, Ordering::SeqCst);
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let auth = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .map(String::from);
+    st.seen.lock().unwrap().push((v.clone(), auth));
+    let step = (st.script)(&v, n);
+    run_step(step, &v).await
+}
+
+impl Mock {
+    /// Starts a server running `script`.
+    pub fn start(script: impl Fn(&Value, usize) -> Step + Send + Sync + 'static) -> Mock {
+        let script: Script = Arc::new(script);
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = AppState {
+            script,
+            hits: hits.clone(),
+            seen: seen.clone(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let app = Router::new()
+                    .route("/v1/chat/completions", post(handle))
+                    .route("/v1/completions", post(handle))
+                    .with_state(state);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+            rt.shutdown_timeout(Duration::from_millis(100));
+        });
+        let addr = addr_rx.recv().unwrap();
+        Mock {
+            base: format!("http://{addr}/v1"),
+            hits,
+            seen,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A deterministic "agent" answering every RecAgent-style prompt sensibly, from the prompt text
+/// alone: the choice depends on the agent's name, so runs vary across agents but not across runs.
+pub fn sensible_answer(body: &Value) -> String {
+    let p = first_prompt(body);
+    let name = p
+        .strip_prefix("You are ")
+        .and_then(|r| r.split(',').next())
+        .unwrap_or("someone")
+        .to_string();
+    let h = name.bytes().map(u32::from).sum::<u32>();
+    if p.contains("[RECOMMENDER]::") {
+        return match h % 3 {
+            0 | 1 => format!("[RECOMMENDER]:: {name} enters the Recommender System"),
+            _ => format!("[SOCIAL]:: {name} enters the Social Media"),
+        };
+    }
+    if p.contains("[BUY]::") {
+        return match h % 4 {
+            0 => "[NEXT]:: next page".into(),
+            _ => format!("[BUY]:: {}", 1 + h % 3),
+        };
+    }
+    if p.contains("RATING: <integer 1-5>") {
+        return format!("RATING: {}; FEELING: I quite liked it.", 2 + h % 4);
+    }
+    if p.contains("[CHAT]:: <name") {
+        // Chat with the first friend listed, or post.
+        let friends = p
+            .split("Friends available to chat now: ")
+            .nth(1)
+            .and_then(|r| r.split(".\n").next())
+            .unwrap_or("");
+        let first = friends.split(", ").next().unwrap_or("");
+        return if h % 2 == 0 && !first.is_empty() && first != "nothing" {
+            format!("[CHAT]:: {first}")
+        } else {
+            "[POST]:: movies".into()
+        };
+    }
+    if p.contains("starts a conversation with") {
+        let speakers: Vec<&str> = p
+            .lines()
+            .filter(|l| l.starts_with('[') && l.contains("]: <what"))
+            .filter_map(|l| l.strip_prefix('[').and_then(|r| r.split(']').next()))
+            .collect();
+        if speakers.len() == 2 {
+            return format!(
+                "[{a}]: Hi {b}, seen anything good?\n[{b}]: Not much, you?\n[{a}]: A few things.",
+                a = speakers[0],
+                b = speakers[1]
+            );
+        }
+    }
+    if p.contains("wants to post a message") {
+        return format!("{name} says: what a week for movies!");
+    }
+    "I do not know.".into()
+}
