@@ -304,7 +304,8 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         source,
     };
     let world = sim.world_mut();
-    let offsets = world.resource_mut::<OutputSink>().offsets().map_err(io)?;
+    let mut offsets = world.resource_mut::<OutputSink>().offsets().map_err(io)?;
+    offsets.round = world.resource::<SimClock>().round;
     let state = capture(world);
     let body = encode(&state);
     let mut cfg = world.resource::<SimConfig>().clone();

@@ -58,6 +58,25 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Re-run a recorded LLM run offline from its transcript (the same as `backend: replay` with
+    /// `transcript_path`); prompts that differ from the recorded ones are reported by key.
+    Replay {
+        /// The recorded run's transcript (`transcript.jsonl`).
+        #[arg(long)]
+        transcript: PathBuf,
+        /// The recorded run's configuration (default as for `run`).
+        #[arg(long = "config-file", visible_alias = "config", short = 'c')]
+        config_file: Option<PathBuf>,
+        /// Output directory (default: `replay/` beside the transcript).
+        #[arg(long = "output-dir")]
+        output_dir: Option<PathBuf>,
+        /// Further settings, KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// No progress bar and no summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// Parse and validate a configuration, print the resolved settings, and exit.
     CheckConfig {
         /// Configuration file (YAML).
@@ -538,6 +557,38 @@ fn real_main() -> Result<()> {
     });
     match cli.command {
         Command::Run(a) => run(a),
+        Command::Replay {
+            transcript,
+            config_file,
+            output_dir,
+            mut set,
+            quiet,
+        } => {
+            anyhow::ensure!(
+                transcript.exists(),
+                "{}: no such transcript",
+                transcript.display()
+            );
+            let t = absolute(&transcript);
+            set.push("backend=replay".into());
+            set.push(format!(
+                "transcript_path={}",
+                serde_json::to_string(&t.display().to_string())?
+            ));
+            let output_dir = output_dir.or_else(|| t.parent().map(|d| d.join("replay")));
+            run(RunArgs {
+                config_file,
+                output_file: None,
+                log_file: None,
+                interaction_file: None,
+                output_dir,
+                seed: None,
+                rounds: None,
+                agents: None,
+                set,
+                quiet,
+            })
+        }
         Command::Resume {
             checkpoint,
             rounds,

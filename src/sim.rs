@@ -370,6 +370,7 @@ impl Sim {
                 .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
                 .collect(),
             outputs.manifest.parent().unwrap_or(Path::new(".")),
+            resume_at.map(|o| o.round),
         )?;
 
         let mut app = App::empty();

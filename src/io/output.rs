@@ -91,6 +91,9 @@ pub struct OutputOffsets {
     pub messages: u64,
     /// Interactions file length.
     pub interactions: u64,
+    /// The round boundary these lengths belong to (rounds completed).
+    #[serde(default)]
+    pub round: u32,
 }
 
 fn reopen(path: &Path, len: u64) -> std::io::Result<BufWriter<File>> {
@@ -212,6 +215,7 @@ impl OutputSink {
         Ok(OutputOffsets {
             messages,
             interactions: self.interactions.get_ref().metadata()?.len(),
+            round: 0,
         })
     }
 

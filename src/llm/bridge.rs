@@ -65,6 +65,8 @@ pub struct LlmBackend {
     max_tokens: u32,
     transcript: Option<Mutex<TranscriptWriter>>,
     stats: LlmStats,
+    /// Answers an interrupted run already received, by `(key, attempt)` (resume only).
+    recorded: BTreeMap<(RequestKey, u32), Entry>,
 }
 
 impl LlmBackend {
@@ -156,7 +158,28 @@ impl LlmBackend {
             max_tokens: cfg.max_token,
             transcript,
             stats: LlmStats::default(),
+            recorded: BTreeMap::new(),
         })
+    }
+
+    /// As [`LlmBackend::http`] for a resumed run: calls found in `recorded` (same key, attempt
+    /// and prompt hash, with an answer) are answered from it instead of the servers; the
+    /// transcript at `path` is appended to.
+    ///
+    /// # Errors
+    /// As [`LlmBackend::http`].
+    pub fn http_resuming(
+        cfg: &SimConfig,
+        names: Arc<BTreeMap<UserId, Arc<str>>>,
+        path: &Path,
+        recorded: BTreeMap<(RequestKey, u32), Entry>,
+    ) -> Result<Self, LlmSetupError> {
+        let mut b = Self::http(cfg, names, None)?;
+        b.transcript = Some(Mutex::new(TranscriptWriter::append_to(path).map_err(
+            |e| LlmSetupError::Setup(format!("{}: cannot open transcript: {e}", path.display())),
+        )?));
+        b.recorded = recorded;
+        Ok(b)
     }
 
     /// A backend answering from the transcript at `path` by key: every request's prompt is
@@ -183,6 +206,7 @@ impl LlmBackend {
             max_tokens: cfg.max_token,
             transcript: None,
             stats: LlmStats::default(),
+            recorded: BTreeMap::new(),
         })
     }
 
@@ -211,12 +235,30 @@ impl LlmBackend {
     ) -> Vec<Result<Completion, String>> {
         match &self.source {
             Source::Http { rt, client } => {
+                // Calls the interrupted run already made are answered from its transcript.
+                let mut done: Vec<Option<Result<Completion, String>>> = calls
+                    .iter()
+                    .map(|c| match self.recorded.get(&(c.key, c.attempt)) {
+                        Some(e) if e.prompt_hash == c.hash && e.answer.is_some() => {
+                            Some(Ok(Completion {
+                                text: e.answer.clone().unwrap_or_default(),
+                                usage: e.usage,
+                                latency_ms: e.latency_ms,
+                                endpoint: e.endpoint.unwrap_or(0),
+                                tries: e.tries,
+                            }))
+                        }
+                        _ => None,
+                    })
+                    .collect();
                 let jobs: Vec<_> = calls
                     .iter()
-                    .map(|c| (c.key, c.attempt, c.messages.clone()))
+                    .zip(&done)
+                    .filter(|(_, d)| d.is_none())
+                    .map(|(c, _)| (c.key, c.attempt, c.messages.clone()))
                     .collect();
                 let client = client.clone();
-                rt.block_on(async move {
+                let live = rt.block_on(async move {
                     let handles: Vec<_> = jobs
                         .into_iter()
                         .map(|(key, attempt, msgs)| {
@@ -232,7 +274,15 @@ impl LlmBackend {
                         });
                     }
                     out
-                })
+                });
+                let mut live = live.into_iter();
+                done.iter_mut()
+                    .map(|d| {
+                        d.take()
+                            .or_else(|| live.next())
+                            .unwrap_or_else(|| Err("missing result".into()))
+                    })
+                    .collect()
             }
             Source::Replay { entries } => calls
                 .iter()

@@ -261,6 +261,7 @@ pub fn backend_for(
     cfg: &crate::config::SimConfig,
     names: BTreeMap<crate::ids::UserId, Arc<str>>,
     output_dir: &std::path::Path,
+    resume_after: Option<u32>,
 ) -> Result<Option<(Box<dyn crate::behaviour::BehaviourBackend>, LlmStats)>, LlmSetupError> {
     use crate::config::BackendKind;
     let names = Arc::new(names);
@@ -279,7 +280,16 @@ pub fn backend_for(
         BackendKind::Offline => return Ok(None),
         BackendKind::Llm => {
             let t = transcript.unwrap_or_else(|| output_dir.join("transcript.jsonl"));
-            LlmBackend::http(cfg, names, Some(&t))?
+            match resume_after {
+                // A resumed run keeps the transcript up to the checkpoint and answers the calls
+                // the interrupted run already made from it, so they are not asked (or paid) again.
+                Some(round) if t.exists() => {
+                    let recorded = transcript::split_for_resume(&t, round)
+                        .map_err(|e| LlmSetupError::Setup(format!("{}: {e}", t.display())))?;
+                    LlmBackend::http_resuming(cfg, names, &t, recorded)?
+                }
+                _ => LlmBackend::http(cfg, names, Some(&t))?,
+            }
         }
         BackendKind::Replay => {
             let t = transcript.ok_or_else(|| {

@@ -76,6 +76,21 @@ impl TranscriptWriter {
         })
     }
 
+    /// Opens the transcript for appending (a resumed run).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn append_to(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            out: BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)?,
+            ),
+        })
+    }
+
     /// Appends entries (one line each) and flushes.
     ///
     /// # Errors
@@ -87,6 +102,32 @@ impl TranscriptWriter {
         }
         self.out.flush()
     }
+}
+
+/// Prepares a transcript for a run resumed after `round`: the lines of rounds up to `round` are
+/// kept in place (rewritten atomically), and the entries of later rounds (recorded by the
+/// interrupted run) are returned, by `(key, attempt)`, for the resumed run to answer from.
+///
+/// # Errors
+/// I/O errors, or a line that is not a transcript entry.
+pub fn split_for_resume(
+    path: &Path,
+    round: u32,
+) -> std::io::Result<BTreeMap<(RequestKey, u32), Entry>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut keep = String::new();
+    let mut later = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let e: Entry = serde_json::from_str(line).map_err(std::io::Error::other)?;
+        if e.key.round <= round {
+            keep.push_str(line);
+            keep.push('\n');
+        } else {
+            later.insert((e.key, e.attempt), e);
+        }
+    }
+    crate::io::output::write_atomic(path, keep.as_bytes())?;
+    Ok(later)
 }
 
 /// Errors reading a transcript.

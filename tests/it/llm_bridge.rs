@@ -559,6 +559,28 @@ fn no_api_key_in_any_output_file_of_a_cli_run() {
     assert!(seen
         .iter()
         .all(|(_, a)| a.as_deref() == Some(&format!("Bearer {SECRET}")[..])));
+    let calls = seen.len();
+    drop(seen);
+    // `recagent replay` reproduces the run offline, byte for byte, into `replay/` beside the
+    // transcript, without a single call.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+        .args(["replay", "-q", "--transcript"])
+        .arg(out.join("transcript.jsonl"))
+        .arg("-c")
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    for f in ["messages.jsonl", "interaction.csv"] {
+        let a = std::fs::read_to_string(out.join(f)).unwrap();
+        let b = std::fs::read_to_string(out.join("replay").join(f)).unwrap();
+        assert!(a == b, "replayed {f} differs");
+    }
+    assert_eq!(mock.seen.lock().unwrap().len(), calls);
     let _ = paths(dir.path());
 }
 
@@ -606,4 +628,44 @@ fn llm_config_keys_are_validated_with_their_names() {
         "backend: llm\napi_bases: [http://127.0.0.1:1/v1]\nllm_options:\n  protocol: completions\n"
     )
     .is_ok());
+}
+
+#[test]
+fn a_resumed_llm_run_takes_received_answers_from_the_transcript() {
+    // A run that reached round 4 and is resumed from its round-2 checkpoint: the answers of rounds
+    // 3 and 4 are in its transcript, so the resumed run asks the server nothing and its outputs
+    // equal an uninterrupted run's.
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let (full, part) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = e2e_config(&mock.base, 12, 4);
+    run(cfg.clone(), full.path());
+    let mut sim = recagent::sim::Sim::new(cfg, paths(part.path())).unwrap();
+    let ckpt = part.path().join("round-2.ckpt");
+    for r in 1..=4 {
+        sim.step().unwrap();
+        if r == 2 {
+            recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
+        }
+    }
+    drop(sim);
+    let hits = mock.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let (mut resumed, _) = recagent::checkpoint::resume(&ckpt, &[], None).unwrap();
+    while resumed.round() < 4 {
+        resumed.step().unwrap();
+    }
+    drop(resumed);
+    assert_eq!(
+        mock.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits,
+        "no call was asked again"
+    );
+    for f in ["messages.jsonl", "interaction.csv"] {
+        let a = std::fs::read_to_string(full.path().join(f)).unwrap();
+        let b = std::fs::read_to_string(part.path().join(f)).unwrap();
+        assert!(a == b, "{f} differs");
+    }
+    // The transcript holds each call once: the kept prefix plus the re-recorded rounds 3-4.
+    let t = std::fs::read_to_string(part.path().join("transcript.jsonl")).unwrap();
+    let t_full = std::fs::read_to_string(full.path().join("transcript.jsonl")).unwrap();
+    assert_eq!(t.lines().count(), t_full.lines().count());
 }
