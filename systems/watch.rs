@@ -121,8 +121,14 @@ pub fn browse(
                 PageAction::Search(q) => {
                     stats.searches += 1;
                     log.say(uid, "RECOMMENDER", format!("{name} searches {q}."));
-                    let results: Vec<ItemId> =
-                        catalog.search(&q, cfg.search_k as usize).into_iter().map(|i| catalog.get(i).id).collect();
+                    // Items the agent has already watched (its watched history) are not offered again.
+                    let results: Vec<ItemId> = catalog
+                        .search(&q, cfg.search_k as usize + d.3.watched.len())
+                        .into_iter()
+                        .map(|i| catalog.get(i).id)
+                        .filter(|id| !d.3.has_watched(*id))
+                        .take(cfg.search_k as usize)
+                        .collect();
                     obs.add(uid, clock.round, ObservationKind::Searched, results.first().copied(), None, 0);
                     if results.is_empty() {
                         log.say(uid, "RECOMMENDER", format!("There are no items related to {q} in the system."));

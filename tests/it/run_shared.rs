@@ -112,6 +112,7 @@ fn three_rounds_of_fifty_agents_keep_their_invariants() {
     // Interactions: ratings 1..=5 on watches; one row per (user, item) and round.
     let mut seen = BTreeSet::new();
     let mut watched_rows = 0;
+    let mut watched_pairs = BTreeSet::new();
     for line in out.interactions.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let (user, item, label): (u32, u32, u8) = (
@@ -127,6 +128,10 @@ fn three_rounds_of_fifty_agents_keep_their_invariants() {
         );
         if label == 1 {
             watched_rows += 1;
+            assert!(
+                watched_pairs.insert((user, item)),
+                "user {user} watched item {item} twice"
+            );
             let r: u8 = f[3].parse().unwrap();
             assert!((1..=5).contains(&r));
         } else {
