@@ -604,17 +604,10 @@ impl PendingObservations {
         other: Option<UserId>,
         text: Arc<str>,
     ) {
-        self.0.push((
-            user,
-            crate::components::MemoryRecord {
-                round,
-                item,
-                other,
-                kind,
-                value: 0,
-                text: Some(text),
-            },
-        ));
+        self.add(user, round, kind, item, other, 0);
+        if let Some((_, rec)) = self.0.last_mut() {
+            rec.text = Some(text);
+        }
     }
 }
 
