@@ -358,11 +358,6 @@ impl Sim {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let sink = match resume_at {
-            None => OutputSink::create(outputs.clone(), cfg.write_messages),
-            Some(at) => OutputSink::resume(outputs.clone(), cfg.write_messages, at),
-        }?;
-
         let llm = crate::llm::backend_for(
             &cfg,
             users
@@ -417,6 +412,12 @@ impl Sim {
             warm_start,
         });
         world.insert_resource(catalog);
+        // Output files are created (or truncated back, on resume) only once everything else is
+        // set up, so a failed start never damages an earlier run's outputs.
+        let sink = match resume_at {
+            None => OutputSink::create(outputs.clone(), cfg.write_messages),
+            Some(at) => OutputSink::resume(outputs.clone(), cfg.write_messages, at),
+        }?;
         world.insert_resource(sink);
         world.insert_resource(ActiveAgents::default());
         world.insert_resource(RoundLog {
