@@ -24,7 +24,7 @@ const ARTICLES: [&str; 3] = ["the", "a", "an"];
 /// 1. **Marked spans**: text inside `<...>` (RecAgent's item marker), `"..."` or `“...”`. A span
 ///    matches an item when its normalised form equals a normalised title ([`normalize_title`]:
 ///    case, punctuation, a trailing `(1999)` year and a trailing article as in "Matrix, The" are
-///    ignored); else with a leading article added or removed ("<Matrix>" → "The Matrix"); else
+///    ignored); else with a leading article added or removed (`"<Matrix>"` → `"The Matrix"`); else
 ///    fuzzily: the title with the smallest Levenshtein distance between normalised forms, accepted
 ///    when the distance is at most `⌊len/6⌋` characters of the span's normalised length (so one
 ///    typo per six characters; spans under six characters must match exactly). Ties go to the

@@ -31,7 +31,7 @@ impl Plugin for ActivatePlugin {
 /// Recipients read the posts delivered last round, in reader-id order and, per reader, in
 /// delivery (author-id) order: each post becomes a memory observation carrying the post's shared
 /// text, its mentioned items join the heard history as heard this round (the offline model's
-/// decaying `h(u,i)`), and a `POST` message "<reader> observes that <author> posts: <text>" is
+/// decaying `h(u,i)`), and a `POST` message `"<reader> observes that <author> posts: <text>"` is
 /// emitted. Read posts are then despawned.
 pub fn read_inbox(
     mut commands: Commands,

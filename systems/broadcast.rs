@@ -40,7 +40,7 @@ impl Plugin for BroadcastPlugin {
 }
 
 /// Writes every planned post in one batch and delivers each to the author's contacts, in author
-/// id order. Messages: `POST` "<name> posts: <text>" and "<n> contacts get this post." (n = the
+/// id order. Messages: `POST` `"<name> posts: <text>"` and `"<n> contacts get this post."` (n = the
 /// deliveries made). Counts posts, deliveries and mentions (the backend's ids, or those
 /// [`crate::social::detect_mentions`] finds in the text).
 pub fn publish_posts(

@@ -61,7 +61,7 @@ fn free(kind: EngagementKind) -> bool {
 /// Candidates: the agent's contacts plus `social_random_contacts` random strangers
 /// ([`random_strangers`]), kept when free now (not watching, not chatting). An agent itself
 /// still chatting (a chat longer than the round interval) gets no candidates, so it posts. An
-/// agent with no contacts gets the `SOCIAL` message "<name> has no acquaintance." and stops
+/// agent with no contacts gets the `SOCIAL` message `"<name> has no acquaintance."` and stops
 /// (counted in `RunStats::no_acquaintance`). A chat whose partner was booked by a lower-id
 /// initiator in the same batch ends with a `LEAVE` message.
 pub fn choose_social_actions(
@@ -196,9 +196,9 @@ pub fn choose_social_actions(
 }
 
 /// Writes every booked chat in one batch. Lines go to the initiator's messages (`CHAT`
-/// "<speaker> says: <text>"), items a line mentions (the backend's ids, or those
+/// `"<speaker> says: <text>"`), items a line mentions (the backend's ids, or those
 /// [`crate::social::detect_mentions`] finds in its text) join the listener's heard history and the
-/// mention counts, and the transcript ("[A]: ...\n[B]: ...", one shared allocation) is written to
+/// mention counts, and the transcript (`"[A]: ...\n[B]: ..."`, one shared allocation) is written to
 /// both agents' memories.
 pub fn hold_chats(
     cfg: Res<SimConfig>,

@@ -37,8 +37,8 @@ pub fn next_recommended_page(cfg: &SimConfig, rec: &RecState, user_idx: u32, uid
 }
 
 /// Records a page as shown: exposure in the recommender's log and the round's interactions,
-/// counters, a memory observation and the `RECOMMENDER` message "<name> is recommended [...]"
-/// (or, for search results, "<name> is shown search results for <q>: [...]").
+/// counters, a memory observation and the `RECOMMENDER` message `"<name> is recommended [...]"`
+/// (or, for search results, `"<name> is shown search results for <q>: [...]"`).
 pub fn show_page(
     items: &[ItemId],
     uid: UserId,

@@ -8,16 +8,16 @@
 //! so answers do not depend on batch order or thread count.
 //!
 //! Terms used below, for agent `u` and item `i`:
-//! - affinity `a(u,i)` ∈ [0,1]: 0 when the item shares no genre with the user's liked genres,
+//! - affinity `a(u,i)` ∈ \[0,1\]: 0 when the item shares no genre with the user's liked genres,
 //!   else `0.6 + 0.4 × |liked ∩ G_i| / |G_i|`.
 //! - idiosyncrasy `ζ(u,i)`: a fixed per-(user,item) taste draw, uniform with mean 0 and variance 1
 //!   (`(h − 0.5)·2√3` for a hash `h` of (seed, user, item)), so two users with equal profiles differ.
-//! - heard `h(u,i)` ∈ [0,1]: social influence of having heard of the item in a chat or a post,
+//! - heard `h(u,i)` ∈ \[0,1\]: social influence of having heard of the item in a chat or a post,
 //!   `0.5^(rounds since last heard / heard_half_life_rounds)` (exponential decay, see
 //!   [`crate::social::heard_signal`]); 0 when the item is not in the heard history (which keeps the
 //!   latest `history_size` items). Bounded: it adds at most `heard_weight` to an item's utility,
 //!   however often the item was heard of.
-//! - satiation `s(u,i)` ∈ [0,1]: share of the watched history that shares a genre with the item.
+//! - satiation `s(u,i)` ∈ \[0,1\]: share of the watched history that shares a genre with the item.
 
 use std::fmt::Write as _;
 

@@ -4,7 +4,7 @@
 //!
 //! - [`prompts`]: templates (`config/prompts/*.txt`) and rendering under a token budget;
 //! - [`http`]: the reqwest client (chat and plain completions, retries, per-endpoint limits);
-//! - [`bridge`]: the [`LlmBackend`] that implements [`BehaviourBackend`], owning a tokio runtime;
+//! - [`bridge`]: the [`LlmBackend`] that implements [`BehaviourBackend`](crate::behaviour::BehaviourBackend), owning a tokio runtime;
 //! - [`parse`]: tolerant, panic-free parsing of replies;
 //! - [`transcript`]: the JSON Lines record of every call, and its replay.
 //!
