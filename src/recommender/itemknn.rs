@@ -5,11 +5,9 @@
 //! users who watched `i`. Each item keeps its `neighbours` most similar items (ties by index).
 //! Score `ŷ(u, j) = Σ_{i ∈ I_u} sim(i, j)` over the kept neighbour lists.
 
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::train::{top_k, Positives};
-use super::{InteractionLog, Recommender, Slate};
+use super::train::Positives;
 
 /// Neighbours kept per item unless set otherwise.
 pub const DEFAULT_NEIGHBOURS: usize = 200;
@@ -119,24 +117,4 @@ impl ItemKnn {
     }
 }
 
-impl Recommender for ItemKnn {
-    crate::model_state_via_serde!();
-
-    fn name(&self) -> &'static str {
-        "ItemKNN"
-    }
-
-    fn fit(&mut self, log: &InteractionLog) {
-        self.fit_positives(&Positives::from_log(log));
-    }
-
-    fn recommend(
-        &self,
-        user: u32,
-        k: usize,
-        exclude: &dyn Fn(u32) -> bool,
-        _rng: &mut ChaCha8Rng,
-    ) -> Slate {
-        top_k(&self.scores(user), k, exclude)
-    }
-}
+crate::scored_recommender!(ItemKnn, "ItemKNN");

@@ -8,12 +8,10 @@
 //! row's sum runs in a fixed order, so results do not depend on the thread count.
 
 use ndarray::{Array1, Array2};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::train::{bpr_triples, dot, normal_init, sigmoid, top_k, Adam, Positives, TrainParams};
-use super::{InteractionLog, Recommender, Slate};
+use super::train::{bpr_triples, dot, normal_init, sigmoid, Adam, Positives, TrainParams};
 use crate::rng::{stream_rng, Stream};
 
 /// Model tag in the training stream ids.
@@ -218,32 +216,12 @@ impl LightGcn {
     }
 }
 
-impl Recommender for LightGcn {
-    crate::model_state_via_serde!();
-
-    fn name(&self) -> &'static str {
-        "LightGCN"
-    }
-
-    fn fit(&mut self, log: &InteractionLog) {
-        self.fit_positives(&Positives::from_log(log));
-    }
-
-    fn recommend(
-        &self,
-        user: u32,
-        k: usize,
-        exclude: &dyn Fn(u32) -> bool,
-        _rng: &mut ChaCha8Rng,
-    ) -> Slate {
-        let s = self.scores(user);
-        top_k(s.as_slice().unwrap_or(&[]), k, exclude)
-    }
-}
+crate::scored_recommender!(LightGcn, "LightGCN");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recommender::Recommender as _;
 
     #[test]
     fn adjacency_weights_by_hand() {

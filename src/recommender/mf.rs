@@ -5,11 +5,9 @@
 //! `−ln σ(ŷ(u,i) − ŷ(u,j)) + λ/2 (‖p_u‖² + ‖q_i‖² + ‖q_j‖²)`, averaged over the batch.
 
 use ndarray::{Array1, Array2};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::train::{bpr_triples, dot, normal_init, sigmoid, top_k, Adam, Positives, TrainParams};
-use super::{InteractionLog, Recommender, Slate};
+use super::train::{bpr_triples, dot, normal_init, sigmoid, Adam, Positives, TrainParams};
 use crate::rng::{stream_rng, Stream};
 
 /// Model tag in the training stream ids.
@@ -138,32 +136,12 @@ pub(crate) fn zero_rows(g: &mut Array2<f32>, rows: &[u32]) {
     }
 }
 
-impl Recommender for Mf {
-    crate::model_state_via_serde!();
-
-    fn name(&self) -> &'static str {
-        "MF"
-    }
-
-    fn fit(&mut self, log: &InteractionLog) {
-        self.fit_positives(&Positives::from_log(log));
-    }
-
-    fn recommend(
-        &self,
-        user: u32,
-        k: usize,
-        exclude: &dyn Fn(u32) -> bool,
-        _rng: &mut ChaCha8Rng,
-    ) -> Slate {
-        let s = self.scores(user);
-        top_k(s.as_slice().unwrap_or(&[]), k, exclude)
-    }
-}
+crate::scored_recommender!(Mf, "MF");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recommender::Recommender as _;
 
     #[test]
     fn learns_a_two_block_structure() {

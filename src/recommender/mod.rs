@@ -149,6 +149,55 @@ pub trait Recommender: Send + Sync {
     }
 }
 
+/// Scores a model computes for one user over all items (index = item), for [`scored_recommender!`].
+pub trait ItemScores {
+    /// The scores as a slice.
+    fn item_scores(&self) -> &[f32];
+}
+
+impl ItemScores for Vec<f32> {
+    fn item_scores(&self) -> &[f32] {
+        self
+    }
+}
+
+impl ItemScores for ndarray::Array1<f32> {
+    fn item_scores(&self) -> &[f32] {
+        self.as_slice().unwrap_or(&[])
+    }
+}
+
+/// Implements [`Recommender`] for a model trained on positives (`fit_positives(&Positives)`) that
+/// scores every item for a user (`scores(user)`), ranking by score with the id tie-break of
+/// `train::top_k`, and checkpointing its state through serde.
+#[macro_export]
+macro_rules! scored_recommender {
+    ($ty:ty, $name:literal) => {
+        impl $crate::recommender::Recommender for $ty {
+            $crate::model_state_via_serde!();
+
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn fit(&mut self, log: &$crate::recommender::InteractionLog) {
+                self.fit_positives(&$crate::recommender::train::Positives::from_log(log));
+            }
+
+            fn recommend(
+                &self,
+                user: u32,
+                k: usize,
+                exclude: &dyn Fn(u32) -> bool,
+                _rng: &mut rand_chacha::ChaCha8Rng,
+            ) -> $crate::recommender::Slate {
+                use $crate::recommender::ItemScores as _;
+                $crate::recommender::train::top_k(self.scores(user).item_scores(), k, exclude)
+            }
+        }
+    };
+}
+
 /// Implements [`Recommender::save_state`] / [`Recommender::load_state`] with MessagePack for a
 /// model that derives serde (inside its `impl Recommender` block).
 #[macro_export]
