@@ -149,7 +149,7 @@ pub trait Recommender: Send + Sync {
     }
 }
 
-/// Scores a model computes for one user over all items (index = item), for [`scored_recommender!`].
+/// Scores a model computes for one user over all items (index = item), for [`scored_recommender!`](crate::scored_recommender).
 pub trait ItemScores {
     /// The scores as a slice.
     fn item_scores(&self) -> &[f32];

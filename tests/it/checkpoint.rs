@@ -12,6 +12,20 @@ fn sim_in(cfg: SimConfig, dir: &Path) -> Sim {
     Sim::new(cfg, paths(dir)).unwrap()
 }
 
+/// Runs `cfg` for `rounds` rounds into `dir`, writing `dir/round-<at>.ckpt` after round `at`
+/// (`at > rounds`: none). Returns the checkpoint's path.
+fn run_with_checkpoint(cfg: SimConfig, dir: &Path, rounds: u32, at: u32) -> PathBuf {
+    let mut sim = sim_in(cfg, dir);
+    let ckpt = dir.join(format!("round-{at}.ckpt"));
+    for r in 1..=rounds {
+        sim.step().unwrap();
+        if r == at {
+            checkpoint::save(&mut sim, &ckpt, None).unwrap();
+        }
+    }
+    ckpt
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap()
 }
@@ -52,19 +66,9 @@ fn round_trip_restores_the_same_state() {
 #[test]
 fn resume_truncates_a_torn_round_and_matches_an_uninterrupted_run() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut full = sim_in(demo_config(), a.path());
-    for _ in 0..5 {
-        full.step().unwrap();
-    }
-    drop(full);
-    let mut part = sim_in(demo_config(), b.path());
-    for _ in 0..3 {
-        part.step().unwrap();
-    }
-    let ckpt = b.path().join("round-3.ckpt");
-    checkpoint::save(&mut part, &ckpt, None).unwrap();
-    part.step().unwrap(); // round 4 written, then the "crash" tears round 5's writes:
-    drop(part);
+    run_with_checkpoint(demo_config(), a.path(), 5, 0);
+    // Round 4 is written after the checkpoint, then the "crash" tears round 5's writes:
+    let ckpt = run_with_checkpoint(demo_config(), b.path(), 4, 3);
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -127,16 +131,7 @@ fn incompatible_version_is_refused_with_both_versions() {
 #[test]
 fn branch_differs_from_its_parent_only_after_the_branch_round() {
     let parent = tempfile::tempdir().unwrap();
-    let mut sim = sim_in(demo_config(), parent.path());
-    let mut ckpt = PathBuf::new();
-    for r in 1..=5 {
-        sim.step().unwrap();
-        if r == 2 {
-            ckpt = parent.path().join("round-2.ckpt");
-            checkpoint::save(&mut sim, &ckpt, None).unwrap();
-        }
-    }
-    drop(sim);
+    let ckpt = run_with_checkpoint(demo_config(), parent.path(), 5, 2);
     let out = tempfile::tempdir().unwrap();
     let overrides = [
         ("rec_model".to_string(), "Random".to_string()),
@@ -236,16 +231,7 @@ fn killed_run_resumed_from_its_last_checkpoint_is_byte_identical() {
 #[test]
 fn unsafe_resumes_and_branches_are_refused_without_touching_files() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sim = sim_in(demo_config(), dir.path());
-    let mut ckpt2 = PathBuf::new();
-    for r in 1..=3 {
-        sim.step().unwrap();
-        if r == 2 {
-            ckpt2 = dir.path().join("round-2.ckpt");
-            checkpoint::save(&mut sim, &ckpt2, None).unwrap();
-        }
-    }
-    drop(sim);
+    let ckpt2 = run_with_checkpoint(demo_config(), dir.path(), 3, 2);
     let messages = read(&dir.path().join("messages.jsonl"));
     let interactions = read(&dir.path().join("interaction.csv"));
     let untouched = || {
@@ -275,11 +261,7 @@ fn unsafe_resumes_and_branches_are_refused_without_touching_files() {
     let other = tempfile::tempdir().unwrap();
     let mut cfg = demo_config();
     cfg.seed = 99;
-    let mut sim = sim_in(cfg, other.path());
-    for _ in 0..3 {
-        sim.step().unwrap();
-    }
-    drop(sim);
+    run_with_checkpoint(cfg, other.path(), 3, 0);
     let (h, _) = checkpoint::load(&ckpt2).unwrap();
     for (f, off) in [
         ("messages.jsonl", h.offsets.messages),
@@ -331,18 +313,8 @@ fn a_trained_model_resumes_exactly() {
             .unwrap()
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut full = sim_in(mf(), a.path());
-    for _ in 0..5 {
-        full.step().unwrap();
-    }
-    drop(full);
-    let mut part = sim_in(mf(), b.path());
-    for _ in 0..3 {
-        part.step().unwrap();
-    }
-    let ckpt = b.path().join("round-3.ckpt");
-    checkpoint::save(&mut part, &ckpt, None).unwrap();
-    drop(part);
+    run_with_checkpoint(mf(), a.path(), 5, 0);
+    let ckpt = run_with_checkpoint(mf(), b.path(), 3, 3);
     let (mut resumed, _) = checkpoint::resume(&ckpt, &[], None).unwrap();
     while resumed.round() < 5 {
         resumed.step().unwrap();
