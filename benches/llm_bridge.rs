@@ -3,8 +3,10 @@
 //! time per request (render + send + receive + parse + transcript).
 //!
 //! The mock runs in a child process (this binary with `--mock-server`), so the CPU time read
-//! from `/proc/self/stat` is the bridge's alone. Run: `cargo bench --bench llm_bridge`.
-//! Environment: `BENCH_LATENCY_MS` (default 50), `BENCH_WAVES` (batches per setting, default 4).
+//! from `/proc/self/task/*/schedstat` is the bridge's alone. Run: `cargo bench --bench llm_bridge`.
+//! Environment: `BENCH_LATENCY_MS` (default 50), `BENCH_WAVES` (batches per setting, default 4),
+//! `BENCH_WORKERS` (the bridge's tokio worker threads, default the config's),
+//! `BENCH_IN_FLIGHT` (comma-separated settings, default `64,256,1024`).
 
 #[path = "../tests/it/llm_mock.rs"]
 mod llm_mock;
@@ -23,13 +25,23 @@ use recagent::ids::UserId;
 use recagent::io::data::ItemRecord;
 use recagent::llm::LlmBackend;
 
-/// Process CPU time (user + system) in seconds, from `/proc/self/stat` (clock ticks of 10 ms).
+/// CPU time of this process's live threads in seconds, in nanoseconds resolution: the sum of
+/// the first field of `/proc/self/task/*/schedstat` (`/proc/self/stat` counts 10 ms ticks, too
+/// coarse for a batch of a few hundred requests). Threads are long-lived here (the runtime's
+/// workers and the main thread), so none exits during a measurement.
 fn cpu_secs() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = s.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    let mut ns = 0u64;
+    if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
+        for t in rd.flatten() {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
 }
 
 fn mock_server() {
@@ -37,14 +49,10 @@ fn mock_server() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let m = llm_mock::Mock::start(move |_, _| {
-        llm_mock::Step::Delay(
-            Duration::from_millis(ms),
-            Box::new(llm_mock::Step::Answer(
-                "[RECOMMENDER]:: enters the Recommender System".into(),
-            )),
-        )
-    });
+    let m = llm_mock::Mock::start_fixed(
+        Duration::from_millis(ms),
+        "[RECOMMENDER]:: enters the Recommender System",
+    );
     println!("{}", m.base);
     std::thread::sleep(Duration::from_secs(3600));
 }
@@ -115,7 +123,12 @@ fn main() {
         "in-flight", "batch", "req/s", "limit", "ratio", "CPU us/req"
     );
     let mut renders = Vec::new();
-    for in_flight in [64usize, 256, 1024] {
+    let settings: Vec<usize> = std::env::var("BENCH_IN_FLIGHT")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![64, 256, 1024]);
+    for in_flight in settings {
         let mut cfg = SimConfig {
             backend: BackendKind::Llm,
             api_bases: vec![base.clone()],
@@ -123,6 +136,12 @@ fn main() {
             ..SimConfig::default()
         };
         cfg.llm_options.max_in_flight_per_endpoint = in_flight as u32;
+        if let Some(w) = std::env::var("BENCH_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.llm_options.worker_threads = w;
+        }
         cfg.llm_options.request_timeout_secs = 60.0;
         let be = LlmBackend::http(&cfg, Arc::default(), Some(&dir.join("t.jsonl"))).unwrap();
         let batch_n = (in_flight * 8).min(n_agents);

@@ -23,18 +23,31 @@ use crate::behaviour::{
 };
 use crate::config::SimConfig;
 use crate::ids::UserId;
+use crate::llm::cache::ResponseCache;
+use crate::llm::http::Usage;
 use crate::llm::http::{ClientOptions, Completion, HttpClient, LlmError, PromptMessage};
 use crate::llm::parse::parse;
 use crate::llm::prompts::Prompts;
 use crate::llm::transcript::{self, prompt_hash, Entry, TranscriptWriter};
 use crate::llm::{LlmOptions, LlmSetupError, LlmStats, LlmUsage};
 
-/// One call to make.
+/// One call to make. The conversation is shared with the task that sends it (no copy).
 struct Call {
     key: RequestKey,
     attempt: u32,
-    messages: Vec<PromptMessage>,
+    messages: Arc<[PromptMessage]>,
     hash: String,
+}
+
+/// How a call was answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// A server (or, in replay, the transcript).
+    Live,
+    /// The transcript of the interrupted run this one resumes.
+    Recorded,
+    /// The response cache.
+    Cache,
 }
 
 /// Where answers come from.
@@ -67,6 +80,8 @@ pub struct LlmBackend {
     stats: LlmStats,
     /// Answers an interrupted run already received, by `(key, attempt)` (resume only).
     recorded: BTreeMap<(RequestKey, u32), Entry>,
+    /// Answers of identical earlier requests (`llm_options.response_cache`).
+    cache: Option<ResponseCache>,
 }
 
 impl LlmBackend {
@@ -127,12 +142,20 @@ impl LlmBackend {
             backoff_max: Duration::from_millis(o.backoff_max_ms),
             max_in_flight_per_endpoint: o.max_in_flight_per_endpoint as usize,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(o.worker_threads as usize)
-            .thread_name("recagent-llm")
-            .enable_all()
-            .build()
-            .map_err(|e| LlmSetupError::Setup(format!("cannot start the tokio runtime: {e}")))?;
+        let rt = if o.worker_threads == 0 {
+            // Calls run on the simulation thread while the phase waits (`block_on`): no
+            // cross-thread wake-ups, one core.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(o.worker_threads as usize)
+                .thread_name("recagent-llm")
+                .enable_all()
+                .build()
+        }
+        .map_err(|e| LlmSetupError::Setup(format!("cannot start the tokio runtime: {e}")))?;
         let client = {
             // reqwest needs a runtime context to build its connector.
             let _g = rt.enter();
@@ -159,6 +182,7 @@ impl LlmBackend {
             transcript,
             stats: LlmStats::default(),
             recorded: BTreeMap::new(),
+            cache: None,
         })
     }
 
@@ -207,7 +231,59 @@ impl LlmBackend {
             transcript: None,
             stats: LlmStats::default(),
             recorded: BTreeMap::new(),
+            cache: None,
         })
+    }
+
+    /// Turns on the response cache at `path` when the configuration allows it: `temperature` 0
+    /// (otherwise answers are samples, and reusing one would change the run's statistics) and
+    /// one model on every endpoint (the endpoint is chosen by load, so the model must not
+    /// depend on it). Returns whether it is on; the reason is logged when it is not.
+    ///
+    /// # Errors
+    /// [`LlmSetupError::Setup`] when the cache file cannot be opened or created.
+    pub fn enable_cache(&mut self, cfg: &SimConfig, path: &Path) -> Result<bool, LlmSetupError> {
+        let Source::Http { client, .. } = &self.source else {
+            return Ok(false);
+        };
+        if cfg.temperature != 0.0 {
+            tracing::warn!(
+                "llm_options.response_cache is ignored: temperature is {} (only answers at temperature 0 are reused)",
+                cfg.temperature
+            );
+            return Ok(false);
+        }
+        let models: std::collections::BTreeSet<&str> = client
+            .endpoints()
+            .iter()
+            .map(|e| e.model.as_str())
+            .collect();
+        if models.len() > 1 {
+            tracing::warn!(
+                "llm_options.response_cache is ignored: the endpoints serve different models ({})",
+                models.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            return Ok(false);
+        }
+        let model = models.into_iter().next().unwrap_or(self.model.as_str());
+        let o = client.options();
+        let cache = ResponseCache::open(
+            path,
+            model,
+            self.protocol_name(),
+            o.max_tokens,
+            &o.stop,
+            o.seed,
+        )
+        .map_err(|e| {
+            LlmSetupError::Setup(format!(
+                "{}: cannot open the response cache: {e}",
+                path.display()
+            ))
+        })?;
+        tracing::info!("response cache {}: {} answers", path.display(), cache.len());
+        self.cache = Some(cache);
+        Ok(true)
     }
 
     /// The shared counters (insert into the world to read them from `Sim`).
@@ -227,98 +303,120 @@ impl LlmBackend {
         }
     }
 
-    /// Runs a wave of calls, results in call order.
-    fn complete_all(
+    /// Runs a wave of calls, handing each result to `on_result(call index, result, via)` as it
+    /// arrives (completion order): the calling thread parses answers while other calls are still
+    /// in flight. Callers must not let the order of these calls reach any output (the bridge
+    /// fills per-index slots and sorts). Returns replay mismatches `(count, first)`.
+    fn run_wave(
         &self,
         calls: &[Call],
-        usage: &mut LlmUsage,
-    ) -> Vec<Result<Completion, String>> {
+        on_result: &mut dyn FnMut(usize, Result<Completion, String>, Via),
+    ) -> (u64, Option<String>) {
         match &self.source {
             Source::Http { rt, client } => {
-                // Calls the interrupted run already made are answered from its transcript.
-                let mut done: Vec<Option<Result<Completion, String>>> = calls
-                    .iter()
-                    .map(|c| match self.recorded.get(&(c.key, c.attempt)) {
-                        Some(e) if e.prompt_hash == c.hash && e.answer.is_some() => {
-                            Some(Ok(Completion {
-                                text: e.answer.clone().unwrap_or_default(),
-                                usage: e.usage,
-                                latency_ms: e.latency_ms,
-                                endpoint: e.endpoint.unwrap_or(0),
-                                tries: e.tries,
-                            }))
+                let mut live = Vec::new();
+                // With the cache on, a conversation repeated inside the wave is sent once; its
+                // copies take the answer as cache hits (`followers[leader]`).
+                let mut leaders: std::collections::HashMap<&str, usize> = Default::default();
+                let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                for (j, c) in calls.iter().enumerate() {
+                    // Calls the interrupted run already made are answered from its transcript.
+                    if let Some(e) = self.recorded.get(&(c.key, c.attempt)) {
+                        if e.prompt_hash == c.hash && e.answer.is_some() {
+                            on_result(j, Ok(completion_of(e)), Via::Recorded);
+                            continue;
                         }
-                        _ => None,
-                    })
-                    .collect();
-                let jobs: Vec<_> = calls
-                    .iter()
-                    .zip(&done)
-                    .filter(|(_, d)| d.is_none())
-                    .map(|(c, _)| (c.key, c.attempt, c.messages.clone()))
-                    .collect();
-                let client = client.clone();
-                let live = rt.block_on(async move {
-                    let handles: Vec<_> = jobs
-                        .into_iter()
-                        .map(|(key, attempt, msgs)| {
-                            let cl = client.clone();
-                            tokio::spawn(async move { cl.complete(&key, attempt, &msgs).await })
-                        })
-                        .collect();
-                    let mut out = Vec::with_capacity(handles.len());
-                    for h in handles {
-                        out.push(match h.await {
-                            Ok(r) => r.map_err(|e: LlmError| e.to_string()),
-                            Err(e) => Err(format!("LLM task failed: {e}")),
-                        });
                     }
-                    out
+                    if let Some(hit) = self.cache.as_ref().and_then(|k| k.get(&c.hash)) {
+                        on_result(j, Ok(hit), Via::Cache);
+                        continue;
+                    }
+                    if self.cache.is_some() {
+                        if let Some(&l) = leaders.get(c.hash.as_str()) {
+                            followers.entry(l).or_default().push(j);
+                            continue;
+                        }
+                        leaders.insert(&c.hash, j);
+                    }
+                    live.push(j);
+                }
+                if live.is_empty() {
+                    return (0, None);
+                }
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                for &j in &live {
+                    let (cl, tx) = (client.clone(), tx.clone());
+                    let (key, attempt, msgs) =
+                        (calls[j].key, calls[j].attempt, calls[j].messages.clone());
+                    rt.spawn(async move {
+                        let r = cl.complete(&key, attempt, &msgs).await;
+                        // The receiver outlives every task of the wave; a failed send means the
+                        // batch was abandoned, and there is nobody left to tell.
+                        let _ = tx.send((j, r.map_err(|e: LlmError| e.to_string())));
+                    });
+                }
+                drop(tx);
+                let mut got = 0usize;
+                rt.block_on(async {
+                    while let Some((j, r)) = rx.recv().await {
+                        got += 1;
+                        for &f in followers.get(&j).into_iter().flatten() {
+                            let via = if r.is_ok() { Via::Cache } else { Via::Live };
+                            on_result(f, r.clone(), via);
+                        }
+                        on_result(j, r, Via::Live);
+                    }
                 });
-                let mut live = live.into_iter();
-                done.iter_mut()
-                    .map(|d| {
-                        d.take()
-                            .or_else(|| live.next())
-                            .unwrap_or_else(|| Err("missing result".into()))
-                    })
-                    .collect()
+                if got < live.len() {
+                    // A task panicked (its sender dropped without a result): those calls fail,
+                    // the batch goes on.
+                    tracing::error!("{} LLM tasks ended without a result", live.len() - got);
+                }
+                (0, None)
             }
-            Source::Replay { entries } => calls
-                .iter()
-                .map(|c| {
-                    let miss = |why: String, usage: &mut LlmUsage| {
-                        usage.replay_mismatches += 1;
+            Source::Replay { entries } => {
+                let (mut n, mut first) = (0u64, None);
+                for (j, c) in calls.iter().enumerate() {
+                    let mut miss = |why: String| {
+                        n += 1;
                         let msg = format!("replay: key {:?} attempt {}: {why}", c.key, c.attempt);
-                        if usage.first_replay_mismatch.is_none() {
-                            usage.first_replay_mismatch = Some(msg.clone());
+                        if first.is_none() {
+                            first = Some(msg.clone());
                         }
                         Err(msg)
                     };
-                    match entries.get(&(c.key, c.attempt)) {
-                        None => miss("no transcript entry".into(), usage),
-                        Some(e) if e.prompt_hash != c.hash => miss(
-                            format!(
-                                "prompt hash mismatch (recorded {}, rendered {})",
-                                &e.prompt_hash[..12.min(e.prompt_hash.len())],
-                                &c.hash[..12]
-                            ),
-                            usage,
-                        ),
+                    let r = match entries.get(&(c.key, c.attempt)) {
+                        None => miss("no transcript entry".into()),
+                        Some(e) if e.prompt_hash != c.hash => miss(format!(
+                            "prompt hash mismatch (recorded {}, rendered {})",
+                            &e.prompt_hash[..12.min(e.prompt_hash.len())],
+                            &c.hash[..12]
+                        )),
                         Some(e) => match &e.answer {
-                            Some(t) => Ok(Completion {
-                                text: t.clone(),
-                                usage: e.usage,
-                                latency_ms: e.latency_ms,
-                                endpoint: e.endpoint.unwrap_or(0),
-                                tries: e.tries,
-                            }),
+                            Some(_) => Ok(completion_of(e)),
                             None => Err(e.error.clone().unwrap_or_default()),
                         },
-                    }
-                })
-                .collect(),
+                    };
+                    let via = match entries.get(&(c.key, c.attempt)) {
+                        Some(e) if e.cached => Via::Cache,
+                        _ => Via::Live,
+                    };
+                    on_result(j, r, via);
+                }
+                (n, first)
+            }
         }
+    }
+}
+
+/// The completion a transcript entry records.
+fn completion_of(e: &Entry) -> Completion {
+    Completion {
+        text: e.answer.clone().unwrap_or_default(),
+        usage: e.usage,
+        latency_ms: e.latency_ms,
+        endpoint: e.endpoint.unwrap_or(0),
+        tries: e.tries,
     }
 }
 
@@ -333,12 +431,16 @@ impl BehaviourBackend for LlmBackend {
         batch: &[Request<'_>],
     ) -> Vec<Result<Answer, BackendError>> {
         let mut usage = LlmUsage::default();
-        let rendered: Vec<_> = batch.iter().map(|r| self.prompts.render(ctx, r)).collect();
-        usage.over_budget = rendered.iter().filter(|r| r.over_budget).count() as u64;
-        let mut convs: Vec<Vec<PromptMessage>> = rendered
-            .iter()
-            .map(|r| vec![PromptMessage::user(r.text.clone())])
-            .collect();
+        let mut specs = Vec::with_capacity(batch.len());
+        // Conversations are shared with the tasks that send them; a corrective retry builds a
+        // longer one.
+        let mut convs: Vec<Arc<[PromptMessage]>> = Vec::with_capacity(batch.len());
+        for r in batch {
+            let p = self.prompts.render(ctx, r);
+            usage.over_budget += u64::from(p.over_budget);
+            convs.push(Arc::from([PromptMessage::user(p.text)]));
+            specs.push(p.spec);
+        }
         let mut out: Vec<Option<Result<Answer, BackendError>>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut attempt = 0u32;
@@ -352,77 +454,99 @@ impl BehaviourBackend for LlmBackend {
                     messages: convs[i].clone(),
                 })
                 .collect();
-            let results = self.complete_all(&calls, &mut usage);
-            let mut entries = Vec::with_capacity(calls.len());
-            let mut next = Vec::new();
-            for ((&i, call), res) in pending.iter().zip(&calls).zip(results) {
-                usage.calls += 1;
-                let key = batch[i].key;
-                let mut entry = Entry {
-                    key,
-                    attempt,
-                    prompt_hash: call.hash.clone(),
-                    model: self.model.clone(),
-                    protocol: self.protocol_name().into(),
-                    temperature: self.temperature,
-                    max_tokens: self.max_tokens,
-                    endpoint: None,
-                    answer: None,
-                    error: None,
-                    usage: Default::default(),
-                    latency_ms: 0,
-                    tries: 0,
-                };
-                match res {
-                    Err(e) => {
-                        usage.failed_calls += 1;
-                        entry.error = Some(e.clone());
-                        out[i] = Some(Err(BackendError(format!("LLM call failed: {e}"))));
-                    }
-                    Ok(c) => {
-                        let p = key.phase as usize;
-                        usage.per_phase[p].add(c.usage);
-                        usage.per_round.entry(key.round).or_default().add(c.usage);
-                        usage.total.add(c.usage);
-                        usage.http_retries += u64::from(c.tries.saturating_sub(1));
-                        usage.latency_ms_sum += c.latency_ms;
-                        entry.endpoint = Some(c.endpoint);
-                        entry.usage = c.usage;
-                        entry.latency_ms = c.latency_ms;
-                        entry.tries = c.tries;
-                        let parsed = parse(&rendered[i].spec, &c.text, ctx.catalog).and_then(|a| {
-                            if fits(&batch[i], &a) {
-                                Ok(a)
+            // Per-call slots, filled in completion order, read in call (key) order below.
+            let mut entries: Vec<Option<Entry>> = vec![None; calls.len()];
+            let mut retry = vec![false; calls.len()];
+            let mut fresh: Vec<Option<(String, Usage)>> = vec![None; calls.len()];
+            let (mismatches, first_mismatch) = {
+                let mut handle = |j: usize, res: Result<Completion, String>, via: Via| {
+                    let (i, call) = (pending[j], &calls[j]);
+                    let key = batch[i].key;
+                    usage.calls += 1;
+                    let mut entry = Entry {
+                        key,
+                        attempt,
+                        prompt_hash: call.hash.clone(),
+                        model: self.model.clone(),
+                        protocol: self.protocol_name().into(),
+                        temperature: self.temperature,
+                        max_tokens: self.max_tokens,
+                        endpoint: None,
+                        answer: None,
+                        error: None,
+                        usage: Default::default(),
+                        latency_ms: 0,
+                        tries: 0,
+                        cached: via == Via::Cache,
+                    };
+                    match res {
+                        Err(e) => {
+                            usage.failed_calls += 1;
+                            out[i] = Some(Err(BackendError(format!("LLM call failed: {e}"))));
+                            entry.error = Some(e);
+                        }
+                        Ok(c) => {
+                            if via == Via::Cache {
+                                // Paid for by an earlier call: no tokens, no latency here.
+                                usage.cache_hits += 1;
                             } else {
-                                Err(crate::llm::parse::ParseError(
-                                    "the answer does not fit the options offered".into(),
-                                ))
-                            }
-                        });
-                        match parsed {
-                            Ok(a) => out[i] = Some(Ok(a)),
-                            Err(why) => {
-                                usage.parse_failures += 1;
-                                if attempt < self.options.parse_retries {
-                                    usage.corrective_retries += 1;
-                                    convs[i].push(PromptMessage::assistant(c.text.clone()));
-                                    convs[i]
-                                        .push(PromptMessage::user(self.prompts.correction(&why.0)));
-                                    next.push(i);
-                                } else {
-                                    usage.unparsed_requests += 1;
-                                    let raw: String = c.text.chars().take(500).collect();
-                                    out[i] = Some(Err(BackendError(format!(
-                                        "unparseable answer after {attempt} corrective retries: {why}; raw: {raw:?}"
-                                    ))));
+                                let p = key.phase as usize;
+                                usage.per_phase[p].add(c.usage);
+                                usage.per_round.entry(key.round).or_default().add(c.usage);
+                                usage.total.add(c.usage);
+                                usage.http_retries += u64::from(c.tries.saturating_sub(1));
+                                usage.latency_ms_sum += c.latency_ms;
+                                entry.endpoint = Some(c.endpoint);
+                                entry.usage = c.usage;
+                                entry.latency_ms = c.latency_ms;
+                                entry.tries = c.tries;
+                                if via == Via::Live {
+                                    fresh[j] = Some((c.text.clone(), c.usage));
                                 }
                             }
+                            let parsed = parse(&specs[i], &c.text, ctx.catalog).and_then(|a| {
+                                if fits(&batch[i], &a) {
+                                    Ok(a)
+                                } else {
+                                    Err(crate::llm::parse::ParseError(
+                                        "the answer does not fit the options offered".into(),
+                                    ))
+                                }
+                            });
+                            match parsed {
+                                Ok(a) => out[i] = Some(Ok(a)),
+                                Err(why) => {
+                                    usage.parse_failures += 1;
+                                    if attempt < self.options.parse_retries {
+                                        usage.corrective_retries += 1;
+                                        let mut longer = convs[i].to_vec();
+                                        longer.push(PromptMessage::assistant(c.text.clone()));
+                                        longer.push(PromptMessage::user(
+                                            self.prompts.correction(&why.0),
+                                        ));
+                                        convs[i] = Arc::from(longer);
+                                        retry[j] = true;
+                                    } else {
+                                        usage.unparsed_requests += 1;
+                                        let raw: String = c.text.chars().take(500).collect();
+                                        out[i] = Some(Err(BackendError(format!(
+                                            "unparseable answer after {attempt} corrective retries: {why}; raw: {raw:?}"
+                                        ))));
+                                    }
+                                }
+                            }
+                            entry.answer = Some(c.text);
                         }
-                        entry.answer = Some(c.text);
                     }
-                }
-                entries.push(entry);
+                    entries[j] = Some(entry);
+                };
+                self.run_wave(&calls, &mut handle)
+            };
+            usage.replay_mismatches += mismatches;
+            if usage.first_replay_mismatch.is_none() {
+                usage.first_replay_mismatch = first_mismatch;
             }
+            let entries: Vec<Entry> = entries.into_iter().flatten().collect();
             if let Some(t) = &self.transcript {
                 if let Ok(mut w) = t.lock() {
                     if let Err(e) = w.append(&entries) {
@@ -430,7 +554,20 @@ impl BehaviourBackend for LlmBackend {
                     }
                 }
             }
-            pending = next;
+            if let Some(cache) = &self.cache {
+                let new: Vec<(&str, String, Usage)> = calls
+                    .iter()
+                    .zip(fresh)
+                    .filter_map(|(c, f)| f.map(|(t, u)| (c.hash.as_str(), t, u)))
+                    .collect();
+                cache.insert(new);
+            }
+            pending = pending
+                .iter()
+                .zip(&retry)
+                .filter(|(_, &r)| r)
+                .map(|(&i, _)| i)
+                .collect();
             attempt += 1;
         }
         if let Ok(mut s) = self.stats.0.lock() {
@@ -455,6 +592,7 @@ fn merge(s: &mut LlmUsage, u: LlmUsage) {
     s.http_retries += u.http_retries;
     s.parse_failures += u.parse_failures;
     s.corrective_retries += u.corrective_retries;
+    s.cache_hits += u.cache_hits;
     s.unparsed_requests += u.unparsed_requests;
     s.over_budget += u.over_budget;
     s.replay_mismatches += u.replay_mismatches;

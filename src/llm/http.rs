@@ -134,7 +134,11 @@ impl LlmError {
 pub struct Endpoint {
     /// Base URL, e.g. `http://127.0.0.1:8080/v1` (no trailing slash).
     pub base: String,
-    key: Option<String>,
+    /// The request URL (`{base}/chat/completions` or `{base}/completions`), parsed once: URL
+    /// parsing per request was a measurable share of the bridge's CPU time.
+    url: Option<reqwest::Url>,
+    /// `Authorization: Bearer <key>`, marked sensitive (never printed by `Debug`).
+    auth: Option<reqwest::header::HeaderValue>,
     /// Model name sent in requests.
     pub model: String,
     sem: Arc<Semaphore>,
@@ -145,7 +149,7 @@ impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
             .field("base", &self.base)
-            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .finish()
     }
@@ -184,6 +188,22 @@ pub struct HttpClient {
     client: reqwest::Client,
     endpoints: Vec<Endpoint>,
     opts: ClientOptions,
+}
+
+/// A request body, serialised straight from borrowed fields (no intermediate JSON tree).
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<&'a [PromptMessage]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    temperature: f64,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a [String]>,
 }
 
 /// Chat-completions response (only the fields read).
@@ -255,12 +275,27 @@ impl HttpClient {
         } else {
             keys.iter().map(|k| Some(k.clone())).collect()
         };
+        let path = match opts.protocol {
+            Protocol::Chat => "chat/completions",
+            Protocol::Completions => "completions",
+        };
         let mut endpoints = Vec::new();
         for (i, b) in bases.iter().enumerate() {
+            let base = b.trim_end_matches('/').to_string();
+            // A base that does not parse fails each of its calls with a transport error (as a
+            // connection error would), not the whole run.
+            let url = reqwest::Url::parse(&format!("{base}/{path}")).ok();
             for k in &key_list {
+                let auth = k.as_ref().and_then(|k| {
+                    let mut v =
+                        reqwest::header::HeaderValue::from_str(&format!("Bearer {k}")).ok()?;
+                    v.set_sensitive(true);
+                    Some(v)
+                });
                 endpoints.push(Endpoint {
-                    base: b.trim_end_matches('/').to_string(),
-                    key: k.clone(),
+                    base: base.clone(),
+                    url: url.clone(),
+                    auth,
                     model: models.get(i).cloned().unwrap_or_else(|| model.to_string()),
                     sem: Arc::new(Semaphore::new(opts.max_in_flight_per_endpoint.max(1))),
                     load: AtomicUsize::new(0),
@@ -364,30 +399,44 @@ impl HttpClient {
             .await
             .map_err(|_| (LlmError::Transport("endpoint closed".into()), None))?;
         let o = &self.opts;
-        let mut body = serde_json::json!({
-            "model": e.model,
-            "temperature": o.temperature,
-            "max_tokens": o.max_tokens,
-        });
-        let url = match o.protocol {
-            Protocol::Chat => {
-                body["messages"] = serde_json::to_value(messages).unwrap_or_default();
-                format!("{}/chat/completions", e.base)
-            }
-            Protocol::Completions => {
-                body["prompt"] = serde_json::Value::String(flatten(messages));
-                format!("{}/completions", e.base)
-            }
+        let url = e.url.clone().ok_or_else(|| {
+            (
+                LlmError::Transport(format!("invalid base URL {:?}", e.base)),
+                None,
+            )
+        })?;
+        let flat;
+        let body = RequestBody {
+            model: &e.model,
+            messages: match o.protocol {
+                Protocol::Chat => Some(messages),
+                Protocol::Completions => None,
+            },
+            prompt: match o.protocol {
+                Protocol::Chat => None,
+                Protocol::Completions => {
+                    flat = flatten(messages);
+                    Some(&flat)
+                }
+            },
+            temperature: o.temperature,
+            max_tokens: o.max_tokens,
+            seed: o.seed,
+            stop: (!o.stop.is_empty()).then_some(&o.stop[..]),
         };
-        if let Some(s) = o.seed {
-            body["seed"] = s.into();
-        }
-        if !o.stop.is_empty() {
-            body["stop"] = serde_json::to_value(&o.stop).unwrap_or_default();
-        }
-        let mut req = self.client.post(&url).json(&body);
-        if let Some(k) = &e.key {
-            req = req.bearer_auth(k);
+        let bytes = serde_json::to_vec(&body).map_err(|err| {
+            (
+                LlmError::InvalidBody(format!("cannot encode request: {err}")),
+                None,
+            )
+        })?;
+        let mut req = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes);
+        if let Some(a) = &e.auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a.clone());
         }
         let timeout = o.request_timeout.as_millis() as u64;
         let classify = |err: reqwest::Error| {

@@ -20,6 +20,7 @@
 //! nothing" / leave / neutral rating), counts it per phase and logs the reason with the raw text.
 
 pub mod bridge;
+pub mod cache;
 pub mod estimate;
 pub mod http;
 pub mod parse;
@@ -68,8 +69,18 @@ pub struct LlmOptions {
     pub send_seed: bool,
     /// Stop sequences sent with every request (none when empty).
     pub stop: Vec<String>,
-    /// Tokio worker threads of the bridge runtime; 1..=64.
+    /// Tokio worker threads of the bridge runtime; 0..=64. 0 = a current-thread runtime: the
+    /// calls are driven on the simulation thread while the phase waits (least CPU per call,
+    /// one core); n >= 1 = n worker threads (parsing then overlaps the network I/O).
     pub worker_threads: u32,
+    /// Reuse answers of identical earlier requests (same model, parameters and conversation)
+    /// at `temperature: 0`; ignored, with a warning, at other temperatures or when endpoints
+    /// serve different models. Hits are marked `cached` in the transcript and cost nothing; a
+    /// conversation repeated inside one batch is sent once.
+    pub response_cache: bool,
+    /// The cache file (JSON Lines, kept between runs that name it; relative to the config file).
+    /// Default `<output_dir>/llm-cache.jsonl`.
+    pub response_cache_path: Option<PathBuf>,
     /// Price per million prompt tokens (any currency; 0 = no cost report); >= 0.
     pub price_prompt_per_mtok: f64,
     /// Price per million completion tokens; >= 0.
@@ -92,6 +103,8 @@ impl Default for LlmOptions {
             send_seed: true,
             stop: Vec::new(),
             worker_threads: 2,
+            response_cache: false,
+            response_cache_path: None,
             price_prompt_per_mtok: 0.0,
             price_completion_per_mtok: 0.0,
         }
@@ -162,10 +175,10 @@ impl LlmOptions {
                 ),
             );
         }
-        if !(1..=64).contains(&self.worker_threads) {
+        if self.worker_threads > 64 {
             return bad(
                 "worker_threads",
-                format!("{} is out of range: allowed 1..=64", self.worker_threads),
+                format!("{} is out of range: allowed 0..=64", self.worker_threads),
             );
         }
         for (k, v) in [
@@ -211,6 +224,9 @@ pub struct LlmUsage {
     pub parse_failures: u64,
     /// Corrective retries sent.
     pub corrective_retries: u64,
+    /// Calls answered from the response cache (included in `calls`; no tokens counted).
+    #[serde(default)]
+    pub cache_hits: u64,
     /// Requests that still had no valid answer after the corrective retries.
     pub unparsed_requests: u64,
     /// Prompts over `prompt_token_budget` even without memories.
@@ -280,7 +296,7 @@ pub fn backend_for(
         BackendKind::Offline => return Ok(None),
         BackendKind::Llm => {
             let t = transcript.unwrap_or_else(|| output_dir.join("transcript.jsonl"));
-            match resume_after {
+            let mut b = match resume_after {
                 // A resumed run keeps the transcript up to the checkpoint and answers the calls
                 // the interrupted run already made from it, so they are not asked (or paid) again.
                 Some(round) if t.exists() => {
@@ -289,7 +305,21 @@ pub fn backend_for(
                     LlmBackend::http_resuming(cfg, names, &t, recorded)?
                 }
                 _ => LlmBackend::http(cfg, names, Some(&t))?,
+            };
+            if cfg.llm_options.response_cache {
+                let path = match cfg.llm_options.response_cache_path.as_deref() {
+                    Some(p) if !p.as_os_str().is_empty() => {
+                        if cfg.is_embedded() {
+                            p.to_path_buf()
+                        } else {
+                            cfg.resolve(p)
+                        }
+                    }
+                    _ => output_dir.join("llm-cache.jsonl"),
+                };
+                b.enable_cache(cfg, &path)?;
             }
+            b
         }
         BackendKind::Replay => {
             let t = transcript.ok_or_else(|| {

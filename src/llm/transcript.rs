@@ -45,13 +45,15 @@ pub struct Entry {
     pub latency_ms: u64,
     /// HTTP tries.
     pub tries: u32,
+    /// Answered from the response cache (nothing sent; usage 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// SHA-256 (lower-case hex) of the conversation's JSON.
 pub fn prompt_hash(messages: &[PromptMessage]) -> String {
     let bytes = serde_json::to_vec(messages).unwrap_or_default();
-    let d = Sha256::digest(&bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::llm::cache::hex(&Sha256::digest(&bytes))
 }
 
 /// An open transcript file (created or appended to).

@@ -251,37 +251,45 @@ fn answers_come_back_in_request_order_whatever_the_completion_order() {
             Box::new(Step::Answer(text.into())),
         )
     });
-    let dir = tempfile::tempdir().unwrap();
-    let a = agents(20);
-    let cfg = llm_config(&mock.base);
-    let be = LlmBackend::http(&cfg, Arc::default(), Some(&dir.path().join("t.jsonl"))).unwrap();
-    let ctx = Context {
-        catalog: &a.catalog,
-        clock: &a.clock,
-        seed: 1,
-    };
-    let reqs = top_requests(&a);
-    let out = be.answer_batch(&ctx, &reqs);
-    let want = [
-        TopAction::Recommender,
-        TopAction::Social,
-        TopAction::Nothing,
-    ];
-    for (i, r) in out.into_iter().enumerate() {
-        assert_eq!(r.unwrap(), Answer::Top(want[i % 3]), "agent {i}");
+    // Both runtimes: worker threads, and the current-thread one driven by the phase.
+    for workers in [2, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let a = agents(20);
+        let mut cfg = llm_config(&mock.base);
+        cfg.llm_options.worker_threads = workers;
+        let be = LlmBackend::http(&cfg, Arc::default(), Some(&dir.path().join("t.jsonl"))).unwrap();
+        let ctx = Context {
+            catalog: &a.catalog,
+            clock: &a.clock,
+            seed: 1,
+        };
+        let reqs = top_requests(&a);
+        let out = be.answer_batch(&ctx, &reqs);
+        let want = [
+            TopAction::Recommender,
+            TopAction::Social,
+            TopAction::Nothing,
+        ];
+        for (i, r) in out.into_iter().enumerate() {
+            assert_eq!(
+                r.unwrap(),
+                Answer::Top(want[i % 3]),
+                "agent {i}, {workers} workers"
+            );
+        }
+        // The transcript is in request order too, one line per request.
+        let t = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
+        let users: Vec<u64> = t
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["key"]["user"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(users, (0..20).collect::<Vec<u64>>());
+        assert_eq!(be.stats().snapshot().calls, 20);
     }
-    // The transcript is in request order too, one line per request.
-    let t = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
-    let users: Vec<u64> = t
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["key"]["user"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(users, (0..20).collect::<Vec<u64>>());
-    assert_eq!(be.stats().snapshot().calls, 20);
 }
 
 #[test]
@@ -668,4 +676,56 @@ fn a_resumed_llm_run_takes_received_answers_from_the_transcript() {
     let t = std::fs::read_to_string(part.path().join("transcript.jsonl")).unwrap();
     let t_full = std::fs::read_to_string(full.path().join("transcript.jsonl")).unwrap();
     assert_eq!(t.lines().count(), t_full.lines().count());
+}
+
+#[test]
+fn the_response_cache_answers_a_repeated_run_without_the_server_and_replays() {
+    // Temperature 0: a second run with the same cache file sends nothing and gives the same
+    // outputs; its transcript marks the hits and replays byte for byte. At temperature 0.7 the
+    // cache is off, so a rerun asks the server again.
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let hits = || mock.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let (a, b, c, d) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let cache = a.path().join("shared-cache.jsonl");
+    let mut cfg = e2e_config(&mock.base, 10, 2);
+    cfg.temperature = 0.0;
+    cfg.llm_options.response_cache = true;
+    cfg.llm_options.response_cache_path = Some(cache.clone());
+    let r1 = run(cfg.clone(), a.path());
+    let sent = hits();
+    let u1 = &r1.manifest["llm_usage"];
+    let calls1 = u1["calls"].as_u64().unwrap();
+    assert!(sent > 0 && calls1 > 0);
+    // Every call of run 1 was either sent or a hit on an answer of an earlier batch.
+    assert_eq!(calls1, sent as u64 + u1["cache_hits"].as_u64().unwrap());
+    let cached_lines = std::fs::read_to_string(&cache).unwrap().lines().count();
+    assert_eq!(cached_lines, sent, "one cache line per answer received");
+
+    let r2 = run(cfg.clone(), b.path());
+    assert_eq!(hits(), sent, "the second run sent nothing");
+    assert_eq!(r1.messages, r2.messages);
+    assert_eq!(r1.interactions, r2.interactions);
+    let u2 = &r2.manifest["llm_usage"];
+    assert_eq!(u2["cache_hits"], u2["calls"]);
+    assert_eq!(u2["total"]["prompt_tokens"], 0, "hits cost nothing");
+    let t2 = b.path().join("transcript.jsonl");
+    let text = std::fs::read_to_string(&t2).unwrap();
+    assert!(text.lines().all(|l| l.contains("\"cached\":true")));
+
+    let mut replay = cfg.clone();
+    replay.backend = BackendKind::Replay;
+    replay.transcript_path = Some(t2);
+    let r3 = run(replay, c.path());
+    assert_eq!(r2.messages, r3.messages);
+    assert_eq!(r2.manifest["llm_usage"], r3.manifest["llm_usage"]);
+
+    let mut warm = cfg;
+    warm.temperature = 0.7;
+    let _ = run(warm, d.path());
+    assert!(hits() > sent, "at temperature 0.7 the cache is not used");
 }

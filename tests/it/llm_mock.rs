@@ -46,6 +46,11 @@ struct AppState {
     script: Script,
     hits: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<(Value, Option<String>)>>>,
+    /// Keep every body in `seen` (tests); off for the bench, which sends tens of thousands.
+    record: bool,
+    /// Bench mode: every request gets this pre-serialised answer after this delay, without
+    /// parsing the request (so the mock spends as little CPU as it can).
+    fixed: Option<(Duration, axum::body::Bytes)>,
 }
 
 /// A running mock server.
@@ -153,28 +158,66 @@ async fn run_step(step: Step, body: &Value) -> Response {
     }
 }
 
-async fn handle(State(st): State<AppState>, headers: HeaderMap, body: String) -> Response {
+async fn handle(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let n = st.hits.fetch_add(1, Ordering::SeqCst);
-    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    if let Some((d, answer)) = &st.fixed {
+        tokio::time::sleep(*d).await;
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            answer.clone(),
+        )
+            .into_response();
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let auth = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .map(String::from);
-    st.seen.lock().unwrap().push((v.clone(), auth));
+    if st.record {
+        st.seen.lock().unwrap().push((v.clone(), auth));
+    }
     let step = (st.script)(&v, n);
     run_step(step, &v).await
 }
 
 impl Mock {
-    /// Starts a server running `script`.
+    /// Starts a server running `script`, recording every request in `seen`.
     pub fn start(script: impl Fn(&Value, usize) -> Step + Send + Sync + 'static) -> Mock {
-        let script: Script = Arc::new(script);
+        Self::start_with(script, true)
+    }
+
+    /// Starts a server running `script`; `record`: keep every request in `seen`.
+    pub fn start_with(
+        script: impl Fn(&Value, usize) -> Step + Send + Sync + 'static,
+        record: bool,
+    ) -> Mock {
+        Self::serve(Arc::new(script), record, None)
+    }
+
+    /// Starts a server that answers every request with `text` after `delay`, reading nothing
+    /// of the request (the bench's mock: its CPU time per request is as small as axum allows).
+    pub fn start_fixed(delay: Duration, text: &str) -> Mock {
+        let body = serde_json::to_vec(&ok_body(&Value::Null, text)).unwrap_or_default();
+        Self::serve(
+            Arc::new(|_: &Value, _| Step::EmptyChoices),
+            false,
+            Some((delay, axum::body::Bytes::from(body))),
+        )
+    }
+
+    fn serve(script: Script, record: bool, fixed: Option<(Duration, axum::body::Bytes)>) -> Mock {
         let hits = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = AppState {
             script,
             hits: hits.clone(),
             seen: seen.clone(),
+            record,
+            fixed,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
