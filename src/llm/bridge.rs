@@ -1,18 +1,23 @@
 //! [`LlmBackend`]: the behaviour backend that asks an LLM (or replays a transcript).
 //!
-//! One `answer_batch` call = one phase step of the simulation:
-//! 1. every request is rendered into a prompt (on the calling thread; prompts borrow the world);
-//! 2. all prompts are sent at once: each call is a task spawned on the backend's own tokio runtime,
-//!    bounded per endpoint by a semaphore, on the least-loaded endpoint; the calling thread waits
-//!    for the batch (`block_on`) — the phase waits for its answers, the calls never wait for each
-//!    other, so one slow call delays nothing but its own agent;
-//! 3. results are collected in request order (not completion order), written to the transcript,
-//!    counted, and parsed; answers that do not parse get a corrective retry (all of a batch's
-//!    retries are sent concurrently as a second wave), then `Err` (fallback in `Behaviour::ask`).
+//! One `answer_batch` call = one phase step of the simulation, run as waves (the first calls,
+//! then the corrective retries of answers that did not parse):
+//! 1. each request is rendered into a prompt on the calling thread (prompts borrow the world) and
+//!    spawned as a task on the backend's own tokio runtime as soon as it is rendered (in chunks of
+//!    [`PIPELINE_CHUNK`]), bounded per endpoint by a semaphore, on the least-loaded endpoint;
+//!    calls answered by a resumed run's transcript or the response cache are not sent;
+//! 2. results come back over a channel in completion order and are parsed right away on the
+//!    calling thread, while other calls are still in flight; each fills its request's slot. The
+//!    phase waits for its answers (`block_on`), the calls never wait for each other, so one slow
+//!    call delays nothing but its own agent;
+//! 3. the wave's transcript lines are written in request (key) order, never completion order,
+//!    and answers are returned in request order; answers that still do not parse after the
+//!    corrective retries are `Err` (fallback in `Behaviour::ask`).
 //!
 //! The runtime is built here, never inside another runtime, and dropped with the backend from
 //! plain synchronous code (the world's resources).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -27,6 +32,7 @@ use crate::llm::cache::ResponseCache;
 use crate::llm::http::Usage;
 use crate::llm::http::{ClientOptions, Completion, HttpClient, LlmError, PromptMessage};
 use crate::llm::parse::parse;
+use crate::llm::parse::ParseSpec;
 use crate::llm::prompts::Prompts;
 use crate::llm::transcript::{self, prompt_hash, Entry, TranscriptWriter};
 use crate::llm::{LlmOptions, LlmSetupError, LlmStats, LlmUsage};
@@ -303,82 +309,118 @@ impl LlmBackend {
         }
     }
 
-    /// Runs a wave of calls, handing each result to `on_result(call index, result, via)` as it
-    /// arrives (completion order): the calling thread parses answers while other calls are still
-    /// in flight. Callers must not let the order of these calls reach any output (the bridge
-    /// fills per-index slots and sorts). Returns replay mismatches `(count, first)`.
+    /// Runs a wave of `n` calls, built by `make(j)` (rendering and hashing a prompt) and sent
+    /// as soon as built, in chunks of [`PIPELINE_CHUNK`], so the first answers are on their way
+    /// while later prompts are still being rendered. Each result goes to
+    /// `on_result(call, j, result, via)` as it arrives (completion order): the calling thread
+    /// parses answers while other calls are still in flight. Callers must not let the order of
+    /// these calls reach any output (the bridge fills per-index slots and sorts). Returns the
+    /// calls, in `j` order, and the replay mismatches `(count, first)`.
     fn run_wave(
         &self,
-        calls: &[Call],
-        on_result: &mut dyn FnMut(usize, Result<Completion, String>, Via),
-    ) -> (u64, Option<String>) {
+        n: usize,
+        make: &mut dyn FnMut(usize) -> Call,
+        on_result: &mut dyn FnMut(&Call, usize, Result<Completion, String>, Via),
+    ) -> (Vec<Call>, u64, Option<String>) {
+        let mut calls: Vec<Call> = Vec::with_capacity(n);
         match &self.source {
             Source::Http { rt, client } => {
-                let mut live = Vec::new();
+                if n == 0 {
+                    return (calls, 0, None);
+                }
                 // With the cache on, a conversation repeated inside the wave is sent once; its
                 // copies take the answer as cache hits (`followers[leader]`).
-                let mut leaders: std::collections::HashMap<&str, usize> = Default::default();
+                let mut leaders: std::collections::HashMap<String, usize> = Default::default();
                 let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-                for (j, c) in calls.iter().enumerate() {
-                    // Calls the interrupted run already made are answered from its transcript.
-                    if let Some(e) = self.recorded.get(&(c.key, c.attempt)) {
-                        if e.prompt_hash == c.hash && e.answer.is_some() {
-                            on_result(j, Ok(completion_of(e)), Via::Recorded);
-                            continue;
-                        }
-                    }
-                    if let Some(hit) = self.cache.as_ref().and_then(|k| k.get(&c.hash)) {
-                        on_result(j, Ok(hit), Via::Cache);
-                        continue;
-                    }
-                    if self.cache.is_some() {
-                        if let Some(&l) = leaders.get(c.hash.as_str()) {
-                            followers.entry(l).or_default().push(j);
-                            continue;
-                        }
-                        leaders.insert(&c.hash, j);
-                    }
-                    live.push(j);
-                }
-                if live.is_empty() {
-                    return (0, None);
-                }
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                for &j in &live {
-                    let (cl, tx) = (client.clone(), tx.clone());
-                    let (key, attempt, msgs) =
-                        (calls[j].key, calls[j].attempt, calls[j].messages.clone());
-                    rt.spawn(async move {
-                        let r = cl.complete(&key, attempt, &msgs).await;
-                        // The receiver outlives every task of the wave; a failed send means the
-                        // batch was abandoned, and there is nobody left to tell.
-                        let _ = tx.send((j, r.map_err(|e: LlmError| e.to_string())));
-                    });
-                }
-                drop(tx);
-                let mut got = 0usize;
+                let mut tx = Some(tx);
+                let (mut sent, mut got) = (0usize, 0usize);
                 rt.block_on(async {
-                    while let Some((j, r)) = rx.recv().await {
-                        got += 1;
-                        for &f in followers.get(&j).into_iter().flatten() {
-                            let via = if r.is_ok() { Via::Cache } else { Via::Live };
-                            on_result(f, r.clone(), via);
+                    let mut j = 0;
+                    loop {
+                        if j < n {
+                            let end = (j + PIPELINE_CHUNK).min(n);
+                            while j < end {
+                                let c = make(j);
+                                // Calls the interrupted run already made are answered from
+                                // its transcript.
+                                let known = match self.recorded.get(&(c.key, c.attempt)) {
+                                    Some(e) if e.prompt_hash == c.hash && e.answer.is_some() => {
+                                        Some((completion_of(e), Via::Recorded))
+                                    }
+                                    _ => self
+                                        .cache
+                                        .as_ref()
+                                        .and_then(|k| k.get(&c.hash))
+                                        .map(|hit| (hit, Via::Cache)),
+                                };
+                                let leader = match (&known, &self.cache) {
+                                    (None, Some(_)) => leaders.get(&c.hash).copied(),
+                                    _ => None,
+                                };
+                                calls.push(c);
+                                let c = &calls[j];
+                                if let Some((done, via)) = known {
+                                    on_result(c, j, Ok(done), via);
+                                } else if let Some(l) = leader {
+                                    followers.entry(l).or_default().push(j);
+                                } else {
+                                    if self.cache.is_some() {
+                                        leaders.insert(c.hash.clone(), j);
+                                    }
+                                    let (cl, tx) = (client.clone(), tx.clone());
+                                    let (key, attempt, msgs) =
+                                        (c.key, c.attempt, c.messages.clone());
+                                    rt.spawn(async move {
+                                        let r = cl.complete(&key, attempt, &msgs).await;
+                                        // The receiver outlives every task of the wave; a
+                                        // failed send means nobody is left to tell.
+                                        if let Some(tx) = tx {
+                                            let _ = tx
+                                                .send((j, r.map_err(|e: LlmError| e.to_string())));
+                                        }
+                                    });
+                                    sent += 1;
+                                }
+                                j += 1;
+                            }
+                            if j == n {
+                                // The tasks hold the only senders now: `recv` ends when the
+                                // last one has answered.
+                                tx = None;
+                            }
+                            while let Ok((k, r)) = rx.try_recv() {
+                                got += 1;
+                                deliver(&calls, &followers, on_result, k, r);
+                            }
+                            // Lets the calls just spawned start (on a current-thread runtime
+                            // they run only while this future yields).
+                            tokio::task::yield_now().await;
+                            continue;
                         }
-                        on_result(j, r, Via::Live);
+                        match rx.recv().await {
+                            Some((k, r)) => {
+                                got += 1;
+                                deliver(&calls, &followers, on_result, k, r);
+                            }
+                            None => break,
+                        }
                     }
                 });
-                if got < live.len() {
-                    // A task panicked (its sender dropped without a result): those calls fail,
-                    // the batch goes on.
-                    tracing::error!("{} LLM tasks ended without a result", live.len() - got);
+                if got < sent {
+                    // A task panicked (its sender dropped without a result): those calls fail
+                    // ("no answer"), the batch goes on.
+                    tracing::error!("{} LLM tasks ended without a result", sent - got);
                 }
-                (0, None)
+                (calls, 0, None)
             }
             Source::Replay { entries } => {
-                let (mut n, mut first) = (0u64, None);
-                for (j, c) in calls.iter().enumerate() {
+                let (mut mismatches, mut first) = (0u64, None);
+                for j in 0..n {
+                    calls.push(make(j));
+                    let c = &calls[j];
                     let mut miss = |why: String| {
-                        n += 1;
+                        mismatches += 1;
                         let msg = format!("replay: key {:?} attempt {}: {why}", c.key, c.attempt);
                         if first.is_none() {
                             first = Some(msg.clone());
@@ -401,12 +443,30 @@ impl LlmBackend {
                         Some(e) if e.cached => Via::Cache,
                         _ => Via::Live,
                     };
-                    on_result(j, r, via);
+                    on_result(c, j, r, via);
                 }
-                (n, first)
+                (calls, mismatches, first)
             }
         }
     }
+}
+
+/// Calls built and spawned before the wave looks at the answers that already came back.
+const PIPELINE_CHUNK: usize = 32;
+
+/// Hands a live result to its call and to the calls that share its conversation.
+fn deliver(
+    calls: &[Call],
+    followers: &BTreeMap<usize, Vec<usize>>,
+    on_result: &mut dyn FnMut(&Call, usize, Result<Completion, String>, Via),
+    k: usize,
+    r: Result<Completion, String>,
+) {
+    for &f in followers.get(&k).into_iter().flatten() {
+        let via = if r.is_ok() { Via::Cache } else { Via::Live };
+        on_result(&calls[f], f, r.clone(), via);
+    }
+    on_result(&calls[k], k, r, Via::Live);
 }
 
 /// The completion a transcript entry records.
@@ -431,36 +491,44 @@ impl BehaviourBackend for LlmBackend {
         batch: &[Request<'_>],
     ) -> Vec<Result<Answer, BackendError>> {
         let mut usage = LlmUsage::default();
-        let mut specs = Vec::with_capacity(batch.len());
-        // Conversations are shared with the tasks that send them; a corrective retry builds a
-        // longer one.
-        let mut convs: Vec<Arc<[PromptMessage]>> = Vec::with_capacity(batch.len());
-        for r in batch {
-            let p = self.prompts.render(ctx, r);
-            usage.over_budget += u64::from(p.over_budget);
-            convs.push(Arc::from([PromptMessage::user(p.text)]));
-            specs.push(p.spec);
-        }
+        // Filled as the first wave renders each prompt (inside `run_wave`, so sending starts
+        // before the last prompt is rendered). Conversations are shared with the tasks that send
+        // them; a corrective retry builds a longer one.
+        let specs: RefCell<Vec<Option<ParseSpec>>> = RefCell::new(vec![None; batch.len()]);
+        let convs: RefCell<Vec<Option<Arc<[PromptMessage]>>>> =
+            RefCell::new(vec![None; batch.len()]);
         let mut out: Vec<Option<Result<Answer, BackendError>>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut attempt = 0u32;
+        let mut over_budget = 0u64;
         while !pending.is_empty() {
-            let calls: Vec<Call> = pending
-                .iter()
-                .map(|&i| Call {
+            let n = pending.len();
+            let mut make = |j: usize| {
+                let i = pending[j];
+                let mut convs = convs.borrow_mut();
+                let conv = convs[i].get_or_insert_with(|| {
+                    let p = self.prompts.render(ctx, &batch[i]);
+                    over_budget += u64::from(p.over_budget);
+                    specs.borrow_mut()[i] = Some(p.spec);
+                    Arc::from([PromptMessage::user(p.text)])
+                });
+                Call {
                     key: batch[i].key,
                     attempt,
-                    hash: prompt_hash(&convs[i]),
-                    messages: convs[i].clone(),
-                })
-                .collect();
+                    hash: prompt_hash(conv),
+                    messages: conv.clone(),
+                }
+            };
             // Per-call slots, filled in completion order, read in call (key) order below.
-            let mut entries: Vec<Option<Entry>> = vec![None; calls.len()];
-            let mut retry = vec![false; calls.len()];
-            let mut fresh: Vec<Option<(String, Usage)>> = vec![None; calls.len()];
-            let (mismatches, first_mismatch) = {
-                let mut handle = |j: usize, res: Result<Completion, String>, via: Via| {
-                    let (i, call) = (pending[j], &calls[j]);
+            let mut entries: Vec<Option<Entry>> = vec![None; n];
+            let mut retry = vec![false; n];
+            let mut fresh: Vec<Option<(String, Usage)>> = vec![None; n];
+            let (calls, mismatches, first_mismatch) = {
+                let mut handle = |call: &Call,
+                                  j: usize,
+                                  res: Result<Completion, String>,
+                                  via: Via| {
+                    let i = pending[j];
                     let key = batch[i].key;
                     usage.calls += 1;
                     let mut entry = Entry {
@@ -504,27 +572,33 @@ impl BehaviourBackend for LlmBackend {
                                     fresh[j] = Some((c.text.clone(), c.usage));
                                 }
                             }
-                            let parsed = parse(&specs[i], &c.text, ctx.catalog).and_then(|a| {
-                                if fits(&batch[i], &a) {
-                                    Ok(a)
-                                } else {
-                                    Err(crate::llm::parse::ParseError(
-                                        "the answer does not fit the options offered".into(),
-                                    ))
-                                }
-                            });
+                            let parsed = specs.borrow()[i]
+                                .as_ref()
+                                .ok_or_else(|| {
+                                    crate::llm::parse::ParseError("no prompt was rendered".into())
+                                })
+                                .and_then(|spec| parse(spec, &c.text, ctx.catalog))
+                                .and_then(|a| {
+                                    if fits(&batch[i], &a) {
+                                        Ok(a)
+                                    } else {
+                                        Err(crate::llm::parse::ParseError(
+                                            "the answer does not fit the options offered".into(),
+                                        ))
+                                    }
+                                });
                             match parsed {
                                 Ok(a) => out[i] = Some(Ok(a)),
                                 Err(why) => {
                                     usage.parse_failures += 1;
                                     if attempt < self.options.parse_retries {
                                         usage.corrective_retries += 1;
-                                        let mut longer = convs[i].to_vec();
+                                        let mut longer = call.messages.to_vec();
                                         longer.push(PromptMessage::assistant(c.text.clone()));
                                         longer.push(PromptMessage::user(
                                             self.prompts.correction(&why.0),
                                         ));
-                                        convs[i] = Arc::from(longer);
+                                        convs.borrow_mut()[i] = Some(Arc::from(longer));
                                         retry[j] = true;
                                     } else {
                                         usage.unparsed_requests += 1;
@@ -540,7 +614,7 @@ impl BehaviourBackend for LlmBackend {
                     }
                     entries[j] = Some(entry);
                 };
-                self.run_wave(&calls, &mut handle)
+                self.run_wave(n, &mut make, &mut handle)
             };
             usage.replay_mismatches += mismatches;
             if usage.first_replay_mismatch.is_none() {
@@ -570,6 +644,7 @@ impl BehaviourBackend for LlmBackend {
                 .collect();
             attempt += 1;
         }
+        usage.over_budget = over_budget;
         if let Ok(mut s) = self.stats.0.lock() {
             merge(&mut s, usage);
         }
