@@ -4,7 +4,7 @@
 //! then the corrective retries of answers that did not parse):
 //! 1. each request is rendered into a prompt on the calling thread (prompts borrow the world) and
 //!    spawned as a task on the backend's own tokio runtime as soon as it is rendered (in chunks of
-//!    [`PIPELINE_CHUNK`]), bounded per endpoint by a semaphore, on the least-loaded endpoint;
+//!    32), bounded per endpoint by a semaphore, on the least-loaded endpoint;
 //!    calls answered by a resumed run's transcript or the response cache are not sent;
 //! 2. results come back over a channel in completion order and are parsed right away on the
 //!    calling thread, while other calls are still in flight; each fills its request's slot. The
