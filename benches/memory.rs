@@ -6,7 +6,8 @@
 //!   20 long-term records each (unshared texts), as the process RSS delta (VmRSS of
 //!   `/proc/self/status`) per agent and extrapolated to a million agents;
 //! - item index: build and query time over `../shared/data/recagent/item.csv` (3,883 items) when
-//!   present, else the bundled demo catalogue; recall@10 against brute force.
+//!   present, else the bundled demo catalogue; recall@10 against brute force; time to build and
+//!   persist the graph vs. to reload it.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -225,6 +226,27 @@ fn main() {
             queries.len()
         );
     }
+    // Persisted graph: the first load_or_build embeds, builds and writes; later ones reload.
+    let (mut builds, mut loads) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dirs = [dir.path().to_path_buf()];
+        let t = Instant::now();
+        let built = ItemIndex::load_or_build(&cat, Arc::new(e), &dirs).expect("builds");
+        builds.push(t.elapsed().as_secs_f64());
+        assert!(!built.was_loaded());
+        for _ in 0..3 {
+            let t = Instant::now();
+            let loaded = ItemIndex::load_or_build(&cat, Arc::new(e), &dirs).expect("loads");
+            loads.push(t.elapsed().as_secs_f64());
+            assert!(loaded.was_loaded());
+        }
+    }
+    println!(
+        "  load_or_build (default M 12, ef_construction 48): first run (embed + build + write) {:.3} s, later runs (verify + reload the graph) {:.3} s (medians of 3 / 9)",
+        median(builds),
+        median(loads)
+    );
     let t = Instant::now();
     let n = 200;
     for i in 0..n {
