@@ -312,14 +312,25 @@ pub fn item_text(c: &Catalog, idx: u32) -> String {
 /// embeddings ([`item_text`]), cosine distance ([`UnitDot`]) on unit vectors. Inserted sequentially in index order, so the graph
 /// (and every search result) is deterministic (hnsw_rs draws layers from a fixed seed).
 ///
-/// The embeddings are persisted in `dir/items-<hash>.f32` (little-endian `f32`, `len × dim`),
-/// where `hash` is the SHA-256 of the embedder id and every item text; a changed catalogue or
-/// embedder gives a new file. The graph itself is rebuilt at load (well under a second for the
-/// 3,883 MovieLens items).
+/// Persisted by [`ItemIndex::load_or_build`] in an index folder:
+/// - `items-<hash>.f32`: the embeddings (little-endian `f32`, `len × dim`), where `hash` is the
+///   SHA-256 of the embedder id and every item text, so a changed catalogue or embedder gives a
+///   new file (an `openai` embedder is not asked again when only the graph parameters change);
+/// - `items-<hash>-g<key>.hnsw.{graph,data}`: the graph, in hnsw_rs's own dump format, with `key`
+///   the SHA-256 of `hash`, the HNSW parameters, the hnsw_rs version and this platform's
+///   endianness and word size (the dump is native-endian);
+/// - `items-<hash>-g<key>.hnsw.sum`: lengths and SHA-256 of both graph files, written last.
+///
+/// A graph is trusted only when its `.sum` matches both files: a crash mid-write, a truncated or
+/// corrupt file, or a missing one gives a logged warning and a rebuild, never a panic (hnsw_rs's
+/// loader itself panics or exits on malformed input, so it only ever sees verified bytes).
+/// Reloading the 3,883 MovieLens items takes a fraction of the build time (see
+/// `cargo bench --bench memory`); searches give the same results either way.
 pub struct ItemIndex {
     hnsw: hnsw_rs::hnsw::Hnsw<'static, f32, UnitDot>,
     embedder: Arc<dyn crate::embed::Embedder>,
     len: usize,
+    loaded: bool,
     /// Search breadth `ef` (≥ k is used).
     pub ef: usize,
 }
@@ -361,6 +372,12 @@ impl hnsw_rs::prelude::Distance<f32> for UnitDot {
 const HNSW_M: usize = 12;
 const HNSW_EF_CONSTRUCTION: usize = 48;
 const HNSW_EF_SEARCH: usize = 64;
+/// Layers of the graph: hnsw_rs's maximum, the only count its dump accepts. Levels are drawn as
+/// `floor(−ln u / ln M)`, so a level ≥ 9 (the former `ceil(ln n)` cap for 3,883 items) has
+/// probability 12⁻⁹ per item: the graph is the same as with the former cap (tested).
+const HNSW_LAYERS: usize = 16;
+/// Version of our graph persistence (file naming and `.sum` layout); part of the file key.
+const GRAPH_FORMAT: u32 = 1;
 
 impl ItemIndex {
     /// Builds an index over `vectors` (one unit vector per catalogue item, index order).
@@ -376,8 +393,17 @@ impl ItemIndex {
         m: usize,
         ef_construction: usize,
     ) -> Self {
+        Self::build(vectors, embedder, m, ef_construction, HNSW_LAYERS)
+    }
+
+    fn build(
+        vectors: &[Vec<f32>],
+        embedder: Arc<dyn crate::embed::Embedder>,
+        m: usize,
+        ef_construction: usize,
+        layers: usize,
+    ) -> Self {
         let n = vectors.len().max(1);
-        let layers = 16.min((n as f32).ln().ceil().max(1.0) as usize);
         let hnsw =
             hnsw_rs::hnsw::Hnsw::new(m.clamp(2, 64), n, layers, ef_construction.max(m), UnitDot);
         for (i, v) in vectors.iter().enumerate() {
@@ -390,17 +416,23 @@ impl ItemIndex {
             hnsw,
             embedder,
             len: vectors.len(),
+            loaded: false,
             ef: HNSW_EF_SEARCH,
         }
     }
 
-    /// Loads the persisted item embeddings for this catalogue and embedder from the first of `dirs`
-    /// that holds them, or embeds the items and writes them to the first of `dirs` that accepts
-    /// the write (failures are logged, not fatal; a read-only data folder is skipped), then builds
-    /// the graph.
+    /// Loads the persisted graph for this catalogue, embedder and the default parameters from the
+    /// first of `dirs` that holds a verified copy (see the type docs). Otherwise loads the
+    /// persisted item embeddings (or embeds the items), builds the graph, and writes what was
+    /// missing to the first of `dirs` that accepts the write (failures are logged, not fatal; a
+    /// read-only data folder is skipped). Writes are atomic (temporary name, fsync, rename).
+    ///
+    /// Every process that reloads a graph leaks one small loader (~200 bytes): hnsw_rs ties the
+    /// reloaded graph's lifetime to it, and the index is kept for the whole run
+    /// ([`ItemIndex::shared`] loads each catalogue once per process).
     ///
     /// # Errors
-    /// The embedder failed.
+    /// The embedder failed (only asked when neither the graph nor the embeddings are on disk).
     pub fn load_or_build(
         catalog: &Catalog,
         embedder: Arc<dyn crate::embed::Embedder>,
@@ -417,10 +449,29 @@ impl ItemIndex {
             h.update([0u8]);
             h.update(t.as_bytes());
         }
-        let hex: String = h.finalize()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = hex12(&h.finalize());
+        let base = format!(
+            "items-{hex}-g{}",
+            graph_key(&hex, HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_LAYERS)
+        );
+        for d in dirs {
+            match load_graph(d, &base, dim) {
+                Ok(Some(hnsw)) => {
+                    return Ok(Self {
+                        hnsw,
+                        embedder,
+                        len: texts.len(),
+                        loaded: true,
+                        ef: HNSW_EF_SEARCH,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    "item index: persisted graph {} is unusable ({e}); rebuilding it",
+                    d.join(&base).display()
+                ),
+            }
+        }
         let name = format!("items-{hex}.f32");
         let cached = dirs
             .iter()
@@ -454,7 +505,25 @@ impl ItemIndex {
                 v
             }
         };
-        Ok(Self::from_vectors(&vectors, embedder))
+        let ix = Self::from_vectors(&vectors, embedder);
+        // An empty graph (no item text) is instant to build and has no entry point to dump.
+        if ix.hnsw.get_nb_point() > 0 {
+            for d in dirs {
+                match dump_graph(&ix.hnsw, d, &base, dim) {
+                    Ok(()) => break,
+                    Err(e) => tracing::info!(
+                        "item index: cannot persist the graph to {}: {e}",
+                        d.display()
+                    ),
+                }
+            }
+        }
+        Ok(ix)
+    }
+
+    /// True when the graph was reloaded from disk rather than built in this process.
+    pub fn was_loaded(&self) -> bool {
+        self.loaded
     }
 
     /// Like [`ItemIndex::load_or_build`], but memoised per process by (embedder id, item texts):
@@ -532,6 +601,142 @@ impl ItemIndex {
     }
 }
 
+/// The first 12 bytes of a digest in lower-case hex.
+fn hex12(d: &[u8]) -> String {
+    d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Key of a graph built over the embeddings `emb_hash` with these parameters on this platform.
+fn graph_key(emb_hash: &str, m: usize, ef_construction: usize, layers: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let k = format!(
+        "{emb_hash}|hnsw_rs-0.3.5|UnitDot|M{m}|efc{ef_construction}|L{layers}|fmt{GRAPH_FORMAT}|{}|{}",
+        if cfg!(target_endian = "little") { "le" } else { "be" },
+        usize::BITS
+    );
+    hex12(&Sha256::digest(k.as_bytes()))
+}
+
+/// Length and SHA-256 (hex) of a file.
+fn file_digest(p: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((
+        len,
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+    ))
+}
+
+/// The `.sum` text: format line, points, dimension, then length and digest of each file.
+fn graph_sum(points: usize, dim: usize, graph: (u64, String), data: (u64, String)) -> String {
+    format!(
+        "recagent-hnsw {GRAPH_FORMAT}\npoints {points}\ndim {dim}\ngraph {} {}\ndata {} {}\n",
+        graph.0, graph.1, data.0, data.1
+    )
+}
+
+/// Dumps `hnsw` as `dir/base.hnsw.{graph,data,sum}`: into a fresh temporary folder inside `dir`,
+/// fsynced, renamed into place, the `.sum` last (atomically), so a crash at any point leaves
+/// either no `.sum` or one that does not match, and the files are rebuilt.
+fn dump_graph(
+    hnsw: &hnsw_rs::hnsw::Hnsw<'static, f32, UnitDot>,
+    dir: &std::path::Path,
+    base: &str,
+    dim: usize,
+) -> std::io::Result<()> {
+    use hnsw_rs::api::AnnT;
+    std::fs::create_dir_all(dir)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".tmp-{base}-{}-{nanos}", std::process::id()));
+    // A folder we just created is writable, so hnsw_rs's file creation (which panics on
+    // failure) succeeds.
+    std::fs::create_dir(&tmp)?;
+    let result = (|| {
+        let name = hnsw
+            .file_dump(&tmp, base)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut digests = Vec::new();
+        for ext in ["graph", "data"] {
+            let from = tmp.join(format!("{name}.hnsw.{ext}"));
+            std::fs::File::open(&from)?.sync_all()?;
+            digests.push(file_digest(&from)?);
+        }
+        for ext in ["graph", "data"] {
+            std::fs::rename(
+                tmp.join(format!("{name}.hnsw.{ext}")),
+                dir.join(format!("{base}.hnsw.{ext}")),
+            )?;
+        }
+        let data = digests.pop().unwrap_or_default();
+        let graph = digests.pop().unwrap_or_default();
+        crate::io::output::write_atomic(
+            &dir.join(format!("{base}.hnsw.sum")),
+            graph_sum(hnsw.get_nb_point(), dim, graph, data).as_bytes(),
+        )
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+/// Reloads `dir/base.hnsw.*` when its `.sum` matches both files. `Ok(None)` when there is no
+/// `.sum` (never written, or a write that did not finish); `Err` with the reason when the files
+/// are missing, truncated, corrupt or do not fit `dim`.
+fn load_graph(
+    dir: &std::path::Path,
+    base: &str,
+    dim: usize,
+) -> Result<Option<hnsw_rs::hnsw::Hnsw<'static, f32, UnitDot>>, String> {
+    let sum_path = dir.join(format!("{base}.hnsw.sum"));
+    let Ok(sum) = std::fs::read_to_string(&sum_path) else {
+        return Ok(None);
+    };
+    let digest = |ext: &str| {
+        file_digest(&dir.join(format!("{base}.hnsw.{ext}")))
+            .map_err(|e| format!("{base}.hnsw.{ext}: {e}"))
+    };
+    let (graph, data) = (digest("graph")?, digest("data")?);
+    let points = sum
+        .lines()
+        .find_map(|l| l.strip_prefix("points "))
+        .and_then(|n| n.parse::<usize>().ok())
+        .ok_or("the .sum file has no point count")?;
+    if sum != graph_sum(points, dim, graph, data) {
+        return Err(
+            "the files do not match their .sum (truncated, corrupt or half-written)".into(),
+        );
+    }
+    let loaded = std::panic::catch_unwind(|| {
+        // hnsw_rs ties the graph's lifetime to its loader; the index lives for the run (see
+        // `ItemIndex::load_or_build`).
+        let io: &'static mut hnsw_rs::hnswio::HnswIo =
+            Box::leak(Box::new(hnsw_rs::hnswio::HnswIo::new(dir, base)));
+        io.load_hnsw::<f32, UnitDot>()
+    });
+    match loaded {
+        Ok(Ok(h)) if h.get_nb_point() == points => Ok(Some(h)),
+        Ok(Ok(h)) => Err(format!(
+            "{} points loaded, {points} expected",
+            h.get_nb_point()
+        )),
+        Ok(Err(e)) => Err(format!("hnsw_rs: {e}")),
+        Err(_) => Err("hnsw_rs's loader panicked".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +777,162 @@ mod tests {
         assert!(c.search("zebra", 3).is_empty());
         assert_eq!(c.genre_set(&["sci-fi"]), GenreSet(1));
         assert_eq!(c.first_genre(1), "Sci-Fi");
+    }
+
+    /// RecAgent's 3,883 items when `../shared` is present, else the demo catalogue; the first
+    /// `n` items only.
+    fn catalogue(n: usize) -> Catalog {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shared = root.join("../shared/data/recagent/item.csv");
+        let path = if shared.exists() {
+            shared
+        } else {
+            root.join("data/item.csv")
+        };
+        let mut items = crate::io::data::load_items(crate::io::data::Source::Path(&path)).unwrap();
+        items.truncate(n);
+        Catalog::new(items).unwrap()
+    }
+
+    fn top10(ix: &ItemIndex, queries: &[Vec<f32>]) -> Vec<Vec<(u32, u32)>> {
+        queries
+            .iter()
+            .map(|q| {
+                ix.nearest(q, 10)
+                    .into_iter()
+                    .map(|(i, d)| (i, d.to_bits()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn setup(
+        n: usize,
+    ) -> (
+        Catalog,
+        Arc<dyn crate::embed::Embedder>,
+        Vec<Vec<f32>>,
+        Vec<Vec<f32>>,
+    ) {
+        let cat = catalogue(n);
+        let e = crate::embed::HashEmbedder::default();
+        let vecs: Vec<Vec<f32>> = (0..cat.len() as u32)
+            .map(|i| e.embed(&item_text(&cat, i)))
+            .collect();
+        let mut queries: Vec<Vec<f32>> = (0..cat.len())
+            .step_by(7)
+            .map(|i| e.embed(&cat.get(i as u32).description))
+            .collect();
+        queries.extend(
+            [
+                "animated family movies",
+                "war",
+                "a romantic comedy in Paris",
+            ]
+            .map(|q| e.embed(q)),
+        );
+        (cat, Arc::new(e), vecs, queries)
+    }
+
+    #[test]
+    fn persisted_graph_reloads_with_the_same_search_results() {
+        let (cat, e, vecs, queries) = setup(usize::MAX);
+        let fresh = top10(&ItemIndex::from_vectors(&vecs, e.clone()), &queries);
+        assert!(fresh.iter().filter(|h| h.len() == 10).count() > queries.len() / 2);
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        let built = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+        assert!(!built.was_loaded());
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let ext: Vec<&str> = names
+            .iter()
+            .map(|n| n.rsplit('.').next().unwrap())
+            .collect();
+        assert_eq!(ext, ["data", "graph", "sum", "f32"], "{names:?}"); // no temporary left
+        let loaded = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+        assert!(loaded.was_loaded());
+        assert_eq!(loaded.len(), cat.len());
+        assert_eq!(top10(&built, &queries), fresh);
+        assert_eq!(top10(&loaded, &queries), fresh);
+        assert_eq!(
+            loaded.search("Toy Story", 5).unwrap(),
+            built.search("Toy Story", 5).unwrap()
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_or_missing_graph_files_are_rebuilt() {
+        // 400 items keep the seven builds quick in a debug build.
+        let (cat, e, vecs, queries) = setup(400);
+        let fresh = top10(&ItemIndex::from_vectors(&vecs, e.clone()), &queries);
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+        let file = |ext: &str| {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|f| f.unwrap().path())
+                .find(|p| p.to_string_lossy().ends_with(ext))
+                .unwrap()
+        };
+        type Damage = fn(&std::path::Path);
+        let damages: [(&str, Damage); 5] = [
+            (".hnsw.graph", |p| {
+                let b = std::fs::read(p).unwrap();
+                std::fs::write(p, &b[..b.len() / 2]).unwrap();
+            }),
+            (".hnsw.data", |p| {
+                let mut b = std::fs::read(p).unwrap();
+                let n = b.len();
+                b[n / 3] ^= 0x5a;
+                std::fs::write(p, b).unwrap();
+            }),
+            (".hnsw.graph", |p| {
+                // Garbage with a matching length: still caught by the digest.
+                let n = std::fs::metadata(p).unwrap().len() as usize;
+                std::fs::write(p, vec![0xffu8; n]).unwrap();
+            }),
+            (".hnsw.data", |p| std::fs::remove_file(p).unwrap()),
+            (".hnsw.sum", |p| {
+                std::fs::write(p, "recagent-hnsw 1\npoints x\n").unwrap()
+            }),
+        ];
+        for (ext, damage) in damages {
+            damage(&file(ext));
+            let ix = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+            assert!(!ix.was_loaded(), "{ext}");
+            assert_eq!(top10(&ix, &queries), fresh, "{ext}");
+            // The rebuild rewrote the files: the next start loads them.
+            let again = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+            assert!(again.was_loaded(), "{ext}");
+            assert_eq!(top10(&again, &queries), fresh, "{ext}");
+        }
+        // A missing .sum (a write that never finished) means "not persisted": rebuilt.
+        std::fs::remove_file(file(".hnsw.sum")).unwrap();
+        assert!(!ItemIndex::load_or_build(&cat, e, &dirs)
+            .unwrap()
+            .was_loaded());
+        // Another embedder dimension is another key: built anew, not loaded.
+        let e128: Arc<dyn crate::embed::Embedder> =
+            Arc::new(crate::embed::HashEmbedder { dim: 128 });
+        assert!(!ItemIndex::load_or_build(&cat, e128.clone(), &dirs)
+            .unwrap()
+            .was_loaded());
+        assert!(ItemIndex::load_or_build(&cat, e128, &dirs)
+            .unwrap()
+            .was_loaded());
+    }
+
+    #[test]
+    fn sixteen_layers_build_the_same_graph_as_the_former_ln_n_cap() {
+        let (_, e, vecs, queries) = setup(usize::MAX);
+        let former = (vecs.len() as f32).ln().ceil() as usize;
+        let old = ItemIndex::build(&vecs, e.clone(), HNSW_M, HNSW_EF_CONSTRUCTION, former);
+        let new = ItemIndex::from_vectors(&vecs, e);
+        assert_eq!(top10(&new, &queries), top10(&old, &queries));
     }
 }

@@ -35,7 +35,9 @@ use crate::world::{ItemEntities, Roster};
 /// Format name in every header.
 pub const FORMAT: &str = "recagent-checkpoint";
 /// Bumped whenever [`State`] changes shape; a file of another version is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: memory embeddings as `(dim, bytes)` in the compact dense/sparse layout of
+/// [`crate::memory::QVec`] (1: one `i8` per dimension).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Errors reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]

@@ -203,7 +203,7 @@ pub fn write_memories(
         memory::touch(m, &recalled, now_h);
         for idx in recalled {
             if let Ok(i) = m.ltm.binary_search_by_key(&idx, |r| r.idx) {
-                let (text, e) = (m.ltm[i].text.clone(), m.ltm[i].emb.clone());
+                let (text, e): (Arc<str>, QVec) = (m.ltm[i].text().into(), m.ltm[i].emb().to_owned());
                 let rng = &mut w.rng;
                 let t = memory::stm_add(m, p, &text, 0.0, &e, StmOp::Retrieval, &mut || rng.random());
                 w.transfers.extend(t);
@@ -322,9 +322,9 @@ pub fn write_memories(
         let Ok(mut d) = agents.get_mut(w.entity) else { continue };
         let m = &mut d.5.state;
         for t in w.transfers.drain(..) {
-            memory::ltm_add(m, t.entry.text, t.entry.importance, t.entry.emb, now_h, false);
+            memory::ltm_add(m, &t.entry.text, t.entry.importance, &t.entry.emb, now_h, false);
             if !insights[k].is_empty() {
-                memory::ltm_add(m, insights[k].as_str().into(), insight_importance[k], insight_embs[k].clone(), now_h, false);
+                memory::ltm_add(m, &insights[k], insight_importance[k], &insight_embs[k], now_h, false);
             }
             k += 1;
         }
@@ -348,7 +348,7 @@ pub fn write_memories(
                         let l = &d.5.state.ltm;
                         l[l.len().saturating_sub(p.reflection_window)..]
                             .iter()
-                            .map(|r| (r.idx, r.text.clone()))
+                            .map(|r| (r.idx, Arc::from(r.text())))
                             .collect()
                     },
                 )
@@ -395,7 +395,7 @@ pub fn write_memories(
                         let m = &d.5.state;
                         memory::retrieve(m, p, q, now_h, p.top_k)
                             .into_iter()
-                            .map(|j| (m.ltm[j].idx, m.ltm[j].text.clone()))
+                            .map(|j| (m.ltm[j].idx, Arc::from(m.ltm[j].text())))
                             .collect()
                     },
                 )
@@ -432,7 +432,7 @@ pub fn write_memories(
                 for ins in &answers[n] {
                     let Some(e) = iembs.next() else { break };
                     let imp = memory::merge_into(m, p, &e, &ins.cites);
-                    memory::ltm_add(m, ins.text.trim().into(), imp, e, now_h, true);
+                    memory::ltm_add(m, ins.text.trim(), imp, &e, now_h, true);
                 }
                 n += 1;
             }

@@ -14,14 +14,14 @@ fn axis(i: usize) -> QVec {
 }
 
 fn rec(idx: u32, importance: f32, accessed_hours: f32, emb: QVec) -> LtmRecord {
-    LtmRecord {
+    LtmRecord::new(
         idx,
-        text: Arc::from(format!("record {idx}")),
+        &format!("record {idx}"),
         importance,
-        created_hours: 0.0,
+        0.0,
         accessed_hours,
-        emb,
-    }
+        &emb,
+    )
 }
 
 /// Six records, query = axis 0, now = 100 h, decay 0.99, weights 1/1/1:
@@ -146,12 +146,12 @@ fn reflection_triggers_strictly_above_the_threshold() {
     let p = MemoryParams::default();
     let mut m = MemoryState::default();
     for i in 0..11 {
-        ltm_add(&mut m, "x".into(), 0.9, axis(0), 0.0, false);
+        ltm_add(&mut m, "x", 0.9, &axis(0), 0.0, false);
         assert!(!reflection_due(&m, &p), "after {} adds", i + 1); // 0.9 × 11 = 9.9
     }
-    ltm_add(&mut m, "x".into(), 0.9, axis(0), 0.0, true); // reflecting: not counted
+    ltm_add(&mut m, "x", 0.9, &axis(0), 0.0, true); // reflecting: not counted
     assert!(!reflection_due(&m, &p));
-    ltm_add(&mut m, "x".into(), 0.9, axis(0), 0.0, false); // 10.8
+    ltm_add(&mut m, "x", 0.9, &axis(0), 0.0, false); // 10.8
     assert!(reflection_due(&m, &p));
     assert_eq!(m.next_idx, 13);
 }
@@ -207,11 +207,11 @@ fn short_term_reinforcement_and_transfer() {
     let mut m = MemoryState::default();
     add(&mut m, &p, "old", 0.7, &axis(0), 0.0);
     add(&mut m, &p, "new", 0.7, &axis(1), 0.0);
-    let v = QVec(vec![95, 84, 0, 0].into()); // cos with both axes: 95/126.8 = 0.749, 84/126.8 = 0.662
+    let v = QVec::from_i8(&[95, 84, 0, 0]); // cos with both axes: 95/126.8 = 0.749, 84/126.8 = 0.662
     let cos_old = axis(0).cos(&v);
     assert!((cos_old - 0.749).abs() < 0.01);
     let mut m2 = m.clone();
-    add(&mut m2, &p, "x", 0.7, &QVec(vec![84, 95, 0, 0].into()), 0.0);
+    add(&mut m2, &p, "x", 0.7, &QVec::from_i8(&[84, 95, 0, 0]), 0.0);
     assert_eq!(
         m2.stm[0].enhancers.len(),
         0,
@@ -284,4 +284,161 @@ fn params_validate_names_the_key() {
     assert_eq!(p.validate().unwrap_err().0, "embedder");
     assert!((MemoryParams::default().importance_of(7) - 0.63).abs() < 1e-6);
     assert!((MemoryParams::default().importance_of(75) - 0.9).abs() < 1e-6); // clamped
+}
+
+/// The cosine of the dense i8 representation used before the compact layout (reference).
+fn dense_cos(a: &[i8], b: &[i8]) -> f32 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let (mut d, mut na, mut nb) = (0i32, 0i32, 0i32);
+    for (&a, &b) in a.iter().zip(b) {
+        let (a, b) = (i32::from(a), i32::from(b));
+        d += a * b;
+        na += a * a;
+        nb += b * b;
+    }
+    if na == 0 || nb == 0 {
+        0.0
+    } else {
+        d as f32 / ((na as f32).sqrt() * (nb as f32).sqrt())
+    }
+}
+
+/// Item texts of RecAgent's catalogue (or the demo's) plus memory-like sentences.
+fn real_texts() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/data/recagent/item.csv");
+    let path = if shared.exists() {
+        shared
+    } else {
+        root.join("data/item.csv")
+    };
+    let items = crate::io::data::load_items(crate::io::data::Source::Path(&path)).unwrap();
+    let cat = crate::catalog::Catalog::new(items).unwrap();
+    let mut t: Vec<String> = (0..cat.len() as u32)
+        .step_by(13)
+        .map(|i| crate::catalog::item_text(&cat, i))
+        .collect();
+    for i in 0..cat.len().min(60) as u32 {
+        let title = &cat.get(i).title;
+        t.push(format!("Alice watched <{title}> and rated it 4 out of 5."));
+        t.push(format!("Bob read Carol's post about <{title}>."));
+    }
+    t.push(String::new());
+    t
+}
+
+#[test]
+fn compact_cosine_is_bit_identical_to_dense_i8_on_real_texts() {
+    let texts = real_texts();
+    assert!(texts.len() > 150, "{}", texts.len());
+    for dim in [256usize, 4096, 64, 16] {
+        let e = crate::embed::HashEmbedder { dim };
+        let q: Vec<QVec> = texts.iter().map(|t| QVec::new(&e.embed(t))).collect();
+        let dense: Vec<Vec<i8>> = q.iter().map(|v| v.view().to_i8()).collect();
+        // Every layout pair: as stored (sparse at 256/4096, mostly dense at 16) and densified.
+        let forced: Vec<QVec> = q.iter().map(|v| v.view().densified()).collect();
+        let (mut sparse, mut checked) = (0, 0);
+        for i in 0..q.len() {
+            assert_eq!(dense[i], {
+                let f: Vec<f32> = e.embed(&texts[i]);
+                f.iter()
+                    .map(|x| (x * 127.0).round().clamp(-127.0, 127.0) as i8)
+                    .collect::<Vec<_>>()
+            });
+            sparse += usize::from(!q[i].view().is_dense());
+            for j in (0..q.len()).step_by(5) {
+                let want = dense_cos(&dense[i], &dense[j]).to_bits();
+                assert_eq!(q[i].cos(&q[j]).to_bits(), want, "dim {dim}, {i} x {j}");
+                assert_eq!(q[i].cos(&forced[j]).to_bits(), want);
+                assert_eq!(forced[i].cos(&q[j]).to_bits(), want);
+                assert_eq!(forced[i].cos(&forced[j]).to_bits(), want);
+                checked += 1;
+            }
+        }
+        assert!(checked > 3000);
+        if dim >= 256 {
+            // A sentence's ~30 non-zero of 256 make the sparse layout the smaller one.
+            assert!(sparse >= q.len() - 1, "dim {dim}: {sparse} of {}", q.len());
+        }
+    }
+}
+
+#[test]
+fn retrieval_scores_equal_the_dense_formula_on_real_texts() {
+    let e = crate::embed::HashEmbedder::default();
+    let texts = real_texts();
+    let p = MemoryParams::default();
+    let mut m = MemoryState::default();
+    for (i, t) in texts.iter().take(120).enumerate() {
+        ltm_add(&mut m, t, 0.5, &QVec::new(&e.embed(t)), i as f32, false);
+    }
+    for q in [
+        "animated family movies",
+        "Alice watched a comedy",
+        "war drama",
+    ] {
+        let qv = QVec::new(&e.embed(q));
+        let qd = qv.view().to_i8();
+        let mut want: Vec<(f32, usize)> = m
+            .ltm
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let s = p.recency_weight * recency(&p, 500.0 - r.accessed_hours)
+                    + p.importance_score_weight * r.importance
+                    + p.relevance_weight * dense_cos(&r.emb().to_i8(), &qd);
+                assert_eq!(retrieval_score(&p, r, &qv, 500.0).to_bits(), s.to_bits());
+                (s, i)
+            })
+            .collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let want: Vec<usize> = want.into_iter().take(5).map(|x| x.1).collect();
+        assert_eq!(retrieve(&m, &p, &qv, 500.0, 5), want);
+    }
+}
+
+#[test]
+fn compact_layouts_are_small_round_trip_and_reject_bad_bytes() {
+    let e = crate::embed::HashEmbedder::default();
+    let t = "Alice watched <Toy Story> and rated it 4 out of 5; she liked the music.";
+    let v = QVec::new(&e.embed(t));
+    let nnz = v.view().to_i8().iter().filter(|x| **x != 0).count();
+    assert!((15..=40).contains(&nnz), "{nnz}");
+    assert_eq!(v.heap_len(), 2 * nnz); // one index byte + one value byte each
+    assert_eq!(v.dim(), 256);
+    let big = QVec::new(&crate::embed::HashEmbedder { dim: 4096 }.embed(t));
+    let big_nnz = big.view().to_i8().iter().filter(|x| **x != 0).count();
+    assert_eq!(big.heap_len(), 3 * big_nnz); // two index bytes from 257 dimensions on
+                                             // Inline sizes: a record is 40 bytes plus one heap block (embedding + text).
+    assert_eq!(std::mem::size_of::<LtmRecord>(), 40);
+    assert_eq!(std::mem::size_of::<QVec>(), 24);
+    let r = LtmRecord::new(7, t, 0.6, 1.0, 2.0, &v);
+    assert_eq!((r.text(), r.emb().to_owned()), (t, v.clone()));
+    assert_eq!(r.heap_len(), t.len() + 2 * nnz);
+    // Checkpoint encoding round-trips both the vector and the record.
+    for q in [v.clone(), big.clone(), axis(2), QVec::default()] {
+        let b = rmp_serde::to_vec(&q).unwrap();
+        assert_eq!(rmp_serde::from_slice::<QVec>(&b).unwrap(), q);
+    }
+    let b = rmp_serde::to_vec(&r).unwrap();
+    assert_eq!(rmp_serde::from_slice::<LtmRecord>(&b).unwrap(), r);
+    // Malformed layouts are errors, never panics.
+    assert!(QVec::from_parts(8, &[3, 1, 5, 9]).is_err()); // indices out of order
+    assert!(QVec::from_parts(8, &[1, 9, 5, 9]).is_err()); // index 9 ≥ dim 8
+    assert!(QVec::from_parts(8, &[1, 0]).is_err()); // zero value
+    assert!(QVec::from_parts(8, &[1, 2, 3]).is_err()); // odd sparse length
+    assert!(QVec::from_parts(300, &[44, 1, 9]).is_err()); // u16 index 300 ≥ dim 300
+    assert_eq!(
+        QVec::from_parts(300, &[43, 1, 9]).unwrap().view().to_i8()[299],
+        9
+    );
+    let q = QVec::from_parts(8, &[1, 6, 5, 0x80 | 1]).unwrap();
+    assert_eq!(q.view().to_i8(), [0, 5, 0, 0, 0, 0, -127, 0]);
+    // A dense layout is canonicalised to the sparse one.
+    assert_eq!(
+        QVec::from_parts(8, &[0, 5, 0, 0, 0, 0, 0x81, 0]).unwrap(),
+        q
+    );
 }

@@ -233,12 +233,12 @@ fn remember_phase_transfers_reflects_and_respects_the_cap_on_demo_data() {
         insights += s
             .ltm
             .iter()
-            .filter(|r| r.text.contains("keeps coming back"))
+            .filter(|r| r.text().contains("keeps coming back"))
             .count();
         reflections += s
             .ltm
             .iter()
-            .filter(|r| r.text.contains("seems to prefer"))
+            .filter(|r| r.text().contains("seems to prefer"))
             .count();
         recalled += usize::from(!m.recalled(600).is_empty());
         assert!(s.recalled.len() <= 5);
