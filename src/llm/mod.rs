@@ -102,7 +102,7 @@ impl Default for LlmOptions {
             backoff_max_ms: 30_000,
             send_seed: true,
             stop: Vec::new(),
-            worker_threads: 2,
+            worker_threads: 0,
             response_cache: false,
             response_cache_path: None,
             price_prompt_per_mtok: 0.0,
