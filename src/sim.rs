@@ -77,6 +77,9 @@ pub enum SimError {
     /// The LLM backend could not be set up.
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmSetupError),
+    /// The embedder could not be set up (`memory.embedder: minilm` with a missing model).
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
     /// An output could not be written.
     #[error(transparent)]
     File(#[from] crate::io::output::FileError),
@@ -396,7 +399,11 @@ impl Sim {
         }
         world.insert_resource(BehaviourStats::default());
         let out_dir = outputs.manifest.parent().unwrap_or(Path::new("."));
-        let embedder = crate::embed::from_params(&cfg.memory, out_dir);
+        let mut embed_params = cfg.memory.clone();
+        if !cfg.is_embedded() {
+            embed_params.embed_model_dir = embed_params.embed_model_dir.map(|d| cfg.resolve(&d));
+        }
+        let embedder = crate::embed::from_params(&embed_params, out_dir)?;
         let mut catalog = catalog;
         if cfg.memory.item_index {
             let dirs = crate::systems::remember::index_dirs(&cfg, &item_path, out_dir);

@@ -5,8 +5,12 @@
 //!   lower-cased word unigrams and adjacent-word bigrams into `dim` buckets, L2-normalised.
 //! - [`http::HttpEmbedder`]: any OpenAI-compatible `POST /v1/embeddings` endpoint, with an on-disk
 //!   cache keyed by model + text hash.
+//! - [`minilm::MiniLmEmbedder`] (cargo feature `minilm`): the all-MiniLM-L6-v2 sentence-embedding
+//!   model run in-process on the CPU (candle), from a local folder.
 
 pub mod http;
+#[cfg(feature = "minilm")]
+pub mod minilm;
 
 use std::sync::Arc;
 
@@ -31,13 +35,23 @@ impl Embeddings {
     }
 }
 
-/// Builds the embedder named by `p.embedder` (`hash` or `openai`); `output_dir` roots the
-/// default cache folder of the `openai` embedder.
+/// The message of the configuration error for `embedder: minilm` in a build without the feature.
+pub const MINILM_NOT_BUILT: &str = "recagent was built without the `minilm` feature; rebuild with \
+     `cargo build --release --features minilm`";
+
+/// Builds the embedder named by `p.embedder` (`hash`, `openai` or `minilm`); `output_dir` roots
+/// the default cache folder of the `openai` embedder. `p.embed_model_dir` is used as given (the
+/// caller resolves it against the configuration file's folder).
+///
+/// # Errors
+/// `minilm`: [`EmbedError::Setup`] when the crate was built without the `minilm` feature or no
+/// `embed_model_dir` is set, [`EmbedError::MissingModelFile`] / [`EmbedError::Model`] when the
+/// model folder is incomplete or unreadable. The other embedders never fail here.
 pub fn from_params(
     p: &crate::memory::MemoryParams,
     output_dir: &std::path::Path,
-) -> Arc<dyn Embedder> {
-    match p.embedder.as_str() {
+) -> Result<Arc<dyn Embedder>, EmbedError> {
+    Ok(match p.embedder.as_str() {
         "openai" => Arc::new(http::HttpEmbedder {
             base_url: p.embed_base_url.clone(),
             model: p.embed_model.clone(),
@@ -54,8 +68,32 @@ pub fn from_params(
             batch_size: 256,
             timeout_secs: 60,
         }),
+        "minilm" => minilm_from_params(p)?,
         _ => Arc::new(HashEmbedder { dim: p.embed_dim }),
-    }
+    })
+}
+
+#[cfg(feature = "minilm")]
+fn minilm_from_params(p: &crate::memory::MemoryParams) -> Result<Arc<dyn Embedder>, EmbedError> {
+    let dir = p
+        .embed_model_dir
+        .as_ref()
+        .ok_or_else(|| EmbedError::Setup {
+            embedder: "minilm".into(),
+            message: "no model folder: set memory.embed_model_dir".into(),
+        })?;
+    Ok(Arc::new(minilm::MiniLmEmbedder::with_batch_size(
+        dir,
+        p.embed_batch_size,
+    )?))
+}
+
+#[cfg(not(feature = "minilm"))]
+fn minilm_from_params(_: &crate::memory::MemoryParams) -> Result<Arc<dyn Embedder>, EmbedError> {
+    Err(EmbedError::Setup {
+        embedder: "minilm".into(),
+        message: MINILM_NOT_BUILT.into(),
+    })
 }
 
 /// Errors from an embedder.
@@ -76,6 +114,30 @@ pub enum EmbedError {
         /// Endpoint.
         url: String,
         /// What was wrong.
+        message: String,
+    },
+    /// The embedder cannot be set up (a build without its cargo feature, a missing setting).
+    #[error("embedder {embedder}: {message}")]
+    Setup {
+        /// Embedder name (`minilm`).
+        embedder: String,
+        /// What is missing and how to fix it.
+        message: String,
+    },
+    /// A file of a local model folder is missing.
+    #[error("embedding model folder {}: missing {file} (fetch the model with scripts/get-minilm.sh DIR)", dir.display())]
+    MissingModelFile {
+        /// The model folder.
+        dir: std::path::PathBuf,
+        /// The missing file's name, e.g. `model.safetensors`.
+        file: String,
+    },
+    /// A local model could not be loaded or run (unreadable or malformed file, inference error).
+    #[error("embedding model {model}: {message}")]
+    Model {
+        /// The model folder or file.
+        model: String,
+        /// What went wrong.
         message: String,
     },
     /// The cache file could not be read or written.

@@ -47,10 +47,12 @@ pub struct MemoryParams {
     /// Cap on long-term records per agent, 1..=100000; beyond it the least important (oldest
     /// first among equals) is evicted. Not in the original (unbounded).
     pub ltm_cap: usize,
-    /// Embedding dimension, 16..=4096: of the hashing embedder, or the one the endpoint returns.
+    /// Embedding dimension, 16..=4096: of the hashing embedder, or the one the endpoint returns;
+    /// must be 384 for `minilm`.
     pub embed_dim: usize,
-    /// Embedder: `hash` (offline signed feature hashing, default) or `openai` (an
-    /// OpenAI-compatible `/v1/embeddings` endpoint).
+    /// Embedder: `hash` (offline signed feature hashing, default), `openai` (an
+    /// OpenAI-compatible `/v1/embeddings` endpoint) or `minilm` (all-MiniLM-L6-v2 in-process;
+    /// needs a build with the `minilm` cargo feature and `embed_model_dir`).
     pub embedder: String,
     /// `openai` embedder: API base including `/v1`.
     pub embed_base_url: String,
@@ -60,6 +62,11 @@ pub struct MemoryParams {
     pub embed_api_key_env: Option<String>,
     /// `openai` embedder: cache folder (relative to the output dir); default `<output_dir>/embed-cache`.
     pub embed_cache_dir: Option<std::path::PathBuf>,
+    /// `minilm` embedder: folder holding `config.json`, `tokenizer.json` and `model.safetensors`
+    /// (relative to the configuration file; fetch it with `scripts/get-minilm.sh DIR`).
+    pub embed_model_dir: Option<std::path::PathBuf>,
+    /// `minilm` embedder: texts per forward pass, 1..=1024 (default 32).
+    pub embed_batch_size: usize,
     /// Build the HNSW item index for the `search` action (else word overlap only).
     pub item_index: bool,
     /// Folder for the persisted item embeddings; default: `.recagent-index` beside the item file,
@@ -94,6 +101,8 @@ impl Default for MemoryParams {
             embed_model: "text-embedding-3-small".into(),
             embed_api_key_env: None,
             embed_cache_dir: None,
+            embed_model_dir: None,
+            embed_batch_size: 32,
             item_index: true,
             index_dir: None,
         }
@@ -146,13 +155,44 @@ impl MemoryParams {
         int("max_words", self.max_words, 10, 100_000)?;
         int("ltm_cap", self.ltm_cap, 1, 100_000)?;
         int("embed_dim", self.embed_dim, 16, 4096)?;
-        if !matches!(self.embedder.as_str(), "hash" | "openai") {
+        int("embed_batch_size", self.embed_batch_size, 1, 1024)?;
+        match self.embedder.as_str() {
+            "hash" | "openai" => Ok(()),
+            "minilm" => self.validate_minilm(),
+            other => Err((
+                "embedder".into(),
+                format!("{other:?} is not an embedder: allowed hash, openai, minilm"),
+            )),
+        }
+    }
+
+    /// `embedder: minilm`: the build has the feature, the dimension is the model's, a folder is set.
+    fn validate_minilm(&self) -> Result<(), (String, String)> {
+        if !cfg!(feature = "minilm") {
             return Err((
                 "embedder".into(),
+                crate::embed::MINILM_NOT_BUILT.to_string(),
+            ));
+        }
+        if self.embed_dim != 384 {
+            return Err((
+                "embed_dim".into(),
                 format!(
-                    "{:?} is not an embedder: allowed hash, openai",
-                    self.embedder
+                    "{} does not fit the minilm embedder, whose vectors have 384 dimensions: set embed_dim: 384",
+                    self.embed_dim
                 ),
+            ));
+        }
+        if self
+            .embed_model_dir
+            .as_ref()
+            .is_none_or(|d| d.as_os_str().is_empty())
+        {
+            return Err((
+                "embed_model_dir".into(),
+                "the minilm embedder needs the model folder (config.json, tokenizer.json, \
+                 model.safetensors; scripts/get-minilm.sh DIR fetches it)"
+                    .into(),
             ));
         }
         Ok(())

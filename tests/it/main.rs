@@ -5,6 +5,7 @@ mod checkpoint;
 mod common;
 mod config_errors;
 mod determinism;
+mod embed_minilm;
 mod llm_bridge;
 mod llm_mock;
 mod llm_parse_corpus;
