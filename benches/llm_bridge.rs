@@ -2,8 +2,11 @@
 //! and 1,024 requests in flight, against the limit `in_flight / latency`; and the bridge's CPU
 //! time per request (render + send + receive + parse + transcript).
 //!
-//! The mock runs in a child process (this binary with `--mock-server`), so the CPU time read
-//! from `/proc/self/task/*/schedstat` is the bridge's alone. Run: `cargo bench --bench llm_bridge`.
+//! The mock runs in a child process (this binary with `--mock-server`, answering a fixed,
+//! pre-serialised body without parsing requests), so the CPU time read from
+//! `/proc/self/task/*/schedstat` is the bridge's alone; the mock's is read from its own
+//! `/proc/<pid>/task/*/schedstat`. On a machine where both share few cores, the achievable rate
+//! is also bounded by `cores / (bridge + mock CPU per request)`, printed as "CPU limit". Run: `cargo bench --bench llm_bridge`.
 //! Environment: `BENCH_LATENCY_MS` (default 50), `BENCH_WAVES` (batches per setting, default 4),
 //! `BENCH_WORKERS` (the bridge's tokio worker threads, default the config's),
 //! `BENCH_IN_FLIGHT` (comma-separated settings, default `64,256,1024`).
@@ -30,8 +33,13 @@ use recagent::llm::LlmBackend;
 /// coarse for a batch of a few hundred requests). Threads are long-lived here (the runtime's
 /// workers and the main thread), so none exits during a measurement.
 fn cpu_secs() -> f64 {
+    cpu_secs_of("self")
+}
+
+/// As [`cpu_secs`] for process `pid` (`"self"` or a number).
+fn cpu_secs_of(pid: &str) -> f64 {
     let mut ns = 0u64;
-    if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for t in rd.flatten() {
             let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
             ns += s
@@ -80,6 +88,8 @@ fn main() {
         .read_line(&mut base)
         .unwrap();
     let base = base.trim().to_string();
+    let server_pid = child.id().to_string();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
 
     let n_agents = 4096usize;
     let profiles: Vec<Profile> = (0..n_agents)
@@ -119,8 +129,8 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("recagent-bench-{}", std::process::id()));
     println!("LLM bridge vs mock server ({latency_ms} ms per answer), {waves} batches per setting");
     println!(
-        "{:>9} {:>7} {:>10} {:>10} {:>7} {:>14}",
-        "in-flight", "batch", "req/s", "limit", "ratio", "CPU us/req"
+        "{:>9} {:>7} {:>10} {:>10} {:>7} {:>14} {:>14} {:>10}",
+        "in-flight", "batch", "req/s", "limit", "ratio", "CPU us/req", "mock us/req", "CPU limit"
     );
     let mut renders = Vec::new();
     let settings: Vec<usize> = std::env::var("BENCH_IN_FLIGHT")
@@ -168,10 +178,12 @@ fn main() {
         let _ = be.answer_batch(&ctx, &reqs[..in_flight.min(reqs.len())]);
         let mut rates = Vec::new();
         let mut cpus = Vec::new();
+        let mut server_cpus = Vec::new();
         for _ in 0..waves {
-            let (c0, t0) = (cpu_secs(), Instant::now());
+            let (c0, s0, t0) = (cpu_secs(), cpu_secs_of(&server_pid), Instant::now());
             let out = be.answer_batch(&ctx, &reqs);
             let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+            server_cpus.push((cpu_secs_of(&server_pid) - s0) * 1e6 / reqs.len() as f64);
             let ok = out.iter().filter(|r| r.is_ok()).count();
             assert_eq!(ok, reqs.len(), "all requests answered");
             rates.push(reqs.len() as f64 / wall);
@@ -190,13 +202,24 @@ fn main() {
         renders.push(render_us);
         rates.sort_by(f64::total_cmp);
         cpus.sort_by(f64::total_cmp);
-        let (rate, cpu) = (rates[rates.len() / 2], cpus[cpus.len() / 2]);
+        server_cpus.sort_by(f64::total_cmp);
+        let (rate, cpu, mock) = (
+            rates[rates.len() / 2],
+            cpus[cpus.len() / 2],
+            server_cpus[server_cpus.len() / 2],
+        );
         let limit = in_flight as f64 / (latency_ms / 1000.0);
+        // Client and mock share this machine's cores: they cannot together serve more than
+        // cores / (CPU per request of both) requests per second, whatever is in flight.
+        let cpu_limit = cores * 1e6 / (cpu + mock);
         println!(
-            "{in_flight:>9} {batch_n:>7} {rate:>10.0} {limit:>10.0} {:>6.1}% {cpu:>14.1}",
+            "{in_flight:>9} {batch_n:>7} {rate:>10.0} {limit:>10.0} {:>6.1}% {cpu:>14.1} {mock:>14.1} {cpu_limit:>10.0}",
             100.0 * rate / limit
         );
     }
+    println!(
+        "CPU limit = {cores} cores / (bridge + mock CPU per request): the most both processes can serve on this machine."
+    );
     println!(
         "prompt rendering alone: {:.1} us CPU per request (included in the CPU column)",
         renders.iter().sum::<f64>() / renders.len() as f64
