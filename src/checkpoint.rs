@@ -171,6 +171,10 @@ pub struct State {
     pub run_stats: RunStats,
     /// Behaviour counters.
     pub behaviour_stats: BehaviourStats,
+    /// LLM call and token counters (`backend: llm`/`replay`), so a resumed run reports the
+    /// whole run's usage and cost, not only what it made after the resume.
+    #[serde(default)]
+    pub llm_usage: Option<crate::llm::LlmUsage>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -283,6 +287,9 @@ pub fn capture(world: &mut World) -> State {
         model: world.resource::<RecState>().model.save_state(),
         run_stats: world.resource::<RunStats>().clone(),
         behaviour_stats: world.resource::<BehaviourStats>().clone(),
+        llm_usage: world
+            .get_resource::<crate::llm::LlmStats>()
+            .map(crate::llm::LlmStats::snapshot),
     }
 }
 
@@ -491,6 +498,14 @@ pub fn restore(sim: &mut Sim, state: State) {
     world.insert_resource(state.clock);
     world.insert_resource(state.run_stats);
     world.insert_resource(state.behaviour_stats);
+    if let (Some(u), Some(stats)) = (
+        state.llm_usage,
+        world.get_resource::<crate::llm::LlmStats>(),
+    ) {
+        if let Ok(mut g) = stats.0.lock() {
+            *g = u;
+        }
+    }
     let mut rec = world.resource_mut::<RecState>();
     let rec = &mut *rec;
     rec.log = state.log;
@@ -541,7 +556,7 @@ pub fn resume(
             cfg.api_keys = vec![k];
         }
     }
-    let cfg = cfg.with_overrides(overrides).map_err(SimError::from)?;
+    let mut cfg = cfg.with_overrides(overrides).map_err(SimError::from)?;
     if cfg.round < header.round {
         return Err(CheckpointError::Setting {
             key: "round".into(),
@@ -631,6 +646,24 @@ pub fn resume(
                 header.offsets.interactions,
             )
             .map_err(io(&o.interactions))?;
+            if cfg.backend == crate::config::BackendKind::Llm {
+                // The branch's transcript starts with the parent's calls up to the checkpoint,
+                // so it replays on its own; it never writes into the parent's.
+                let mut parent_cfg = header.config.clone();
+                parent_cfg.base_dir = header.base_dir.clone();
+                let from = crate::llm::transcript_of(
+                    &parent_cfg,
+                    parent.manifest.parent().unwrap_or(Path::new(".")),
+                );
+                let to = dir.join("transcript.jsonl");
+                if from.exists() {
+                    let keep = crate::llm::transcript::split_for_resume(&from, header.round)
+                        .map_err(io(&from))?
+                        .keep;
+                    copy_prefix(&from, &to, keep).map_err(io(&to))?;
+                }
+                cfg.transcript_path = Some(absolute(&to));
+            }
             o
         }
     };

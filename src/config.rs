@@ -634,6 +634,20 @@ impl SimConfig {
                 "backend llm needs at least one base URL, e.g. [http://127.0.0.1:8080/v1]".into(),
             );
         }
+        if self.backend == BackendKind::Llm {
+            for b in &self.api_bases {
+                let ok = (b.starts_with("http://") || b.starts_with("https://"))
+                    && reqwest::Url::parse(b).is_ok_and(|u| u.has_host());
+                if !ok {
+                    return bad(
+                        "api_bases",
+                        format!(
+                            "{b:?} is not a base URL: allowed http:// or https:// URLs, e.g. http://127.0.0.1:8080/v1"
+                        ),
+                    );
+                }
+            }
+        }
         if self.backend == BackendKind::Replay
             && self
                 .transcript_path

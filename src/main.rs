@@ -472,16 +472,24 @@ fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
     if let Some(u) = sim.llm_usage() {
         let _ = writeln!(
             out,
-            "  LLM: {} calls ({} failed, {} HTTP retries) · tokens {} prompt + {} completion · {} parse failures, {} corrective retries, {} unparsed",
+            "  LLM: {} calls ({} failed, {} HTTP retries, {} from the response cache) · tokens {} prompt + {} completion · {} parse failures, {} corrective retries, {} unparsed",
             u.calls,
             u.failed_calls,
             u.http_retries,
+            u.cache_hits,
             u.total.prompt_tokens,
             u.total.completion_tokens,
             u.parse_failures,
             u.corrective_retries,
             u.unparsed_requests
         );
+        if u.calls > 0 && u.failed_calls == u.calls {
+            let _ = writeln!(
+                out,
+                "  warning: every LLM call failed, so every decision is a fallback; see the log for why"
+            );
+            tracing::warn!("every one of the {} LLM calls failed", u.calls);
+        }
         for (i, ph) in [
             "activity",
             "",

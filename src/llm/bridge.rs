@@ -45,6 +45,13 @@ struct Call {
     hash: String,
 }
 
+/// A call that failed: why, and after how many HTTP tries.
+#[derive(Clone, Debug)]
+struct Failure {
+    message: String,
+    tries: u32,
+}
+
 /// How a call was answered.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Via {
@@ -192,9 +199,10 @@ impl LlmBackend {
         })
     }
 
-    /// As [`LlmBackend::http`] for a resumed run: calls found in `recorded` (same key, attempt
-    /// and prompt hash, with an answer) are answered from it instead of the servers; the
-    /// transcript at `path` is appended to.
+    /// As [`LlmBackend::http`] for a resumed run: calls found in `split.later` (same key,
+    /// attempt and prompt hash, with an answer) are answered from it instead of the servers; the
+    /// transcript at `path` keeps its first `split.keep` bytes and is appended to (it is cut only
+    /// when the resumed run makes its first batch, so a resume that fails to start loses nothing).
     ///
     /// # Errors
     /// As [`LlmBackend::http`].
@@ -202,13 +210,15 @@ impl LlmBackend {
         cfg: &SimConfig,
         names: Arc<BTreeMap<UserId, Arc<str>>>,
         path: &Path,
-        recorded: BTreeMap<(RequestKey, u32), Entry>,
+        split: transcript::ResumeSplit,
     ) -> Result<Self, LlmSetupError> {
         let mut b = Self::http(cfg, names, None)?;
-        b.transcript = Some(Mutex::new(TranscriptWriter::append_to(path).map_err(
-            |e| LlmSetupError::Setup(format!("{}: cannot open transcript: {e}", path.display())),
-        )?));
-        b.recorded = recorded;
+        b.transcript = Some(Mutex::new(
+            TranscriptWriter::resume(path, split.keep).map_err(|e| {
+                LlmSetupError::Setup(format!("{}: cannot open transcript: {e}", path.display()))
+            })?,
+        ));
+        b.recorded = split.later;
         Ok(b)
     }
 
@@ -320,7 +330,7 @@ impl LlmBackend {
         &self,
         n: usize,
         make: &mut dyn FnMut(usize) -> Call,
-        on_result: &mut dyn FnMut(&Call, usize, Result<Completion, String>, Via),
+        on_result: &mut dyn FnMut(&Call, usize, Result<Completion, Failure>, Via),
     ) -> (Vec<Call>, u64, Option<String>) {
         let mut calls: Vec<Call> = Vec::with_capacity(n);
         match &self.source {
@@ -376,8 +386,13 @@ impl LlmBackend {
                                         // The receiver outlives every task of the wave; a
                                         // failed send means nobody is left to tell.
                                         if let Some(tx) = tx {
-                                            let _ = tx
-                                                .send((j, r.map_err(|e: LlmError| e.to_string())));
+                                            let _ = tx.send((
+                                                j,
+                                                r.map_err(|e: LlmError| Failure {
+                                                    tries: e.tries(),
+                                                    message: e.to_string(),
+                                                }),
+                                            ));
                                         }
                                     });
                                     sent += 1;
@@ -425,7 +440,10 @@ impl LlmBackend {
                         if first.is_none() {
                             first = Some(msg.clone());
                         }
-                        Err(msg)
+                        Err(Failure {
+                            message: msg,
+                            tries: 0,
+                        })
                     };
                     let r = match entries.get(&(c.key, c.attempt)) {
                         None => miss("no transcript entry".into()),
@@ -436,7 +454,10 @@ impl LlmBackend {
                         )),
                         Some(e) => match &e.answer {
                             Some(_) => Ok(completion_of(e)),
-                            None => Err(e.error.clone().unwrap_or_default()),
+                            None => Err(Failure {
+                                message: e.error.clone().unwrap_or_default(),
+                                tries: e.tries,
+                            }),
                         },
                     };
                     let via = match entries.get(&(c.key, c.attempt)) {
@@ -458,9 +479,9 @@ const PIPELINE_CHUNK: usize = 32;
 fn deliver(
     calls: &[Call],
     followers: &BTreeMap<usize, Vec<usize>>,
-    on_result: &mut dyn FnMut(&Call, usize, Result<Completion, String>, Via),
+    on_result: &mut dyn FnMut(&Call, usize, Result<Completion, Failure>, Via),
     k: usize,
-    r: Result<Completion, String>,
+    r: Result<Completion, Failure>,
 ) {
     for &f in followers.get(&k).into_iter().flatten() {
         let via = if r.is_ok() { Via::Cache } else { Via::Live };
@@ -491,6 +512,16 @@ impl BehaviourBackend for LlmBackend {
         batch: &[Request<'_>],
     ) -> Vec<Result<Answer, BackendError>> {
         let mut usage = LlmUsage::default();
+        if let Some(t) = &self.transcript {
+            // Setup is over once agents ask: the transcript of a previous run (or the part of an
+            // interrupted one after its checkpoint) is dropped now, not when the backend was
+            // built, so a run that fails to start leaves it alone.
+            if let Ok(mut w) = t.lock() {
+                if let Err(e) = w.start() {
+                    tracing::error!("{}: cannot write the transcript: {e}", w.path().display());
+                }
+            }
+        }
         // Filled as the first wave renders each prompt (inside `run_wave`, so sending starts
         // before the last prompt is rendered). Conversations are shared with the tasks that send
         // them; a corrective retry builds a longer one.
@@ -526,7 +557,7 @@ impl BehaviourBackend for LlmBackend {
             let (calls, mismatches, first_mismatch) = {
                 let mut handle = |call: &Call,
                                   j: usize,
-                                  res: Result<Completion, String>,
+                                  res: Result<Completion, Failure>,
                                   via: Via| {
                     let i = pending[j];
                     let key = batch[i].key;
@@ -548,10 +579,13 @@ impl BehaviourBackend for LlmBackend {
                         cached: via == Via::Cache,
                     };
                     match res {
-                        Err(e) => {
+                        Err(f) => {
                             usage.failed_calls += 1;
-                            out[i] = Some(Err(BackendError(format!("LLM call failed: {e}"))));
-                            entry.error = Some(e);
+                            usage.http_retries += u64::from(f.tries.saturating_sub(1));
+                            out[i] =
+                                Some(Err(BackendError(format!("LLM call failed: {}", f.message))));
+                            entry.error = Some(f.message);
+                            entry.tries = f.tries;
                         }
                         Ok(c) => {
                             if via == Via::Cache {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -32,7 +32,9 @@ pub struct ResponseCache {
     /// Hex SHA-256 of the request parameters other than the conversation.
     fingerprint: String,
     map: Mutex<HashMap<String, (String, Usage)>>,
-    out: Mutex<BufWriter<File>>,
+    /// The file (append mode), and whether it ends in a line cut short that the next write must
+    /// end first.
+    out: Mutex<(File, bool)>,
     skipped_lines: usize,
 }
 
@@ -59,13 +61,21 @@ impl ResponseCache {
         }
         let mut map = HashMap::new();
         let mut skipped_lines = 0;
+        let mut torn = false;
         if path.exists() {
-            for line in BufReader::new(File::open(path)?).lines() {
-                let line = line?;
+            let bytes = std::fs::read(path)?;
+            torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
+            for raw in bytes.split(|&b| b == b'\n') {
+                // Bytes that are not UTF-8 or not JSON (a line cut by a crash, or mangled) are
+                // skipped: the answer is asked again.
+                let Ok(line) = std::str::from_utf8(raw) else {
+                    skipped_lines += 1;
+                    continue;
+                };
                 if line.trim().is_empty() {
                     continue;
                 }
-                match serde_json::from_str::<Line>(&line) {
+                match serde_json::from_str::<Line>(line) {
                     Ok(l) => {
                         map.insert(l.key, (l.answer, l.usage));
                     }
@@ -87,7 +97,7 @@ impl ResponseCache {
             path: path.to_path_buf(),
             fingerprint,
             map: Mutex::new(map),
-            out: Mutex::new(BufWriter::new(out)),
+            out: Mutex::new((out, torn)),
             skipped_lines,
         })
     }
@@ -134,8 +144,10 @@ impl ResponseCache {
         })
     }
 
-    /// Adds answers `(prompt hash, text, usage)` in the given order, appends them to the file
-    /// and flushes. A write failure is logged (the run goes on; only reuse is lost).
+    /// Adds answers `(prompt hash, text, usage)` in the given order and appends them to the file
+    /// in one `write` of whole lines: runs sharing one cache file append whole batches, which
+    /// O_APPEND keeps from interleaving on a local file system. A write failure is logged (the
+    /// run goes on; only reuse is lost).
     pub fn insert(&self, items: Vec<(&str, String, Usage)>) {
         if items.is_empty() {
             return;
@@ -143,25 +155,32 @@ impl ResponseCache {
         let (Ok(mut m), Ok(mut out)) = (self.map.lock(), self.out.lock()) else {
             return;
         };
-        let mut res = Ok(());
+        let mut buf = Vec::new();
+        if out.1 {
+            buf.push(b'\n');
+        }
         for (h, answer, usage) in items {
             let key = self.key(h);
             if m.contains_key(&key) {
                 continue;
             }
             let line = Line { key, answer, usage };
-            if res.is_ok() {
-                res = serde_json::to_writer(&mut *out, &line)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| out.write_all(b"\n"));
+            if serde_json::to_writer(&mut buf, &line).is_ok() {
+                buf.push(b'\n');
             }
             m.insert(line.key, (line.answer, line.usage));
         }
-        if let Err(e) = res.and_then(|()| out.flush()) {
-            tracing::error!(
-                "{}: cannot write the response cache: {e}",
-                self.path.display()
-            );
+        if buf.is_empty() || buf == b"\n" {
+            return;
+        }
+        match out.0.write_all(&buf) {
+            Ok(()) => out.1 = false,
+            Err(e) => {
+                tracing::error!(
+                    "{}: cannot write the response cache: {e}",
+                    self.path.display()
+                )
+            }
         }
     }
 }
@@ -217,6 +236,28 @@ mod tests {
             (hit.text.as_str(), hit.usage, hit.tries),
             ("[NOTHING]", u, 0)
         );
+        // A line of bytes that are not UTF-8 is skipped too, and the torn line does not swallow
+        // the next answer written.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"\n\xff\xfe{\"key\"\n")
+            .unwrap();
+        let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
+        assert_eq!(c.skipped_lines(), 2);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"key\":\"cut")
+            .unwrap();
+        let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
+        c.insert(vec![("h2", "[SOCIAL]".into(), u)]);
+        let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
+        assert_eq!(c.get("h2").unwrap().text, "[SOCIAL]");
+        assert_eq!(c.get("h1").unwrap().text, "[NOTHING]");
+        assert_eq!(c.skipped_lines(), 3);
         // Another model, max_tokens or seed is another request.
         for other in [
             ResponseCache::open(&p, "m2", "chat", 100, &[], Some(1)).unwrap(),

@@ -110,7 +110,8 @@ pub enum LlmError {
     /// The response had no `choices`.
     #[error("response had no choices")]
     EmptyChoices,
-    /// Every try failed; the last error is given.
+    /// More than one try was made and the last one failed (retries exhausted, or a
+    /// non-retryable error after retries); the last error is given.
     #[error("gave up after {tries} tries: {last}")]
     RetriesExhausted {
         /// Tries made.
@@ -121,6 +122,14 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// HTTP tries the call made before this error (1 unless [`LlmError::RetriesExhausted`]).
+    pub fn tries(&self) -> u32 {
+        match self {
+            LlmError::RetriesExhausted { tries, .. } => *tries,
+            _ => 1,
+        }
+    }
+
     fn retryable(&self) -> bool {
         match self {
             LlmError::Status { status, .. } => *status == 429 || *status >= 500,
@@ -364,10 +373,7 @@ impl HttpClient {
                     })
                 }
                 Err((e, wait)) => {
-                    if !e.retryable() {
-                        return Err(e);
-                    }
-                    if tries > self.opts.max_retries {
+                    if !e.retryable() || tries > self.opts.max_retries {
                         return Err(if tries == 1 {
                             e
                         } else {

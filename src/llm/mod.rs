@@ -267,6 +267,26 @@ pub enum LlmSetupError {
     Setup(String),
 }
 
+/// The transcript file `transcript_path` names (resolved against the config file), if set.
+fn configured_transcript(cfg: &crate::config::SimConfig) -> Option<PathBuf> {
+    cfg.transcript_path
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| {
+            if cfg.is_embedded() {
+                p.to_path_buf()
+            } else {
+                cfg.resolve(p)
+            }
+        })
+}
+
+/// The transcript an `llm` run with outputs in `output_dir` writes: `transcript_path`, else
+/// `<output_dir>/transcript.jsonl`.
+pub fn transcript_of(cfg: &crate::config::SimConfig, output_dir: &std::path::Path) -> PathBuf {
+    configured_transcript(cfg).unwrap_or_else(|| output_dir.join("transcript.jsonl"))
+}
+
 /// The backend `cfg.backend` names, for `Sim::new`: `None` for `offline` (the caller builds
 /// the offline model), else the LLM or replay backend and its counters. `names` are the agents'
 /// names by id; `output_dir` is where the default transcript goes.
@@ -281,17 +301,7 @@ pub fn backend_for(
 ) -> Result<Option<(Box<dyn crate::behaviour::BehaviourBackend>, LlmStats)>, LlmSetupError> {
     use crate::config::BackendKind;
     let names = Arc::new(names);
-    let transcript = cfg
-        .transcript_path
-        .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| {
-            if cfg.is_embedded() {
-                p.to_path_buf()
-            } else {
-                cfg.resolve(p)
-            }
-        });
+    let transcript = configured_transcript(cfg);
     let b = match cfg.backend {
         BackendKind::Offline => return Ok(None),
         BackendKind::Llm => {
@@ -300,9 +310,9 @@ pub fn backend_for(
                 // A resumed run keeps the transcript up to the checkpoint and answers the calls
                 // the interrupted run already made from it, so they are not asked (or paid) again.
                 Some(round) if t.exists() => {
-                    let recorded = transcript::split_for_resume(&t, round)
+                    let split = transcript::split_for_resume(&t, round)
                         .map_err(|e| LlmSetupError::Setup(format!("{}: {e}", t.display())))?;
-                    LlmBackend::http_resuming(cfg, names, &t, recorded)?
+                    LlmBackend::http_resuming(cfg, names, &t, split)?
                 }
                 _ => LlmBackend::http(cfg, names, Some(&t))?,
             };

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::Path;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -56,14 +56,22 @@ pub fn prompt_hash(messages: &[PromptMessage]) -> String {
     crate::llm::cache::hex(&Sha256::digest(&bytes))
 }
 
-/// An open transcript file (created or appended to).
+/// An open transcript file. Nothing on disk changes until the first [`append`](Self::append)
+/// (or [`start`](Self::start)): a run or resume that fails while it is still being set up leaves
+/// the previous transcript as it was.
 #[derive(Debug)]
 pub struct TranscriptWriter {
-    out: BufWriter<File>,
+    path: PathBuf,
+    file: File,
+    /// Length the file is cut to before the first write: 0 for a new run, the kept prefix for a
+    /// resumed one.
+    keep: u64,
+    out: Option<BufWriter<File>>,
 }
 
 impl TranscriptWriter {
-    /// Creates (truncates) the transcript file, creating its directory.
+    /// Opens the transcript of a new run (creating its directory and the file, so an unwritable
+    /// path fails now); its old content is dropped at the first write.
     ///
     /// # Errors
     /// I/O errors.
@@ -73,24 +81,47 @@ impl TranscriptWriter {
                 std::fs::create_dir_all(d)?;
             }
         }
-        Ok(Self {
-            out: BufWriter::new(File::create(path)?),
-        })
+        Self::open(path, 0)
     }
 
-    /// Opens the transcript for appending (a resumed run).
+    /// Opens the transcript of a resumed run: the first `keep` bytes (the lines up to the
+    /// checkpoint, see [`split_for_resume`]) stay, the rest is dropped at the first write.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn append_to(path: &Path) -> std::io::Result<Self> {
+    pub fn resume(path: &Path, keep: u64) -> std::io::Result<Self> {
+        Self::open(path, keep)
+    }
+
+    fn open(path: &Path, keep: u64) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
         Ok(Self {
-            out: BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(path)?,
-            ),
+            path: path.to_path_buf(),
+            file,
+            keep,
+            out: None,
         })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Cuts the file to what it keeps (once; later calls do nothing). Called when the run
+    /// starts asking, i.e. once setup has succeeded.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn start(&mut self) -> std::io::Result<()> {
+        if self.out.is_none() {
+            self.file.set_len(self.keep)?;
+            self.out = Some(BufWriter::new(self.file.try_clone()?));
+        }
+        Ok(())
     }
 
     /// Appends entries (one line each) and flushes.
@@ -98,38 +129,85 @@ impl TranscriptWriter {
     /// # Errors
     /// I/O errors.
     pub fn append(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        self.start()?;
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
         for e in entries {
-            serde_json::to_writer(&mut self.out, e)?;
-            self.out.write_all(b"\n")?;
+            serde_json::to_writer(&mut *out, e)?;
+            out.write_all(b"\n")?;
         }
-        self.out.flush()
+        out.flush()
     }
 }
 
-/// Prepares a transcript for a run resumed after `round`: the lines of rounds up to `round` are
-/// kept in place (rewritten atomically), and the entries of later rounds (recorded by the
-/// interrupted run) are returned, by `(key, attempt)`, for the resumed run to answer from.
+/// What a resumed run finds in its transcript: the entries of rounds after the checkpoint
+/// (answers the interrupted run already received) and the byte length of the lines up to it.
+#[derive(Debug, Default)]
+pub struct ResumeSplit {
+    /// Entries of later rounds, by `(key, attempt)`.
+    pub later: BTreeMap<(RequestKey, u32), Entry>,
+    /// Bytes of the leading lines of rounds up to the checkpoint (what stays in the file).
+    pub keep: u64,
+    /// Lines up to the checkpoint.
+    pub kept_lines: usize,
+}
+
+/// Reads a transcript for a run resumed after `round`, without changing it: the leading lines
+/// of rounds up to `round` are kept, the entries after them are returned for the resumed run to
+/// answer from. A last line cut short by a crash (no newline, not JSON) is ignored.
 ///
 /// # Errors
-/// I/O errors, or a line that is not a transcript entry.
-pub fn split_for_resume(
-    path: &Path,
-    round: u32,
-) -> std::io::Result<BTreeMap<(RequestKey, u32), Entry>> {
-    let text = std::fs::read_to_string(path)?;
-    let mut keep = String::new();
-    let mut later = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let e: Entry = serde_json::from_str(line).map_err(std::io::Error::other)?;
-        if e.key.round <= round {
-            keep.push_str(line);
-            keep.push('\n');
+/// I/O errors, or a line that is not a transcript entry (named by its 1-based line number).
+pub fn split_for_resume(path: &Path, round: u32) -> std::io::Result<ResumeSplit> {
+    let bytes = std::fs::read(path)?;
+    let mut split = ResumeSplit::default();
+    let mut in_prefix = true;
+    let mut offset = 0usize;
+    let mut lines = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .enumerate()
+        .peekable();
+    while let Some((i, raw)) = lines.next() {
+        let start = offset;
+        offset += raw.len();
+        let text = String::from_utf8_lossy(raw);
+        if text.trim().is_empty() {
+            if in_prefix {
+                split.keep = offset as u64;
+            }
+            continue;
+        }
+        let e: Entry = match serde_json::from_str(&text) {
+            Ok(e) => e,
+            Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
+                tracing::warn!(
+                    "{}:{}: ignoring a transcript line cut short ({} bytes)",
+                    path.display(),
+                    i + 1,
+                    raw.len()
+                );
+                break;
+            }
+            Err(err) => {
+                return Err(std::io::Error::other(format!(
+                    "line {}: not a transcript entry: {err}",
+                    i + 1
+                )))
+            }
+        };
+        if in_prefix && e.key.round <= round {
+            split.keep = offset as u64;
+            split.kept_lines += 1;
         } else {
-            later.insert((e.key, e.attempt), e);
+            if in_prefix {
+                split.keep = start as u64;
+            }
+            in_prefix = false;
+            split.later.insert((e.key, e.attempt), e);
         }
     }
-    crate::io::output::write_atomic(path, keep.as_bytes())?;
-    Ok(later)
+    Ok(split)
 }
 
 /// Errors reading a transcript.
@@ -156,30 +234,46 @@ pub enum TranscriptError {
     },
 }
 
-/// Reads a transcript into a map by `(key, attempt)`; a later line for the same pair wins.
+/// Reads a transcript into a map by `(key, attempt)`; a later line for the same pair wins. A
+/// last line cut short by a crash (no newline, not JSON) is ignored with a warning.
 ///
 /// # Errors
 /// [`TranscriptError`] naming the file and line.
 pub fn load(path: &Path) -> Result<BTreeMap<(RequestKey, u32), Entry>, TranscriptError> {
-    let f = File::open(path).map_err(|source| TranscriptError::Read {
+    let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
         path: path.display().to_string(),
         source,
     })?;
     let mut map = BTreeMap::new();
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|source| TranscriptError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let mut lines = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .enumerate()
+        .peekable();
+    while let Some((i, raw)) = lines.next() {
+        let line = String::from_utf8_lossy(raw);
         if line.trim().is_empty() {
             continue;
         }
-        let e: Entry = serde_json::from_str(&line).map_err(|err| TranscriptError::Line {
-            path: path.display().to_string(),
-            line: i + 1,
-            message: err.to_string(),
-        })?;
-        map.insert((e.key, e.attempt), e);
+        match serde_json::from_str::<Entry>(&line) {
+            Ok(e) => {
+                map.insert((e.key, e.attempt), e);
+            }
+            Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
+                tracing::warn!(
+                    "{}:{}: ignoring a transcript line cut short ({} bytes)",
+                    path.display(),
+                    i + 1,
+                    raw.len()
+                );
+            }
+            Err(err) => {
+                return Err(TranscriptError::Line {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    message: err.to_string(),
+                })
+            }
+        }
     }
     Ok(map)
 }

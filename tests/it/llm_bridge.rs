@@ -617,6 +617,19 @@ fn llm_config_keys_are_validated_with_their_names() {
     assert!(err.contains("`api_bases`"), "{err}");
     let err = parse("backend: replay\n").unwrap_err().to_string();
     assert!(err.contains("`transcript_path`"), "{err}");
+    for base in ["notaurl", "ftp://h/v1", "http://"] {
+        let err = parse(&format!("backend: llm\napi_bases: [\"{base}\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`api_bases`") && err.contains("not a base URL"),
+            "{base}: {err}"
+        );
+    }
+    let err = parse("llm_options:\n  worker_threads: 65\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("0..=64"), "{err}");
     let err = parse("llm_options:\n  parse_retries: 9\n")
         .unwrap_err()
         .to_string();
@@ -657,11 +670,40 @@ fn a_resumed_llm_run_takes_received_answers_from_the_transcript() {
     }
     drop(sim);
     let hits = mock.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let transcript = part.path().join("transcript.jsonl");
+    // A crash in the middle of writing a line leaves it cut short: resume ignores it.
+    let before = std::fs::read(&transcript).unwrap();
+    let mut torn = before.clone();
+    torn.extend_from_slice(b"{\"key\":{\"round\":5,\"pha");
+    std::fs::write(&transcript, &torn).unwrap();
+    // A resume that fails while starting (here: a cache path under a regular file) leaves the
+    // transcript, and the answers after the checkpoint in it, as they were.
+    let blocker = part.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let bad = [
+        ("llm_options.response_cache".to_string(), "true".to_string()),
+        (
+            "llm_options.response_cache_path".to_string(),
+            blocker.join("cache.jsonl").display().to_string(),
+        ),
+    ];
+    assert!(recagent::checkpoint::resume(&ckpt, &bad, None).is_err());
+    assert_eq!(
+        std::fs::read(&transcript).unwrap(),
+        torn,
+        "a failed resume changed nothing"
+    );
     let (mut resumed, _) = recagent::checkpoint::resume(&ckpt, &[], None).unwrap();
     while resumed.round() < 4 {
         resumed.step().unwrap();
     }
+    // Usage and cost cover the whole run, not only the part after the resume.
+    let usage = serde_json::to_value(resumed.llm_usage().unwrap()).unwrap();
     drop(resumed);
+    let full_manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(full.path().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(usage, full_manifest["llm_usage"]);
     assert_eq!(
         mock.hits.load(std::sync::atomic::Ordering::SeqCst),
         hits,
@@ -728,4 +770,79 @@ fn the_response_cache_answers_a_repeated_run_without_the_server_and_replays() {
     warm.temperature = 0.7;
     let _ = run(warm, d.path());
     assert!(hits() > sent, "at temperature 0.7 the cache is not used");
+}
+
+#[test]
+fn a_run_that_fails_to_start_leaves_the_previous_transcript_alone() {
+    // The previous run's transcript is only replaced once the new run starts asking; a setup
+    // error after the backend was built (an unusable cache path) must not empty it.
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = e2e_config(&mock.base, 4, 1);
+    run(cfg.clone(), dir.path());
+    let transcript = dir.path().join("transcript.jsonl");
+    let before = std::fs::read(&transcript).unwrap();
+    assert!(!before.is_empty());
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let mut bad = cfg;
+    bad.temperature = 0.0;
+    bad.llm_options.response_cache = true;
+    bad.llm_options.response_cache_path = Some(blocker.join("cache.jsonl"));
+    let err = recagent::sim::Sim::new(bad, paths(dir.path()))
+        .err()
+        .expect("the cache path is unusable");
+    assert!(err.to_string().contains("response cache"), "{err}");
+    assert_eq!(std::fs::read(&transcript).unwrap(), before);
+}
+
+#[test]
+fn a_branch_of_an_llm_run_starts_its_own_transcript_with_the_parents_calls() {
+    // The branch's transcript holds the parent's calls up to the checkpoint, then its own; the
+    // parent's transcript is left as it was.
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let (parent, branch) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = e2e_config(&mock.base, 6, 3);
+    let mut sim = recagent::sim::Sim::new(cfg, paths(parent.path())).unwrap();
+    let ckpt = parent.path().join("round-1.ckpt");
+    for r in 1..=3 {
+        sim.step().unwrap();
+        if r == 1 {
+            recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
+        }
+    }
+    drop(sim);
+    let pt = parent.path().join("transcript.jsonl");
+    let parent_text = std::fs::read_to_string(&pt).unwrap();
+    let round_of = |l: &str| serde_json::from_str::<Value>(l).unwrap()["key"]["round"].as_u64();
+    let prefix: Vec<&str> = parent_text
+        .lines()
+        .filter(|l| round_of(l) == Some(1))
+        .collect();
+    assert!(!prefix.is_empty());
+    let (mut b, _) = recagent::checkpoint::resume(&ckpt, &[], Some(branch.path())).unwrap();
+    while b.round() < 3 {
+        b.step().unwrap();
+    }
+    drop(b);
+    assert_eq!(std::fs::read_to_string(&pt).unwrap(), parent_text);
+    let branch_text = std::fs::read_to_string(branch.path().join("transcript.jsonl")).unwrap();
+    let lines: Vec<&str> = branch_text.lines().collect();
+    assert_eq!(lines[..prefix.len()], prefix[..]);
+    assert!(lines[prefix.len()..].iter().all(|l| round_of(l) > Some(1)));
+    // Same settings, same answers: the branch re-records rounds 2 and 3 as the parent did
+    // (up to the wall-clock latency).
+    let calls = |t: &str| -> Vec<Value> {
+        t.lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v["latency_ms"] = Value::Null;
+                v
+            })
+            .collect()
+    };
+    assert!(
+        calls(&branch_text) == calls(&parent_text),
+        "the branch's calls differ"
+    );
 }
