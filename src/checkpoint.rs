@@ -533,6 +533,34 @@ fn copy_prefix(from: &Path, to: &Path, len: u64) -> std::io::Result<()> {
     dst.sync_all()
 }
 
+/// The outputs of a run directory that was moved or copied with its checkpoints: when `ckpt` sits
+/// in `<dir>/<checkpoints>/` and `<dir>` is not where the header says the outputs are, but holds
+/// output files of the same names whose tails match the header's, those are the run to resume
+/// (so a copy is resumed in place, and never writes into the original).
+fn relocated(ckpt: &Path, header: &Header) -> Option<OutputPaths> {
+    let dir = absolute(ckpt).parent()?.parent()?.to_path_buf();
+    let recorded = header.outputs.manifest.parent()?;
+    if absolute(recorded) == dir {
+        return None;
+    }
+    let at = |p: &Path| p.file_name().map(|n| dir.join(n));
+    let moved = OutputPaths {
+        messages: at(&header.outputs.messages)?,
+        interactions: at(&header.outputs.interactions)?,
+        manifest: at(&header.outputs.manifest)?,
+        log: at(&header.outputs.log)?,
+    };
+    let same = |p: &Path, len: u64, want: &str| tail_hash(p, len).is_ok_and(|h| h == want);
+    (same(&moved.messages, header.offsets.messages, &header.tails.0)
+        && same(
+            &moved.interactions,
+            header.offsets.interactions,
+            &header.tails.1,
+        )
+        && moved.interactions.exists())
+    .then_some(moved)
+}
+
 /// Resumes a run from a checkpoint: rebuilds the simulation from the data (whose hash must match),
 /// truncates the outputs to the checkpoint's offsets and restores the state. `overrides` may only
 /// name keys [`check_branch_key`] allows. With `out_dir`, this is a branch: the outputs up to the
@@ -570,6 +598,20 @@ pub fn resume(
             found,
             expected: header.data_hash,
         });
+    }
+    let mut header = header;
+    if let Some(moved) = relocated(path, &header) {
+        tracing::info!(
+            "the run was moved or copied: resuming the outputs in {} (recorded in {})",
+            moved.manifest.parent().unwrap_or(Path::new(".")).display(),
+            header
+                .outputs
+                .manifest
+                .parent()
+                .unwrap_or(Path::new("."))
+                .display()
+        );
+        header.outputs = moved;
     }
     for (p, len, want) in [
         (

@@ -327,3 +327,62 @@ fn a_trained_model_resumes_exactly() {
         assert_eq!(read(&a.path().join(f)), read(&b.path().join(f)), "{f}");
     }
 }
+
+#[test]
+fn a_copied_run_directory_resumes_in_the_copy_and_leaves_the_original_alone() {
+    // Checkpoints record absolute output paths; a run directory copied (or moved) with its
+    // checkpoints must resume into the copy, giving the uninterrupted run's outputs.
+    let (full, orig, root) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut cfg = demo_config();
+    cfg.round = 4;
+    let mut sim = sim_in(cfg.clone(), full.path());
+    for _ in 0..4 {
+        sim.step().unwrap();
+    }
+    drop(sim);
+    let mut sim = sim_in(cfg, orig.path());
+    for _ in 0..2 {
+        sim.step().unwrap();
+    }
+    checkpoint::save(
+        &mut sim,
+        &orig.path().join("checkpoints/round-2.ckpt"),
+        None,
+    )
+    .unwrap();
+    drop(sim);
+    let copy = root.path().join("copy");
+    std::fs::create_dir_all(copy.join("checkpoints")).unwrap();
+    for f in [
+        "messages.jsonl",
+        "interaction.csv",
+        "manifest.json",
+        "checkpoints/round-2.ckpt",
+    ] {
+        if orig.path().join(f).exists() {
+            std::fs::copy(orig.path().join(f), copy.join(f)).unwrap();
+        }
+    }
+    let before = read(&orig.path().join("interaction.csv"));
+    let (mut resumed, _) =
+        checkpoint::resume(&copy.join("checkpoints/round-2.ckpt"), &[], None).unwrap();
+    while resumed.round() < 4 {
+        resumed.step().unwrap();
+    }
+    drop(resumed);
+    assert_eq!(read(&orig.path().join("interaction.csv")), before);
+    assert_eq!(
+        read(&copy.join("interaction.csv")),
+        read(&full.path().join("interaction.csv"))
+    );
+    if full.path().join("messages.jsonl").exists() {
+        assert_eq!(
+            read(&copy.join("messages.jsonl")),
+            read(&full.path().join("messages.jsonl"))
+        );
+    }
+}
