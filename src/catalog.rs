@@ -782,13 +782,7 @@ mod tests {
     /// RecAgent's 3,883 items when `../shared` is present, else the demo catalogue; the first
     /// `n` items only.
     fn catalogue(n: usize) -> Catalog {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let shared = root.join("../shared/data/recagent/item.csv");
-        let path = if shared.exists() {
-            shared
-        } else {
-            root.join("data/item.csv")
-        };
+        let path = crate::io::data::shared_or_demo_items_path();
         let mut items = crate::io::data::load_items(crate::io::data::Source::Path(&path)).unwrap();
         items.truncate(n);
         Catalog::new(items).unwrap()

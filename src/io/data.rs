@@ -776,3 +776,15 @@ pub fn read_all(mut r: impl Read) -> std::io::Result<String> {
     r.read_to_string(&mut s)?;
     Ok(s)
 }
+
+/// RecAgent's item file from `../shared` when present, else the bundled demo's (tests only).
+#[cfg(test)]
+pub(crate) fn shared_or_demo_items_path() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/data/recagent/item.csv");
+    if shared.exists() {
+        shared
+    } else {
+        root.join("data/item.csv")
+    }
+}

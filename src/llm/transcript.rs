@@ -163,23 +163,44 @@ pub fn split_for_resume(path: &Path, round: u32) -> std::io::Result<ResumeSplit>
     let bytes = std::fs::read(path)?;
     let mut split = ResumeSplit::default();
     let mut in_prefix = true;
+    for line in entries(path, &bytes) {
+        let (_, range, e) = line.map_err(|(n, err)| {
+            std::io::Error::other(format!("line {n}: not a transcript entry: {err}"))
+        })?;
+        if in_prefix && e.key.round <= round {
+            split.keep = range.end as u64;
+            split.kept_lines += 1;
+        } else {
+            in_prefix = false;
+            split.later.insert((e.key, e.attempt), e);
+        }
+    }
+    Ok(split)
+}
+
+/// The entries of a transcript's bytes, each with its 1-based line number and byte range
+/// (newline included); blank lines are skipped, and a last line cut short by a crash (no
+/// newline, not JSON) is ignored with a warning. A line that is not an entry gives
+/// `Err((line number, parser message))`.
+fn entries<'a>(
+    path: &'a Path,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = Result<(usize, std::ops::Range<usize>, Entry), (usize, String)>> + 'a {
     let mut offset = 0usize;
     let mut lines = bytes
         .split_inclusive(|&b| b == b'\n')
         .enumerate()
         .peekable();
-    while let Some((i, raw)) = lines.next() {
-        let start = offset;
-        offset += raw.len();
+    std::iter::from_fn(move || loop {
+        let (i, raw) = lines.next()?;
+        let range = offset..offset + raw.len();
+        offset = range.end;
         let text = String::from_utf8_lossy(raw);
         if text.trim().is_empty() {
-            if in_prefix {
-                split.keep = offset as u64;
-            }
             continue;
         }
-        let e: Entry = match serde_json::from_str(&text) {
-            Ok(e) => e,
+        return match serde_json::from_str::<Entry>(&text) {
+            Ok(e) => Some(Ok((i + 1, range, e))),
             Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
                 tracing::warn!(
                     "{}:{}: ignoring a transcript line cut short ({} bytes)",
@@ -187,27 +208,11 @@ pub fn split_for_resume(path: &Path, round: u32) -> std::io::Result<ResumeSplit>
                     i + 1,
                     raw.len()
                 );
-                break;
+                None
             }
-            Err(err) => {
-                return Err(std::io::Error::other(format!(
-                    "line {}: not a transcript entry: {err}",
-                    i + 1
-                )))
-            }
+            Err(err) => Some(Err((i + 1, err.to_string()))),
         };
-        if in_prefix && e.key.round <= round {
-            split.keep = offset as u64;
-            split.kept_lines += 1;
-        } else {
-            if in_prefix {
-                split.keep = start as u64;
-            }
-            in_prefix = false;
-            split.later.insert((e.key, e.attempt), e);
-        }
-    }
-    Ok(split)
+    })
 }
 
 /// Errors reading a transcript.
@@ -245,35 +250,78 @@ pub fn load(path: &Path) -> Result<BTreeMap<(RequestKey, u32), Entry>, Transcrip
         source,
     })?;
     let mut map = BTreeMap::new();
-    let mut lines = bytes
-        .split_inclusive(|&b| b == b'\n')
-        .enumerate()
-        .peekable();
-    while let Some((i, raw)) = lines.next() {
-        let line = String::from_utf8_lossy(raw);
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Entry>(&line) {
-            Ok(e) => {
-                map.insert((e.key, e.attempt), e);
-            }
-            Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
-                tracing::warn!(
-                    "{}:{}: ignoring a transcript line cut short ({} bytes)",
-                    path.display(),
-                    i + 1,
-                    raw.len()
-                );
-            }
-            Err(err) => {
-                return Err(TranscriptError::Line {
-                    path: path.display().to_string(),
-                    line: i + 1,
-                    message: err.to_string(),
-                })
-            }
-        }
+    for line in entries(path, &bytes) {
+        let (_, _, e) = line.map_err(|(line, message)| TranscriptError::Line {
+            path: path.display().to_string(),
+            line,
+            message,
+        })?;
+        map.insert((e.key, e.attempt), e);
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::Phase;
+    use crate::ids::UserId;
+
+    fn line(round: u32, user: u32) -> String {
+        let e = Entry {
+            key: RequestKey {
+                round,
+                phase: Phase::Activity,
+                user: UserId(user),
+                step: 0,
+            },
+            attempt: 0,
+            prompt_hash: "h".into(),
+            model: "m".into(),
+            protocol: "chat".into(),
+            temperature: 0.0,
+            max_tokens: 10,
+            endpoint: Some(0),
+            answer: Some("[NOTHING]".into()),
+            error: None,
+            usage: Usage::default(),
+            latency_ms: 1,
+            tries: 1,
+            cached: false,
+        };
+        serde_json::to_string(&e).unwrap() + "\n"
+    }
+
+    #[test]
+    fn resume_split_keeps_the_prefix_and_ignores_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        let (a, b, c) = (line(1, 0), line(1, 1), line(2, 0));
+        let torn = &line(2, 1)[..40];
+        std::fs::write(&p, format!("{a}{b}\n{c}{torn}")).unwrap();
+        let s = split_for_resume(&p, 1).unwrap();
+        assert_eq!(s.keep, (a.len() + b.len()) as u64);
+        assert_eq!(s.kept_lines, 2);
+        assert_eq!(s.later.len(), 1);
+        // Nothing was written.
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{a}{b}\n{c}{torn}")
+        );
+        assert_eq!(load(&p).unwrap().len(), 3);
+        // The writer cuts the file to the kept prefix only when it starts.
+        let mut w = TranscriptWriter::resume(&p, s.keep).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            (a.len() + b.len() + 1 + c.len() + torn.len()) as u64
+        );
+        w.start().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{a}{b}"));
+        // A bad line that is not the last is an error naming its line.
+        std::fs::write(&p, format!("{a}not json\n{c}")).unwrap();
+        let err = split_for_resume(&p, 1).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains(":2:"), "{err}");
+    }
 }

@@ -307,13 +307,7 @@ fn dense_cos(a: &[i8], b: &[i8]) -> f32 {
 
 /// Item texts of RecAgent's catalogue (or the demo's) plus memory-like sentences.
 fn real_texts() -> Vec<String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shared = root.join("../shared/data/recagent/item.csv");
-    let path = if shared.exists() {
-        shared
-    } else {
-        root.join("data/item.csv")
-    };
+    let path = crate::io::data::shared_or_demo_items_path();
     let items = crate::io::data::load_items(crate::io::data::Source::Path(&path)).unwrap();
     let cat = crate::catalog::Catalog::new(items).unwrap();
     let mut t: Vec<String> = (0..cat.len() as u32)
