@@ -222,13 +222,12 @@ mod tests {
             c.insert(vec![("h1", "[NOTHING]".into(), u)]);
             assert_eq!(c.get("h1").unwrap().text, "[NOTHING]");
         }
+        let append = |bytes: &[u8]| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(bytes).unwrap();
+        };
         // A torn last line (crash while writing) is skipped, the rest is kept.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(b"{\"key\":\"ab")
-            .unwrap();
+        append(b"{\"key\":\"ab");
         let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
         assert_eq!(c.skipped_lines(), 1);
         let hit = c.get("h1").unwrap();
@@ -238,20 +237,10 @@ mod tests {
         );
         // A line of bytes that are not UTF-8 is skipped too, and the torn line does not swallow
         // the next answer written.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(b"\n\xff\xfe{\"key\"\n")
-            .unwrap();
+        append(b"\n\xff\xfe{\"key\"\n");
         let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
         assert_eq!(c.skipped_lines(), 2);
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(b"{\"key\":\"cut")
-            .unwrap();
+        append(b"{\"key\":\"cut");
         let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
         c.insert(vec![("h2", "[SOCIAL]".into(), u)]);
         let c = ResponseCache::open(&p, "m", "chat", 100, &[], Some(1)).unwrap();
