@@ -210,6 +210,7 @@ impl Mock {
     }
 
     fn serve(script: Script, record: bool, fixed: Option<(Duration, axum::body::Bytes)>) -> Mock {
+        let lean = fixed.is_some();
         let hits = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = AppState {
@@ -222,11 +223,20 @@ impl Mock {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
+            // The bench's fixed-answer mock runs on one thread: no cross-thread wake-ups, so
+            // it takes as little of the machine's CPU as it can.
+            let rt = if lean {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            };
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
