@@ -316,6 +316,8 @@ pub fn item_text(c: &Catalog, idx: u32) -> String {
 /// - `items-<hash>.f32`: the embeddings (little-endian `f32`, `len × dim`), where `hash` is the
 ///   SHA-256 of the embedder id and every item text, so a changed catalogue or embedder gives a
 ///   new file (an `openai` embedder is not asked again when only the graph parameters change);
+/// - `items-<hash>.f32.sum`: length and SHA-256 of the embeddings file, written last; embeddings
+///   that do not match it, or hold a non-finite value, are recomputed (with a logged warning);
 /// - `items-<hash>-g<key>.hnsw.{graph,data}`: the graph, in hnsw_rs's own dump format, with `key`
 ///   the SHA-256 of `hash`, the HNSW parameters, the hnsw_rs version and this platform's
 ///   endianness and word size (the dump is native-endian);
@@ -323,7 +325,9 @@ pub fn item_text(c: &Catalog, idx: u32) -> String {
 ///
 /// A graph is trusted only when its `.sum` matches both files: a crash mid-write, a truncated or
 /// corrupt file, or a missing one gives a logged warning and a rebuild, never a panic (hnsw_rs's
-/// loader itself panics or exits on malformed input, so it only ever sees verified bytes).
+/// loader itself panics or exits on malformed input, so it only ever sees verified bytes whose
+/// header fits; should a forged `.sum` get bad bytes past that, the loader's panic is caught
+/// and not printed).
 /// Reloading the 3,883 MovieLens items takes a fraction of the build time (see
 /// `cargo bench --bench memory`); searches give the same results either way.
 pub struct ItemIndex {
@@ -378,6 +382,13 @@ const HNSW_EF_SEARCH: usize = 64;
 const HNSW_LAYERS: usize = 16;
 /// Version of our graph persistence (file naming and `.sum` layout); part of the file key.
 const GRAPH_FORMAT: u32 = 1;
+/// The hnsw_rs version whose dump format the persisted graphs use; part of the graph key, so a
+/// graph dumped by another version is rebuilt, not handed to this version's loader. Must equal
+/// the exact `hnsw_rs` pin in Cargo.toml and the version in Cargo.lock (checked by a test).
+pub const HNSW_RS_VERSION: &str = "0.3.5";
+/// The hnsw_rs dump format version ([`hnsw_rs::hnswio::Description::format_version`]) that
+/// [`HNSW_RS_VERSION`] writes; a graph file announcing another one is not loaded.
+const HNSW_DUMP_FORMAT: usize = 4;
 
 impl ItemIndex {
     /// Builds an index over `vectors` (one unit vector per catalogue item, index order).
@@ -475,30 +486,28 @@ impl ItemIndex {
         let name = format!("items-{hex}.f32");
         let cached = dirs
             .iter()
-            .filter_map(|d| std::fs::read(d.join(&name)).ok())
-            .find(|b| b.len() == texts.len() * dim * 4);
+            .find_map(|d| match load_embeddings(d, &name, texts.len(), dim) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(
+                        "item index: persisted embeddings {} are unusable ({e}); recomputing them",
+                        d.join(&name).display()
+                    );
+                    None
+                }
+            });
         let vectors: Vec<Vec<f32>> = match cached {
-            Some(b) => b
-                .chunks_exact(dim * 4)
-                .map(|row| {
-                    row.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect()
-                })
-                .collect(),
+            Some(v) => v,
             None => {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 let v = embedder.embed_batch(&refs)?;
                 let bytes: Vec<u8> = v.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
                 for d in dirs {
-                    let p = d.join(&name);
-                    match std::fs::create_dir_all(d)
-                        .and_then(|()| crate::io::output::write_atomic(&p, &bytes))
-                    {
+                    match save_embeddings(d, &name, &bytes, texts.len(), dim) {
                         Ok(()) => break,
                         Err(e) => tracing::info!(
                             "item index: cannot persist embeddings to {}: {e}",
-                            p.display()
+                            d.join(&name).display()
                         ),
                     }
                 }
@@ -609,12 +618,18 @@ fn hex12(d: &[u8]) -> String {
 /// Key of a graph built over the embeddings `emb_hash` with these parameters on this platform.
 fn graph_key(emb_hash: &str, m: usize, ef_construction: usize, layers: usize) -> String {
     use sha2::{Digest, Sha256};
-    let k = format!(
-        "{emb_hash}|hnsw_rs-0.3.5|UnitDot|M{m}|efc{ef_construction}|L{layers}|fmt{GRAPH_FORMAT}|{}|{}",
+    hex12(&Sha256::digest(
+        graph_key_text(emb_hash, m, ef_construction, layers).as_bytes(),
+    ))
+}
+
+/// What [`graph_key`] hashes: every input that changes the dumped graph or its format.
+fn graph_key_text(emb_hash: &str, m: usize, ef_construction: usize, layers: usize) -> String {
+    format!(
+        "{emb_hash}|hnsw_rs-{HNSW_RS_VERSION}|UnitDot|M{m}|efc{ef_construction}|L{layers}|fmt{GRAPH_FORMAT}|{}|{}",
         if cfg!(target_endian = "little") { "le" } else { "be" },
         usize::BITS
-    );
-    hex12(&Sha256::digest(k.as_bytes()))
+    )
 }
 
 /// Length and SHA-256 (hex) of a file.
@@ -637,6 +652,102 @@ fn file_digest(p: &std::path::Path) -> std::io::Result<(u64, String)> {
         len,
         h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
     ))
+}
+
+/// SHA-256 (hex) of a byte slice.
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// The embeddings' `.sum` text: format line, items, dimension, then length and digest of the
+/// `.f32` file.
+fn embeddings_sum(items: usize, dim: usize, bytes: &[u8]) -> String {
+    format!(
+        "recagent-embeddings {GRAPH_FORMAT}\nitems {items}\ndim {dim}\nf32 {} {}\n",
+        bytes.len(),
+        sha256_hex(bytes)
+    )
+}
+
+/// Reads the persisted embeddings `dir/name` (`items × dim` little-endian `f32`) when its
+/// `name.sum` matches them and every value is finite. `Ok(None)` when there is no file;
+/// `Err` with the reason when the file is unverified (no `.sum`, from an older version or a
+/// write that did not finish), does not match its `.sum`, or holds non-finite values.
+fn load_embeddings(
+    dir: &std::path::Path,
+    name: &str,
+    items: usize,
+    dim: usize,
+) -> Result<Option<Vec<Vec<f32>>>, String> {
+    let path = dir.join(name);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if bytes.len() != items * dim * 4 {
+        return Err(format!(
+            "{} bytes, {} expected for {items} items of dimension {dim}",
+            bytes.len(),
+            items * dim * 4
+        ));
+    }
+    let Ok(sum) = std::fs::read_to_string(dir.join(format!("{name}.sum"))) else {
+        return Err("no .sum file to verify it against".into());
+    };
+    if sum != embeddings_sum(items, dim, &bytes) {
+        return Err("the file does not match its .sum (truncated, corrupt or half-written)".into());
+    }
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+        return Err(format!(
+            "item {} has a non-finite value ({})",
+            i / dim.max(1),
+            values[i]
+        ));
+    }
+    if dim == 0 {
+        return Ok(Some(vec![Vec::new(); items]));
+    }
+    Ok(Some(
+        values.chunks_exact(dim).map(<[f32]>::to_vec).collect(),
+    ))
+}
+
+/// Writes the embeddings `bytes` as `dir/name`, then their `name.sum` (each atomically; the
+/// `.sum` last, so a crash in between leaves a file that is not trusted). Non-finite values
+/// are not persisted.
+fn save_embeddings(
+    dir: &std::path::Path,
+    name: &str,
+    bytes: &[u8],
+    items: usize,
+    dim: usize,
+) -> std::io::Result<()> {
+    if bytes
+        .chunks_exact(4)
+        .any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+    {
+        return Err(std::io::Error::other(
+            "the embedder returned non-finite values",
+        ));
+    }
+    std::fs::create_dir_all(dir)?;
+    let sum_path = dir.join(format!("{name}.sum"));
+    // A stale `.sum` must not vouch for the new file should the process stop in between.
+    match std::fs::remove_file(&sum_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    crate::io::output::write_atomic(&dir.join(name), bytes)?;
+    crate::io::output::write_atomic(&sum_path, embeddings_sum(items, dim, bytes).as_bytes())
 }
 
 /// The `.sum` text: format line, points, dimension, then length and digest of each file.
@@ -719,12 +830,28 @@ fn load_graph(
             "the files do not match their .sum (truncated, corrupt or half-written)".into(),
         );
     }
-    let loaded = std::panic::catch_unwind(|| {
+    let loaded = quiet_catch_unwind(|| -> Result<_, String> {
+        // hnsw_rs's loader trusts the header's sizes: check them first.
+        let mut f = std::fs::File::open(dir.join(format!("{base}.hnsw.graph")))
+            .map_err(|e| format!("{base}.hnsw.graph: {e}"))?;
+        let d = hnsw_rs::hnswio::load_description(&mut f)
+            .map_err(|e| format!("hnsw_rs header: {e}"))?;
+        if d.format_version != HNSW_DUMP_FORMAT
+            || d.nb_point != points
+            || d.dimension != dim
+            || usize::from(d.nb_layer) != HNSW_LAYERS
+        {
+            return Err(format!(
+                "the graph header does not fit (format {}, {} points, dimension {}, {} layers)",
+                d.format_version, d.nb_point, d.dimension, d.nb_layer
+            ));
+        }
         // hnsw_rs ties the graph's lifetime to its loader; the index lives for the run (see
         // `ItemIndex::load_or_build`).
         let io: &'static mut hnsw_rs::hnswio::HnswIo =
             Box::leak(Box::new(hnsw_rs::hnswio::HnswIo::new(dir, base)));
         io.load_hnsw::<f32, UnitDot>()
+            .map_err(|e| format!("hnsw_rs: {e}"))
     });
     match loaded {
         Ok(Ok(h)) if h.get_nb_point() == points => Ok(Some(h)),
@@ -732,9 +859,43 @@ fn load_graph(
             "{} points loaded, {points} expected",
             h.get_nb_point()
         )),
-        Ok(Err(e)) => Err(format!("hnsw_rs: {e}")),
-        Err(_) => Err("hnsw_rs's loader panicked".into()),
+        Ok(Err(e)) => Err(e),
+        Err(msg) => Err(format!(
+            "hnsw_rs's loader failed: {}",
+            msg.lines().next().unwrap_or_default()
+        )),
     }
+}
+
+thread_local! {
+    /// Set while [`quiet_catch_unwind`] runs on this thread: panics here are not printed.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`std::panic::catch_unwind`] that keeps the panic hook from printing this thread's panic
+/// (other threads' panics are printed as before); the panic message is returned instead.
+///
+/// The first call wraps the process's panic hook once (the previous hook is kept and called
+/// for every panic not silenced here).
+fn quiet_catch_unwind<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    static WRAP: std::sync::Once = std::sync::Once::new();
+    WRAP.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET_PANICS.with(|q| q.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(was));
+    r.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into())
+    })
 }
 
 #[cfg(test)]
@@ -846,7 +1007,7 @@ mod tests {
             .iter()
             .map(|n| n.rsplit('.').next().unwrap())
             .collect();
-        assert_eq!(ext, ["data", "graph", "sum", "f32"], "{names:?}"); // no temporary left
+        assert_eq!(ext, ["data", "graph", "sum", "f32", "sum"], "{names:?}"); // no temporary left
         let loaded = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
         assert!(loaded.was_loaded());
         assert_eq!(loaded.len(), cat.len());
@@ -919,6 +1080,166 @@ mod tests {
         assert!(ItemIndex::load_or_build(&cat, e128, &dirs)
             .unwrap()
             .was_loaded());
+    }
+
+    /// The one file in `dir` whose name ends with `suffix`.
+    fn file_ending(dir: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+        let found: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        assert_eq!(found.len(), 1, "{suffix}: {found:?}");
+        found[0].clone()
+    }
+
+    #[test]
+    fn corrupt_persisted_embeddings_are_recomputed_and_repaired() {
+        let (cat, e, vecs, queries) = setup(300);
+        let fresh = top10(&ItemIndex::from_vectors(&vecs, e.clone()), &queries);
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+        let f32_path = file_ending(dir.path(), ".f32");
+        let good = std::fs::read(&f32_path).unwrap();
+        assert_eq!(good.len(), vecs.len() * e.dim() * 4);
+        // Deterministic "random" floats of the right length, and all-NaN.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let random: Vec<u8> = (0..good.len() / 4)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0).to_le_bytes()
+            })
+            .collect();
+        let nans: Vec<u8> = (0..good.len() / 4)
+            .flat_map(|_| f32::NAN.to_le_bytes())
+            .collect();
+        let sum_path = file_ending(dir.path(), ".f32.sum");
+        let good_sum = std::fs::read_to_string(&sum_path).unwrap();
+        // A NaN file with a `.sum` that matches it (forged): still rejected.
+        let nan_sum = embeddings_sum(vecs.len(), e.dim(), &nans);
+        type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+        let damages: Vec<Damage<'_>> = vec![
+            (
+                "random floats",
+                Box::new(|| std::fs::write(&f32_path, &random).unwrap()),
+            ),
+            (
+                "NaNs",
+                Box::new(|| std::fs::write(&f32_path, &nans).unwrap()),
+            ),
+            (
+                "NaNs with a matching .sum",
+                Box::new(|| {
+                    std::fs::write(&f32_path, &nans).unwrap();
+                    std::fs::write(&sum_path, &nan_sum).unwrap();
+                }),
+            ),
+            (
+                "no .sum",
+                Box::new(|| {
+                    std::fs::write(&f32_path, &random).unwrap();
+                    std::fs::remove_file(&sum_path).unwrap();
+                }),
+            ),
+        ];
+        for (what, damage) in damages {
+            damage();
+            // Without a usable graph the embeddings are read back to rebuild it.
+            std::fs::remove_file(file_ending(dir.path(), ".hnsw.sum")).unwrap();
+            let ix = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+            assert!(!ix.was_loaded(), "{what}");
+            assert_eq!(top10(&ix, &queries), fresh, "{what}");
+            assert_eq!(std::fs::read(&f32_path).unwrap(), good, "{what}: repaired");
+            assert_eq!(
+                std::fs::read_to_string(&sum_path).unwrap(),
+                good_sum,
+                "{what}"
+            );
+            let again = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+            assert!(again.was_loaded(), "{what}");
+            assert_eq!(top10(&again, &queries), fresh, "{what}");
+        }
+        // Intact embeddings with their `.sum` are reused as they are.
+        std::fs::remove_file(file_ending(dir.path(), ".hnsw.sum")).unwrap();
+        let ix = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+        assert_eq!(top10(&ix, &queries), fresh);
+    }
+
+    #[test]
+    fn a_forged_graph_sum_gives_a_rebuild_not_a_panic() {
+        let (cat, e, vecs, queries) = setup(200);
+        let fresh = top10(&ItemIndex::from_vectors(&vecs, e.clone()), &queries);
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+        let sum_path = file_ending(dir.path(), ".hnsw.sum");
+        let base = sum_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches(".hnsw.sum")
+            .to_string();
+        let forge = |ext: &str, at: usize, bytes: &[u8]| {
+            let p = dir.path().join(format!("{base}.hnsw.{ext}"));
+            let mut b = std::fs::read(&p).unwrap();
+            b[at..at + bytes.len()].copy_from_slice(bytes);
+            std::fs::write(&p, b).unwrap();
+            let digest = |ext: &str| file_digest(&dir.path().join(format!("{base}.hnsw.{ext}")));
+            let sum = graph_sum(
+                vecs.len(),
+                e.dim(),
+                digest("graph").unwrap(),
+                digest("data").unwrap(),
+            );
+            std::fs::write(&sum_path, sum).unwrap();
+        };
+        // The data file's magic (hnsw_rs asserts it), then a huge point count in the graph
+        // header (hnsw_rs would allocate for it).
+        let cases: [(&str, usize, Vec<u8>); 2] = [
+            ("data", 0, vec![0u8; 4]),
+            (
+                "graph",
+                4 + 1 + 1 + 8 + 1 + 8,
+                usize::MAX.to_ne_bytes().to_vec(),
+            ),
+        ];
+        for (ext, at, bytes) in cases {
+            forge(ext, at, &bytes);
+            let ix = ItemIndex::load_or_build(&cat, e.clone(), &dirs).unwrap();
+            assert!(!ix.was_loaded(), "{ext}");
+            assert_eq!(top10(&ix, &queries), fresh, "{ext}");
+        }
+    }
+
+    #[test]
+    fn the_hnsw_rs_version_in_the_graph_key_is_the_locked_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+        let locked: Vec<&str> = lock
+            .split("[[package]]")
+            .filter(|p| p.lines().any(|l| l.trim() == "name = \"hnsw_rs\""))
+            .filter_map(|p| {
+                p.lines()
+                    .find_map(|l| l.trim().strip_prefix("version = \""))
+                    .map(|v| v.trim_end_matches('"'))
+            })
+            .collect();
+        assert_eq!(locked, [HNSW_RS_VERSION], "Cargo.lock");
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let pin = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("hnsw_rs = "))
+            .unwrap();
+        assert_eq!(pin, format!("\"={HNSW_RS_VERSION}\""), "Cargo.toml pin");
+        // And the graph key covers it.
+        let text = graph_key_text("h", HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_LAYERS);
+        assert!(
+            text.contains(&format!("|hnsw_rs-{HNSW_RS_VERSION}|")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! when it is absent.
 
 mod checkpoint;
+mod cli_log;
 mod common;
 mod config_errors;
 mod determinism;
