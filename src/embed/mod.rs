@@ -5,7 +5,7 @@
 //!   lower-cased word unigrams and adjacent-word bigrams into `dim` buckets, L2-normalised.
 //! - [`http::HttpEmbedder`]: any OpenAI-compatible `POST /v1/embeddings` endpoint, with an on-disk
 //!   cache keyed by model + text hash.
-//! - [`minilm::MiniLmEmbedder`] (cargo feature `minilm`): the all-MiniLM-L6-v2 sentence-embedding
+//! - `minilm::MiniLmEmbedder` (cargo feature `minilm`): the all-MiniLM-L6-v2 sentence-embedding
 //!   model run in-process on the CPU (candle), from a local folder.
 
 pub mod http;
