@@ -221,7 +221,6 @@ crate::scored_recommender!(LightGcn, "LightGCN");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recommender::Recommender as _;
 
     #[test]
     fn adjacency_weights_by_hand() {
@@ -280,13 +279,7 @@ mod tests {
 
     #[test]
     fn loss_decreases_on_two_blocks() {
-        let lists: Vec<Vec<u32>> = (0..8u32)
-            .map(|u| {
-                let base = (u / 4) * 4;
-                (base..base + 4).filter(|&i| i != base + u % 4).collect()
-            })
-            .collect();
-        let pos = Positives::from_lists(&lists, 8);
+        let pos = crate::recommender::train::two_block_positives();
         let mut m = LightGcn::new(TrainParams {
             dim: 8,
             lr: 0.05,
@@ -296,11 +289,7 @@ mod tests {
             ..TrainParams::default()
         });
         m.fit_positives(&pos);
-        assert!(m.epoch_loss.last().unwrap() < &(0.5 * m.epoch_loss[0]));
-        let mut rng = stream_rng(0, Stream::Recommender, &[]);
-        for u in 0..8u32 {
-            let s = m.recommend(u, 1, &|i| pos.contains(u, i), &mut rng);
-            assert_eq!(s.items, vec![(u / 4) * 4 + u % 4], "user {u}");
-        }
+        let loss = m.epoch_loss.clone();
+        crate::recommender::train::assert_learned_two_blocks(&m, &pos, &loss);
     }
 }

@@ -141,19 +141,12 @@ crate::scored_recommender!(Mf, "MF");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recommender::Recommender as _;
 
     #[test]
     fn learns_a_two_block_structure() {
         // Users 0..4 like items 0..4, users 4..8 like items 4..8; each user misses one item of
         // its block, which MF should rank above the other block.
-        let lists: Vec<Vec<u32>> = (0..8u32)
-            .map(|u| {
-                let base = (u / 4) * 4;
-                (base..base + 4).filter(|&i| i != base + u % 4).collect()
-            })
-            .collect();
-        let pos = Positives::from_lists(&lists, 8);
+        let pos = crate::recommender::train::two_block_positives();
         let mut mf = Mf::new(TrainParams {
             dim: 8,
             lr: 0.05,
@@ -162,11 +155,7 @@ mod tests {
             ..TrainParams::default()
         });
         mf.fit_positives(&pos);
-        assert!(mf.epoch_loss.last().unwrap() < &(0.5 * mf.epoch_loss[0]));
-        let mut rng = stream_rng(0, Stream::Recommender, &[]);
-        for u in 0..8u32 {
-            let s = mf.recommend(u, 1, &|i| pos.contains(u, i), &mut rng);
-            assert_eq!(s.items, vec![(u / 4) * 4 + u % 4], "user {u}");
-        }
+        let loss = mf.epoch_loss.clone();
+        crate::recommender::train::assert_learned_two_blocks(&mf, &pos, &loss);
     }
 }

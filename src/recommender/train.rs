@@ -301,6 +301,32 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Test fixture: users 0..4 like items 0..4 and users 4..8 like items 4..8, each user missing
+/// one item of its block (`(u / 4) * 4 + u % 4`), which a model that learned the two blocks
+/// ranks first.
+#[cfg(test)]
+pub(crate) fn two_block_positives() -> Positives {
+    let lists: Vec<Vec<u32>> = (0..8u32)
+        .map(|u| {
+            let base = (u / 4) * 4;
+            (base..base + 4).filter(|&i| i != base + u % 4).collect()
+        })
+        .collect();
+    Positives::from_lists(&lists, 8)
+}
+
+/// Test check: the model's loss at least halved and its top item for every user of
+/// [`two_block_positives`] is the one the user is missing.
+#[cfg(test)]
+pub(crate) fn assert_learned_two_blocks(m: &dyn super::Recommender, pos: &Positives, loss: &[f32]) {
+    assert!(loss.last().unwrap() < &(0.5 * loss[0]), "loss {loss:?}");
+    let mut rng = crate::rng::stream_rng(0, crate::rng::Stream::Recommender, &[]);
+    for u in 0..8u32 {
+        let s = m.recommend(u, 1, &|i| pos.contains(u, i), &mut rng);
+        assert_eq!(s.items, vec![(u / 4) * 4 + u % 4], "user {u}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -613,37 +613,28 @@ fn cost_estimate_renders_round_one_and_scales_by_rounds() {
 #[test]
 fn llm_config_keys_are_validated_with_their_names() {
     let parse = |t: &str| SimConfig::from_yaml(t, "t.yaml", PathBuf::from("/")).map(|_| ());
-    let err = parse("backend: llm\n").unwrap_err().to_string();
+    let error = |t: &str| parse(t).unwrap_err().to_string();
+    let err = error("backend: llm\n");
     assert!(err.contains("`api_bases`"), "{err}");
-    let err = parse("backend: replay\n").unwrap_err().to_string();
+    let err = error("backend: replay\n");
     assert!(err.contains("`transcript_path`"), "{err}");
     for base in ["notaurl", "ftp://h/v1", "http://"] {
-        let err = parse(&format!("backend: llm\napi_bases: [\"{base}\"]\n"))
-            .unwrap_err()
-            .to_string();
+        let err = error(&format!("backend: llm\napi_bases: [\"{base}\"]\n"));
         assert!(
             err.contains("`api_bases`") && err.contains("not a base URL"),
             "{base}: {err}"
         );
     }
-    let err = parse("llm_options:\n  worker_threads: 65\n")
-        .unwrap_err()
-        .to_string();
+    let err = error("llm_options:\n  worker_threads: 65\n");
     assert!(err.contains("0..=64"), "{err}");
-    let err = parse("llm_options:\n  parse_retries: 9\n")
-        .unwrap_err()
-        .to_string();
+    let err = error("llm_options:\n  parse_retries: 9\n");
     assert!(
         err.contains("`llm_options.parse_retries`") && err.contains("0..=5"),
         "{err}"
     );
-    let err = parse("llm_options:\n  backoff_base_ms: 10\n  backoff_max_ms: 5\n")
-        .unwrap_err()
-        .to_string();
+    let err = error("llm_options:\n  backoff_base_ms: 10\n  backoff_max_ms: 5\n");
     assert!(err.contains("`llm_options.backoff_max_ms`"), "{err}");
-    let err = parse("llm_options:\n  protcol: chat\n")
-        .unwrap_err()
-        .to_string();
+    let err = error("llm_options:\n  protcol: chat\n");
     assert!(err.contains("protcol"), "{err}");
     assert!(parse(
         "backend: llm\napi_bases: [http://127.0.0.1:1/v1]\nllm_options:\n  protocol: completions\n"
