@@ -7,9 +7,12 @@
 //! `/proc/self/task/*/schedstat` is the bridge's alone; the mock's is read from its own
 //! `/proc/<pid>/task/*/schedstat`. On a machine where both share few cores, the achievable rate
 //! is also bounded by `cores / (bridge + mock CPU per request)`, printed as "CPU limit". Run: `cargo bench --bench llm_bridge`.
+//! Each setting is also run with a bare hyper client (no bridge) against the same mock, as the
+//! reference for what this machine and mock allow.
 //! Environment: `BENCH_LATENCY_MS` (default 50), `BENCH_WAVES` (batches per setting, default 4),
 //! `BENCH_WORKERS` (the bridge's tokio worker threads, default the config's),
-//! `BENCH_IN_FLIGHT` (comma-separated settings, default `64,256,1024`).
+//! `BENCH_IN_FLIGHT` (comma-separated settings, default `64,256,1024`), `BENCH_KEEP` (set: keep
+//! the transcripts and print where).
 
 #[path = "../tests/it/llm_mock.rs"]
 mod llm_mock;
@@ -50,6 +53,66 @@ fn cpu_secs_of(pid: &str) -> f64 {
         }
     }
     ns as f64 / 1e9
+}
+
+/// The reference: a bare hyper client (the bridge's direct transport without the bridge)
+/// sending `n` copies of one pre-serialised request body, `in_flight` at a time, on a
+/// current-thread runtime like the bridge's. Returns the median `(req/s, CPU us/req)` over
+/// `waves` batches: what any client achieves against this mock on this machine, so the bridge's
+/// own cost is the difference.
+fn bare_client(
+    base: &str,
+    in_flight: usize,
+    n: usize,
+    body: bytes::Bytes,
+    waves: usize,
+) -> (f64, f64) {
+    use http_body_util::{BodyExt, Full};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let uri: hyper::Uri = format!("{base}/chat/completions").parse().unwrap();
+    let (mut rates, mut cpus) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        let mut conn = hyper_util::client::legacy::connect::HttpConnector::new();
+        conn.set_nodelay(true);
+        let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(conn);
+        let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
+        for wave in 0..=waves {
+            let count = if wave == 0 { in_flight } else { n };
+            let (c0, t0) = (cpu_secs(), Instant::now());
+            let tasks: Vec<_> = (0..count)
+                .map(|_| {
+                    let (client, uri, body, sem) =
+                        (client.clone(), uri.clone(), body.clone(), sem.clone());
+                    tokio::spawn(async move {
+                        let _permit = sem.acquire().await.unwrap();
+                        let req = hyper::Request::post(uri)
+                            .header(hyper::header::CONTENT_TYPE, "application/json")
+                            .header(hyper::header::AUTHORIZATION, "Bearer bench-key")
+                            .body(Full::new(body))
+                            .unwrap();
+                        let resp = client.request(req).await.unwrap();
+                        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                        serde_json::from_slice::<serde_json::Value>(&bytes).is_ok()
+                    })
+                })
+                .collect();
+            for t in tasks {
+                assert!(t.await.unwrap(), "bare client: the mock answered JSON");
+            }
+            if wave > 0 {
+                rates.push(n as f64 / t0.elapsed().as_secs_f64());
+                cpus.push((cpu_secs() - c0) * 1e6 / n as f64);
+            }
+        }
+    });
+    rates.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], cpus[cpus.len() / 2])
 }
 
 fn mock_server() {
@@ -129,8 +192,17 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("recagent-bench-{}", std::process::id()));
     println!("LLM bridge vs mock server ({latency_ms} ms per answer), {waves} batches per setting");
     println!(
-        "{:>9} {:>7} {:>10} {:>10} {:>7} {:>14} {:>14} {:>10}",
-        "in-flight", "batch", "req/s", "limit", "ratio", "CPU us/req", "mock us/req", "CPU limit"
+        "{:>9} {:>7} {:>10} {:>10} {:>7} {:>11} {:>12} {:>10} | {:>10} {:>11}",
+        "in-flight",
+        "batch",
+        "req/s",
+        "limit",
+        "ratio",
+        "CPU us/req",
+        "mock us/req",
+        "CPU limit",
+        "bare ratio",
+        "bare us/req"
     );
     let mut renders = Vec::new();
     let settings: Vec<usize> = std::env::var("BENCH_IN_FLIGHT")
@@ -187,6 +259,7 @@ fn main() {
             let ok = out.iter().filter(|r| r.is_ok()).count();
             assert_eq!(ok, reqs.len(), "all requests answered");
             rates.push(reqs.len() as f64 / wall);
+
             cpus.push(cpu * 1e6 / reqs.len() as f64);
         }
         // The share of the CPU spent rendering prompts (no network).
@@ -209,22 +282,39 @@ fn main() {
             server_cpus[server_cpus.len() / 2],
         );
         let limit = in_flight as f64 / (latency_ms / 1000.0);
+        let body = {
+            let text = be.prompts().render(&ctx, &reqs[0]).text;
+            serde_json::to_vec(&serde_json::json!({
+                "model": cfg.llm, "messages": [{"role": "user", "content": text}],
+                "temperature": cfg.temperature, "max_tokens": cfg.max_token, "seed": cfg.seed,
+            }))
+            .unwrap()
+        };
+        let (bare_rate, bare_cpu) = bare_client(&base, in_flight, batch_n, body.into(), waves);
         // Client and mock share this machine's cores: they cannot together serve more than
         // cores / (CPU per request of both) requests per second, whatever is in flight.
         let cpu_limit = cores * 1e6 / (cpu + mock);
         println!(
-            "{in_flight:>9} {batch_n:>7} {rate:>10.0} {limit:>10.0} {:>6.1}% {cpu:>14.1} {mock:>14.1} {cpu_limit:>10.0}",
-            100.0 * rate / limit
+            "{in_flight:>9} {batch_n:>7} {rate:>10.0} {limit:>10.0} {:>6.1}% {cpu:>11.1} {mock:>12.1} {cpu_limit:>10.0} | {:>9.1}% {bare_cpu:>11.1}",
+            100.0 * rate / limit,
+            100.0 * bare_rate / limit
         );
     }
     println!(
         "CPU limit = {cores} cores / (bridge + mock CPU per request): the most both processes can serve on this machine."
     );
     println!(
+        "bare = a hyper client alone (one pre-serialised body, no prompts, parsing or transcript) against the same mock: this machine's ceiling."
+    );
+    println!(
         "prompt rendering alone: {:.1} us CPU per request (included in the CPU column)",
         renders.iter().sum::<f64>() / renders.len() as f64
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("transcripts kept in {}", dir.display());
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

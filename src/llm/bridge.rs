@@ -602,7 +602,7 @@ impl BehaviourBackend for LlmBackend {
                                 entry.usage = c.usage;
                                 entry.latency_ms = c.latency_ms;
                                 entry.tries = c.tries;
-                                if via == Via::Live {
+                                if via == Via::Live && self.cache.is_some() {
                                     fresh[j] = Some((c.text.clone(), c.usage));
                                 }
                             }

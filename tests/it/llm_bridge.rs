@@ -50,8 +50,24 @@ fn key(user: u32) -> RequestKey {
     }
 }
 
-/// Runs one call on a fresh runtime.
-fn call(mock: &Mock, o: ClientOptions) -> (Result<String, LlmError>, Duration) {
+/// Both transports: hyper's client directly (plain-http endpoints) and reqwest (https and
+/// proxied endpoints), forced here against the plain-http mock.
+const TRANSPORTS: [bool; 2] = [false, true];
+
+/// Runs one call on a fresh runtime, through reqwest when `via_reqwest`.
+fn call_via(
+    mock: &Mock,
+    o: ClientOptions,
+    via_reqwest: bool,
+) -> (Result<String, LlmError>, Duration) {
+    call_base(&mock.base, o, via_reqwest)
+}
+
+fn call_base(
+    base: &str,
+    o: ClientOptions,
+    via_reqwest: bool,
+) -> (Result<String, LlmError>, Duration) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -59,12 +75,13 @@ fn call(mock: &Mock, o: ClientOptions) -> (Result<String, LlmError>, Duration) {
         .unwrap();
     let c = {
         let _g = rt.enter();
-        HttpClient::new(
-            std::slice::from_ref(&mock.base),
+        HttpClient::with_transport(
+            &[base.to_string()],
             &[SECRET.into()],
             &[],
             "m",
             o,
+            via_reqwest,
         )
         .unwrap()
     };
@@ -75,82 +92,129 @@ fn call(mock: &Mock, o: ClientOptions) -> (Result<String, LlmError>, Duration) {
 
 #[test]
 fn retry_after_is_honoured_over_a_long_backoff() {
-    // Two 429s with Retry-After: 0.2 s, then an answer. The backoff base is 10 s, so finishing
-    // in well under 10 s shows the header's delay was used; taking >= 0.4 s shows it was waited.
-    let mock = Mock::start(|_, n| {
-        if n < 2 {
-            Step::Status(429, Some("0.2".into()))
-        } else {
-            Step::Answer("ok".into())
-        }
-    });
-    let (r, took) = call(&mock, opts(3, 10_000, 5.0));
-    assert_eq!(r.unwrap(), "ok");
-    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
-    assert!(took >= Duration::from_millis(400), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    for via_reqwest in TRANSPORTS {
+        // Two 429s with Retry-After: 0.2 s, then an answer. The backoff base is 10 s, so finishing
+        // in well under 10 s shows the header's delay was used; taking >= 0.4 s shows it was waited.
+        let mock = Mock::start(|_, n| {
+            if n < 2 {
+                Step::Status(429, Some("0.2".into()))
+            } else {
+                Step::Answer("ok".into())
+            }
+        });
+        let (r, took) = call_via(&mock, opts(3, 10_000, 5.0), via_reqwest);
+        assert_eq!(r.unwrap(), "ok");
+        assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
 }
 
 #[test]
 fn server_errors_are_retried_then_reported_typed() {
-    let mock = Mock::start(|_, n| {
-        if n == 0 {
-            Step::Status(500, None)
-        } else {
-            Step::Answer("fine".into())
-        }
-    });
-    assert_eq!(call(&mock, opts(2, 1, 5.0)).0.unwrap(), "fine");
-    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    for via_reqwest in TRANSPORTS {
+        let mock = Mock::start(|_, n| {
+            if n == 0 {
+                Step::Status(500, None)
+            } else {
+                Step::Answer("fine".into())
+            }
+        });
+        assert_eq!(
+            call_via(&mock, opts(2, 1, 5.0), via_reqwest).0.unwrap(),
+            "fine"
+        );
+        assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
 
-    // Always 503: max_retries = 1 gives exactly 2 tries and a typed error.
-    let mock = Mock::start(|_, _| Step::Status(503, None));
-    let err = call(&mock, opts(1, 1, 5.0)).0.unwrap_err();
-    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
-    match err {
-        LlmError::RetriesExhausted { tries, last } => {
-            assert_eq!(tries, 2);
-            assert!(matches!(*last, LlmError::Status { status: 503, .. }));
+        // Always 503: max_retries = 1 gives exactly 2 tries and a typed error.
+        let mock = Mock::start(|_, _| Step::Status(503, None));
+        let err = call_via(&mock, opts(1, 1, 5.0), via_reqwest).0.unwrap_err();
+        assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        match err {
+            LlmError::RetriesExhausted { tries, last } => {
+                assert_eq!(tries, 2);
+                assert!(matches!(*last, LlmError::Status { status: 503, .. }));
+            }
+            e => panic!("unexpected {e:?}"),
         }
-        e => panic!("unexpected {e:?}"),
+        // 400 is not retried.
+        let mock = Mock::start(|_, _| Step::Status(400, None));
+        let err = call_via(&mock, opts(3, 1, 5.0), via_reqwest).0.unwrap_err();
+        assert!(
+            matches!(err, LlmError::Status { status: 400, .. }),
+            "{err:?}"
+        );
+        assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
-    // 400 is not retried.
-    let mock = Mock::start(|_, _| Step::Status(400, None));
-    let err = call(&mock, opts(3, 1, 5.0)).0.unwrap_err();
-    assert!(
-        matches!(err, LlmError::Status { status: 400, .. }),
-        "{err:?}"
-    );
-    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[test]
 fn broken_responses_give_typed_errors_and_transport_failures_are_retried() {
-    let mock = Mock::start(|_, _| Step::InvalidJson);
-    assert!(matches!(
-        call(&mock, opts(3, 1, 5.0)).0,
-        Err(LlmError::InvalidBody(_))
-    ));
-    let mock = Mock::start(|_, _| Step::EmptyChoices);
-    assert_eq!(call(&mock, opts(3, 1, 5.0)).0, Err(LlmError::EmptyChoices));
-    // Dropped connection and truncated body: retried, then answered.
-    let mock = Mock::start(|_, n| match n {
-        0 => Step::Drop,
-        1 => Step::Truncated("partial".into()),
-        _ => Step::Answer("whole".into()),
-    });
-    assert_eq!(call(&mock, opts(3, 1, 5.0)).0.unwrap(), "whole");
-    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
-    // A server slower than the timeout: a typed timeout after max_retries + 1 tries.
-    let mock = Mock::start(|_, _| {
-        Step::Delay(
-            Duration::from_secs(5),
-            Box::new(Step::Answer("late".into())),
-        )
-    });
-    let (r, took) = call(&mock, opts(0, 1, 0.3));
-    assert!(matches!(r, Err(LlmError::Timeout(_))), "{r:?}");
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    for via_reqwest in TRANSPORTS {
+        let mock = Mock::start(|_, _| Step::InvalidJson);
+        assert!(matches!(
+            call_via(&mock, opts(3, 1, 5.0), via_reqwest).0,
+            Err(LlmError::InvalidBody(_))
+        ));
+        let mock = Mock::start(|_, _| Step::EmptyChoices);
+        assert_eq!(
+            call_via(&mock, opts(3, 1, 5.0), via_reqwest).0,
+            Err(LlmError::EmptyChoices)
+        );
+        // Dropped connection and truncated body: retried, then answered.
+        let mock = Mock::start(|_, n| match n {
+            0 => Step::Drop,
+            1 => Step::Truncated("partial".into()),
+            _ => Step::Answer("whole".into()),
+        });
+        assert_eq!(
+            call_via(&mock, opts(3, 1, 5.0), via_reqwest).0.unwrap(),
+            "whole"
+        );
+        assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // A server slower than the timeout: a typed timeout after max_retries + 1 tries.
+        let mock = Mock::start(|_, _| {
+            Step::Delay(
+                Duration::from_secs(5),
+                Box::new(Step::Answer("late".into())),
+            )
+        });
+        let (r, took) = call_via(&mock, opts(0, 1, 0.3), via_reqwest);
+        assert!(matches!(r, Err(LlmError::Timeout(_))), "{r:?}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+    }
+}
+
+#[test]
+fn both_transports_send_the_key_and_name_a_refused_connection() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for via_reqwest in TRANSPORTS {
+        let mock = Mock::start(|body, _| Step::Answer(format!("model {}", body["model"])));
+        assert_eq!(
+            call_via(&mock, opts(0, 1, 5.0), via_reqwest).0.unwrap(),
+            "model \"m\""
+        );
+        let seen = mock.seen.lock().unwrap();
+        assert_eq!(
+            seen[0].1.as_deref(),
+            Some(format!("Bearer {SECRET}").as_str())
+        );
+        assert_eq!(seen[0].0["messages"][0]["content"], "hi");
+
+        // Nobody listens on `port` any more: two tries, then the OS's reason, without the key.
+        let base = format!("http://127.0.0.1:{port}/v1");
+        let err = call_base(&base, opts(1, 1, 5.0), via_reqwest)
+            .0
+            .unwrap_err();
+        assert_eq!(err.tries(), 2, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("transport error"), "{msg}");
+        assert!(msg.to_lowercase().contains("refused"), "{msg}");
+        assert!(!msg.contains(SECRET));
+    }
 }
 
 // ---- backend-level tests with hand-built agents ----

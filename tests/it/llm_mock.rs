@@ -51,6 +51,84 @@ struct AppState {
     /// Bench mode: every request gets this pre-serialised answer after this delay, without
     /// parsing the request (so the mock spends as little CPU as it can).
     fixed: Option<(Duration, axum::body::Bytes)>,
+    /// The bench's precise clock for `fixed` delays.
+    timer: Option<PreciseTimer>,
+}
+
+/// Wakes each waiter at its deadline to within the kernel's timer slack (tens of µs), from a
+/// thread of its own. tokio's timer rounds every deadline up to its next 1 ms tick and fires
+/// the ticks in bursts, so a 50 ms `tokio::time::sleep` takes 50.5-51.5 ms and answers that
+/// arrived up to 1 ms apart leave together: the bench's mock would not be "a 50 ms server".
+#[derive(Clone)]
+pub struct PreciseTimer {
+    tx: std::sync::mpsc::Sender<(std::time::Instant, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl PreciseTimer {
+    /// Starts the timer thread (it ends when the last handle is dropped).
+    pub fn start() -> PreciseTimer {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        type Waiter = (std::time::Instant, u64, tokio::sync::oneshot::Sender<()>);
+        struct ByDeadline(Waiter);
+        impl PartialEq for ByDeadline {
+            fn eq(&self, o: &Self) -> bool {
+                (self.0 .0, self.0 .1) == (o.0 .0, o.0 .1)
+            }
+        }
+        impl Eq for ByDeadline {}
+        impl PartialOrd for ByDeadline {
+            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl Ord for ByDeadline {
+            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                (self.0 .0, self.0 .1).cmp(&(o.0 .0, o.0 .1))
+            }
+        }
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(std::time::Instant, tokio::sync::oneshot::Sender<()>)>();
+        std::thread::spawn(move || {
+            let mut heap: BinaryHeap<Reverse<ByDeadline>> = BinaryHeap::new();
+            let mut seq = 0u64;
+            loop {
+                let now = std::time::Instant::now();
+                while heap.peek().is_some_and(|Reverse(w)| w.0 .0 <= now) {
+                    if let Some(Reverse(ByDeadline((_, _, done)))) = heap.pop() {
+                        let _ = done.send(());
+                    }
+                }
+                let next = match heap.peek() {
+                    Some(Reverse(w)) => rx.recv_timeout(w.0 .0.saturating_duration_since(now)),
+                    None => rx
+                        .recv()
+                        .map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok((at, done)) => {
+                        seq += 1;
+                        heap.push(Reverse(ByDeadline((at, seq, done))));
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        if heap.is_empty() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        PreciseTimer { tx }
+    }
+
+    /// Resolves at `at` (or at once when the timer thread is gone).
+    pub async fn sleep_until(&self, at: std::time::Instant) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send((at, done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
 }
 
 /// A running mock server.
@@ -165,7 +243,10 @@ async fn handle(
 ) -> Response {
     let n = st.hits.fetch_add(1, Ordering::SeqCst);
     if let Some((d, answer)) = &st.fixed {
-        tokio::time::sleep(*d).await;
+        match &st.timer {
+            Some(t) => t.sleep_until(std::time::Instant::now() + *d).await,
+            None => tokio::time::sleep(*d).await,
+        }
         return (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             answer.clone(),
@@ -218,6 +299,7 @@ impl Mock {
             hits: hits.clone(),
             seen: seen.clone(),
             record,
+            timer: fixed.as_ref().map(|_| PreciseTimer::start()),
             fixed,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
