@@ -72,7 +72,7 @@ impl HttpEmbedder {
         };
         let err = |source| EmbedError::Cache {
             path: path.display().to_string(),
-            source,
+            error: source,
         };
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).map_err(err)?;

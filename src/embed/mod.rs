@@ -141,12 +141,12 @@ pub enum EmbedError {
         message: String,
     },
     /// The cache file could not be read or written.
-    #[error("embedding cache {path}: {source}")]
+    #[error("embedding cache {path}: {error}")]
     Cache {
         /// Cache path.
         path: String,
         /// Cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

@@ -164,6 +164,18 @@ pub struct Endpoint {
     load: AtomicUsize,
 }
 
+impl Endpoint {
+    /// How this endpoint is called: `"direct"` (hyper's client: plain http, no proxy, no
+    /// credentials in the URL), `"reqwest"`, or `"none"` when the base is not a URL.
+    pub fn transport(&self) -> &'static str {
+        match self.route {
+            Some(Route::Direct(_)) => "direct",
+            Some(Route::Reqwest(_)) => "reqwest",
+            None => "none",
+        }
+    }
+}
+
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
@@ -171,6 +183,15 @@ impl std::fmt::Debug for Endpoint {
             .field("key", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .finish()
+    }
+}
+
+/// One call's share of its endpoint's load, given back when dropped.
+struct LoadGuard<'a>(&'a AtomicUsize);
+
+impl Drop for LoadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -295,6 +316,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Whether an error or one of its sources is an I/O timeout (hyper-util's connect timeout).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if x.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
 /// `Retry-After` in seconds (integer or decimal form; HTTP dates are ignored).
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -342,6 +377,14 @@ impl HttpClient {
             let mut c = hyper_util::client::legacy::connect::HttpConnector::new();
             c.set_nodelay(true);
             c.set_connect_timeout(Some(opts.connect_timeout));
+            // reqwest's defaults: a server that vanishes without a reset (power loss, network
+            // split) is noticed in about a minute when idle and 30 s into a call, instead of
+            // every try waiting out `request_timeout` on a dead pooled connection.
+            c.set_keepalive(Some(Duration::from_secs(15)));
+            c.set_keepalive_interval(Some(Duration::from_secs(15)));
+            c.set_keepalive_retries(Some(3));
+            #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+            c.set_tcp_user_timeout(Some(Duration::from_secs(30)));
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_max_idle_per_host(opts.max_in_flight_per_endpoint.max(1))
                 .build(c)
@@ -412,13 +455,14 @@ impl HttpClient {
         &self.endpoints
     }
 
-    /// The least-loaded endpoint (ties: lowest index); its load is incremented.
-    fn pick(&self) -> usize {
+    /// The least-loaded endpoint (ties: lowest index); its load is incremented until the
+    /// returned guard is dropped (also when the call is cancelled).
+    fn pick(&self) -> (usize, LoadGuard<'_>) {
         let i = (0..self.endpoints.len())
             .min_by_key(|&i| (self.endpoints[i].load.load(Ordering::Relaxed), i))
             .unwrap_or(0);
         self.endpoints[i].load.fetch_add(1, Ordering::Relaxed);
-        i
+        (i, LoadGuard(&self.endpoints[i].load))
     }
 
     /// Sends one conversation, retrying on 429, 5xx, transport errors and timeouts.
@@ -429,7 +473,7 @@ impl HttpClient {
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future drops the in-flight request and releases the endpoint
-    /// permit; nothing is recorded.
+    /// permit and its share of the load; nothing is recorded.
     pub async fn complete(
         &self,
         key: &RequestKey,
@@ -443,9 +487,9 @@ impl HttpClient {
         let mut tries = 0u32;
         loop {
             tries += 1;
-            let ep = self.pick();
+            let (ep, load) = self.pick();
             let res = self.try_once(ep, messages).await;
-            self.endpoints[ep].load.fetch_sub(1, Ordering::Relaxed);
+            drop(load);
             match res {
                 Ok((text, usage)) => {
                     return Ok(Completion {
@@ -491,7 +535,8 @@ impl HttpClient {
         let o = &self.opts;
         let route = e.route.as_ref().ok_or_else(|| {
             (
-                LlmError::Transport(format!("invalid base URL {:?}", e.base)),
+                // Not the base itself: it may carry credentials.
+                LlmError::Transport(format!("endpoint {ep}: the base URL does not parse")),
                 None,
             )
         })?;
@@ -532,12 +577,29 @@ impl HttpClient {
                     .body(http_body_util::Full::new(bytes::Bytes::from(bytes)))
                     .map_err(|err| (LlmError::Transport(err.to_string()), None))?;
                 let call = async {
-                    let resp = self
-                        .direct
-                        .request(req)
-                        .await
-                        .map_err(|err| (LlmError::Transport(error_chain(&err)), None))?;
+                    let resp = self.direct.request(req).await.map_err(|err| {
+                        // A connect timeout is a timeout, as reqwest reports it.
+                        let e = if timed_out(&err) {
+                            LlmError::Timeout(timeout_ms)
+                        } else {
+                            LlmError::Transport(error_chain(&err))
+                        };
+                        (e, None)
+                    })?;
                     let status = resp.status();
+                    if status.is_redirection() {
+                        // reqwest would follow it; a local server that redirects is set up
+                        // behind another URL, which is the one to configure.
+                        return Err((
+                            LlmError::Status {
+                                status: status.as_u16(),
+                                body: "redirect not followed: plain-http endpoints are called \
+                                       directly; set api_bases to the URL the server redirects to"
+                                    .into(),
+                            },
+                            None,
+                        ));
+                    }
                     let wait = retry_after(resp.headers());
                     let body = http_body_util::BodyExt::collect(resp.into_body())
                         .await

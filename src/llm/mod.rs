@@ -3,7 +3,8 @@
 //! answers.
 //!
 //! - [`prompts`]: templates (`config/prompts/*.txt`) and rendering under a token budget;
-//! - [`http`]: the reqwest client (chat and plain completions, retries, per-endpoint limits);
+//! - [`http`]: the HTTP client (hyper directly for plain-http endpoints, reqwest for https and
+//!   proxies; chat and plain completions, retries, per-endpoint limits);
 //! - [`bridge`]: the [`LlmBackend`] that implements [`BehaviourBackend`](crate::behaviour::BehaviourBackend), owning a tokio runtime;
 //! - [`parse`]: tolerant, panic-free parsing of replies;
 //! - [`transcript`]: the JSON Lines record of every call, and its replay.

@@ -220,12 +220,12 @@ fn entries<'a>(
 #[non_exhaustive]
 pub enum TranscriptError {
     /// The file could not be read.
-    #[error("{path}: cannot read transcript: {source}")]
+    #[error("{path}: cannot read transcript: {error}")]
     Read {
         /// File.
         path: String,
         /// Error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line is not a transcript entry.
     #[error("{path}:{line}: bad transcript line: {message}")]
@@ -247,7 +247,7 @@ pub enum TranscriptError {
 pub fn load(path: &Path) -> Result<BTreeMap<(RequestKey, u32), Entry>, TranscriptError> {
     let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
         path: path.display().to_string(),
-        source,
+        error: source,
     })?;
     let mut map = BTreeMap::new();
     for line in entries(path, &bytes) {

@@ -17,12 +17,12 @@ use crate::rng::{stream_rng, Stream};
 #[derive(Debug, thiserror::Error)]
 pub enum RecDataError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Io {
         /// The file.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A token is not what the format expects.
     #[error("{path}:{line}: {token:?} is not {expected}")]
@@ -75,7 +75,7 @@ pub fn parse_implicit(text: &str, origin: &str) -> Result<UserLists, RecDataErro
 pub fn load_implicit(path: &Path) -> Result<UserLists, RecDataError> {
     let text = std::fs::read_to_string(path).map_err(|source| RecDataError::Io {
         path: path.display().to_string(),
-        source,
+        error: source,
     })?;
     parse_implicit(&text, &path.display().to_string())
 }

@@ -28,7 +28,7 @@ pub fn load_initial(path: &Path) -> Result<Vec<RawInteraction>, RecDataError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| RecDataError::Io {
         path: origin.clone(),
-        source,
+        error: source,
     })?;
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     if !first.contains("::") {

@@ -185,12 +185,46 @@ fn broken_responses_give_typed_errors_and_transport_failures_are_retried() {
     }
 }
 
+/// Whether a proxy variable is set (endpoints then may go through reqwest and its proxy).
+fn proxy_env() -> bool {
+    ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|x| !x.is_empty()))
+}
+
+#[test]
+fn the_transport_is_chosen_per_endpoint() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let bases = [
+        "http://127.0.0.1:9/v1".to_string(),
+        "http://user:pw@127.0.0.1:9/v1".into(),
+        "https://api.example.com/v1".into(),
+        "not a url".into(),
+    ];
+    let transports = |force| {
+        HttpClient::with_transport(&bases, &[], &[], "m", opts(0, 1, 1.0), force)
+            .unwrap()
+            .endpoints()
+            .iter()
+            .map(|e| e.transport())
+            .collect::<Vec<_>>()
+    };
+    let plain = if proxy_env() { "reqwest" } else { "direct" };
+    assert_eq!(transports(false), [plain, "reqwest", "reqwest", "none"]);
+    assert_eq!(transports(true), ["reqwest", "reqwest", "reqwest", "none"]);
+}
+
 #[test]
 fn both_transports_send_the_key_and_name_a_refused_connection() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A socket bound but not listening: connections to it are refused, and no other test can
+    // take its port while it is held.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = closed.local_addr().unwrap().port();
     for via_reqwest in TRANSPORTS {
         let mock = Mock::start(|body, _| Step::Answer(format!("model {}", body["model"])));
         assert_eq!(
@@ -204,7 +238,7 @@ fn both_transports_send_the_key_and_name_a_refused_connection() {
         );
         assert_eq!(seen[0].0["messages"][0]["content"], "hi");
 
-        // Nobody listens on `port` any more: two tries, then the OS's reason, without the key.
+        // Refused: two tries, then the OS's reason.
         let base = format!("http://127.0.0.1:{port}/v1");
         let err = call_base(&base, opts(1, 1, 5.0), via_reqwest)
             .0
@@ -213,8 +247,33 @@ fn both_transports_send_the_key_and_name_a_refused_connection() {
         let msg = err.to_string();
         assert!(msg.contains("transport error"), "{msg}");
         assert!(msg.to_lowercase().contains("refused"), "{msg}");
-        assert!(!msg.contains(SECRET));
     }
+    // Credentials in the URL (reqwest, which sends them as Basic auth) stay out of the error,
+    // though it names its causes.
+    let base = format!("http://user:{SECRET}@127.0.0.1:{port}/v1");
+    let msg = call_base(&base, opts(0, 1, 5.0), false)
+        .0
+        .unwrap_err()
+        .to_string();
+    assert!(msg.to_lowercase().contains("refused"), "{msg}");
+    assert!(!msg.contains(SECRET), "{msg}");
+    drop(closed);
+}
+
+#[test]
+fn a_redirect_from_a_plain_http_endpoint_says_what_to_configure() {
+    if proxy_env() {
+        return; // the endpoint would go through reqwest, which follows redirects
+    }
+    let mock = Mock::start(|_, _| Step::Status(307, None));
+    match call_via(&mock, opts(2, 1, 5.0), false).0 {
+        Err(LlmError::Status { status: 307, body }) => {
+            assert!(body.contains("set api_bases"), "{body}")
+        }
+        r => panic!("unexpected {r:?}"),
+    }
+    // Not retried: the answer would not change.
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 // ---- backend-level tests with hand-built agents ----
