@@ -559,7 +559,10 @@ impl HttpClient {
             seed: o.seed,
             stop: (!o.stop.is_empty()).then_some(&o.stop[..]),
         };
-        let bytes = serde_json::to_vec(&body).map_err(|err| {
+        // Sized for the prompt and the other fields: no regrowing (and copying) while writing.
+        let size = 256 + messages.iter().map(|m| m.content.len() + 32).sum::<usize>();
+        let mut bytes = Vec::with_capacity(size);
+        serde_json::to_writer(&mut bytes, &body).map_err(|err| {
             (
                 LlmError::InvalidBody(format!("cannot encode request: {err}")),
                 None,
