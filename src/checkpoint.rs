@@ -222,8 +222,7 @@ fn seal(h: &Header) -> String {
 }
 
 fn config_hash(cfg: &SimConfig) -> String {
-    let mut c = cfg.clone();
-    c.api_keys.clear();
+    let c = cfg.without_secrets();
     hex(&sha2::Sha256::digest(
         serde_json::to_vec(&c).unwrap_or_default(),
     ))
@@ -317,8 +316,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     offsets.round = world.resource::<SimClock>().round;
     let state = capture(world);
     let body = encode(&state);
-    let mut cfg = world.resource::<SimConfig>().clone();
-    cfg.api_keys.clear();
+    let cfg = world.resource::<SimConfig>().without_secrets();
     let outputs = {
         let p = &world.resource::<OutputSink>().paths;
         OutputPaths {

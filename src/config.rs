@@ -636,13 +636,35 @@ impl SimConfig {
         }
         if self.backend == BackendKind::Llm {
             for b in &self.api_bases {
+                if b.contains(&format!("{REDACTED}@")) {
+                    return bad(
+                        "api_bases",
+                        format!(
+                            "{b:?}: the credentials of this URL are not kept in checkpoints; give the base again, e.g. --set 'api_bases=[http://user:password@host/v1]'"
+                        ),
+                    );
+                }
+                let url = reqwest::Url::parse(b);
+                if url
+                    .as_ref()
+                    .is_ok_and(|u| u.query().is_some() || u.fragment().is_some())
+                {
+                    return bad(
+                        "api_bases",
+                        format!(
+                            "{:?}: a base URL cannot have a query (?...) or fragment (#...): the request path is appended to it",
+                            redact_url(b)
+                        ),
+                    );
+                }
                 let ok = (b.starts_with("http://") || b.starts_with("https://"))
-                    && reqwest::Url::parse(b).is_ok_and(|u| u.has_host());
+                    && url.is_ok_and(|u| u.has_host());
                 if !ok {
                     return bad(
                         "api_bases",
                         format!(
-                            "{b:?} is not a base URL: allowed http:// or https:// URLs, e.g. http://127.0.0.1:8080/v1"
+                            "{:?} is not a base URL: allowed http:// or https:// URLs, e.g. http://127.0.0.1:8080/v1",
+                            redact_url(b)
                         ),
                     );
                 }
@@ -689,15 +711,48 @@ impl SimConfig {
         self.base_dir.as_os_str() == EMBEDDED_BASE
     }
 
-    /// The configuration as JSON with secrets (`api_keys`) redacted, for the manifest.
+    /// The configuration without secrets, as checkpoints keep it: no `api_keys`, and the
+    /// credentials of `api_bases` URLs replaced by [`REDACTED`] (see [`redact_url`]).
+    pub fn without_secrets(&self) -> SimConfig {
+        let mut c = self.clone();
+        c.api_keys.clear();
+        c.api_bases = c.api_bases.iter().map(|b| redact_url(b)).collect();
+        c
+    }
+
+    /// The configuration as JSON with secrets redacted (`api_keys` and the credentials of
+    /// `api_bases` URLs), for the manifest, the log and `check-config`.
     pub fn redacted_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(bases) = v.get_mut("api_bases").and_then(|k| k.as_array_mut()) {
+            for b in bases.iter_mut() {
+                if let Some(s) = b.as_str() {
+                    *b = serde_json::Value::String(redact_url(s));
+                }
+            }
+        }
         if let Some(keys) = v.get_mut("api_keys").and_then(|k| k.as_array_mut()) {
             for k in keys.iter_mut() {
                 *k = serde_json::Value::String("<redacted>".into());
             }
         }
         v
+    }
+}
+
+/// What stands in for a removed secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// `url` with its user-info part (`user:password@`), if any, replaced by [`REDACTED`]:
+/// `http://alice:pw@host/v1` gives `http://<redacted>@host/v1`. Anything else is unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{REDACTED}{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -864,6 +919,38 @@ mod tests {
         assert!(c
             .with_overrides(&[("page_size".into(), "0".into())])
             .is_err());
+    }
+
+    #[test]
+    fn url_credentials_are_redacted_and_bases_with_queries_refused() {
+        assert_eq!(
+            redact_url("http://alice:s3cret@127.0.0.1:8000/v1"),
+            "http://<redacted>@127.0.0.1:8000/v1"
+        );
+        assert_eq!(
+            redact_url("https://a:b@[::1]/v1?x=@"),
+            "https://<redacted>@[::1]/v1?x=@"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1/v1/a@b"),
+            "http://127.0.0.1/v1/a@b"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+        let c = parse(
+            "backend: llm\napi_bases: [http://alice:s3cret@127.0.0.1:8000/v1]\napi_keys: [sk-x]\n",
+        )
+        .unwrap();
+        let s = c.redacted_json().to_string();
+        assert!(!s.contains("s3cret") && !s.contains("sk-x"), "{s}");
+        assert!(s.contains("http://<redacted>@127.0.0.1:8000/v1"), "{s}");
+        // A checkpoint's copy cannot be run as it is: the error says to give the base again.
+        let e = c.without_secrets().validate().unwrap_err();
+        assert_eq!(e.0, "api_bases");
+        assert!(e.1.contains("--set"), "{}", e.1);
+        let e = parse("backend: llm\napi_bases: [http://127.0.0.1:8000/v1?api-version=1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query"), "{e}");
     }
 
     #[test]

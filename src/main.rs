@@ -407,7 +407,16 @@ fn resume_or_branch(
         Some(d) => d.join("run.log"),
         None => header.outputs.log.clone(),
     };
-    tracing::info!(checkpoint = %checkpoint.display(), round = header.round, ?overrides, branch = out.is_some(), "resuming");
+    // Secrets given on the command line stay out of the log.
+    let logged: Vec<(&str, String)> = overrides
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "api_keys" => (k.as_str(), recagent::config::REDACTED.to_string()),
+            "api_bases" if v.contains('@') => (k.as_str(), recagent::config::REDACTED.to_string()),
+            _ => (k.as_str(), v.clone()),
+        })
+        .collect();
+    tracing::info!(checkpoint = %checkpoint.display(), round = header.round, overrides = ?logged, branch = out.is_some(), "resuming");
     let (mut sim, header) = recagent::checkpoint::resume(checkpoint, &overrides, out)?;
     // A resumed run appends to its log; a branch starts its own.
     open_log(&log, out.is_none())?;

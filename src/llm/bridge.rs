@@ -50,6 +50,8 @@ struct Call {
 struct Failure {
     message: String,
     tries: u32,
+    /// Wall-clock time the call took before it failed, milliseconds (retries included).
+    latency_ms: u64,
 }
 
 /// How a call was answered.
@@ -175,6 +177,16 @@ impl LlmBackend {
             HttpClient::new(&cfg.api_bases, &keys, &o.models, &cfg.llm, opts)
                 .map_err(|e| LlmSetupError::Setup(e.to_string()))?
         };
+        for (i, e) in client.endpoints().iter().enumerate() {
+            // Which transport (and so whether a proxy variable applies) shows in the log.
+            tracing::info!(
+                endpoint = i,
+                base = %crate::config::redact_url(&e.base),
+                model = %e.model,
+                transport = e.transport(),
+                "LLM endpoint"
+            );
+        }
         let transcript = match transcript {
             Some(p) => Some(Mutex::new(TranscriptWriter::create(p).map_err(|e| {
                 LlmSetupError::Setup(format!("{}: cannot create transcript: {e}", p.display()))
@@ -344,7 +356,8 @@ impl LlmBackend {
                 let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let mut tx = Some(tx);
-                let (mut sent, mut got) = (0usize, 0usize);
+                let mut spawned: Vec<usize> = Vec::new();
+                let mut answered = vec![false; n];
                 rt.block_on(async {
                     let mut j = 0;
                     loop {
@@ -382,6 +395,7 @@ impl LlmBackend {
                                     let (key, attempt, msgs) =
                                         (c.key, c.attempt, c.messages.clone());
                                     rt.spawn(async move {
+                                        let t = std::time::Instant::now();
                                         let r = cl.complete(&key, attempt, &msgs).await;
                                         // The receiver outlives every task of the wave; a
                                         // failed send means nobody is left to tell.
@@ -391,11 +405,12 @@ impl LlmBackend {
                                                 r.map_err(|e: LlmError| Failure {
                                                     tries: e.tries(),
                                                     message: e.to_string(),
+                                                    latency_ms: t.elapsed().as_millis() as u64,
                                                 }),
                                             ));
                                         }
                                     });
-                                    sent += 1;
+                                    spawned.push(j);
                                 }
                                 j += 1;
                             }
@@ -405,7 +420,7 @@ impl LlmBackend {
                                 tx = None;
                             }
                             while let Ok((k, r)) = rx.try_recv() {
-                                got += 1;
+                                answered[k] = true;
                                 deliver(&calls, &followers, on_result, k, r);
                             }
                             // Lets the calls just spawned start (on a current-thread runtime
@@ -415,17 +430,29 @@ impl LlmBackend {
                         }
                         match rx.recv().await {
                             Some((k, r)) => {
-                                got += 1;
+                                answered[k] = true;
                                 deliver(&calls, &followers, on_result, k, r);
                             }
                             None => break,
                         }
                     }
                 });
-                if got < sent {
-                    // A task panicked (its sender dropped without a result): those calls fail
-                    // ("no answer"), the batch goes on.
-                    tracing::error!("{} LLM tasks ended without a result", sent - got);
+                // A task that panicked dropped its sender without a result: its call failed
+                // (counted, recorded, fallback), and the batch goes on.
+                let lost: Vec<usize> = spawned.into_iter().filter(|&j| !answered[j]).collect();
+                if !lost.is_empty() {
+                    tracing::error!(
+                        "{} LLM calls ended without a result (task panicked)",
+                        lost.len()
+                    );
+                }
+                for j in lost {
+                    let f = Failure {
+                        message: "the call ended without a result (its task panicked)".into(),
+                        tries: 1,
+                        latency_ms: 0,
+                    };
+                    deliver(&calls, &followers, on_result, j, Err(f));
                 }
                 (calls, 0, None)
             }
@@ -443,6 +470,7 @@ impl LlmBackend {
                         Err(Failure {
                             message: msg,
                             tries: 0,
+                            latency_ms: 0,
                         })
                     };
                     let r = match entries.get(&(c.key, c.attempt)) {
@@ -457,6 +485,7 @@ impl LlmBackend {
                             None => Err(Failure {
                                 message: e.error.clone().unwrap_or_default(),
                                 tries: e.tries,
+                                latency_ms: e.latency_ms,
                             }),
                         },
                     };
@@ -586,6 +615,7 @@ impl BehaviourBackend for LlmBackend {
                                 Some(Err(BackendError(format!("LLM call failed: {}", f.message))));
                             entry.error = Some(f.message);
                             entry.tries = f.tries;
+                            entry.latency_ms = f.latency_ms;
                         }
                         Ok(c) => {
                             if via == Via::Cache {

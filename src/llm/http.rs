@@ -110,7 +110,8 @@ pub enum LlmError {
     /// Connection refused, reset or dropped; a truncated body.
     #[error("transport error: {0}")]
     Transport(String),
-    /// The request timed out (`request_timeout_secs`); the timeout in milliseconds.
+    /// The request timed out (`request_timeout_secs`, or `connect_timeout_secs` while
+    /// connecting); that timeout in milliseconds.
     #[error("timed out after {0} ms")]
     Timeout(u64),
     /// The body was not the JSON the protocol defines.
@@ -334,7 +335,13 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     let s: f64 = v.trim().parse().ok()?;
-    (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s))
+    // A server's `1e20` must not panic the call: too long for a Duration is "as long as
+    // allowed" (capped by `backoff_max` later); negative or NaN is ignored.
+    match Duration::try_from_secs_f64(s) {
+        Ok(d) => Some(d),
+        Err(_) if s > 0.0 => Some(Duration::MAX),
+        Err(_) => None,
+    }
 }
 
 impl HttpClient {
@@ -342,7 +349,8 @@ impl HttpClient {
     /// `Authorization` header), with `models[i]` for base `i` (or `model` when absent).
     ///
     /// # Errors
-    /// `InvalidBody` when reqwest cannot build a client (TLS backend failure).
+    /// `InvalidBody` when reqwest cannot build a client (TLS backend failure) or a key cannot be
+    /// put in a header (control characters, such as a trailing newline).
     pub fn new(
         bases: &[String],
         keys: &[String],
@@ -420,13 +428,31 @@ impl HttpClient {
                         None => Route::Reqwest(url),
                     }
                 });
-            for k in &key_list {
-                let auth = k.as_ref().and_then(|k| {
-                    let mut v =
-                        reqwest::header::HeaderValue::from_str(&format!("Bearer {k}")).ok()?;
-                    v.set_sensitive(true);
-                    Some(v)
-                });
+            // reqwest sends a URL's credentials as a Basic `Authorization` header: a key's
+            // Bearer header would be a second one, which servers read one way or the other.
+            let basic = route
+                .as_ref()
+                .is_some_and(|r| matches!(r, Route::Reqwest(u) if !u.username().is_empty() || u.password().is_some()));
+            if basic && keys.iter().any(|k| !k.is_empty()) {
+                tracing::warn!(
+                    "endpoint {i}: the base URL has credentials, sent as Basic auth; the API key is not sent to it"
+                );
+            }
+            for (ki, k) in key_list.iter().enumerate() {
+                let auth = match k {
+                    Some(k) if !basic => {
+                        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {k}"))
+                            .map_err(|_| {
+                                LlmError::InvalidBody(format!(
+                                    "API key {} has characters an HTTP header cannot carry (a line break or control character?)",
+                                    ki + 1
+                                ))
+                            })?;
+                        v.set_sensitive(true);
+                        Some(v)
+                    }
+                    _ => None,
+                };
                 endpoints.push(Endpoint {
                     base: base.clone(),
                     route: route.clone(),
@@ -457,8 +483,13 @@ impl HttpClient {
 
     /// The least-loaded endpoint (ties: lowest index); its load is incremented until the
     /// returned guard is dropped (also when the call is cancelled).
-    fn pick(&self) -> (usize, LoadGuard<'_>) {
-        let i = (0..self.endpoints.len())
+    ///
+    /// A retry passes the endpoint that just failed as `avoid`: one that fails at once (server
+    /// down) is always the least loaded, and would otherwise draw every retry.
+    fn pick(&self, avoid: Option<usize>) -> (usize, LoadGuard<'_>) {
+        let n = self.endpoints.len();
+        let i = (0..n)
+            .filter(|&i| n == 1 || Some(i) != avoid)
             .min_by_key(|&i| (self.endpoints[i].load.load(Ordering::Relaxed), i))
             .unwrap_or(0);
         self.endpoints[i].load.fetch_add(1, Ordering::Relaxed);
@@ -485,9 +516,10 @@ impl HttpClient {
         }
         let started = Instant::now();
         let mut tries = 0u32;
+        let mut failed: Option<usize> = None;
         loop {
             tries += 1;
-            let (ep, load) = self.pick();
+            let (ep, load) = self.pick(failed);
             let res = self.try_once(ep, messages).await;
             drop(load);
             match res {
@@ -501,6 +533,7 @@ impl HttpClient {
                     })
                 }
                 Err((e, wait)) => {
+                    failed = Some(ep);
                     if !e.retryable() || tries > self.opts.max_retries {
                         return Err(if tries == 1 {
                             e
@@ -569,6 +602,7 @@ impl HttpClient {
             )
         })?;
         let timeout_ms = o.request_timeout.as_millis() as u64;
+        let connect_ms = o.connect_timeout.as_millis() as u64;
         let (status, wait, bytes) = match route {
             Route::Direct(uri) => {
                 let mut req = hyper::Request::post(uri.clone())
@@ -583,14 +617,14 @@ impl HttpClient {
                     let resp = self.direct.request(req).await.map_err(|err| {
                         // A connect timeout is a timeout, as reqwest reports it.
                         let e = if timed_out(&err) {
-                            LlmError::Timeout(timeout_ms)
+                            LlmError::Timeout(connect_ms)
                         } else {
                             LlmError::Transport(error_chain(&err))
                         };
                         (e, None)
                     })?;
                     let status = resp.status();
-                    if status.is_redirection() {
+                    if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
                         // reqwest would follow it; a local server that redirects is set up
                         // behind another URL, which is the one to configure.
                         return Err((
@@ -624,7 +658,11 @@ impl HttpClient {
                 }
                 let classify = |err: reqwest::Error| {
                     if err.is_timeout() {
-                        LlmError::Timeout(timeout_ms)
+                        LlmError::Timeout(if err.is_connect() {
+                            connect_ms
+                        } else {
+                            timeout_ms
+                        })
                     } else {
                         // `without_url`: the URL could carry credentials in its user-info part.
                         LlmError::Transport(error_chain(&err.without_url()))

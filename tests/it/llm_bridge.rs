@@ -261,6 +261,74 @@ fn both_transports_send_the_key_and_name_a_refused_connection() {
 }
 
 #[test]
+fn a_huge_retry_after_is_capped_not_a_panic() {
+    for via_reqwest in TRANSPORTS {
+        // 1e20 s overflows a Duration; it is capped at backoff_max (0.2 s here).
+        let mock = Mock::start(|_, n| match n {
+            0 => Step::Status(429, Some("1e20".into())),
+            _ => Step::Answer("ok".into()),
+        });
+        let mut o = opts(2, 1, 5.0);
+        o.backoff_max = Duration::from_millis(200);
+        let (r, took) = call_via(&mock, o, via_reqwest);
+        assert_eq!(r.unwrap(), "ok");
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+    }
+}
+
+#[test]
+fn a_retry_goes_to_another_endpoint_than_the_one_that_failed() {
+    // Endpoint 0 refuses at once, so it is always the least loaded; with one retry, every call
+    // must still be answered by endpoint 1.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = format!(
+        "http://127.0.0.1:{}/v1",
+        closed.local_addr().unwrap().port()
+    );
+    let mock = Mock::start(|_, _| Step::Answer("ok".into()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = {
+        let _g = rt.enter();
+        HttpClient::new(&[dead, mock.base.clone()], &[], &[], "m", opts(1, 1, 5.0)).unwrap()
+    };
+    for u in 0..10 {
+        let r = rt
+            .block_on(c.complete(&key(u), 0, &[PromptMessage::user("hi")]))
+            .unwrap();
+        assert_eq!((r.text.as_str(), r.endpoint, r.tries), ("ok", 1, 2));
+    }
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 10);
+}
+
+#[test]
+fn a_key_a_header_cannot_carry_is_a_setup_error_and_url_credentials_win() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let bases = ["http://127.0.0.1:9/v1".to_string()];
+    let err = HttpClient::new(&bases, &["sk-abc\r".into()], &[], "m", opts(0, 1, 1.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("API key 1"), "{err}");
+    assert!(!err.contains("sk-abc"), "{err}");
+    drop(_g);
+
+    // Credentials in the URL go as Basic auth, and the key's Bearer header is not added.
+    let mock = Mock::start(|_, _| Step::Answer("ok".into()));
+    let base = mock.base.replace("http://", "http://alice:pw@");
+    assert_eq!(call_base(&base, opts(0, 1, 5.0), false).0.unwrap(), "ok");
+    let seen = mock.seen.lock().unwrap();
+    assert_eq!(seen[0].1.as_deref(), Some("Basic YWxpY2U6cHc="));
+}
+
+#[test]
 fn a_redirect_from_a_plain_http_endpoint_says_what_to_configure() {
     if proxy_env() {
         return; // the endpoint would go through reqwest, which follows redirects
@@ -713,6 +781,80 @@ fn no_api_key_in_any_output_file_of_a_cli_run() {
     }
     assert_eq!(mock.seen.lock().unwrap().len(), calls);
     let _ = paths(dir.path());
+}
+
+#[test]
+fn url_credentials_and_resume_keys_stay_out_of_every_output_file() {
+    const PW: &str = "PW-secret-91";
+    const KEY: &str = "sk-RESUME-secret-7";
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let cred_base = mock.base.replace("http://", &format!("http://alice:{PW}@"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("run.yaml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "item_path: {r}/data/item.csv\nuser_path: {r}/data/users.csv\nrelationship_path: {r}/data/relationship.csv\n\
+             round: 1\nagent_num: 4\nbackend: llm\napi_bases: [{cred_base}]\ncheckpoint_every: 1\n",
+            r = root.display(),
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let recagent = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+            .args(args)
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!text.contains(PW) && !text.contains(KEY), "{text}");
+        (o.status.success(), text)
+    };
+    let (cfg_s, out_s) = (cfg_path.to_str().unwrap(), out.to_str().unwrap());
+    let (ok, text) = recagent(&["check-config", "-c", cfg_s]);
+    assert!(ok && text.contains("<redacted>@127.0.0.1"), "{text}");
+    let (ok, text) = recagent(&["run", "-c", cfg_s, "--output-dir", out_s]);
+    assert!(ok, "{text}");
+    let ckpt = out.join("checkpoints").join("round-000001.ckpt");
+    let ckpt_s = ckpt.to_str().unwrap();
+    // The checkpoint has no credentials: resuming without them says how to give them.
+    let (ok, text) = recagent(&["resume", ckpt_s, "--rounds", "2"]);
+    assert!(!ok && text.contains("--set 'api_bases="), "{text}");
+    let bases = format!("api_bases=[{cred_base}]");
+    let keys = format!("api_keys=[{KEY}]");
+    let (ok, text) = recagent(&[
+        "resume", ckpt_s, "--rounds", "2", "--set", &bases, "--set", &keys,
+    ]);
+    assert!(ok, "{text}");
+    // The URL's credentials were sent as Basic auth (the key is not added beside them).
+    assert!(mock
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, a)| a.as_deref() == Some("Basic YWxpY2U6UFctc2VjcmV0LTkx")));
+    let mut files = all_files(&out);
+    files.extend(all_files(&out.join("checkpoints")));
+    assert!(
+        files.iter().any(|f| f.ends_with("round-000002.ckpt")),
+        "{files:?}"
+    );
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for secret in [PW, KEY] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} found in {}",
+                f.display()
+            );
+        }
+    }
 }
 
 #[test]

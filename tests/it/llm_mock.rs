@@ -137,7 +137,7 @@ pub struct Mock {
     pub base: String,
     /// Requests received.
     pub hits: Arc<AtomicUsize>,
-    /// Every request body with its `Authorization` header.
+    /// Every request body with its `Authorization` header(s, joined by " | ").
     pub seen: Arc<Mutex<Vec<(Value, Option<String>)>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -254,10 +254,13 @@ async fn handle(
             .into_response();
     }
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let auth = headers
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .map(String::from);
+    // Every `Authorization` header, joined by " | " (a request should carry at most one).
+    let all: Vec<&str> = headers
+        .get_all("authorization")
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .collect();
+    let auth = (!all.is_empty()).then(|| all.join(" | "));
     if st.record {
         st.seen.lock().unwrap().push((v.clone(), auth));
     }
