@@ -317,6 +317,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The largest response body read, bytes: far above any completion (`max_tokens` of text in
+/// JSON), small enough that a misbehaving server cannot exhaust memory with a few calls.
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
+
+fn too_large() -> LlmError {
+    LlmError::InvalidBody(format!(
+        "response body larger than {} MiB, not read",
+        MAX_RESPONSE_BYTES >> 20
+    ))
+}
+
 /// Whether an error or one of its sources is an I/O timeout (hyper-util's connect timeout).
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
@@ -638,9 +649,18 @@ impl HttpClient {
                         ));
                     }
                     let wait = retry_after(resp.headers());
-                    let body = http_body_util::BodyExt::collect(resp.into_body())
+                    let limited =
+                        http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES);
+                    let body = http_body_util::BodyExt::collect(limited)
                         .await
-                        .map_err(|err| (LlmError::Transport(error_chain(&err)), None))?;
+                        .map_err(|err| {
+                            let e = if err.is::<http_body_util::LengthLimitError>() {
+                                too_large()
+                            } else {
+                                LlmError::Transport(error_chain(&*err))
+                            };
+                            (e, None)
+                        })?;
                     Ok((status, wait, body.to_bytes()))
                 };
                 tokio::time::timeout(o.request_timeout, call)
@@ -668,11 +688,17 @@ impl HttpClient {
                         LlmError::Transport(error_chain(&err.without_url()))
                     }
                 };
-                let resp = req.send().await.map_err(|e| (classify(e), None))?;
+                let mut resp = req.send().await.map_err(|e| (classify(e), None))?;
                 let status = resp.status();
                 let wait = retry_after(resp.headers());
-                let bytes = resp.bytes().await.map_err(|e| (classify(e), None))?;
-                (status, wait, bytes)
+                let mut bytes = Vec::new();
+                while let Some(chunk) = resp.chunk().await.map_err(|e| (classify(e), None))? {
+                    if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                        return Err((too_large(), None));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                (status, wait, bytes::Bytes::from(bytes))
             }
         };
         if !status.is_success() {

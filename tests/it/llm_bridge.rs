@@ -278,6 +278,21 @@ fn a_huge_retry_after_is_capped_not_a_panic() {
 }
 
 #[test]
+fn a_response_over_the_size_cap_is_refused_not_read() {
+    for via_reqwest in TRANSPORTS {
+        let big = "x".repeat(recagent::llm::http::MAX_RESPONSE_BYTES + 1);
+        let mock = Mock::start(move |_, _| Step::Answer(big.clone()));
+        let r = call_via(&mock, opts(2, 1, 10.0), via_reqwest).0;
+        match r {
+            Err(LlmError::InvalidBody(m)) => assert!(m.contains("larger than 8 MiB"), "{m}"),
+            r => panic!("unexpected {:?}", r.map(|t| t.len())),
+        }
+        // Not retried: the same server would send the same body.
+        assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
+
+#[test]
 fn a_retry_goes_to_another_endpoint_than_the_one_that_failed() {
     // Endpoint 0 refuses at once, so it is always the least loaded; with one retry, every call
     // must still be answered by endpoint 1.
