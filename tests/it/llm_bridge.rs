@@ -185,6 +185,14 @@ fn broken_responses_give_typed_errors_and_transport_failures_are_retried() {
     }
 }
 
+/// A runtime for calls and client construction on the test thread.
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Whether a proxy variable is set (endpoints then may go through reqwest and its proxy).
 fn proxy_env() -> bool {
     ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
@@ -194,10 +202,7 @@ fn proxy_env() -> bool {
 
 #[test]
 fn the_transport_is_chosen_per_endpoint() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let _g = rt.enter();
     let bases = [
         "http://127.0.0.1:9/v1".to_string(),
@@ -303,10 +308,7 @@ fn a_retry_goes_to_another_endpoint_than_the_one_that_failed() {
         closed.local_addr().unwrap().port()
     );
     let mock = Mock::start(|_, _| Step::Answer("ok".into()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let c = {
         let _g = rt.enter();
         HttpClient::new(&[dead, mock.base.clone()], &[], &[], "m", opts(1, 1, 5.0)).unwrap()
@@ -322,10 +324,7 @@ fn a_retry_goes_to_another_endpoint_than_the_one_that_failed() {
 
 #[test]
 fn a_key_a_header_cannot_carry_is_a_setup_error_and_url_credentials_win() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread_runtime();
     let _g = rt.enter();
     let bases = ["http://127.0.0.1:9/v1".to_string()];
     let err = HttpClient::new(&bases, &["sk-abc\r".into()], &[], "m", opts(0, 1, 1.0))
@@ -710,22 +709,31 @@ fn record_then_replay_is_byte_identical_and_a_changed_prompt_is_named() {
     assert!(first.contains("prompt hash mismatch"), "{first}");
 }
 
+/// Writes `dir/run.yaml`: the bundled demo data (by absolute paths) and `rest`.
+fn demo_data_config(dir: &Path, rest: &str) -> PathBuf {
+    let r = Path::new(env!("CARGO_MANIFEST_DIR")).display().to_string();
+    let path = dir.join("run.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "item_path: {r}/data/item.csv\nuser_path: {r}/data/users.csv\nrelationship_path: {r}/data/relationship.csv\n{rest}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 #[test]
 fn no_api_key_in_any_output_file_of_a_cli_run() {
     let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = dir.path().join("run.yaml");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "item_path: {r}/data/item.csv\nuser_path: {r}/data/users.csv\nrelationship_path: {r}/data/relationship.csv\n\
-             round: 2\nagent_num: 8\nbackend: llm\napi_bases: [{b}]\napi_keys: [{SECRET}]\nllm_options:\n  backoff_base_ms: 1\n",
-            r = root.display(),
-            b = mock.base
+    let cfg_path = demo_data_config(
+        dir.path(),
+        &format!(
+            "round: 2\nagent_num: 8\nbackend: llm\napi_bases: [{}]\napi_keys: [{SECRET}]\nllm_options:\n  backoff_base_ms: 1\n",
+            mock.base
         ),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("out");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
         .args(["run", "-c"])
@@ -805,17 +813,12 @@ fn url_credentials_and_resume_keys_stay_out_of_every_output_file() {
     let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
     let cred_base = mock.base.replace("http://", &format!("http://alice:{PW}@"));
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = dir.path().join("run.yaml");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "item_path: {r}/data/item.csv\nuser_path: {r}/data/users.csv\nrelationship_path: {r}/data/relationship.csv\n\
-             round: 1\nagent_num: 4\nbackend: llm\napi_bases: [{cred_base}]\ncheckpoint_every: 1\n",
-            r = root.display(),
+    let cfg_path = demo_data_config(
+        dir.path(),
+        &format!(
+            "round: 1\nagent_num: 4\nbackend: llm\napi_bases: [{cred_base}]\ncheckpoint_every: 1\n"
         ),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("out");
     let recagent = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
