@@ -709,6 +709,21 @@ fn record_then_replay_is_byte_identical_and_a_changed_prompt_is_named() {
     assert!(first.contains("prompt hash mismatch"), "{first}");
 }
 
+/// Runs all of `cfg.round` rounds with outputs in `dir`, saving a checkpoint after round `at`
+/// to `dir/round-<at>.ckpt`, whose path is returned.
+fn run_with_checkpoint(cfg: SimConfig, dir: &Path, at: u32) -> PathBuf {
+    let rounds = cfg.round;
+    let mut sim = recagent::sim::Sim::new(cfg, paths(dir)).unwrap();
+    let ckpt = dir.join(format!("round-{at}.ckpt"));
+    for r in 1..=rounds {
+        sim.step().unwrap();
+        if r == at {
+            recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
+        }
+    }
+    ckpt
+}
+
 /// Writes `dir/run.yaml`: the bundled demo data (by absolute paths) and `rest`.
 fn demo_data_config(dir: &Path, rest: &str) -> PathBuf {
     let r = Path::new(env!("CARGO_MANIFEST_DIR")).display().to_string();
@@ -934,15 +949,7 @@ fn a_resumed_llm_run_takes_received_answers_from_the_transcript() {
     let (full, part) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cfg = e2e_config(&mock.base, 12, 4);
     run(cfg.clone(), full.path());
-    let mut sim = recagent::sim::Sim::new(cfg, paths(part.path())).unwrap();
-    let ckpt = part.path().join("round-2.ckpt");
-    for r in 1..=4 {
-        sim.step().unwrap();
-        if r == 2 {
-            recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
-        }
-    }
-    drop(sim);
+    let ckpt = run_with_checkpoint(cfg, part.path(), 2);
     let hits = mock.hits.load(std::sync::atomic::Ordering::SeqCst);
     let transcript = part.path().join("transcript.jsonl");
     // A crash in the middle of writing a line leaves it cut short: resume ignores it.
@@ -1077,15 +1084,7 @@ fn a_branch_of_an_llm_run_starts_its_own_transcript_with_the_parents_calls() {
     let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
     let (parent, branch) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cfg = e2e_config(&mock.base, 6, 3);
-    let mut sim = recagent::sim::Sim::new(cfg, paths(parent.path())).unwrap();
-    let ckpt = parent.path().join("round-1.ckpt");
-    for r in 1..=3 {
-        sim.step().unwrap();
-        if r == 1 {
-            recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
-        }
-    }
-    drop(sim);
+    let ckpt = run_with_checkpoint(cfg, parent.path(), 1);
     let pt = parent.path().join("transcript.jsonl");
     let parent_text = std::fs::read_to_string(&pt).unwrap();
     let round_of = |l: &str| serde_json::from_str::<Value>(l).unwrap()["key"]["round"].as_u64();
