@@ -7,6 +7,7 @@ mod common;
 mod config_errors;
 mod determinism;
 mod embed_minilm;
+mod golden;
 mod llm_bridge;
 mod llm_mock;
 mod llm_parse_corpus;
