@@ -22,11 +22,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use recagent::behaviour::{AgentView, Ask, BehaviourBackend, Context, Phase, Request, RequestKey};
+use recagent::behaviour::{AgentView, BehaviourBackend, Context, DecisionBatch, Request};
 use recagent::catalog::Catalog;
 use recagent::clock::{Interval, SimClock};
 use recagent::components::{Histories, Memory, Profile, Relationships, Taste};
 use recagent::config::{BackendKind, SimConfig};
+use recagent::decision::top::Top;
+use recagent::decision::DecisionKinds;
 use recagent::ids::UserId;
 use recagent::io::data::ItemRecord;
 use recagent::llm::LlmBackend;
@@ -225,38 +227,47 @@ fn main() {
             cfg.llm_options.worker_threads = w;
         }
         cfg.llm_options.request_timeout_secs = 60.0;
-        let be = LlmBackend::http(&cfg, Arc::default(), Some(&dir.join("t.jsonl"))).unwrap();
+        let be = LlmBackend::http(
+            &cfg,
+            Arc::default(),
+            Some(&dir.join("t.jsonl")),
+            &DecisionKinds::builtin(),
+        )
+        .unwrap();
         let batch_n = (in_flight * 8).min(n_agents);
-        let reqs: Vec<Request<'_>> = (0..batch_n)
-            .map(|i| Request {
-                key: RequestKey {
-                    round: 1,
-                    phase: Phase::Activity,
-                    user: UserId(i as u32),
-                    step: 0,
-                },
-                agent: AgentView {
-                    id: UserId(i as u32),
-                    profile: &profiles[i],
-                    taste: &taste,
-                    histories: &hist,
-                    contacts: &rel,
-                    memory: &mem,
-                },
-                ask: Ask::TopLevel,
+        let reqs: Vec<Request<'_, Top>> = (0..batch_n)
+            .map(|i| {
+                Request::new(
+                    1,
+                    0,
+                    AgentView {
+                        id: UserId(i as u32),
+                        profile: &profiles[i],
+                        taste: &taste,
+                        histories: &hist,
+                        contacts: &rel,
+                        memory: &mem,
+                    },
+                    (),
+                )
             })
             .collect();
         // Warm-up (connections opened).
-        let _ = be.answer_batch(&ctx, &reqs[..in_flight.min(reqs.len())]);
+        be.answer_batch(
+            &ctx,
+            &DecisionBatch::new(&reqs[..in_flight.min(reqs.len())]),
+        );
         let mut rates = Vec::new();
         let mut cpus = Vec::new();
         let mut server_cpus = Vec::new();
         for _ in 0..waves {
             let (c0, s0, t0) = (cpu_secs(), cpu_secs_of(&server_pid), Instant::now());
-            let out = be.answer_batch(&ctx, &reqs);
+            let batch = DecisionBatch::new(&reqs);
+            be.answer_batch(&ctx, &batch);
             let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
+            let out = batch.into_answers();
             server_cpus.push((cpu_secs_of(&server_pid) - s0) * 1e6 / reqs.len() as f64);
-            let ok = out.iter().filter(|r| r.is_ok()).count();
+            let ok = out.iter().filter(|r| matches!(r, Some(Ok(_)))).count();
             assert_eq!(ok, reqs.len(), "all requests answered");
             rates.push(reqs.len() as f64 / wall);
 
@@ -267,7 +278,7 @@ fn main() {
         let mut chars = 0usize;
         for _ in 0..10 {
             for r in &reqs {
-                chars += be.prompts().render(&ctx, r).text.len();
+                chars += be.prompts().render(&ctx, r).0.text.len();
             }
         }
         let render_us = (cpu_secs() - c0) * 1e6 / (10 * reqs.len()) as f64;
@@ -283,7 +294,7 @@ fn main() {
         );
         let limit = in_flight as f64 / (latency_ms / 1000.0);
         let body = {
-            let text = be.prompts().render(&ctx, &reqs[0]).text;
+            let text = be.prompts().render(&ctx, &reqs[0]).0.text;
             serde_json::to_vec(&serde_json::json!({
                 "model": cfg.llm, "messages": [{"role": "user", "content": text}],
                 "temperature": cfg.temperature, "max_tokens": cfg.max_token, "seed": cfg.seed,

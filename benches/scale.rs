@@ -121,7 +121,7 @@ fn main() {
         }
         times.sort_by(f64::total_cmp);
         let med = times[times.len() / 2];
-        let s = sim.stats().clone();
+        let s = sim.counters().snapshot();
         let ckpt = dir.path().join("bench.ckpt");
         let t = Instant::now();
         recagent::checkpoint::save(&mut sim, &ckpt, None).expect("checkpoint");
@@ -135,9 +135,9 @@ fn main() {
         println!(
             "{n},{rounds},{load:.2},{med:.3},{:.0},{},{},{},{size:.1},{write_s:.3},{resume_s:.2},{:.0}",
             n as f64 / med,
-            s.watches,
-            s.chats,
-            s.posts,
+            s["watches"],
+            s["chats"],
+            s["posts"],
             peak_rss_mib()
         );
     }

@@ -12,57 +12,41 @@
 use std::path::Path;
 use std::time::Instant;
 
-use recagent::behaviour::{
-    Answer, Ask, BackendError, Behaviour, BehaviourBackend, Context, Feeling, PageAction,
-    PostDraft, Request, SocialAction,
-};
+use recagent::behaviour::scripted::ScriptedBackend;
+use recagent::behaviour::{PostDraft, SocialAction};
 use recagent::catalog::Catalog;
-use recagent::components::TopAction;
 use recagent::config::SimConfig;
+use recagent::decision::page::{Page, PageAction};
+use recagent::decision::post::Post;
+use recagent::decision::social::Social;
+use recagent::decision::top::{Top, TopAction};
+use recagent::decision::Script;
 use recagent::io::data::{load_items, Source};
 use recagent::io::output::OutputPaths;
-use recagent::sim::Sim;
+use recagent::sim::SimBuilder;
 use recagent::social::detect_mentions;
 
-/// Agent 0 goes to social media and posts (when `post`); everyone else does nothing.
-struct OnePoster {
-    post: bool,
-}
-
-impl BehaviourBackend for OnePoster {
-    fn name(&self) -> &'static str {
-        "bench"
-    }
-    fn answer_batch(
-        &self,
-        _: &Context<'_>,
-        batch: &[Request<'_>],
-    ) -> Vec<Result<Answer, BackendError>> {
-        batch
-            .iter()
-            .map(|r| {
-                Ok(match r.ask {
-                    Ask::TopLevel if self.post && r.agent.id.0 == 0 => {
-                        Answer::Top(TopAction::Social)
-                    }
-                    Ask::TopLevel => Answer::Top(TopAction::Nothing),
-                    Ask::Page { .. } => Answer::Page(PageAction::Leave),
-                    Ask::Feel { .. } => Answer::Feel(Feeling {
-                        rating: 3,
-                        text: String::new(),
-                    }),
-                    Ask::Social { .. } => Answer::Social(SocialAction::Post),
-                    Ask::Chat { .. } => Answer::Chat(vec![]),
-                    Ask::Post => Answer::Post(PostDraft {
-                        text: "Just watched <Toy Story>, 5/5!".into(),
-                        mentions: vec![],
-                    }),
-                    // Memory steps and anything added later: the deterministic fallback.
-                    _ => recagent::behaviour::fallback(r),
+/// Agent 0 goes to social media and posts (when `post`); everyone else does nothing; the other
+/// kinds get their fallbacks (the shared scripted backend).
+fn one_poster(post: bool) -> ScriptedBackend {
+    ScriptedBackend::new(
+        Script::new()
+            .on::<Top>(move |r, _| {
+                Some(if post && r.agent.id.0 == 0 {
+                    TopAction::Social
+                } else {
+                    TopAction::Nothing
                 })
             })
-            .collect()
-    }
+            .on::<Page>(|_, _| Some(PageAction::Leave))
+            .on::<Social>(|_, _| Some(SocialAction::Post))
+            .on::<Post>(|_, _| {
+                Some(PostDraft {
+                    text: "Just watched <Toy Story>, 5/5!".into(),
+                    mentions: vec![],
+                })
+            }),
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -101,10 +85,11 @@ fn round_ms(dir: &Path, contacts: u32, post: bool, rounds: u32) -> f64 {
         manifest: out.join("manifest.json"),
         log: out.join("run.log"),
     };
-    let mut sim = Sim::new(cfg, paths).unwrap();
-    sim.app
-        .world_mut()
-        .insert_resource(Behaviour(Box::new(OnePoster { post })));
+    let mut sim = SimBuilder::new(cfg)
+        .outputs(paths)
+        .backend(Box::new(one_poster(post)))
+        .build()
+        .unwrap();
     sim.step().unwrap();
     let times: Vec<f64> = (0..rounds)
         .map(|_| {
@@ -114,7 +99,7 @@ fn round_ms(dir: &Path, contacts: u32, post: bool, rounds: u32) -> f64 {
         })
         .collect();
     assert_eq!(
-        sim.stats().deliveries,
+        sim.counters().get("deliveries"),
         if post {
             u64::from(contacts) * u64::from(rounds + 1)
         } else {

@@ -3,15 +3,18 @@
 //!
 //! # Format
 //! Line 1 is a JSON [`Header`] (format name and version, engine version, round, config and data
-//! hashes, output paths and their byte offsets, the configuration with API keys removed), so
-//! `head -1 file.ckpt` tells what a checkpoint is. The rest is the [`State`] as MessagePack
-//! (`rmp-serde`, named fields: self-describing, compact, maintained) compressed with LZ4 frames
-//! (`lz4_flex`: pure Rust, no C build, ~GB/s, and a frame checksum that catches a torn file).
+//! hashes, output paths and their byte offsets, the registered part names, the resolved
+//! configuration with API keys removed), so `head -1 file.ckpt` tells what a checkpoint is. The
+//! rest is the [`State`] compressed with LZ4 frames (`lz4_flex`: pure Rust, ~GB/s, and a frame
+//! checksum that catches a torn file): every registered part ([`crate::plugin::CheckpointPart`])
+//! as `name length (u32 LE), name, bytes length (u64 LE), bytes`, in name order; parts encode
+//! themselves (MessagePack with named fields by convention).
 //!
 //! What is not in the state is rebuilt from the data files (catalogue, profiles, tastes, the
 //! social graph), whose hash must match. Behaviour randomness is keyed by `(seed, round, phase,
-//! user, step)` and has no generator position to save; recommenders are re-fitted from the
-//! restored interaction log (their fit is a pure function of it).
+//! user, step)` and has no generator position to save. The set of part names is recorded and
+//! must equal the resuming simulation's: a checkpoint of a run with a plugin cannot be resumed
+//! without it, and the error names the difference.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,24 +23,16 @@ use bevy_ecs::world::World;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::behaviour::BehaviourStats;
-use crate::clock::SimClock;
-use crate::components::{
-    Activity, Engagement, Histories, Inbox, ItemStats, Memory, Post, Relationships,
-};
-use crate::config::{ActiveMethod, SimConfig};
-use crate::ids::{PostId, UserId};
+use crate::config::SimConfig;
 use crate::io::output::{absolute, OutputOffsets, OutputPaths, OutputSink};
-use crate::recommender::InteractionLog;
-use crate::sim::{DataHash, PostBoard, RecState, RunStats, Sim, SimError};
-use crate::world::{ItemEntities, Roster};
+use crate::plugin::CheckpointParts;
+use crate::sim::{DataHash, Sim, SimBuilder, SimError};
 
 /// Format name in every header.
 pub const FORMAT: &str = "recagent-checkpoint";
-/// Bumped whenever [`State`] changes shape; a file of another version is refused.
-/// 2: memory embeddings as `(dim, bytes)` in the compact dense/sparse layout of
-/// [`crate::memory::QVec`] (1: one `i8` per dimension).
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the layout changes; a file of another version is refused.
+/// 3: the state is the registered parts by name (2: one fixed structure).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Errors reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +84,25 @@ pub enum CheckpointError {
         /// Why.
         reason: &'static str,
     },
+    /// The checkpoint's parts are not the ones this simulation registers (a behaviour plugin
+    /// was added or removed).
+    #[error(
+        "{path}: the checkpoint's state does not match this simulation's behaviours: {difference}"
+    )]
+    Parts {
+        /// The file.
+        path: String,
+        /// What differs, in words.
+        difference: String,
+    },
+    /// A part could not be saved or restored.
+    #[error("checkpoint part `{part}`: {message}")]
+    Part {
+        /// The part.
+        part: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Building the simulation failed.
     #[error(transparent)]
     Sim(#[from] SimError),
@@ -123,58 +137,28 @@ pub struct Header {
     /// SHA-256 over the state hash and every header field a resume relies on; an edited header
     /// is refused.
     pub seal: String,
+    /// The checkpoint parts, by name (sorted).
+    pub parts: Vec<String>,
     /// Directory the configuration's relative paths resolve against.
     pub base_dir: PathBuf,
-    /// The configuration, API keys removed.
-    pub config: SimConfig,
+    /// The resolved configuration (core keys and every plugin's settings), API keys removed.
+    pub config: serde_json::Value,
 }
 
-/// Dynamic state of one agent.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AgentState {
-    /// Id.
-    pub id: UserId,
-    /// Memory.
-    pub memory: Memory,
-    /// Histories.
-    pub histories: Histories,
-    /// Unread posts.
-    pub inbox: Inbox,
-    /// Activity level and counters.
-    pub activity: Activity,
-    /// Engagement.
-    pub engagement: Engagement,
-    /// Ties.
-    pub relationships: Relationships,
-}
-
-/// Everything that changes during a run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Everything that changes during a run: the round and every registered part's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
-    /// Clock (rounds completed).
-    pub clock: SimClock,
-    /// Agents in id order.
-    pub agents: Vec<AgentState>,
-    /// Item counters in catalogue order.
-    pub items: Vec<ItemStats>,
-    /// Live posts.
-    pub posts: Vec<(PostId, Post)>,
-    /// Next post id.
-    pub next_post_id: u64,
-    /// Agents with unread posts, id order.
-    pub recipients: Vec<UserId>,
-    /// Recommender interaction log.
-    pub log: InteractionLog,
-    /// The recommender's learned state (`None`: re-fitted from `log` on resume).
-    pub model: Option<Vec<u8>>,
-    /// Counters.
-    pub run_stats: RunStats,
-    /// Behaviour counters.
-    pub behaviour_stats: BehaviourStats,
-    /// LLM call and token counters (`backend: llm`/`replay`), so a resumed run reports the
-    /// whole run's usage and cost, not only what it made after the resume.
-    #[serde(default)]
-    pub llm_usage: Option<crate::llm::LlmUsage>,
+    /// Rounds completed.
+    pub round: u32,
+    /// `(name, bytes)` of every part, in name order.
+    pub parts: Vec<(String, Vec<u8>)>,
+}
+
+impl State {
+    /// The part names.
+    pub fn names(&self) -> Vec<String> {
+        self.parts.iter().map(|(n, _)| n.clone()).collect()
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -216,85 +200,78 @@ fn seal(h: &Header) -> String {
         h.tails,
         h.outputs,
         h.base_dir,
-        h.parent
+        h.parent,
+        h.parts
     ]);
     hex(&sha2::Sha256::digest(fields.to_string().as_bytes()))
 }
 
-fn config_hash(cfg: &SimConfig) -> String {
-    let c = cfg.without_secrets();
-    hex(&sha2::Sha256::digest(
-        serde_json::to_vec(&c).unwrap_or_default(),
-    ))
+fn config_hash(config: &serde_json::Value) -> String {
+    hex(&sha2::Sha256::digest(config.to_string().as_bytes()))
 }
 
-/// Collects the state of `world` (agents in id order).
-pub fn capture(world: &mut World) -> State {
-    let roster = world.resource::<Roster>().clone();
-    let mut q = world.query::<(
-        &UserId,
-        &Memory,
-        &Histories,
-        &Inbox,
-        &Activity,
-        &Engagement,
-        &Relationships,
-    )>();
-    let agents = roster
-        .entities
-        .iter()
-        .filter_map(|&e| q.get(world, e).ok())
-        .map(|(id, m, h, i, a, g, r)| AgentState {
-            id: *id,
-            memory: m.clone(),
-            histories: h.clone(),
-            inbox: i.clone(),
-            activity: *a,
-            engagement: *g,
-            relationships: r.clone(),
-        })
-        .collect();
-    let item_entities = world.resource::<ItemEntities>().0.clone();
-    let mut iq = world.query::<&ItemStats>();
-    let items = item_entities
-        .iter()
-        .map(|&e| iq.get(world, e).copied().unwrap_or_default())
-        .collect();
-    let board = world.resource::<PostBoard>().clone();
-    let mut pq = world.query::<&Post>();
-    let posts = board
-        .live
-        .iter()
-        .filter_map(|(id, &e)| pq.get(world, e).ok().map(|p| (*id, p.clone())))
-        .collect();
-    let mut uq = world.query::<&UserId>();
-    let mut recipients: Vec<UserId> = board
-        .recipients
-        .iter()
-        .filter_map(|&e| uq.get(world, e).ok().copied())
-        .collect();
-    recipients.sort();
-    recipients.dedup();
-    State {
-        clock: world.resource::<SimClock>().clone(),
-        agents,
-        items,
-        posts,
-        next_post_id: board.next_id,
-        recipients,
-        log: world.resource::<RecState>().log.clone(),
-        model: world.resource::<RecState>().model.save_state(),
-        run_stats: world.resource::<RunStats>().clone(),
-        behaviour_stats: world.resource::<BehaviourStats>().clone(),
-        llm_usage: world
-            .get_resource::<crate::llm::LlmStats>()
-            .map(crate::llm::LlmStats::snapshot),
-    }
+/// Collects the state of `world`: every registered part, in name order.
+///
+/// # Errors
+/// [`CheckpointError::Part`] naming a part that could not be saved.
+pub fn capture(world: &mut World) -> Result<State, CheckpointError> {
+    let round = world.resource::<crate::clock::SimClock>().round;
+    world.get_resource_or_insert_with(CheckpointParts::default);
+    world.resource_scope(
+        |world, parts: bevy_ecs::change_detection::Mut<CheckpointParts>| {
+            let mut out = Vec::new();
+            for p in parts.iter() {
+                let bytes = p.save(world).map_err(|message| CheckpointError::Part {
+                    part: p.name().to_string(),
+                    message,
+                })?;
+                out.push((p.name().to_string(), bytes));
+            }
+            Ok(State { round, parts: out })
+        },
+    )
 }
 
-/// Encodes a state (MessagePack, named fields).
+/// Encodes a state: its parts, framed by lengths.
 fn encode(state: &State) -> Vec<u8> {
-    rmp_serde::to_vec_named(state).expect("invariant: state serialises")
+    let mut v = Vec::with_capacity(
+        state
+            .parts
+            .iter()
+            .map(|(n, b)| n.len() + b.len() + 12)
+            .sum(),
+    );
+    v.extend_from_slice(&state.round.to_le_bytes());
+    for (name, bytes) in &state.parts {
+        v.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        v.extend_from_slice(name.as_bytes());
+        v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        v.extend_from_slice(bytes);
+    }
+    v
+}
+
+fn decode(mut b: &[u8]) -> Result<State, String> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if b.len() < n {
+            return Err("the state ends in the middle of a part".into());
+        }
+        let (h, t) = b.split_at(n);
+        *b = t;
+        Ok(h)
+    }
+    let round = u32::from_le_bytes(take(&mut b, 4)?.try_into().map_err(|_| "round")?);
+    let mut parts = Vec::new();
+    while !b.is_empty() {
+        let n = u32::from_le_bytes(take(&mut b, 4)?.try_into().map_err(|_| "name length")?);
+        let name = std::str::from_utf8(take(&mut b, n as usize)?)
+            .map_err(|_| "a part name is not UTF-8")?
+            .to_string();
+        let len = u64::from_le_bytes(take(&mut b, 8)?.try_into().map_err(|_| "part length")?);
+        let bytes = take(&mut b, usize::try_from(len).map_err(|_| "part length")?)?.to_vec();
+        parts.push((name, bytes));
+    }
+    Ok(State { round, parts })
 }
 
 /// SHA-256 of the encoded state: equal hashes mean equal states.
@@ -305,7 +282,7 @@ pub fn state_hash(state: &State) -> String {
 /// Writes a checkpoint of `sim` to `path` atomically. Returns the header written.
 ///
 /// # Errors
-/// [`CheckpointError::Io`].
+/// [`CheckpointError::Io`], or [`CheckpointError::Part`] for a part that could not be saved.
 pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header, CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.display().to_string(),
@@ -313,10 +290,11 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     };
     let world = sim.world_mut();
     let mut offsets = world.resource_mut::<OutputSink>().offsets().map_err(io)?;
-    offsets.round = world.resource::<SimClock>().round;
-    let state = capture(world);
+    let state = capture(world)?;
+    offsets.round = state.round;
     let body = encode(&state);
-    let cfg = world.resource::<SimConfig>().without_secrets();
+    let config = crate::sim::manifest::resolved_config(world, false);
+    let cfg = world.resource::<SimConfig>();
     let outputs = {
         let p = &world.resource::<OutputSink>().paths;
         OutputPaths {
@@ -334,8 +312,8 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         engine_version: env!("CARGO_PKG_VERSION").into(),
-        round: state.clock.round,
-        config_hash: config_hash(&cfg),
+        round: state.round,
+        config_hash: config_hash(&config),
         data_hash: world.resource::<DataHash>().0.clone(),
         state_hash: hex(&sha2::Sha256::digest(&body)),
         parent: parent.map(Path::to_path_buf),
@@ -343,12 +321,13 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         offsets,
         tails,
         seal: String::new(),
+        parts: state.names(),
         base_dir: if cfg.is_embedded() {
             cfg.base_dir.clone()
         } else {
             absolute(&cfg.base_dir)
         },
-        config: cfg,
+        config,
     };
     header.seal = seal(&header);
     let mut bytes = serde_json::to_vec(&header).expect("invariant: header serialises");
@@ -416,17 +395,21 @@ pub fn load(path: &Path) -> Result<(Header, State), CheckpointError> {
     if seal(&header) != header.seal {
         return Err(corrupt("the header was edited (seal mismatch)".into()));
     }
-    let state: State = rmp_serde::from_slice(&body).map_err(|e| corrupt(format!("state: {e}")))?;
-    if state.clock.round != header.round {
+    let state = decode(&body).map_err(|e| corrupt(format!("state: {e}")))?;
+    if state.round != header.round {
         return Err(corrupt(format!(
             "header round {} but state round {}",
-            header.round, state.clock.round
+            header.round, state.round
         )));
+    }
+    if state.names() != header.parts {
+        return Err(corrupt("the state's parts are not the header's".into()));
     }
     Ok((header, state))
 }
 
-/// Settings that may change when branching, and why the others may not.
+/// Core settings that may change when branching, and why the others may not (plugins declare
+/// theirs: [`crate::plugin::Settings::FIXED`]).
 pub fn check_branch_key(key: &str) -> Result<(), CheckpointError> {
     let reason = match key {
         "item_path" | "user_path" | "relationship_path" | "agent_num" => {
@@ -434,7 +417,6 @@ pub fn check_branch_key(key: &str) -> Result<(), CheckpointError> {
         }
         "social_random_k" => "the social graph is rewired only at the start of a run",
         "interval" | "start_time" => "the simulated clock is part of the checkpoint",
-        "active_method" => "activity levels are drawn at the start of a run",
         "output_dir" | "output_file" | "log_file" | "interaction_path" | "simulator_dir"
         | "ckpt_path" => "outputs of a branch go to --out",
         "play_role"
@@ -450,74 +432,64 @@ pub fn check_branch_key(key: &str) -> Result<(), CheckpointError> {
     })
 }
 
-/// Restores `state` into a freshly built `sim` (same data) and re-fits the recommender.
-pub fn restore(sim: &mut Sim, state: State) {
-    let world = sim.world_mut();
-    let random_level = {
-        let cfg = world.resource::<SimConfig>();
-        (cfg.active_method == ActiveMethod::Random).then_some(cfg.active_prob as f32)
-    };
-    let roster = world.resource::<Roster>().clone();
-    for a in state.agents {
-        let Some(e) = roster.entity(a.id) else {
-            continue;
-        };
-        let mut activity = a.activity;
-        if let Some(l) = random_level {
-            activity.level = l;
-        }
-        world.entity_mut(e).insert((
-            a.memory,
-            a.histories,
-            a.inbox,
-            activity,
-            a.engagement,
-            a.relationships,
+/// The difference between two sets of part names, in words (empty when equal).
+fn parts_difference(checkpoint: &[String], here: &[String]) -> String {
+    let missing: Vec<&str> = checkpoint
+        .iter()
+        .filter(|n| !here.contains(n))
+        .map(String::as_str)
+        .collect();
+    let extra: Vec<&str> = here
+        .iter()
+        .filter(|n| !checkpoint.contains(n))
+        .map(String::as_str)
+        .collect();
+    let mut out = Vec::new();
+    if !missing.is_empty() {
+        out.push(format!(
+            "it holds {} that no plugin of this simulation registers (resume with the plugins of the checkpointed run)",
+            missing.join(", ")
         ));
     }
-    let items = world.resource::<ItemEntities>().0.clone();
-    for (e, s) in items.iter().zip(state.items) {
-        world.entity_mut(*e).insert(s);
+    if !extra.is_empty() {
+        out.push(format!(
+            "this simulation registers {} that the checkpoint lacks (it was written without that plugin)",
+            extra.join(", ")
+        ));
     }
-    let mut board = PostBoard {
-        next_id: state.next_post_id,
-        ..Default::default()
-    };
-    for (id, post) in state.posts {
-        let e = world.spawn((id, post)).id();
-        board.live.insert(id, e);
+    out.join("; ")
+}
+
+/// Restores `state` into a freshly built `sim` (same data and plugins).
+///
+/// # Errors
+/// [`CheckpointError::Parts`] when the state's parts are not the ones `sim` registers;
+/// [`CheckpointError::Part`] for a part that could not be read.
+pub fn restore(sim: &mut Sim, state: State) -> Result<(), CheckpointError> {
+    let world = sim.world_mut();
+    let here = world
+        .get_resource::<CheckpointParts>()
+        .map(CheckpointParts::names)
+        .unwrap_or_default();
+    let difference = parts_difference(&state.names(), &here);
+    if !difference.is_empty() {
+        return Err(CheckpointError::Parts {
+            path: "checkpoint".into(),
+            difference,
+        });
     }
-    board.recipients = state
-        .recipients
-        .iter()
-        .filter_map(|u| roster.entity(*u))
-        .collect();
-    world.insert_resource(board);
-    world.insert_resource(state.clock);
-    world.insert_resource(state.run_stats);
-    world.insert_resource(state.behaviour_stats);
-    if let (Some(u), Some(stats)) = (
-        state.llm_usage,
-        world.get_resource::<crate::llm::LlmStats>(),
-    ) {
-        if let Ok(mut g) = stats.0.lock() {
-            *g = u;
-        }
-    }
-    let mut rec = world.resource_mut::<RecState>();
-    let rec = &mut *rec;
-    rec.log = state.log;
-    let restored = match &state.model {
-        Some(bytes) => rec
-            .model
-            .load_state(bytes)
-            .map_err(|e| tracing::warn!("model state not restored ({e}); re-fitting"))
-            .is_ok(),
-        None => false,
-    };
-    if !restored {
-        rec.model.fit(&rec.log);
-    }
+    world.resource_scope(
+        |world, parts: bevy_ecs::change_detection::Mut<CheckpointParts>| {
+            for ((name, bytes), p) in state.parts.iter().zip(parts.iter()) {
+                p.restore(world, bytes)
+                    .map_err(|message| CheckpointError::Part {
+                        part: name.clone(),
+                        message,
+                    })?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Copies the first `len` bytes of `from` to `to` (creating its directory).
@@ -571,11 +543,29 @@ pub fn resume(
     overrides: &[(String, String)],
     out_dir: Option<&Path>,
 ) -> Result<(Sim, Header), CheckpointError> {
+    resume_with(path, overrides, out_dir, |b| b)
+}
+
+/// As [`resume`], with the simulation's plugins (or backend) set by `configure` on the builder,
+/// as for the run that wrote the checkpoint (`|b| b.plugins(MyPlugin)`).
+///
+/// # Errors
+/// As [`resume`], and [`CheckpointError::Parts`] when the plugins do not keep the parts the
+/// checkpoint holds.
+pub fn resume_with(
+    path: &Path,
+    overrides: &[(String, String)],
+    out_dir: Option<&Path>,
+    configure: impl FnOnce(SimBuilder) -> SimBuilder,
+) -> Result<(Sim, Header), CheckpointError> {
     let (header, state) = load(path)?;
     for (k, _) in overrides {
         check_branch_key(k)?;
     }
-    let mut cfg = header.config.clone();
+    // Validated after the overrides: a checkpoint keeps no credentials, which the overrides may
+    // give again.
+    let mut cfg = SimConfig::from_json_unvalidated(header.config.clone(), "checkpoint")
+        .map_err(SimError::from)?;
     cfg.base_dir = header.base_dir.clone();
     if cfg.api_keys.is_empty() {
         if let Ok(k) = std::env::var("OPENAI_API_KEY") {
@@ -583,17 +573,41 @@ pub fn resume(
         }
     }
     let mut cfg = cfg.with_overrides(overrides).map_err(SimError::from)?;
+    cfg.validate()
+        .map_err(|(key, message)| crate::config::ConfigError::Invalid {
+            origin: "checkpoint".into(),
+            line: None,
+            key,
+            message,
+        })
+        .map_err(SimError::from)?;
     if cfg.round < header.round {
         return Err(CheckpointError::Setting {
             key: "round".into(),
             reason: "the checkpoint is past that round (rounds can only be extended)",
         });
     }
-    // Everything is checked before any file is touched.
-    let found = crate::sim::data_hash(&cfg);
-    if found != header.data_hash {
+    // Everything is checked before any file is touched: the plugins' settings and fixed keys,
+    // the parts, the data.
+    let prepared = configure(SimBuilder::new(cfg.clone())).prepare()?;
+    for (k, _) in overrides {
+        if let Some(reason) = prepared.fixed_reason(k) {
+            return Err(CheckpointError::Setting {
+                key: k.clone(),
+                reason,
+            });
+        }
+    }
+    let difference = parts_difference(&header.parts, &prepared.checkpoint_parts());
+    if !difference.is_empty() {
+        return Err(CheckpointError::Parts {
+            path: path.display().to_string(),
+            difference,
+        });
+    }
+    if prepared.data_hash() != header.data_hash {
         return Err(CheckpointError::DataChanged {
-            found,
+            found: prepared.data_hash().to_string(),
             expected: header.data_hash,
         });
     }
@@ -689,7 +703,9 @@ pub fn resume(
             if cfg.backend == crate::config::BackendKind::Llm {
                 // The branch's transcript starts with the parent's calls up to the checkpoint,
                 // so it replays on its own; it never writes into the parent's.
-                let mut parent_cfg = header.config.clone();
+                let mut parent_cfg =
+                    SimConfig::from_json_unvalidated(header.config.clone(), "checkpoint")
+                        .map_err(SimError::from)?;
                 parent_cfg.base_dir = header.base_dir.clone();
                 let from = crate::llm::transcript_of(
                     &parent_cfg,
@@ -697,9 +713,11 @@ pub fn resume(
                 );
                 let to = dir.join("transcript.jsonl");
                 if from.exists() {
-                    let keep = crate::llm::transcript::split_for_resume(&from, header.round)
-                        .map_err(io(&from))?
-                        .keep;
+                    let kinds = prepared.decision_kinds();
+                    let keep =
+                        crate::llm::transcript::split_for_resume(&from, header.round, &kinds)
+                            .map_err(io(&from))?
+                            .keep;
                     copy_prefix(&from, &to, keep).map_err(io(&to))?;
                 }
                 cfg.transcript_path = Some(absolute(&to));
@@ -707,7 +725,17 @@ pub fn resume(
             o
         }
     };
-    let mut sim = Sim::build(cfg, outputs, Some(header.offsets))?;
-    restore(&mut sim, state);
+    let mut sim = prepared
+        .with_config(cfg)
+        .outputs(outputs)
+        .resume_at(header.offsets)
+        .finish()?;
+    restore(&mut sim, state).map_err(|e| match e {
+        CheckpointError::Parts { difference, .. } => CheckpointError::Parts {
+            path: path.display().to_string(),
+            difference,
+        },
+        e => e,
+    })?;
     Ok((sim, header))
 }

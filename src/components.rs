@@ -10,7 +10,7 @@ use bevy_ecs::component::Component;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::GenreSet;
-use crate::ids::{ItemId, PostId, UserId};
+use crate::ids::{ItemId, UserId};
 
 /// RecAgent's five feature codes (spec §5.2) as a bit set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +150,9 @@ pub enum ObservationKind {
     Posted,
     /// Read `other`'s post (item = a mentioned item, if any).
     ReadPost,
+    /// A behaviour plugin's own observation: `text` is the whole sentence, `value` its offline
+    /// importance (1..=10; 0 = 5).
+    Note,
 }
 
 /// One observation: a structured event (rendered to text on demand from the ids and the
@@ -261,19 +264,6 @@ impl Histories {
     }
 }
 
-/// Posts delivered to the user and not yet read. Read at the start of the next round.
-#[derive(Component, Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Inbox(pub Vec<PostId>);
-
-/// Activity level and counters (spec §1.5).
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Activity {
-    /// Base probability of acting in a round, in (0, 1].
-    pub level: f32,
-    /// Rounds since the agent last acted (drives `marginal`).
-    pub idle_rounds: u32,
-}
-
 /// What the agent is busy with (the original's event state machine, spec §2.6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EngagementKind {
@@ -307,82 +297,4 @@ impl Engagement {
             EngagementKind::Idle
         }
     }
-}
-
-/// The top-level choice of a round (spec §2.2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TopAction {
-    /// Not active this round.
-    #[default]
-    Inactive,
-    /// Enter the recommender system.
-    Recommender,
-    /// Enter social media.
-    Social,
-    /// Do nothing.
-    Nothing,
-}
-
-/// Per-round plan and browsing-session state of an agent. Reset at the start of each round.
-#[derive(Component, Clone, Debug, Default)]
-pub struct Session {
-    /// This round's top-level choice.
-    pub action: TopAction,
-    /// The session is open (the agent is browsing).
-    pub open: bool,
-    /// Page decisions made so far this session.
-    pub steps: u32,
-    /// Index of the current page (0-based) within the current list.
-    pub page: u32,
-    /// Items on the current page, in display order.
-    pub page_items: Vec<ItemId>,
-    /// Search results being paged through, if the agent searched (with the query).
-    pub search: Option<(Arc<str>, Vec<ItemId>)>,
-    /// Items watched this round, awaiting a feeling.
-    pub watched: Vec<ItemId>,
-    /// Social plan: `Some(partner)` to chat, `None` with `post` to post.
-    pub chat_with: Option<UserId>,
-    /// The agent posts this round.
-    pub post: bool,
-}
-
-impl Session {
-    /// Clears the per-round state, keeping allocations.
-    pub fn reset(&mut self) {
-        self.action = TopAction::Inactive;
-        self.open = false;
-        self.steps = 0;
-        self.page = 0;
-        self.page_items.clear();
-        self.search = None;
-        self.watched.clear();
-        self.chat_with = None;
-        self.post = false;
-    }
-}
-
-/// Per-item counters, updated at the end of each round.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemStats {
-    /// Times shown on a page.
-    pub exposures: u64,
-    /// Times watched.
-    pub watches: u64,
-    /// Sum of ratings given.
-    pub rating_sum: u64,
-    /// Times mentioned in chats and posts.
-    pub mentions: u64,
-}
-
-/// A broadcast post. Lives from its round until its recipients have read it (next round).
-#[derive(Component, Clone, Debug, Serialize, Deserialize)]
-pub struct Post {
-    /// Author.
-    pub author: UserId,
-    /// Round it was posted.
-    pub round: u32,
-    /// Text.
-    pub text: Arc<str>,
-    /// Items it mentions.
-    pub mentions: Vec<ItemId>,
 }

@@ -6,17 +6,13 @@ use std::sync::Arc;
 use bevy_ecs::entity::Entity;
 use bevy_ecs::resource::Resource;
 use bevy_ecs::world::World;
-use rand::Rng;
 
 use crate::catalog::{Catalog, GenreSet};
 use crate::components::{
-    Activity, Contact, Engagement, FeatureSet, Histories, Inbox, ItemStats, Memory, Profile,
-    Relationships, Session, Taste,
+    Contact, Engagement, FeatureSet, Histories, Memory, Profile, Relationships, Taste,
 };
-use crate::config::{ActiveMethod, SimConfig};
 use crate::ids::{ItemId, UserId};
 use crate::io::data::{EdgeRecord, UserRecord};
-use crate::rng::{stream_rng, Stream};
 
 /// User entities in id order, with their ids (for binary search).
 #[derive(Resource, Clone, Debug, Default)]
@@ -119,43 +115,6 @@ pub fn taste_of(catalog: &Catalog, interest: &str, observations: &str) -> Taste 
     Taste { liked }
 }
 
-/// Lomax (Pareto II) draws with shape `shape`, normalised by their maximum (spec §1.5: numpy's
-/// `pareto(shape)` is Lomax: `(1 − U)^(−1/shape) − 1`). One draw per user from its own stream.
-pub fn activity_levels(seed: u64, ids: &[UserId], shape: f64) -> Vec<f32> {
-    // Lomax draw d = (1 − U)^(−1/shape) − 1 = expm1(t) with t = −ln(1 − U)/shape. For tiny shapes
-    // t is huge and d overflows, so the ratio d_i / d_max is taken in log space:
-    // ln expm1(t) = t + ln(1 − e^(−t)) for large t.
-    let ln_expm1 = |t: f64| {
-        if t > 30.0 {
-            t + (-(-t).exp()).ln_1p()
-        } else {
-            t.exp_m1().ln()
-        }
-    };
-    let ts: Vec<f64> = ids
-        .iter()
-        .map(|u| {
-            let mut r = stream_rng(seed, Stream::ActivityLevel, &[u64::from(u.0)]);
-            let x: f64 = r.random::<f64>();
-            -(1.0 - x).ln() / shape
-        })
-        .collect();
-    let t_max = ts.iter().copied().fold(0.0f64, f64::max);
-    if t_max <= 0.0 {
-        return vec![1.0; ids.len()];
-    }
-    let l_max = ln_expm1(t_max);
-    ts.iter()
-        .map(|&t| {
-            if t <= 0.0 {
-                0.0
-            } else {
-                (ln_expm1(t) - l_max).exp() as f32
-            }
-        })
-        .collect()
-}
-
 /// `social_random_k` rewiring (spec §4.6, intent not bug): drop every edge, then for each agent in
 /// id order link it to later agents, both directions, as `friend` with closeness 0.5, while both
 /// have fewer than |k| links; `k > 0` links agents with different interest strings, `k < 0` equal ones.
@@ -218,12 +177,13 @@ impl Interner {
     }
 }
 
-/// Spawns agents and items into `world` and inserts [`Roster`], [`ItemEntities`],
+/// Spawns agents (with the core components: id, profile, taste, relationships, memory,
+/// histories, engagement; plugins add theirs in [`crate::sim::SimSetup`]) and items into `world`
+/// and inserts [`Roster`], [`ItemEntities`],
 /// [`RelationLabels`] and [`LoadReport`]. `users` must already be limited to the agents
 /// (sorted by id); `edges` may reference users outside them (dropped and counted).
 pub fn populate(
     world: &mut World,
-    cfg: &SimConfig,
     catalog: &Catalog,
     users: &[UserRecord],
     users_in_file: usize,
@@ -231,12 +191,6 @@ pub fn populate(
     rewired: bool,
 ) -> LoadReport {
     let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
-    let levels = match cfg.active_method {
-        ActiveMethod::Random => vec![cfg.active_prob as f32; users.len()],
-        ActiveMethod::Sample | ActiveMethod::Marginal => {
-            activity_levels(cfg.seed, &ids, 10.0 * cfg.active_prob)
-        }
-    };
     // Contacts per agent, sorted by id; edges to users beyond agent_num are dropped.
     let mut labels: Vec<String> = Vec::new();
     let mut contacts: Vec<Vec<Contact>> = vec![Vec::new(); users.len()];
@@ -297,7 +251,7 @@ pub fn populate(
     let mut interner = Interner::default();
     let mut entities = Vec::with_capacity(users.len());
     let mut no_contacts = 0;
-    for ((u, level), c) in users.iter().zip(&levels).zip(contacts) {
+    for (u, c) in users.iter().zip(contacts) {
         if c.is_empty() {
             no_contacts += 1;
         }
@@ -326,13 +280,7 @@ pub fn populate(
                 Relationships(c),
                 Memory::default(),
                 Histories::default(),
-                Inbox::default(),
-                Activity {
-                    level: *level,
-                    idle_rounds: 0,
-                },
                 Engagement::default(),
-                Session::default(),
             ))
             .id();
         entities.push(e);
@@ -340,7 +288,7 @@ pub fn populate(
     let items: Vec<Entity> = catalog
         .items()
         .iter()
-        .map(|it| world.spawn((ItemId(it.id.0), ItemStats::default())).id())
+        .map(|it| world.spawn(ItemId(it.id.0)).id())
         .collect();
     world.insert_resource(Roster { entities, ids });
     world.insert_resource(ItemEntities(items));
@@ -375,32 +323,6 @@ mod tests {
             features: vec![],
             observations: String::new(),
         }
-    }
-
-    #[test]
-    fn pareto_levels_are_normalised_and_heavy_tailed() {
-        let ids: Vec<UserId> = (0..10_000).map(UserId).collect();
-        let l = activity_levels(7, &ids, 10.0);
-        let max = l.iter().copied().fold(0.0f32, f32::max);
-        assert_eq!(max, 1.0);
-        assert!(l.iter().all(|&x| (0.0..=1.0).contains(&x)));
-        // Lomax(10): mean 1/9, so the mean level is (1/9) / max; the max of 10,000 draws of
-        // Lomax(10) is about 10000^(1/10) − 1 ≈ 1.51, giving a mean level near 0.07.
-        let mean = l.iter().map(|&x| f64::from(x)).sum::<f64>() / l.len() as f64;
-        assert!((0.04..0.11).contains(&mean), "{mean}");
-        assert_eq!(l, activity_levels(7, &ids, 10.0));
-    }
-
-    #[test]
-    fn tiny_shapes_stay_finite() {
-        // shape 1e-29: the raw Lomax draws overflow to infinity; levels must stay in [0, 1].
-        let ids: Vec<UserId> = (0..200).map(UserId).collect();
-        let l = activity_levels(3, &ids, 1e-29);
-        assert!(
-            l.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x)),
-            "{l:?}"
-        );
-        assert_eq!(l.iter().copied().fold(0.0f32, f32::max), 1.0);
     }
 
     #[test]

@@ -1,84 +1,218 @@
-//! Activate: read last round's posts, choose this round's active agents, and ask each active
-//! agent's top-level choice (recommender / social media / nothing; spec §1.5, §2.2).
+//! Activate: choose this round's active agents and ask each active agent's top-level choice
+//! (recommender / social media / nothing; spec §1.5, §2.2).
 //!
-//! Phase: `SimPhase::Activate`. Reads: `Activity`, `Engagement`, agent data. Writes: `Inbox`,
-//! `Histories` (heard), `Activity`, `Session.action`, `ActiveAgents`, `RoundLog`.
+//! Phase: `SimPhase::Activate`. Settings: [`ActivationSettings`] (RecAgent's flat keys
+//! `active_method`, `active_prob`, `active_agent_threshold`). State: [`Activity`] (checkpointed
+//! as `activity`) and [`Choice`] on every agent. Reads: `Engagement`, agent data. Writes:
+//! `Activity`, `Choice`, `ActiveAgents`, `RoundLog`, `PendingObservations`. Counters:
+//! `active_agents`, `entered_recommender`, `entered_social`, `did_nothing`.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{Answer, Ask, Behaviour, BehaviourStats, Context, Phase, Request, RequestKey};
-use crate::catalog::Catalog;
+use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::clock::SimClock;
-use crate::components::{
-    Activity, Engagement, EngagementKind, Histories, Inbox, ObservationKind, Post, Profile, Session, TopAction,
-};
-use crate::config::{ActiveMethod, SimConfig};
+use crate::components::{Engagement, EngagementKind, ObservationKind, Profile};
+use crate::config::SimConfig;
+use crate::decision::top::{Top, TopAction};
+use crate::decision::{Context, Request};
 use crate::ids::UserId;
-use crate::rng::{unit_hash, Stream};
-use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, PostBoard, RoundLog, RunStats, SimPhase, SimTick};
+use crate::plugin::{CheckpointPart, ComponentPart, Counter, Counters, Settings, SimApp};
+use crate::rng::{stream_rng, unit_hash, Stream};
+use crate::sim::{
+    view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimSetup, SimTick,
+};
 use crate::world::Roster;
 
-/// Registers the activate systems.
+/// How active agents are chosen each round (`active_method`, RecAgent §1.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActiveMethod {
+    /// Every agent acts with probability `active_prob`.
+    Random,
+    /// Per-agent activity levels from a Pareto (Lomax) draw with shape `10 × active_prob`,
+    /// normalised by the maximum; an agent acts with probability equal to its level.
+    Sample,
+    /// As `sample`, but the probability grows with the rounds since the agent last acted:
+    /// `level × (idle_rounds + 1)` (reset when the agent acts; RecAgent never reset it).
+    Marginal,
+}
+
+/// Activation settings (RecAgent's top-level keys).
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActivationSettings {
+    /// `random`, `sample` or `marginal`.
+    pub active_method: ActiveMethod,
+    /// Activation probability (`random`) or Pareto shape / 10 (`sample`, `marginal`); (0, 1].
+    pub active_prob: f64,
+    /// Most agents active in one round (counted per round; empty or 0 = no cap).
+    pub active_agent_threshold: Option<u32>,
+}
+
+impl Default for ActivationSettings {
+    fn default() -> Self {
+        Self {
+            active_method: ActiveMethod::Random,
+            active_prob: 1.0,
+            active_agent_threshold: None,
+        }
+    }
+}
+
+impl Settings for ActivationSettings {
+    const SECTION: Option<&'static str> = None;
+    const FIXED: &'static [(&'static str, &'static str)] = &[(
+        "active_method",
+        "activity levels are drawn at the start of a run",
+    )];
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !(self.active_prob > 0.0 && self.active_prob <= 1.0) {
+            return Err((
+                "active_prob".into(),
+                format!("{} is out of range: allowed (0, 1]", self.active_prob),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Activity level and counters (spec §1.5).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    /// Base probability of acting in a round, in (0, 1].
+    pub level: f32,
+    /// Rounds since the agent last acted (drives `marginal`).
+    pub idle_rounds: u32,
+}
+
+/// This round's top-level choice ([`TopAction::Inactive`] for an agent not active).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Choice(pub TopAction);
+
+/// Agent activations, summed over rounds.
+pub const ACTIVE_AGENTS: Counter = Counter::new("active_agents", "active agents");
+/// Top-level choices: recommender.
+pub const ENTERED_RECOMMENDER: Counter = Counter::new("entered_recommender", "recommender");
+/// Top-level choices: social media.
+pub const ENTERED_SOCIAL: Counter = Counter::new("entered_social", "social");
+/// Top-level choices: nothing.
+pub const DID_NOTHING: Counter = Counter::new("did_nothing", "nothing");
+
+/// Registers activation and the top-level choice.
 pub struct ActivatePlugin;
 
 impl Plugin for ActivatePlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimTick, (read_inbox, activate_agents, choose_top_actions).chain().in_set(SimPhase::Activate));
+        app.add_settings::<ActivationSettings>()
+            .add_decision::<Top>()
+            .add_counters(
+                "activity",
+                &[ACTIVE_AGENTS, ENTERED_RECOMMENDER, ENTERED_SOCIAL, DID_NOTHING],
+            )
+            .add_summary("activity", |c| {
+                Some(format!(
+                    "active agents {} (summed over rounds) · recommender {} · social {} · nothing {}",
+                    c.get("active_agents"),
+                    c.get("entered_recommender"),
+                    c.get("entered_social"),
+                    c.get("did_nothing")
+                ))
+            })
+            .add_agent_component::<Choice>()
+            .checkpoint_part(ActivityPart(ComponentPart::new("activity")))
+            .add_systems(SimSetup, init_activity)
+            .add_systems(
+                SimTick,
+                (activate_agents, choose_top_actions)
+                    .chain()
+                    .in_set(SimPhase::Activate),
+            );
     }
 }
 
-/// Recipients read the posts delivered last round, in reader-id order and, per reader, in
-/// delivery (author-id) order: each post becomes a memory observation carrying the post's shared
-/// text, its mentioned items join the heard history as heard this round (the offline model's
-/// decaying `h(u,i)`), and a `POST` message `"<reader> observes that <author> posts: <text>"` is
-/// emitted. Read posts are then despawned.
-pub fn read_inbox(
-    mut commands: Commands,
-    mut board: ResMut<PostBoard>,
-    clock: Res<SimClock>,
-    cfg: Res<SimConfig>,
-    mut log: ResMut<RoundLog>,
-    mut obs: ResMut<PendingObservations>,
-    posts: Query<&Post>,
-    names: Query<&Profile>,
-    roster: Res<Roster>,
-    mut readers: Query<(&UserId, &mut Inbox, &mut Histories)>,
-) {
-    let mut recipients = std::mem::take(&mut board.recipients);
-    recipients.sort_by_key(|e| readers.get(*e).map(|r| *r.0).ok());
-    recipients.dedup();
-    for e in recipients {
-        let Ok((&uid, mut inbox, mut hist)) = readers.get_mut(e) else { continue };
-        let reader_name = names.get(e).map(|p| p.name.clone()).unwrap_or_default();
-        for pid in std::mem::take(&mut inbox.0) {
-            let Some(post) = board.live.get(&pid).and_then(|pe| posts.get(*pe).ok()) else { continue };
-            for &m in &post.mentions {
-                hist.hear(m, clock.round, cfg.history_size as usize);
-            }
-            obs.add_text(
-                uid,
-                clock.round,
-                ObservationKind::ReadPost,
-                post.mentions.first().copied(),
-                Some(post.author),
-                post.text.clone(),
-            );
-            let author = roster.entity(post.author).and_then(|a| names.get(a).ok()).map(|p| p.name.clone()).unwrap_or_default();
-            log.say(uid, "POST", format!("{reader_name} observes that {author} posts: {}", post.text));
+/// Lomax (Pareto II) draws with shape `shape`, normalised by their maximum (spec §1.5: numpy's
+/// `pareto(shape)` is Lomax: `(1 − U)^(−1/shape) − 1`). One draw per user from its own stream.
+pub fn activity_levels(seed: u64, ids: &[UserId], shape: f64) -> Vec<f32> {
+    // Lomax draw d = (1 − U)^(−1/shape) − 1 = expm1(t) with t = −ln(1 − U)/shape. For tiny shapes
+    // t is huge and d overflows, so the ratio d_i / d_max is taken in log space:
+    // ln expm1(t) = t + ln(1 − e^(−t)) for large t.
+    let ln_expm1 = |t: f64| {
+        if t > 30.0 {
+            t + (-(-t).exp()).ln_1p()
+        } else {
+            t.exp_m1().ln()
         }
-    }
-    // Every recipient has read; posts from earlier rounds are done.
-    let round = clock.round;
-    let done: Vec<_> = board
-        .live
+    };
+    let ts: Vec<f64> = ids
         .iter()
-        .filter(|(_, e)| posts.get(**e).is_ok_and(|p| p.round < round))
-        .map(|(id, e)| (*id, *e))
+        .map(|u| {
+            let mut r = stream_rng(seed, Stream::ActivityLevel, &[u64::from(u.0)]);
+            let x: f64 = r.random::<f64>();
+            -(1.0 - x).ln() / shape
+        })
         .collect();
-    for (id, e) in done {
-        board.live.remove(&id);
-        commands.entity(e).despawn();
+    let t_max = ts.iter().copied().fold(0.0f64, f64::max);
+    if t_max <= 0.0 {
+        return vec![1.0; ids.len()];
+    }
+    let l_max = ln_expm1(t_max);
+    ts.iter()
+        .map(|&t| {
+            if t <= 0.0 {
+                0.0
+            } else {
+                (ln_expm1(t) - l_max).exp() as f32
+            }
+        })
+        .collect()
+}
+
+/// Gives every agent its [`Activity`]: `active_prob` (`random`) or its Pareto level.
+fn init_activity(world: &mut World) {
+    let s = world.resource::<ActivationSettings>().clone();
+    let seed = world.resource::<SimConfig>().seed;
+    let roster = world.resource::<Roster>().clone();
+    let levels = match s.active_method {
+        ActiveMethod::Random => vec![s.active_prob as f32; roster.len()],
+        ActiveMethod::Sample | ActiveMethod::Marginal => {
+            activity_levels(seed, &roster.ids, 10.0 * s.active_prob)
+        }
+    };
+    world.insert_batch(roster.entities.iter().zip(levels).map(|(&e, level)| {
+        (
+            e,
+            Activity {
+                level,
+                idle_rounds: 0,
+            },
+        )
+    }));
+}
+
+/// [`Activity`] in checkpoints; with `active_method: random` the level follows the current
+/// `active_prob` (a branch may change it), the idle counts are restored.
+struct ActivityPart(ComponentPart<Activity>);
+
+impl CheckpointPart for ActivityPart {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
+        self.0.save(world)
+    }
+    fn restore(&self, world: &mut World, bytes: &[u8]) -> Result<(), String> {
+        self.0.restore(world, bytes)?;
+        let s = world.resource::<ActivationSettings>().clone();
+        if s.active_method == ActiveMethod::Random {
+            let mut q = world.query::<&mut Activity>();
+            for mut a in q.iter_mut(world) {
+                a.level = s.active_prob as f32;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -87,30 +221,52 @@ pub fn read_inbox(
 /// In id order: an agent busy watching is inactive (`WATCH` message); with the round's count at
 /// `active_agent_threshold` the rest are inactive; otherwise the agent acts when
 /// `u ≤ p`, `u` a uniform draw keyed by (seed, round, user) and `p` = `active_prob` (`random`),
-/// its Pareto level (`sample`), or `min(1, level × (idle_rounds + 1))` (`marginal`).
+/// its Pareto level (`sample`), or `min(1, level × (idle_rounds + 1))` (`marginal`). Last
+/// round's choices are cleared first.
 pub fn activate_agents(
     cfg: Res<SimConfig>,
+    settings: Res<ActivationSettings>,
     clock: Res<SimClock>,
     roster: Res<Roster>,
     mut active: ResMut<ActiveAgents>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
+    mut counters: ResMut<Counters>,
     mut agents: Query<(&UserId, &Profile, &mut Activity, &Engagement)>,
+    mut choices: Query<&mut Choice>,
 ) {
+    for e in active.0.drain(..) {
+        if let Ok(mut c) = choices.get_mut(e) {
+            c.0 = TopAction::Inactive;
+        }
+    }
     let now = (clock.now() - clock.start).num_minutes();
-    let cap = cfg.active_agent_threshold.filter(|&t| t > 0).map_or(usize::MAX, |t| t as usize);
-    active.0.clear();
+    let cap = settings
+        .active_agent_threshold
+        .filter(|&t| t > 0)
+        .map_or(usize::MAX, |t| t as usize);
     for &e in &roster.entities {
-        let Ok((&uid, profile, mut act, eng)) = agents.get_mut(e) else { continue };
+        let Ok((&uid, profile, mut act, eng)) = agents.get_mut(e) else {
+            continue;
+        };
         if eng.at(now) == EngagementKind::Watching {
-            log.say(uid, "WATCH", format!("{} is watching a movie.", profile.name));
+            log.say(
+                uid,
+                "WATCH",
+                format!("{} is watching a movie.", profile.name),
+            );
             continue;
         }
-        let p = match cfg.active_method {
+        let p = match settings.active_method {
             ActiveMethod::Random | ActiveMethod::Sample => f64::from(act.level),
-            ActiveMethod::Marginal => (f64::from(act.level) * f64::from(act.idle_rounds + 1)).min(1.0),
+            ActiveMethod::Marginal => {
+                (f64::from(act.level) * f64::from(act.idle_rounds + 1)).min(1.0)
+            }
         };
-        let u = unit_hash(cfg.seed, Stream::Activation, &[u64::from(clock.round), u64::from(uid.0)]);
+        let u = unit_hash(
+            cfg.seed,
+            Stream::Activation,
+            &[u64::from(clock.round), u64::from(uid.0)],
+        );
         if active.0.len() < cap && u <= p {
             act.idle_rounds = 0;
             active.0.push(e);
@@ -119,56 +275,97 @@ pub fn activate_agents(
             log.say(uid, "NO_ACTION", "No action.".into());
         }
     }
-    stats.active_agents += active.0.len() as u64;
+    counters.add(&ACTIVE_AGENTS, active.0.len() as u64);
 }
 
 /// Asks every active agent's top-level choice in one batch and applies the answers in id order.
 pub fn choose_top_actions(
     cfg: Res<SimConfig>,
     clock: Res<SimClock>,
-    catalog: Res<Catalog>,
+    catalog: Res<crate::catalog::Catalog>,
     behaviour: Res<Behaviour>,
     mut bstats: ResMut<BehaviourStats>,
     active: Res<ActiveAgents>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
+    mut counters: ResMut<Counters>,
     mut obs: ResMut<PendingObservations>,
     agents: Query<AgentData>,
-    mut sessions: Query<&mut Session>,
+    mut choices: Query<&mut Choice>,
 ) {
-    let ctx = Context { catalog: &catalog, clock: &clock, seed: cfg.seed };
-    let batch: Vec<Request<'_>> = active
-        .0
-        .iter()
-        .filter_map(|&e| agents.get(e).ok())
-        .map(|d| Request {
-            key: RequestKey { round: clock.round, phase: Phase::Activity, user: *d.0, step: 0 },
-            agent: view(d),
-            ask: Ask::TopLevel,
-        })
-        .collect();
-    let answers = behaviour.ask(&ctx, &batch, &mut bstats);
-    drop(batch);
-    for (&e, answer) in active.0.iter().zip(answers) {
-        let (Ok(d), Ok(mut s)) = (agents.get(e), sessions.get_mut(e)) else { continue };
-        let Answer::Top(action) = answer else { continue };
+    let ctx = Context {
+        catalog: &catalog,
+        clock: &clock,
+        seed: cfg.seed,
+    };
+    let answers =
+        behaviour.ask_each::<Top, Entity>(&ctx, &mut bstats, active.0.iter().copied(), |&e| {
+            let d = agents.get(e).ok()?;
+            Some(Request::new(clock.round, 0, view(d), ()))
+        });
+    for (e, action) in answers {
+        let (Ok(d), Ok(mut c)) = (agents.get(e), choices.get_mut(e)) else {
+            continue;
+        };
         let (uid, name) = (*d.0, &d.1.name);
-        s.action = action;
-        let (kind, text) = match action {
+        c.0 = action;
+        let (kind, tag, text) = match action {
             TopAction::Recommender => {
-                stats.entered_recommender += 1;
-                (ObservationKind::EnteredRecommender, ("RECOMMENDER", format!("{name} enters the recommender system.")))
+                counters.add(&ENTERED_RECOMMENDER, 1);
+                (
+                    ObservationKind::EnteredRecommender,
+                    "RECOMMENDER",
+                    format!("{name} enters the recommender system."),
+                )
             }
             TopAction::Social => {
-                stats.entered_social += 1;
-                (ObservationKind::EnteredSocial, ("SOCIAL", format!("{name} enters the social media.")))
+                counters.add(&ENTERED_SOCIAL, 1);
+                (
+                    ObservationKind::EnteredSocial,
+                    "SOCIAL",
+                    format!("{name} enters the social media."),
+                )
             }
             TopAction::Nothing | TopAction::Inactive => {
-                stats.did_nothing += 1;
-                (ObservationKind::DidNothing, ("LEAVE", format!("{name} does nothing.")))
+                counters.add(&DID_NOTHING, 1);
+                (
+                    ObservationKind::DidNothing,
+                    "LEAVE",
+                    format!("{name} does nothing."),
+                )
             }
         };
-        log.say(uid, text.0, text.1);
+        log.say(uid, tag, text);
         obs.add(uid, clock.round, kind, None, None, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_levels_are_normalised_and_heavy_tailed() {
+        let ids: Vec<UserId> = (0..10_000).map(UserId).collect();
+        let l = activity_levels(7, &ids, 10.0);
+        let max = l.iter().copied().fold(0.0f32, f32::max);
+        assert_eq!(max, 1.0);
+        assert!(l.iter().all(|&x| (0.0..=1.0).contains(&x)));
+        // Lomax(10): mean 1/9, so the mean level is (1/9) / max; the max of 10,000 draws of
+        // Lomax(10) is about 10000^(1/10) − 1 ≈ 1.51, giving a mean level near 0.07.
+        let mean = l.iter().map(|&x| f64::from(x)).sum::<f64>() / l.len() as f64;
+        assert!((0.04..0.11).contains(&mean), "{mean}");
+        assert_eq!(l, activity_levels(7, &ids, 10.0));
+    }
+
+    #[test]
+    fn tiny_shapes_stay_finite() {
+        // shape 1e-29: the raw Lomax draws overflow to infinity; levels must stay in [0, 1].
+        let ids: Vec<UserId> = (0..200).map(UserId).collect();
+        let l = activity_levels(3, &ids, 1e-29);
+        assert!(
+            l.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x)),
+            "{l:?}"
+        );
+        assert_eq!(l.iter().copied().fold(0.0f32, f32::max), 1.0);
     }
 }

@@ -5,48 +5,146 @@
 //! unavailable; posting does not block). Conflicts are settled in initiator-id order.
 //!
 //! # Single call, not turn by turn
-//! A dialogue is one request (`Ask::Chat`) that writes every utterance, as the original's
+//! A dialogue is one request ([`Chat`]) that writes every utterance, as the original's
 //! `generate_dialogue` does: one LLM call per chat instead of one per turn, and every chat of a
 //! round goes out in one concurrent batch (turn by turn would need `chat_max_turns` sequential
 //! batches). Both agents' views (profile, histories, memory) are in the request, so the backend
 //! sees both sides. `chat_max_turns` caps the utterances (longer answers are cut).
 //!
-//! Phase: `SimPhase::Chat`. Reads: agent data, `Engagement`. Writes: `Session` (chat / post
-//! plan), `Engagement` (chatting for the answer's length, snapped to `chat_hours`),
-//! `Histories.heard` (listener), `PendingObservations` (the transcript, to both), `RoundLog`,
-//! `RunStats`, `BehaviourStats`.
+//! Phase: `SimPhase::Chat`. Settings: [`ChatSettings`] (`social_random_contacts`,
+//! `chat_hours`, `chat_max_turns`). State: [`SocialPlan`] on every agent. Reads: agent data,
+//! `Choice`, `Engagement`. Writes: `SocialPlan`, `Engagement` (chatting for the answer's
+//! length, snapped to `chat_hours`), `Histories.heard` (listener), `PendingObservations` (the
+//! transcript, to both), `RoundLog`. Counters: `chats`, `chat_lines`, `mentions`,
+//! `no_acquaintance`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{
-    Answer, Ask, Behaviour, BehaviourStats, Context, Phase, Request, RequestKey, SocialAction,
-};
+use super::activate::Choice;
+use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::components::{Engagement, EngagementKind, Histories, ObservationKind, Session, TopAction};
+use crate::components::{Engagement, EngagementKind, Histories, ObservationKind};
 use crate::config::SimConfig;
+use crate::decision::chat::{Chat, ChatAsk};
+use crate::decision::social::{Social, SocialAction};
+use crate::decision::top::TopAction;
+use crate::decision::{Context, Decision, Request};
 use crate::ids::{ItemId, UserId};
-use crate::sim::{
-    view, ActiveAgents, AgentData, PendingObservations, RoundLog, RunStats, SimPhase, SimTick,
-};
+use crate::plugin::{Counter, Counters, Settings, SimApp};
+use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimTick};
 use crate::social::{random_strangers, resolve_mentions, snap_chat_minutes, transcript};
 use crate::world::Roster;
 
-/// Registers the chat systems.
+/// Chat settings.
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Random non-contacts ("strangers") added each round to a social agent's chat candidates,
+    /// drawn per (round, agent); 0..=100. Posts still go to contacts only. Separate from
+    /// `social_random_k`, which keeps RecAgent's meaning (rewire the graph once at start).
+    pub social_random_contacts: u32,
+    /// Chat durations an answer may choose, in simulated hours (RecAgent: 0.5, 1, 2); 1..=8
+    /// values, each in (0, 24]. Other answers snap to the nearest value (counted as a fallback).
+    pub chat_hours: Vec<f64>,
+    /// Most utterances in one chat (longer dialogues are cut, the cut logged); 1..=50.
+    pub chat_max_turns: u32,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            social_random_contacts: 0,
+            chat_hours: vec![0.5, 1.0, 2.0],
+            chat_max_turns: 8,
+        }
+    }
+}
+
+impl Settings for ChatSettings {
+    const SECTION: Option<&'static str> = None;
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.social_random_contacts > 100 {
+            return Err((
+                "social_random_contacts".into(),
+                format!(
+                    "{} is out of range: allowed 0..=100",
+                    self.social_random_contacts
+                ),
+            ));
+        }
+        if self.chat_hours.is_empty()
+            || self.chat_hours.len() > 8
+            || !self.chat_hours.iter().all(|h| *h > 0.0 && *h <= 24.0)
+        {
+            return Err((
+                "chat_hours".into(),
+                format!(
+                    "{:?} is out of range: allowed 1..=8 values, each in (0, 24]",
+                    self.chat_hours
+                ),
+            ));
+        }
+        if !(1..=50).contains(&self.chat_max_turns) {
+            return Err((
+                "chat_max_turns".into(),
+                format!("{} is out of range: allowed 1..=50", self.chat_max_turns),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// This round's social plan of an agent: chat with `chat_with`, or post. Reset when the agent
+/// is active.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocialPlan {
+    /// The booked chat partner.
+    pub chat_with: Option<UserId>,
+    /// The agent posts this round.
+    pub post: bool,
+}
+
+/// Chats held.
+pub const CHATS: Counter = Counter::new("chats", "chats");
+/// Dialogue lines.
+pub const CHAT_LINES: Counter = Counter::new("chat_lines", "lines");
+/// Item mentions in chats and posts.
+pub const MENTIONS: Counter = Counter::new("mentions", "mentions");
+/// Social attempts of agents with no contacts.
+pub const NO_ACQUAINTANCE: Counter = Counter::new("no_acquaintance", "no acquaintance");
+
+/// Registers the social choice and chats.
 pub struct ChatPlugin;
 
 impl Plugin for ChatPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(
-            SimTick,
-            (choose_social_actions, hold_chats)
-                .chain()
-                .in_set(SimPhase::Chat),
-        );
+        app.add_settings::<ChatSettings>()
+            .add_decision::<Social>()
+            .add_decision::<Chat>()
+            .show_in_progress(CHATS)
+            .add_counters("chats", &[CHATS, CHAT_LINES, MENTIONS, NO_ACQUAINTANCE])
+            .add_summary("chats", |c| {
+                Some(format!(
+                    "chats {} ({} lines) · mentions {} · no acquaintance {}",
+                    c.get("chats"),
+                    c.get("chat_lines"),
+                    c.get("mentions"),
+                    c.get("no_acquaintance")
+                ))
+            })
+            .add_agent_component::<SocialPlan>()
+            .add_systems(
+                SimTick,
+                (choose_social_actions, hold_chats)
+                    .chain()
+                    .in_set(SimPhase::Chat),
+            );
     }
 }
 
@@ -62,10 +160,11 @@ fn free(kind: EngagementKind) -> bool {
 /// ([`random_strangers`]), kept when free now (not watching, not chatting). An agent itself
 /// still chatting (a chat longer than the round interval) gets no candidates, so it posts. An
 /// agent with no contacts gets the `SOCIAL` message `"<name> has no acquaintance."` and stops
-/// (counted in `RunStats::no_acquaintance`). A chat whose partner was booked by a lower-id
-/// initiator in the same batch ends with a `LEAVE` message.
+/// (counted in `no_acquaintance`). A chat whose partner was booked by a lower-id initiator in
+/// the same batch ends with a `LEAVE` message.
 pub fn choose_social_actions(
     cfg: Res<SimConfig>,
+    settings: Res<ChatSettings>,
     clock: Res<SimClock>,
     catalog: Res<Catalog>,
     roster: Res<Roster>,
@@ -73,9 +172,9 @@ pub fn choose_social_actions(
     mut bstats: ResMut<BehaviourStats>,
     active: Res<ActiveAgents>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
-    agents: Query<AgentData>,
-    mut sessions: Query<&mut Session>,
+    mut counters: ResMut<Counters>,
+    agents: Query<(AgentData, &Choice)>,
+    mut plans: Query<&mut SocialPlan>,
     mut engagement: Query<&mut Engagement>,
 ) {
     let ctx = Context {
@@ -84,7 +183,7 @@ pub fn choose_social_actions(
         seed: cfg.seed,
     };
     let now = (clock.now() - clock.start).num_minutes();
-    let is_free = |u: UserId| {
+    let is_free = |u: UserId, engagement: &Query<&mut Engagement>| {
         roster
             .entity(u)
             .and_then(|e| engagement.get(e).ok())
@@ -92,16 +191,19 @@ pub fn choose_social_actions(
     };
     let mut social: Vec<(Entity, Vec<UserId>)> = Vec::new();
     for &e in &active.0 {
-        let (Ok(d), Ok(s)) = (agents.get(e), sessions.get(e)) else {
+        if let Ok(mut p) = plans.get_mut(e) {
+            *p = SocialPlan::default();
+        }
+        let Ok((d, choice)) = agents.get(e) else {
             continue;
         };
-        if s.action != TopAction::Social {
+        if choice.0 != TopAction::Social {
             continue;
         }
         let (uid, contacts) = (*d.0, d.4);
         if contacts.0.is_empty() {
             log.say(uid, "SOCIAL", format!("{} has no acquaintance.", d.1.name));
-            stats.no_acquaintance += 1;
+            counters.add(&NO_ACQUAINTANCE, 1);
             continue;
         }
         log.say(
@@ -110,58 +212,45 @@ pub fn choose_social_actions(
             format!("{} is going to social media.", d.1.name),
         );
         let mut candidates: Vec<UserId> = contacts.0.iter().map(|c| c.user).collect();
-        if cfg.social_random_contacts > 0 {
+        if settings.social_random_contacts > 0 {
             candidates.extend(random_strangers(
                 cfg.seed,
                 clock.round,
                 uid,
                 &roster.ids,
                 contacts,
-                cfg.social_random_contacts as usize,
+                settings.social_random_contacts as usize,
             ));
             candidates.sort_unstable();
         }
-        let available: Vec<UserId> = if is_free(uid) {
-            candidates.into_iter().filter(|&c| is_free(c)).collect()
+        let available: Vec<UserId> = if is_free(uid, &engagement) {
+            candidates
+                .into_iter()
+                .filter(|&c| is_free(c, &engagement))
+                .collect()
         } else {
             Vec::new()
         };
         social.push((e, available));
     }
-    let batch: Vec<Request<'_>> = social
-        .iter()
-        .filter_map(|(e, avail)| {
-            let d = agents.get(*e).ok()?;
-            Some(Request {
-                key: RequestKey {
-                    round: clock.round,
-                    phase: Phase::Chat,
-                    user: *d.0,
-                    step: 0,
-                },
-                agent: view(d),
-                ask: Ask::Social { available: avail },
-            })
-        })
-        .collect();
-    let answers = behaviour.ask(&ctx, &batch, &mut bstats);
-    drop(batch);
+    let answers =
+        behaviour.ask_each::<Social, _>(&ctx, &mut bstats, social.iter(), |(e, avail)| {
+            let (d, _) = agents.get(*e).ok()?;
+            Some(Request::new(clock.round, 0, view(d), avail.as_slice()))
+        });
     let mut busy: BTreeSet<UserId> = BTreeSet::new();
-    for ((e, _), answer) in social.iter().zip(answers) {
-        let (Ok(d), Ok(mut s)) = (agents.get(*e), sessions.get_mut(*e)) else {
-            continue;
-        };
-        let Answer::Social(choice) = answer else {
+    for ((e, _), choice) in answers {
+        let (Ok((d, _)), Ok(mut plan)) = (agents.get(*e), plans.get_mut(*e)) else {
             continue;
         };
         let (uid, name) = (*d.0, &d.1.name);
         match choice {
-            SocialAction::Post => s.post = true,
+            SocialAction::Post => plan.post = true,
             SocialAction::Chat { with, minutes } => {
                 let pname = roster
                     .entity(with)
                     .and_then(|pe| agents.get(pe).ok())
-                    .map(|p| p.1.name.clone())
+                    .map(|p| p.0 .1.name.clone())
                     .unwrap_or_default();
                 if busy.contains(&uid) || busy.contains(&with) {
                     log.say(
@@ -174,14 +263,14 @@ pub fn choose_social_actions(
                     );
                     continue;
                 }
-                let (minutes, allowed) = snap_chat_minutes(minutes, &cfg.chat_hours);
+                let (minutes, allowed) = snap_chat_minutes(minutes, &settings.chat_hours);
                 if !allowed {
-                    bstats.fallbacks[Phase::Chat as usize] += 1;
+                    bstats.fallback(Social::KIND);
                     tracing::warn!(user = %uid, minutes, "chat length not in chat_hours; snapped");
                 }
                 busy.insert(uid);
                 busy.insert(with);
-                s.chat_with = Some(with);
+                plan.chat_with = Some(with);
                 for pe in [Some(*e), roster.entity(with)].into_iter().flatten() {
                     if let Ok(mut g) = engagement.get_mut(pe) {
                         *g = Engagement {
@@ -202,6 +291,7 @@ pub fn choose_social_actions(
 /// both agents' memories.
 pub fn hold_chats(
     cfg: Res<SimConfig>,
+    settings: Res<ChatSettings>,
     clock: Res<SimClock>,
     catalog: Res<Catalog>,
     roster: Res<Roster>,
@@ -209,9 +299,9 @@ pub fn hold_chats(
     mut bstats: ResMut<BehaviourStats>,
     active: Res<ActiveAgents>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
+    mut counters: ResMut<Counters>,
     mut obs: ResMut<PendingObservations>,
-    sessions: Query<&Session>,
+    plans: Query<&SocialPlan>,
     mut agents: ParamSet<(Query<AgentData>, Query<&mut Histories>)>,
 ) {
     let ctx = Context {
@@ -222,67 +312,60 @@ pub fn hold_chats(
     let pairs: Vec<(Entity, Entity)> = active
         .0
         .iter()
-        .filter_map(|&e| Some((e, roster.entity(sessions.get(e).ok()?.chat_with?)?)))
+        .filter_map(|&e| Some((e, roster.entity(plans.get(e).ok()?.chat_with?)?)))
         .collect();
     if pairs.is_empty() {
         return;
     }
-    let (answers, meta) = {
+    let max_turns = settings.chat_max_turns;
+    // Each pair with both speakers `(id, name)`, beside its dialogue.
+    let answers = {
         let q = agents.p0();
-        let batch: Vec<Request<'_>> = pairs
+        behaviour.ask_each::<Chat, _>(&ctx, &mut bstats, pairs, |&(a, b)| {
+            let (da, db) = (q.get(a).ok()?, q.get(b).ok()?);
+            let ask = ChatAsk {
+                partner: view(db),
+                max_turns,
+            };
+            Some(Request::new(clock.round, 1, view(da), ask))
+        })
+    };
+    let speakers: Vec<((UserId, Arc<str>), (UserId, Arc<str>))> = {
+        let q = agents.p0();
+        answers
             .iter()
-            .filter_map(|&(a, b)| {
-                let (da, db) = (q.get(a).ok()?, q.get(b).ok()?);
-                Some(Request {
-                    key: RequestKey {
-                        round: clock.round,
-                        phase: Phase::Chat,
-                        user: *da.0,
-                        step: 1,
-                    },
-                    agent: view(da),
-                    ask: Ask::Chat {
-                        partner: view(db),
-                        max_turns: cfg.chat_max_turns,
-                    },
-                })
-            })
-            .collect();
-        let meta: Vec<_> = batch
-            .iter()
-            .map(|r| {
-                let Ask::Chat { partner, .. } = &r.ask else {
-                    unreachable!("built as Chat")
+            .map(|((a, b), _)| {
+                let who = |e: Entity| {
+                    q.get(e)
+                        .map(|d| (*d.0, d.1.name.clone()))
+                        .unwrap_or((UserId(u32::MAX), Arc::from("")))
                 };
-                (
-                    (r.agent.id, r.agent.profile.name.clone()),
-                    (partner.id, partner.profile.name.clone()),
-                )
+                (who(*a), who(*b))
             })
-            .collect();
-        (behaviour.ask(&ctx, &batch, &mut bstats), meta)
+            .collect()
     };
     let cap = cfg.history_size as usize;
     let mut hist = agents.p1();
-    for ((&(ea, eb), answer), ((a, a_name), (b, b_name))) in pairs.iter().zip(answers).zip(meta) {
-        let Answer::Chat(mut lines) = answer else {
-            continue;
-        };
-        if lines.len() > cfg.chat_max_turns as usize {
-            tracing::info!(user = %a, cut = lines.len() - cfg.chat_max_turns as usize, "dialogue cut to chat_max_turns");
-            lines.truncate(cfg.chat_max_turns as usize);
+    for (((ea, eb), mut lines), ((a, a_name), (b, b_name))) in answers.into_iter().zip(speakers) {
+        if lines.len() > max_turns as usize {
+            tracing::info!(user = %a, cut = lines.len() - max_turns as usize, "dialogue cut to chat_max_turns");
+            lines.truncate(max_turns as usize);
         }
-        stats.chats += 1;
-        log.say(a, "CHAT", format!("{a_name} is chatting with {b_name} ({b})."));
+        counters.add(&CHATS, 1);
+        log.say(
+            a,
+            "CHAT",
+            format!("{a_name} is chatting with {b_name} ({b})."),
+        );
         let mut first_mention: Option<ItemId> = None;
         for line in &lines {
-            stats.chat_lines += 1;
+            counters.add(&CHAT_LINES, 1);
             let speaker_name = if line.speaker == a { &a_name } else { &b_name };
             log.say(a, "CHAT", format!("{speaker_name} says: {}", line.text));
             let listener = if line.speaker == a { eb } else { ea };
             let mentions = resolve_mentions(&catalog, &line.mentions, &line.text);
             for &m in &mentions {
-                stats.mentions += 1;
+                counters.add(&MENTIONS, 1);
                 log.mentions.push(m);
                 first_mention.get_or_insert(m);
                 if let Ok(mut h) = hist.get_mut(listener) {
@@ -295,7 +378,21 @@ pub fn hold_chats(
             (who, l.text.as_str())
         }))
         .into();
-        obs.add_text(a, clock.round, ObservationKind::Chatted, first_mention, Some(b), text.clone());
-        obs.add_text(b, clock.round, ObservationKind::Chatted, first_mention, Some(a), text);
+        obs.add_text(
+            a,
+            clock.round,
+            ObservationKind::Chatted,
+            first_mention,
+            Some(b),
+            text.clone(),
+        );
+        obs.add_text(
+            b,
+            clock.round,
+            ObservationKind::Chatted,
+            first_mention,
+            Some(a),
+            text,
+        );
     }
 }

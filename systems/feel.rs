@@ -1,26 +1,51 @@
 //! Feel: after watching, the agent rates the item 1..=5 and says how it felt (spec §2.3 BUY).
 //!
-//! Phase: `SimPhase::Feel`. Reads: agent data, `Session.watched`. Writes: `Histories.watched`,
-//! `RecState.log` (rating), `RoundLog`, `RunStats`.
+//! Phase: `SimPhase::Feel`. Reads: agent data, `Browsing.watched`. Writes: `Histories.watched`,
+//! `RecState.log` (rating), `RoundLog`, `PendingObservations`. Counters: `ratings`,
+//! `rating_sum`.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 
-use crate::behaviour::{Answer, Ask, Behaviour, BehaviourStats, Context, Phase, Request, RequestKey};
+use super::recommend::Browsing;
+use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::components::{Histories, ObservationKind, Session};
+use crate::components::{Histories, ObservationKind, Profile};
 use crate::config::SimConfig;
-use crate::ids::ItemId;
-use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, RecState, RoundLog, RunStats, SimPhase, SimTick};
+use crate::decision::feel::Feel;
+use crate::decision::{Context, Request};
+use crate::ids::{ItemId, UserId};
+use crate::plugin::{Counter, Counters, SimApp};
+use crate::sim::{
+    view, ActiveAgents, AgentData, PendingObservations, RecState, RoundLog, SimPhase, SimTick,
+};
 use crate::world::Roster;
 
-/// Registers the feel system.
+/// Ratings given.
+pub const RATINGS: Counter = Counter::new("ratings", "ratings");
+/// Sum of ratings (with `ratings`, the mean rating).
+pub const RATING_SUM: Counter = Counter::new("rating_sum", "rating sum");
+
+/// Registers feelings.
 pub struct FeelPlugin;
 
 impl Plugin for FeelPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimTick, form_feelings.in_set(SimPhase::Feel));
+        app.add_decision::<Feel>()
+            .add_counters("ratings", &[RATINGS, RATING_SUM])
+            .add_summary("ratings", |c| {
+                let n = c.get("ratings");
+                Some(if n == 0 {
+                    "mean rating -".to_string()
+                } else {
+                    format!(
+                        "mean rating {:.2} ({n} ratings)",
+                        c.get("rating_sum") as f64 / n as f64
+                    )
+                })
+            })
+            .add_systems(SimTick, form_feelings.in_set(SimPhase::Feel));
     }
 }
 
@@ -35,50 +60,65 @@ pub fn form_feelings(
     active: Res<ActiveAgents>,
     mut rec: ResMut<RecState>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
+    mut counters: ResMut<Counters>,
     mut obs: ResMut<PendingObservations>,
-    sessions: Query<&Session>,
+    sessions: Query<&Browsing>,
+    names: Query<(&UserId, &Profile)>,
     mut agents: ParamSet<(Query<AgentData>, Query<&mut Histories>)>,
 ) {
-    let ctx = Context { catalog: &catalog, clock: &clock, seed: cfg.seed };
+    let ctx = Context {
+        catalog: &catalog,
+        clock: &clock,
+        seed: cfg.seed,
+    };
     let todo: Vec<(Entity, ItemId, u16)> = active
         .0
         .iter()
         .filter_map(|&e| sessions.get(e).ok().map(|s| (e, s)))
-        .flat_map(|(e, s)| s.watched.iter().enumerate().map(move |(k, &it)| (e, it, k as u16)))
+        .flat_map(|(e, s)| {
+            s.watched
+                .iter()
+                .enumerate()
+                .map(move |(k, &it)| (e, it, k as u16))
+        })
         .collect();
     if todo.is_empty() {
         return;
     }
-    let (answers, names): (Vec<Answer>, Vec<_>) = {
+    let answers = {
         let q = agents.p0();
-        let batch: Vec<Request<'_>> = todo
-            .iter()
-            .filter_map(|&(e, item, step)| {
-                let d = q.get(e).ok()?;
-                Some(Request {
-                    key: RequestKey { round: clock.round, phase: Phase::Feel, user: *d.0, step },
-                    agent: view(d),
-                    ask: Ask::Feel { item },
-                })
-            })
-            .collect();
-        let names = batch.iter().map(|r| (r.agent.id, r.agent.profile.name.clone())).collect();
-        (behaviour.ask(&ctx, &batch, &mut bstats), names)
+        behaviour.ask_each::<Feel, _>(&ctx, &mut bstats, todo, |&(e, item, step)| {
+            let d = q.get(e).ok()?;
+            Some(Request::new(clock.round, step, view(d), item))
+        })
     };
+    let history = cfg.history_size as usize;
     let mut hist = agents.p1();
-    for ((&(e, item, _), answer), (uid, name)) in todo.iter().zip(answers).zip(names) {
-        let Answer::Feel(f) = answer else { continue };
-        log.say(uid, "RECOMMENDER", format!("{name} feels: {}", f.text));
+    for ((e, item, _), f) in answers {
+        let Ok((&uid, profile)) = names.get(e) else {
+            continue;
+        };
+        log.say(
+            uid,
+            "RECOMMENDER",
+            format!("{} feels: {}", profile.name, f.text),
+        );
         log.watched(uid, item, f.rating);
         if let (Some(u), Some(ix)) = (roster.index_of(uid), catalog.index_of(item)) {
             rec.log.rate(u, ix, f.rating);
         }
         if let Ok(mut h) = hist.get_mut(e) {
-            Histories::push(&mut h.watched, (item, f.rating), cfg.history_size as usize, |w| w.0);
+            Histories::push(&mut h.watched, (item, f.rating), history, |w| w.0);
         }
-        stats.ratings += 1;
-        stats.rating_sum += u64::from(f.rating);
-        obs.add(uid, clock.round, ObservationKind::Watched, Some(item), None, f.rating);
+        counters.add(&RATINGS, 1);
+        counters.add(&RATING_SUM, u64::from(f.rating));
+        obs.add(
+            uid,
+            clock.round,
+            ObservationKind::Watched,
+            Some(item),
+            None,
+            f.rating,
+        );
     }
 }

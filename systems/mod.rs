@@ -1,30 +1,20 @@
-//! Behaviour plugins, one file per phase. Compiled into the `recagent` crate as its `systems`
-//! module (`src/lib.rs` includes this folder).
+//! The shipped behaviour plugins, one file per behaviour. Compiled into the `recagent` crate as
+//! its `systems` module (`src/lib.rs` includes this folder) and registered together by
+//! [`crate::SimPlugins`], one line each.
 //!
 //! # Adding a behaviour
-//! Write `systems/<name>.rs` with a `pub struct <Name>Plugin` that adds its systems to the
-//! [`SimTick`](crate::sim::SimTick) schedule inside one [`SimPhase`](crate::sim::SimPhase) set,
-//! then add one line `<name> => <Name>Plugin,` to the list below.
+//! Write a plugin (here, or in your own crate or example) that registers its settings,
+//! components, counters, checkpointed state and decision kinds through
+//! [`crate::plugin::SimApp`], and adds its systems to the [`crate::sim::SimTick`] schedule in a
+//! [`crate::sim::SimPhase`] set; then add it to the builder
+//! (`SimBuilder::new(cfg).plugins(MyPlugin)`) or to `SimPlugins`. See
+//! `examples/custom_behaviour.rs`.
 
-use bevy_app::App;
-
-macro_rules! behaviours {
-    ($($module:ident => $plugin:ident),* $(,)?) => {
-        $(pub mod $module;)*
-        /// Registers every behaviour plugin, in the order listed.
-        pub fn add_behaviours(app: &mut App) {
-            $(app.add_plugins($module::$plugin);)*
-        }
-    };
-}
-
-behaviours! {
-    activate => ActivatePlugin,
-    recommend => RecommendPlugin,
-    watch => WatchPlugin,
-    feel => FeelPlugin,
-    chat => ChatPlugin,
-    broadcast => BroadcastPlugin,
-    remember => RememberPlugin,
-    record => RecordPlugin,
-}
+pub mod activate;
+pub mod broadcast;
+pub mod chat;
+pub mod feel;
+pub mod recommend;
+pub mod record;
+pub mod remember;
+pub mod watch;

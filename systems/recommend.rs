@@ -1,39 +1,152 @@
 //! Recommend: agents entering the recommender get their first page (spec §2.3, §4.2).
 //!
-//! Phase: `SimPhase::Recommend`. Reads: `Session.action`. Writes: `Session` (opens it),
-//! `RecState.log` (exposure), `RoundLog`, `RunStats`.
+//! Phase: `SimPhase::Recommend`. Settings: [`RecommendSettings`] (RecAgent's `page_size`,
+//! `rec_random_k`). State: [`Browsing`] on every agent (the session, reset when the agent is
+//! active). Reads: `Choice`. Writes: `Browsing`, `RecState.log` (exposure), `RoundLog`,
+//! `PendingObservations`. Counters: `pages_shown`, `items_shown`.
+
+use std::sync::Arc;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 
+use super::activate::Choice;
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::components::{ObservationKind, Profile, Session, TopAction};
+use crate::components::{ObservationKind, Profile};
 use crate::config::SimConfig;
+use crate::decision::top::TopAction;
 use crate::ids::{ItemId, UserId};
+use crate::plugin::{Counter, Counters, Settings, SimApp};
 use crate::recommender::build_page;
 use crate::rng::{stream_rng, Stream};
-use crate::sim::{ActiveAgents, PendingObservations, RecState, RoundLog, RunStats, SimPhase, SimTick};
+use crate::sim::{ActiveAgents, PendingObservations, RecState, RoundLog, SimPhase, SimTick};
 use crate::world::Roster;
 
-/// Registers the recommend system.
+/// Page settings (RecAgent's top-level keys).
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecommendSettings {
+    /// Items per recommendation page; 1..=50.
+    pub page_size: u32,
+    /// Random items injected into each page (from outside the model's top list); 0..page_size.
+    pub rec_random_k: u32,
+}
+
+impl Default for RecommendSettings {
+    fn default() -> Self {
+        Self {
+            page_size: 5,
+            rec_random_k: 0,
+        }
+    }
+}
+
+impl Settings for RecommendSettings {
+    const SECTION: Option<&'static str> = None;
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !(1..=50).contains(&self.page_size) {
+            return Err((
+                "page_size".into(),
+                format!("{} is out of range: allowed 1..=50", self.page_size),
+            ));
+        }
+        if self.rec_random_k >= self.page_size {
+            return Err((
+                "rec_random_k".into(),
+                format!(
+                    "{} is out of range: allowed 0..page_size ({})",
+                    self.rec_random_k, self.page_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An agent's browsing session this round. Reset when the agent is active.
+#[derive(Component, Clone, Debug, Default)]
+pub struct Browsing {
+    /// The session is open (the agent is browsing).
+    pub open: bool,
+    /// Page decisions made so far this session.
+    pub steps: u32,
+    /// Index of the current page (0-based) within the current list.
+    pub page: u32,
+    /// Items on the current page, in display order.
+    pub page_items: Vec<ItemId>,
+    /// Search results being paged through, if the agent searched (with the query).
+    pub search: Option<(Arc<str>, Vec<ItemId>)>,
+    /// Items watched this round, awaiting a feeling.
+    pub watched: Vec<ItemId>,
+}
+
+impl Browsing {
+    /// Clears the session, keeping allocations.
+    pub fn reset(&mut self) {
+        self.open = false;
+        self.steps = 0;
+        self.page = 0;
+        self.page_items.clear();
+        self.search = None;
+        self.watched.clear();
+    }
+}
+
+/// Pages shown (recommendation and search-result pages).
+pub const PAGES_SHOWN: Counter = Counter::new("pages_shown", "pages shown");
+/// Items shown, summed over pages.
+pub const ITEMS_SHOWN: Counter = Counter::new("items_shown", "items shown");
+
+/// Registers the first pages.
 pub struct RecommendPlugin;
 
 impl Plugin for RecommendPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimTick, serve_first_pages.in_set(SimPhase::Recommend));
+        app.add_settings::<RecommendSettings>()
+            .add_counters("pages", &[PAGES_SHOWN, ITEMS_SHOWN])
+            .add_summary("pages", |c| {
+                Some(format!(
+                    "pages shown {} ({} items)",
+                    c.get("pages_shown"),
+                    c.get("items_shown")
+                ))
+            })
+            .add_agent_component::<Browsing>()
+            .add_systems(SimTick, serve_first_pages.in_set(SimPhase::Recommend));
     }
 }
 
 /// Asks the recommender for the next page for `user` (never an item shown before; with
 /// `rec_random_k` tail items mixed in). The page's random stream is keyed by
 /// (seed, round, user, page number within the round).
-pub fn next_recommended_page(cfg: &SimConfig, rec: &RecState, user_idx: u32, uid: UserId, round: u32, page_no: u32, catalog: &Catalog) -> Vec<ItemId> {
-    let mut rng = stream_rng(cfg.seed, Stream::Recommender, &[u64::from(round), u64::from(uid.0), u64::from(page_no)]);
-    build_page(rec.model.as_ref(), &rec.log, user_idx, cfg.page_size as usize, cfg.rec_random_k as usize, &mut rng)
-        .into_iter()
-        .map(|i| catalog.get(i).id)
-        .collect()
+pub fn next_recommended_page(
+    seed: u64,
+    s: &RecommendSettings,
+    rec: &RecState,
+    user_idx: u32,
+    uid: UserId,
+    round: u32,
+    page_no: u32,
+    catalog: &Catalog,
+) -> Vec<ItemId> {
+    let mut rng = stream_rng(
+        seed,
+        Stream::Recommender,
+        &[u64::from(round), u64::from(uid.0), u64::from(page_no)],
+    );
+    build_page(
+        rec.model.as_ref(),
+        &rec.log,
+        user_idx,
+        s.page_size as usize,
+        s.rec_random_k as usize,
+        &mut rng,
+    )
+    .into_iter()
+    .map(|i| catalog.get(i).id)
+    .collect()
 }
 
 /// Records a page as shown: exposure in the recommender's log and the round's interactions,
@@ -49,7 +162,7 @@ pub fn show_page(
     catalog: &Catalog,
     rec: &mut RecState,
     log: &mut RoundLog,
-    stats: &mut RunStats,
+    counters: &mut Counters,
     obs: &mut PendingObservations,
 ) {
     for &it in items {
@@ -58,47 +171,96 @@ pub fn show_page(
         }
         log.shown(uid, it);
     }
-    stats.pages_shown += 1;
-    stats.items_shown += items.len() as u64;
-    obs.add(uid, round, ObservationKind::Shown, items.first().copied(), None, items.len().min(255) as u8);
+    counters.add(&PAGES_SHOWN, 1);
+    counters.add(&ITEMS_SHOWN, items.len() as u64);
+    obs.add(
+        uid,
+        round,
+        ObservationKind::Shown,
+        items.first().copied(),
+        None,
+        items.len().min(255) as u8,
+    );
     if log.enabled {
         let titles: Vec<String> = items
             .iter()
-            .map(|&i| catalog.by_id(i).map_or_else(|| format!("<item {i}>"), |it| format!("<{}>", it.title)))
+            .map(|&i| {
+                catalog
+                    .by_id(i)
+                    .map_or_else(|| format!("<item {i}>"), |it| format!("<{}>", it.title))
+            })
             .collect();
         let text = match search {
             None => format!("{name} is recommended [{}].", titles.join(", ")),
-            Some(q) => format!("{name} is shown search results for {q}: [{}].", titles.join(", ")),
+            Some(q) => format!(
+                "{name} is shown search results for {q}: [{}].",
+                titles.join(", ")
+            ),
         };
         log.say(uid, "RECOMMENDER", text);
     }
 }
 
-/// Opens a browsing session with the first page for every agent that chose the recommender.
+/// Resets the session of every active agent and opens one, with the first page, for every
+/// agent that chose the recommender.
 pub fn serve_first_pages(
     cfg: Res<SimConfig>,
+    settings: Res<RecommendSettings>,
     clock: Res<SimClock>,
     catalog: Res<Catalog>,
     roster: Res<Roster>,
     active: Res<ActiveAgents>,
     mut rec: ResMut<RecState>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
+    mut counters: ResMut<Counters>,
     mut obs: ResMut<PendingObservations>,
-    mut agents: Query<(&UserId, &Profile, &mut Session)>,
+    mut agents: Query<(&UserId, &Profile, &Choice, &mut Browsing)>,
 ) {
     for &e in &active.0 {
-        let Ok((&uid, profile, mut s)) = agents.get_mut(e) else { continue };
-        if s.action != TopAction::Recommender {
+        let Ok((&uid, profile, choice, mut s)) = agents.get_mut(e) else {
+            continue;
+        };
+        s.reset();
+        if choice.0 != TopAction::Recommender {
             continue;
         }
-        let Some(user_idx) = roster.index_of(uid) else { continue };
-        let page = next_recommended_page(&cfg, &rec, user_idx, uid, clock.round, 0, &catalog);
+        let Some(user_idx) = roster.index_of(uid) else {
+            continue;
+        };
+        let page = next_recommended_page(
+            cfg.seed,
+            &settings,
+            &rec,
+            user_idx,
+            uid,
+            clock.round,
+            0,
+            &catalog,
+        );
         if page.is_empty() {
-            log.say(uid, "RECOMMENDER", format!("No more items. {} leaves the recommender system.", profile.name));
+            log.say(
+                uid,
+                "RECOMMENDER",
+                format!(
+                    "No more items. {} leaves the recommender system.",
+                    profile.name
+                ),
+            );
             continue;
         }
-        show_page(&page, uid, user_idx, &profile.name, None, clock.round, &catalog, &mut rec, &mut log, &mut stats, &mut obs);
+        show_page(
+            &page,
+            uid,
+            user_idx,
+            &profile.name,
+            None,
+            clock.round,
+            &catalog,
+            &mut rec,
+            &mut log,
+            &mut counters,
+            &mut obs,
+        );
         s.open = true;
         s.page = 0;
         s.page_items = page;

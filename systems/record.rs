@@ -1,54 +1,98 @@
-//! Record: the round's messages and interactions are appended to the output files and flushed,
-//! item counters are updated, and the recommender is re-fitted on the interaction log every
-//! `retrain_every` rounds.
+//! Record: from the round's interactions and mentions, the item counters are updated, and the
+//! recommender is re-fitted on the interaction log every `retrain_every` rounds. (The engine
+//! writes the round's outputs after this, in `SimPhase::End`.)
 //!
-//! Phase: `SimPhase::Record`. Writes: `OutputSink`, `ItemStats`, `RecState.model`, `RunStats`.
+//! Phase: `SimPhase::Record`. Settings: [`RecordSettings`] (`retrain_every`). State:
+//! [`ItemStats`] on every item (checkpointed as `item_stats`). Reads: `RoundLog`. Writes:
+//! `ItemStats`, `RecState.model`.
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::clock::{format_timestamp, SimClock};
-use crate::components::ItemStats;
-use crate::io::output::OutputSink;
-use crate::sim::{OutputError, RecState, RoundLog, RunStats, SimError, SimPhase, SimTick};
+use crate::clock::SimClock;
+use crate::ids::ItemId;
+use crate::plugin::{Settings, SimApp};
+use crate::sim::{RecState, RoundLog, SimPhase, SimTick};
 use crate::world::ItemEntities;
 
-/// Registers the record system.
+/// Retraining settings.
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordSettings {
+    /// Re-fit the recommender every this many rounds (after the round's interactions are
+    /// recorded); 0 = never after the initial fit; 0..=1,000,000. Default 1.
+    pub retrain_every: u32,
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        Self { retrain_every: 1 }
+    }
+}
+
+impl Settings for RecordSettings {
+    const SECTION: Option<&'static str> = None;
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.retrain_every > 1_000_000 {
+            return Err((
+                "retrain_every".into(),
+                format!(
+                    "{} is out of range: allowed 0..=1000000",
+                    self.retrain_every
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Per-item counters, updated at the end of each round.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemStats {
+    /// Times shown on a page.
+    pub exposures: u64,
+    /// Times watched.
+    pub watches: u64,
+    /// Sum of ratings given.
+    pub rating_sum: u64,
+    /// Times mentioned in chats and posts.
+    pub mentions: u64,
+}
+
+/// Registers item counters and retraining.
 pub struct RecordPlugin;
 
 impl Plugin for RecordPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimTick, record_round.in_set(SimPhase::Record));
+        app.add_settings::<RecordSettings>()
+            .add_item_component::<ItemStats>()
+            .checkpoint_component::<ItemStats>("item_stats")
+            .add_systems(SimTick, record_round.in_set(SimPhase::Record));
     }
 }
 
-/// Writes the round out and updates counters and the model.
+/// Updates the item counters from the round's interactions and mentions, and re-fits the model.
 pub fn record_round(
     clock: Res<SimClock>,
-    cfg: Res<crate::config::SimConfig>,
+    settings: Res<RecordSettings>,
     catalog: Res<Catalog>,
     items: Res<ItemEntities>,
-    mut log: ResMut<RoundLog>,
-    mut sink: ResMut<OutputSink>,
+    log: Res<RoundLog>,
     mut rec: ResMut<RecState>,
-    mut stats: ResMut<RunStats>,
-    mut error: ResMut<OutputError>,
     mut item_stats: Query<&mut ItemStats>,
 ) {
-    let (messages, interactions) = log.take_sorted();
-    let mentions = std::mem::take(&mut log.mentions);
-    let time = format_timestamp(clock.now());
-    if let Err(e) = sink.write_round(clock.round, &time, &messages, &interactions) {
-        error.0 = Some(SimError::File(e));
-    }
     let mut bump = |id, f: &dyn Fn(&mut ItemStats)| {
-        if let Some(mut s) = catalog.index_of(id).and_then(|ix| item_stats.get_mut(items.0[ix as usize]).ok()) {
+        if let Some(mut s) = catalog
+            .index_of(id)
+            .and_then(|ix| item_stats.get_mut(items.0[ix as usize]).ok())
+        {
             f(&mut s);
         }
     };
-    for r in &interactions {
-        bump(crate::ids::ItemId(r.item), &|s| {
+    for r in log.interactions() {
+        bump(ItemId(r.item), &|s| {
             s.exposures += 1;
             if r.label == 1 {
                 s.watches += 1;
@@ -56,12 +100,11 @@ pub fn record_round(
             }
         });
     }
-    for m in mentions {
+    for &m in &log.mentions {
         bump(m, &|s| s.mentions += 1);
     }
     let rec = &mut *rec;
-    if cfg.retrain_every > 0 && clock.round.is_multiple_of(cfg.retrain_every) {
+    if settings.retrain_every > 0 && clock.round.is_multiple_of(settings.retrain_every) {
         rec.model.fit(&rec.log);
     }
-    stats.rounds = clock.round;
 }

@@ -5,9 +5,10 @@
 //!
 //! Phase: `SimPhase::Remember`. Reads: `PendingObservations`, agent data. Writes: `Memory`.
 //!
-//! Every LLM-backed step is a typed request ([`Ask::Compress`], [`Ask::Importance`],
-//! [`Ask::Insight`], [`Ask::ReflectTopic`], [`Ask::ReflectInsights`]) sent in one batch per step
-//! across all agents, with key `(round, Remember, user, step)` where `step = kind << 10 | seq`.
+//! Every LLM-backed step is a typed request ([`Compress`], [`Importance`], [`Insight`],
+//! [`ReflectTopic`], [`ReflectInsights`]) sent in one batch per step across all agents, with key
+//! `(round, Remember, user, step)` where `step = sub-step << 10 | seq`. Each answer comes back
+//! beside the (agent, sequence) it belongs to, so an agent that cannot be asked shifts nothing.
 //! State changes are applied per agent in user-id order, each agent drawing from its own stream
 //! `(seed, Memory, round, user)`, so serial and parallel runs end with identical memories.
 //!
@@ -27,13 +28,17 @@ use bevy_ecs::prelude::*;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::behaviour::{
-    Answer, Ask, Behaviour, BehaviourStats, Context, Phase, Request, RequestKey,
-};
+use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::components::{MemoryRecord, ObservationKind, Profile};
+use crate::components::{Histories, Memory, MemoryRecord, Profile, Relationships, Taste};
 use crate::config::SimConfig;
+use crate::decision::compress::Compress;
+use crate::decision::importance::{Importance, ImportanceAsk};
+use crate::decision::insight::{Insight, InsightAsk};
+use crate::decision::reflect_insights::{CitedInsight, ReflectAsk, ReflectInsights};
+use crate::decision::reflect_topic::ReflectTopic;
+use crate::decision::{AgentView, Context, Decision, Request};
 use crate::embed::Embeddings;
 use crate::ids::UserId;
 use crate::memory::{self, MemoryParams, QVec, StmOp, Transfer};
@@ -46,11 +51,17 @@ pub struct RememberPlugin;
 
 impl Plugin for RememberPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimTick, write_memories.in_set(SimPhase::Remember));
+        use crate::plugin::SimApp as _;
+        app.add_decision::<Compress>()
+            .add_decision::<Importance>()
+            .add_decision::<Insight>()
+            .add_decision::<ReflectTopic>()
+            .add_decision::<ReflectInsights>()
+            .add_systems(SimTick, write_memories.in_set(SimPhase::Remember));
     }
 }
 
-/// Request sub-steps (the high bits of [`RequestKey::step`]).
+/// Request sub-steps (the high bits of the key's step).
 const STEP_COMPRESS: u16 = 1;
 const STEP_IMPORTANCE: u16 = 2;
 const STEP_INSIGHT: u16 = 3;
@@ -61,55 +72,24 @@ const STEP_REFLECT: u16 = 6;
 /// Most reflection topics used per reflection.
 const MAX_TOPICS: usize = 3;
 
-fn key(round: u32, user: UserId, kind: u16, seq: usize) -> RequestKey {
-    RequestKey {
-        round,
-        phase: Phase::Remember,
-        user,
-        step: (kind << 10) | (seq.min(1023) as u16),
-    }
+/// A memory request of `agent` at sub-step `kind`, number `seq`.
+fn request<'a, D: Decision>(
+    round: u32,
+    kind: u16,
+    seq: usize,
+    agent: AgentView<'a>,
+    ask: D::Ask<'a>,
+) -> Request<'a, D> {
+    Request::new(round, (kind << 10) | (seq.min(1023) as u16), agent, ask)
 }
 
-/// Renders a structured observation as one sentence (the sensory input).
-pub fn render(
-    rec: &MemoryRecord,
-    name: &str,
-    other: Option<&str>,
-    catalog: &Catalog,
-) -> String {
-    let title = rec
-        .item
-        .and_then(|i| catalog.by_id(i))
-        .map(|i| format!("<{}>", i.title));
-    let other = other.unwrap_or("a friend");
-    let mut s = match (rec.kind, title) {
-        (ObservationKind::EnteredRecommender, _) => format!("{name} entered the recommender system."),
-        (ObservationKind::EnteredSocial, _) => format!("{name} entered the social media."),
-        (ObservationKind::DidNothing, _) => format!("{name} did nothing."),
-        (ObservationKind::Shown, Some(t)) => {
-            format!("{name} was recommended {} movies, starting with {t}.", rec.value)
-        }
-        (ObservationKind::Shown, None) => format!("{name} was shown a page of movies."),
-        (ObservationKind::Watched, Some(t)) if rec.value > 0 => {
-            format!("{name} watched {t} and rated it {} out of 5.", rec.value)
-        }
-        (ObservationKind::Watched, t) => {
-            format!("{name} watched {}.", t.as_deref().unwrap_or("a movie"))
-        }
-        (ObservationKind::Searched, Some(t)) => format!("{name} searched and found {t}."),
-        (ObservationKind::Searched, None) => format!("{name} searched but found nothing."),
-        (ObservationKind::Chatted, Some(t)) => format!("{name} chatted with {other} about {t}."),
-        (ObservationKind::Chatted, None) => format!("{name} chatted with {other}."),
-        (ObservationKind::Posted, Some(t)) => format!("{name} posted about {t}."),
-        (ObservationKind::Posted, None) => format!("{name} posted on social media."),
-        (ObservationKind::ReadPost, Some(t)) => format!("{name} read {other}'s post about {t}."),
-        (ObservationKind::ReadPost, None) => format!("{name} read {other}'s post."),
-    };
-    if let Some(t) = &rec.text {
-        let words: Vec<&str> = t.split_whitespace().take(40).collect();
-        s.push_str(&format!(" \"{}\"", words.join(" ")));
-    }
-    s
+/// The first non-empty line of a text answer, trimmed.
+fn first_line(t: &str) -> String {
+    t.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .into()
 }
 
 /// Per-agent work of one remember step.
@@ -124,23 +104,10 @@ struct Work {
 fn quantise(emb: &Embeddings, texts: &[&str], stats: &mut BehaviourStats) -> Vec<QVec> {
     let (v, fell_back) = emb.embed_or_fallback(texts);
     if fell_back {
-        stats.fallbacks[Phase::Remember as usize] += 1;
+        // Counted with the memory requests: the embedder failed and hashed the texts instead.
+        stats.fallback(Compress::KIND);
     }
     v.iter().map(|x| QVec::new(x)).collect()
-}
-
-fn text_of(a: &Answer) -> String {
-    match a {
-        Answer::Text(t) => t.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().into(),
-        _ => String::new(),
-    }
-}
-
-fn score_of(a: &Answer) -> u8 {
-    match a {
-        Answer::Importance(v) => *v,
-        _ => 1,
-    }
 }
 
 /// The memory step (see the module docs).
@@ -177,7 +144,11 @@ pub fn write_memories(
                         user: u,
                         entity: e,
                         records: vec![rec],
-                        rng: stream_rng(cfg.seed, Stream::Memory, &[u64::from(round), u64::from(u.0)]),
+                        rng: stream_rng(
+                            cfg.seed,
+                            Stream::Memory,
+                            &[u64::from(round), u64::from(u.0)],
+                        ),
                         transfers: Vec::new(),
                     });
                 }
@@ -185,6 +156,8 @@ pub fn write_memories(
         }
     }
     pending.0 = list; // keep the allocation
+                      // Only agents whose memory can be reached take part (every agent has one).
+    work.retain(|w| agents.contains(w.entity));
     if work.is_empty() {
         return;
     }
@@ -197,23 +170,31 @@ pub fn write_memories(
 
     // 1. Side effects of this round's recall: access time, STM reinforcement (spec §3.6).
     for w in &mut work {
-        let Ok(mut d) = agents.get_mut(w.entity) else { continue };
+        let Ok(mut d) = agents.get_mut(w.entity) else {
+            continue;
+        };
         let m = &mut d.5.state;
         let recalled = m.recalled.clone();
         memory::touch(m, &recalled, now_h);
         for idx in recalled {
             if let Ok(i) = m.ltm.binary_search_by_key(&idx, |r| r.idx) {
-                let (text, e): (Arc<str>, QVec) = (m.ltm[i].text().into(), m.ltm[i].emb().to_owned());
+                let (text, e): (Arc<str>, QVec) =
+                    (m.ltm[i].text().into(), m.ltm[i].emb().to_owned());
                 let rng = &mut w.rng;
-                let t = memory::stm_add(m, p, &text, 0.0, &e, StmOp::Retrieval, &mut || rng.random());
+                let t =
+                    memory::stm_add(m, p, &text, 0.0, &e, StmOp::Retrieval, &mut || rng.random());
                 w.transfers.extend(t);
             }
         }
     }
 
-    // 2-3. Sensory: compress each observation (buffer size 1), then score it.
+    // 2-3. Sensory: compress each observation (buffer size 1), then score it. Answers are kept
+    // per (agent, observation).
     let names = |u: UserId, q: &Query<AgentDataMut>| -> Option<Arc<str>> {
-        roster.entity(u).and_then(|e| q.get(e).ok()).map(|d| d.1.name.clone())
+        roster
+            .entity(u)
+            .and_then(|e| q.get(e).ok())
+            .map(|d| d.1.name.clone())
     };
     let rendered: Vec<Vec<[String; 1]>> = work
         .iter()
@@ -223,110 +204,168 @@ pub fn write_memories(
                 .iter()
                 .map(|r| {
                     let other = r.other.and_then(|o| names(o, &agents));
-                    [render(r, &name, other.as_deref(), &catalog)]
+                    [crate::observation::sentence(
+                        r,
+                        &name,
+                        other.as_deref(),
+                        &catalog,
+                    )]
                 })
                 .collect()
         })
         .collect();
-    let compressed: Vec<String> = {
-        let mut reqs = Vec::new();
-        for (w, texts) in work.iter().zip(&rendered) {
-            let Ok(d) = agents.get(w.entity) else { continue };
-            for (seq, t) in texts.iter().enumerate() {
-                reqs.push(Request {
-                    key: key(round, w.user, STEP_COMPRESS, seq),
-                    agent: view(d),
-                    ask: Ask::Compress { observations: t },
-                });
-            }
-        }
-        behaviour.ask(&ctx, &reqs, &mut stats).iter().map(text_of).collect()
-    };
-    let importance: Vec<f32> = {
-        let mut reqs = Vec::new();
-        let mut k = 0;
-        for w in &work {
-            let Ok(d) = agents.get(w.entity) else { continue };
-            for (seq, r) in w.records.iter().enumerate() {
-                reqs.push(Request {
-                    key: key(round, w.user, STEP_IMPORTANCE, seq),
-                    agent: view(d),
-                    ask: Ask::Importance { text: &compressed[k], event: Some(r) },
-                });
-                k += 1;
-            }
-        }
-        behaviour.ask(&ctx, &reqs, &mut stats).iter().map(|a| p.importance_of(score_of(a))).collect()
-    };
+    let slots = |w: &Work, i: usize| (0..w.records.len()).map(move |seq| (i, seq));
+    let all_obs: Vec<(usize, usize)> = work
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| slots(w, i))
+        .collect();
+    let mut compressed: Vec<Vec<String>> = work
+        .iter()
+        .map(|w| vec![String::new(); w.records.len()])
+        .collect();
+    for ((i, seq), text) in
+        behaviour.ask_each::<Compress, _>(&ctx, &mut stats, all_obs.iter().copied(), |&(i, seq)| {
+            let d = agents.get(work[i].entity).ok()?;
+            Some(request(
+                round,
+                STEP_COMPRESS,
+                seq,
+                view(d),
+                &rendered[i][seq][..],
+            ))
+        })
+    {
+        compressed[i][seq] = first_line(&text);
+    }
+    let mut importance: Vec<Vec<f32>> = work.iter().map(|w| vec![0.0; w.records.len()]).collect();
+    for ((i, seq), score) in behaviour.ask_each::<Importance, _>(
+        &ctx,
+        &mut stats,
+        all_obs.iter().copied(),
+        |&(i, seq)| {
+            let d = agents.get(work[i].entity).ok()?;
+            let ask = ImportanceAsk {
+                text: &compressed[i][seq],
+                event: Some(&work[i].records[seq]),
+            };
+            Some(request(round, STEP_IMPORTANCE, seq, view(d), ask))
+        },
+    ) {
+        importance[i][seq] = p.importance_of(score);
+    }
 
     // 4-5. Gate, embed, STM add with reinforcement and transfer.
-    let kept: Vec<usize> = (0..compressed.len())
-        .filter(|&i| importance[i] > p.importance_gate && !compressed[i].is_empty())
+    let kept: Vec<(usize, usize)> = all_obs
+        .iter()
+        .copied()
+        .filter(|&(i, seq)| {
+            importance[i][seq] > p.importance_gate && !compressed[i][seq].is_empty()
+        })
         .collect();
-    let embs = quantise(&emb, &kept.iter().map(|&i| compressed[i].as_str()).collect::<Vec<_>>(), &mut stats);
-    let mut embs = kept.iter().copied().zip(embs).peekable();
-    let mut k = 0;
-    for w in &mut work {
-        let Ok(mut d) = agents.get_mut(w.entity) else { continue };
+    let embs = quantise(
+        &emb,
+        &kept
+            .iter()
+            .map(|&(i, seq)| compressed[i][seq].as_str())
+            .collect::<Vec<_>>(),
+        &mut stats,
+    );
+    for (&(i, seq), e) in kept.iter().zip(embs) {
+        let w = &mut work[i];
+        let Ok(mut d) = agents.get_mut(w.entity) else {
+            continue;
+        };
         let m = &mut d.5.state;
-        for _ in 0..w.records.len() {
-            if let Some((_, e)) = embs.next_if(|(i, _)| *i == k) {
-                let text: Arc<str> = compressed[k].as_str().into();
-                let rng = &mut w.rng;
-                let t = memory::stm_add(m, p, &text, importance[k], &e, StmOp::Add, &mut || rng.random());
-                w.transfers.extend(t);
-            }
-            k += 1;
-        }
+        let text: Arc<str> = compressed[i][seq].as_str().into();
+        let rng = &mut w.rng;
+        let t = memory::stm_add(m, p, &text, importance[i][seq], &e, StmOp::Add, &mut || {
+            rng.random()
+        });
+        w.transfers.extend(t);
     }
 
     // 6-8. Insights on transferred entries, their importance, long-term save.
-    let insights: Vec<String> = {
-        let mut reqs = Vec::new();
-        for w in &work {
-            let Ok(d) = agents.get(w.entity) else { continue };
-            for (seq, t) in w.transfers.iter().enumerate() {
-                let n = t.entry.enhancers.len().saturating_sub(1);
-                reqs.push(Request {
-                    key: key(round, w.user, STEP_INSIGHT, seq),
-                    agent: view(d),
-                    ask: Ask::Insight {
-                        memory: &t.entry.text,
-                        related: &t.entry.enhancers[..n],
-                        current: &t.current,
-                    },
-                });
-            }
-        }
-        behaviour.ask(&ctx, &reqs, &mut stats).iter().map(text_of).collect()
-    };
-    let insight_importance: Vec<f32> = {
-        let mut reqs = Vec::new();
-        let mut k = 0;
-        for w in &work {
-            let Ok(d) = agents.get(w.entity) else { continue };
-            for seq in 0..w.transfers.len() {
-                reqs.push(Request {
-                    key: key(round, w.user, STEP_INSIGHT_IMPORTANCE, seq),
-                    agent: view(d),
-                    ask: Ask::Importance { text: &insights[k], event: None },
-                });
-                k += 1;
-            }
-        }
-        behaviour.ask(&ctx, &reqs, &mut stats).iter().map(|a| p.importance_of(score_of(a))).collect()
-    };
-    let insight_embs = quantise(&emb, &insights.iter().map(String::as_str).collect::<Vec<_>>(), &mut stats);
-    let mut k = 0;
-    for w in &mut work {
-        let Ok(mut d) = agents.get_mut(w.entity) else { continue };
+    let all_transfers: Vec<(usize, usize)> = work
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| (0..w.transfers.len()).map(move |t| (i, t)))
+        .collect();
+    let mut insights: Vec<Vec<String>> = work
+        .iter()
+        .map(|w| vec![String::new(); w.transfers.len()])
+        .collect();
+    for ((i, t), text) in behaviour.ask_each::<Insight, _>(
+        &ctx,
+        &mut stats,
+        all_transfers.iter().copied(),
+        |&(i, t)| {
+            let d = agents.get(work[i].entity).ok()?;
+            let tr = &work[i].transfers[t];
+            let n = tr.entry.enhancers.len().saturating_sub(1);
+            let ask = InsightAsk {
+                memory: &tr.entry.text,
+                related: &tr.entry.enhancers[..n],
+                current: &tr.current,
+            };
+            Some(request(round, STEP_INSIGHT, t, view(d), ask))
+        },
+    ) {
+        insights[i][t] = first_line(&text);
+    }
+    let mut insight_importance: Vec<Vec<f32>> =
+        work.iter().map(|w| vec![0.0; w.transfers.len()]).collect();
+    for ((i, t), score) in behaviour.ask_each::<Importance, _>(
+        &ctx,
+        &mut stats,
+        all_transfers.iter().copied(),
+        |&(i, t)| {
+            let d = agents.get(work[i].entity).ok()?;
+            let ask = ImportanceAsk {
+                text: &insights[i][t],
+                event: None,
+            };
+            Some(request(round, STEP_INSIGHT_IMPORTANCE, t, view(d), ask))
+        },
+    ) {
+        insight_importance[i][t] = p.importance_of(score);
+    }
+    let insight_embs = quantise(
+        &emb,
+        &all_transfers
+            .iter()
+            .map(|&(i, t)| insights[i][t].as_str())
+            .collect::<Vec<_>>(),
+        &mut stats,
+    );
+    let mut insight_embs = insight_embs.into_iter();
+    for (i, w) in work.iter_mut().enumerate() {
+        let Ok(mut d) = agents.get_mut(w.entity) else {
+            // Keep the embeddings in step with the transfers of the agents that follow.
+            insight_embs.by_ref().take(w.transfers.len()).for_each(drop);
+            continue;
+        };
         let m = &mut d.5.state;
-        for t in w.transfers.drain(..) {
-            memory::ltm_add(m, &t.entry.text, t.entry.importance, &t.entry.emb, now_h, false);
-            if !insights[k].is_empty() {
-                memory::ltm_add(m, &insights[k], insight_importance[k], &insight_embs[k], now_h, false);
+        for (t, tr) in w.transfers.drain(..).enumerate() {
+            let Some(e) = insight_embs.next() else { break };
+            memory::ltm_add(
+                m,
+                &tr.entry.text,
+                tr.entry.importance,
+                &tr.entry.emb,
+                now_h,
+                false,
+            );
+            if !insights[i][t].is_empty() {
+                memory::ltm_add(
+                    m,
+                    &insights[i][t],
+                    insight_importance[i][t],
+                    &e,
+                    now_h,
+                    false,
+                );
             }
-            k += 1;
         }
     }
 
@@ -354,41 +393,40 @@ pub fn write_memories(
                 )
             })
             .collect();
-        let topics: Vec<Vec<String>> = {
-            let mut reqs = Vec::new();
-            for (&i, rc) in reflecting.iter().zip(&recent) {
-                let Ok(d) = agents.get(work[i].entity) else { continue };
-                reqs.push(Request {
-                    key: key(round, work[i].user, STEP_TOPIC, 0),
-                    agent: view(d),
-                    ask: Ask::ReflectTopic { recent: rc },
-                });
-            }
-            behaviour
-                .ask(&ctx, &reqs, &mut stats)
+        // Per reflecting agent (its position in `reflecting`): its topics.
+        let mut topics: Vec<Vec<String>> = vec![Vec::new(); reflecting.len()];
+        for (r, t) in
+            behaviour.ask_each::<ReflectTopic, _>(&ctx, &mut stats, 0..reflecting.len(), |&r| {
+                let d = agents.get(work[reflecting[r]].entity).ok()?;
+                Some(request(round, STEP_TOPIC, 0, view(d), &recent[r][..]))
+            })
+        {
+            topics[r] = t
                 .into_iter()
-                .map(|a| match a {
-                    Answer::Topics(t) => t
-                        .into_iter()
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .take(MAX_TOPICS)
-                        .collect(),
-                    _ => Vec::new(),
-                })
-                .collect()
-        };
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .take(MAX_TOPICS)
+                .collect();
+        }
         // Per (agent, topic): the top-k records for the topic (pure retrieval).
-        let flat: Vec<(usize, &str)> = reflecting
+        let flat: Vec<(usize, usize, &str)> = reflecting
             .iter()
             .zip(&topics)
-            .flat_map(|(&i, ts)| ts.iter().map(move |t| (i, t.as_str())))
+            .flat_map(|(&i, ts)| {
+                ts.iter()
+                    .enumerate()
+                    .map(move |(seq, t)| (i, seq, t.as_str()))
+            })
             .collect();
-        let topic_embs = quantise(&emb, &flat.iter().map(|x| x.1).collect::<Vec<_>>(), &mut stats);
+        let topic_embs = quantise(
+            &emb,
+            &flat.iter().map(|x| x.2).collect::<Vec<_>>(),
+            &mut stats,
+        );
         let statements: Vec<Vec<(u32, Arc<str>)>> = flat
             .iter()
             .zip(&topic_embs)
-            .map(|(&(i, _), q)| {
+            .map(|(&(i, _, _), q)| {
                 agents.get(work[i].entity).map_or_else(
                     |_| Vec::new(),
                     |d| {
@@ -401,42 +439,43 @@ pub fn write_memories(
                 )
             })
             .collect();
-        let answers: Vec<Vec<crate::behaviour::Insight>> = {
-            let mut reqs = Vec::new();
-            let mut seq_of = Vec::new();
-            for (n, (&(i, t), st)) in flat.iter().zip(&statements).enumerate() {
-                let Ok(d) = agents.get(work[i].entity) else { continue };
-                let seq = flat[..n].iter().filter(|x| x.0 == i).count();
-                seq_of.push(n);
-                reqs.push(Request {
-                    key: key(round, work[i].user, STEP_REFLECT, seq),
-                    agent: view(d),
-                    ask: Ask::ReflectInsights { topic: t, statements: st },
-                });
-            }
-            let mut out = vec![Vec::new(); flat.len()];
-            for (n, a) in seq_of.into_iter().zip(behaviour.ask(&ctx, &reqs, &mut stats)) {
-                if let Answer::Insights(v) = a {
-                    out[n] = v.into_iter().filter(|x| !x.text.trim().is_empty()).collect();
-                }
-            }
-            out
-        };
+        let mut answers: Vec<Vec<CitedInsight>> = vec![Vec::new(); flat.len()];
+        for (n, v) in
+            behaviour.ask_each::<ReflectInsights, _>(&ctx, &mut stats, 0..flat.len(), |&n| {
+                let (i, seq, topic) = flat[n];
+                let d = agents.get(work[i].entity).ok()?;
+                let ask = ReflectAsk {
+                    topic,
+                    statements: &statements[n],
+                };
+                Some(request(round, STEP_REFLECT, seq, view(d), ask))
+            })
+        {
+            answers[n] = v
+                .into_iter()
+                .filter(|x| !x.text.trim().is_empty())
+                .collect();
+        }
         let texts: Vec<&str> = answers.iter().flatten().map(|x| x.text.as_str()).collect();
         let mut iembs = quantise(&emb, &texts, &mut stats).into_iter();
         let mut n = 0;
         for &i in &reflecting {
-            let Ok(mut d) = agents.get_mut(work[i].entity) else { continue };
-            let m = &mut d.5.state;
+            let d = agents.get_mut(work[i].entity);
+            let mut d = d.ok();
             while n < flat.len() && flat[n].0 == i {
                 for ins in &answers[n] {
                     let Some(e) = iembs.next() else { break };
-                    let imp = memory::merge_into(m, p, &e, &ins.cites);
-                    memory::ltm_add(m, ins.text.trim(), imp, &e, now_h, true);
+                    if let Some(d) = d.as_mut() {
+                        let m = &mut d.5.state;
+                        let imp = memory::merge_into(m, p, &e, &ins.cites);
+                        memory::ltm_add(m, ins.text.trim(), imp, &e, now_h, true);
+                    }
                 }
                 n += 1;
             }
-            m.aggregate_importance = 0.0;
+            if let Some(d) = d.as_mut() {
+                d.5.state.aggregate_importance = 0.0;
+            }
         }
     }
 
@@ -456,9 +495,15 @@ pub fn write_memories(
             )
         })
         .collect();
-    let qembs = quantise(&emb, &queries.iter().map(|q| &**q).collect::<Vec<_>>(), &mut stats);
+    let qembs = quantise(
+        &emb,
+        &queries.iter().map(|q| &**q).collect::<Vec<_>>(),
+        &mut stats,
+    );
     for (w, q) in work.iter_mut().zip(qembs) {
-        let Ok(mut d) = agents.get_mut(w.entity) else { continue };
+        let Ok(mut d) = agents.get_mut(w.entity) else {
+            continue;
+        };
         let m = &mut d.5.state;
         if p.forgetting {
             let rng = &mut w.rng;
@@ -470,38 +515,12 @@ pub fn write_memories(
     }
 }
 
-/// Candidate folders for the persisted item index, in order: `memory.index_dir` (relative to the
-/// config file) if set; else `.recagent-index` beside the item file when that folder's mode is
-/// writable (never for the embedded demo data), then `<output_dir>/index`.
-pub fn index_dirs(
-    cfg: &SimConfig,
-    item_path: &std::path::Path,
-    out_dir: &std::path::Path,
-) -> Vec<std::path::PathBuf> {
-    if let Some(d) = &cfg.memory.index_dir {
-        return vec![cfg.resolve(d)];
-    }
-    let mut v = Vec::new();
-    if !cfg.is_embedded() {
-        // Only when the data folder's mode allows writing (root ignores the mode, so asking the
-        // OS would happily write into a folder meant to be read-only).
-        if let Some(parent) = item_path.parent() {
-            let writable = std::fs::metadata(parent).is_ok_and(|m| !m.permissions().readonly());
-            if writable {
-                v.push(parent.join(".recagent-index"));
-            }
-        }
-    }
-    v.push(out_dir.join("index"));
-    v
-}
-
 /// Agent data with a mutable memory (the remember phase is its only writer).
 pub type AgentDataMut = (
     &'static UserId,
     &'static Profile,
-    &'static crate::components::Taste,
-    &'static crate::components::Histories,
-    &'static crate::components::Relationships,
-    &'static mut crate::components::Memory,
+    &'static Taste,
+    &'static Histories,
+    &'static Relationships,
+    &'static mut Memory,
 );

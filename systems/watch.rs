@@ -1,31 +1,97 @@
 //! Watch: browsing. Each open session makes up to `max_session_steps` page decisions (watch,
 //! next page, search, leave; spec §2.3), one batch per step across all browsing agents.
 //!
-//! Phase: `SimPhase::Watch`. Reads: agent data, `Session`. Writes: `Session`, `Engagement`
-//! (watching for `watch_hours`), `RecState.log`, `RoundLog`, `RunStats`.
+//! Phase: `SimPhase::Watch`. Settings: [`WatchSettings`] (`max_session_steps`, `search_k`,
+//! `watch_hours`). Reads: agent data, `Browsing`. Writes: `Browsing`, `Engagement` (watching
+//! for `watch_hours`), `RecState.log`, `RoundLog`, `PendingObservations`. Counters: `searches`,
+//! `watches` (and the pages it shows).
 
 use std::sync::Arc;
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::behaviour::{Answer, Ask, Behaviour, BehaviourStats, Context, PageAction, Phase, Request, RequestKey};
+use super::recommend::{next_recommended_page, show_page, Browsing, RecommendSettings};
+use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
-use crate::components::{Engagement, EngagementKind, ObservationKind, Session};
+use crate::components::{Engagement, EngagementKind, ObservationKind};
 use crate::config::SimConfig;
+use crate::decision::page::{Page, PageAction, PageAsk};
+use crate::decision::{Context, Request};
 use crate::ids::ItemId;
-use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, RecState, RoundLog, RunStats, SimPhase, SimTick};
+use crate::plugin::{Counter, Counters, Settings, SimApp};
+use crate::sim::{
+    view, ActiveAgents, AgentData, PendingObservations, RecState, RoundLog, SimPhase, SimTick,
+};
 use crate::world::Roster;
 
-use super::recommend::{next_recommended_page, show_page};
+/// Browsing settings.
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchSettings {
+    /// Most page decisions per recommender session (RecAgent hard-codes 5); 1..=100.
+    pub max_session_steps: u32,
+    /// Results a title search returns (RecAgent: 50); 1..=1000.
+    pub search_k: u32,
+    /// Simulated hours an agent is busy watching after a watch (RecAgent: 2); 0..=48.
+    pub watch_hours: f64,
+}
 
-/// Registers the browse system.
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self {
+            max_session_steps: 5,
+            search_k: 50,
+            watch_hours: 2.0,
+        }
+    }
+}
+
+impl Settings for WatchSettings {
+    const SECTION: Option<&'static str> = None;
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !(1..=100).contains(&self.max_session_steps) {
+            return Err((
+                "max_session_steps".into(),
+                format!(
+                    "{} is out of range: allowed 1..=100",
+                    self.max_session_steps
+                ),
+            ));
+        }
+        if !(0.0..=48.0).contains(&self.watch_hours) {
+            return Err((
+                "watch_hours".into(),
+                format!("{} is out of range: allowed 0..=48", self.watch_hours),
+            ));
+        }
+        if !(1..=1000).contains(&self.search_k) {
+            return Err((
+                "search_k".into(),
+                format!("{} is out of range: allowed 1..=1000", self.search_k),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Searches.
+pub const SEARCHES: Counter = Counter::new("searches", "searches");
+/// Watches.
+pub const WATCHES: Counter = Counter::new("watches", "watches");
+
+/// Registers browsing.
 pub struct WatchPlugin;
 
 impl Plugin for WatchPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(SimTick, browse.in_set(SimPhase::Watch));
+        app.add_settings::<WatchSettings>()
+            .add_decision::<Page>()
+            .show_in_progress(WATCHES)
+            .add_counters("browsing", &[SEARCHES, WATCHES])
+            .add_systems(SimTick, browse.in_set(SimPhase::Watch));
     }
 }
 
@@ -39,6 +105,8 @@ impl Plugin for WatchPlugin {
 /// - Leave, or `max_session_steps` decisions made: the session ends.
 pub fn browse(
     cfg: Res<SimConfig>,
+    settings: Res<WatchSettings>,
+    pages: Res<RecommendSettings>,
     clock: Res<SimClock>,
     catalog: Res<Catalog>,
     roster: Res<Roster>,
@@ -47,46 +115,58 @@ pub fn browse(
     active: Res<ActiveAgents>,
     mut rec: ResMut<RecState>,
     mut log: ResMut<RoundLog>,
-    mut stats: ResMut<RunStats>,
+    mut counters: ResMut<Counters>,
     mut obs: ResMut<PendingObservations>,
     agents: Query<AgentData>,
-    mut sessions: Query<&mut Session>,
+    mut sessions: Query<&mut Browsing>,
     mut engagement: Query<&mut Engagement>,
 ) {
-    let ctx = Context { catalog: &catalog, clock: &clock, seed: cfg.seed };
-    let ps = cfg.page_size as usize;
+    let ctx = Context {
+        catalog: &catalog,
+        clock: &clock,
+        seed: cfg.seed,
+    };
+    let ps = pages.page_size as usize;
     let now = (clock.now() - clock.start).num_minutes();
-    let watch_until = now + (cfg.watch_hours * 60.0).round() as i64;
+    let watch_until = now + (settings.watch_hours * 60.0).round() as i64;
     // Entities whose session is open, ascending id (ActiveAgents is in id order).
-    let mut open: Vec<Entity> =
-        active.0.iter().copied().filter(|&e| sessions.get(e).is_ok_and(|s| s.open)).collect();
+    let mut open: Vec<Entity> = active
+        .0
+        .iter()
+        .copied()
+        .filter(|&e| sessions.get(e).is_ok_and(|s| s.open))
+        .collect();
     while !open.is_empty() {
-        let batch: Vec<Request<'_>> = open
-            .iter()
-            .filter_map(|&e| Some((agents.get(e).ok()?, sessions.get(e).ok()?)))
-            .map(|(d, s)| Request {
-                key: RequestKey { round: clock.round, phase: Phase::Watch, user: *d.0, step: s.steps as u16 },
-                agent: view(d),
-                ask: Ask::Page {
+        let answers = {
+            let sessions = sessions.as_readonly();
+            behaviour.ask_each::<Page, Entity>(&ctx, &mut bstats, open.iter().copied(), |&e| {
+                let (d, s) = (agents.get(e).ok()?, sessions.get(e).ok()?);
+                let ask = PageAsk {
                     items: &s.page_items,
                     page: s.page,
                     steps: s.steps,
                     search: s.search.as_ref().map(|q| &*q.0),
                     can_search: s.search.is_none(),
-                },
+                };
+                Some(Request::new(clock.round, s.steps as u16, view(d), ask))
             })
-            .collect();
-        let answers = behaviour.ask(&ctx, &batch, &mut bstats);
-        drop(batch);
-        for (&e, answer) in open.iter().zip(answers) {
-            let (Ok(d), Ok(mut s)) = (agents.get(e), sessions.get_mut(e)) else { continue };
-            let Answer::Page(action) = answer else { continue };
+        };
+        // Only answered sessions go on: one that could not be asked ends here.
+        open = answers.iter().map(|(e, _)| *e).collect();
+        for (e, action) in answers {
+            let (Ok(d), Ok(mut s)) = (agents.get(e), sessions.get_mut(e)) else {
+                continue;
+            };
             let (uid, name) = (*d.0, d.1.name.clone());
-            let Some(user_idx) = roster.index_of(uid) else { continue };
+            let Some(user_idx) = roster.index_of(uid) else {
+                s.open = false;
+                continue;
+            };
             s.steps += 1;
             match action {
                 PageAction::Watch(slots) => {
-                    let items: Vec<ItemId> = slots.iter().map(|&k| s.page_items[k as usize]).collect();
+                    let items: Vec<ItemId> =
+                        slots.iter().map(|&k| s.page_items[k as usize]).collect();
                     for &it in &items {
                         let title = catalog.by_id(it).map_or("?", |i| &i.title);
                         log.say(uid, "RECOMMENDER", format!("{name} watches <{title}>."));
@@ -94,11 +174,14 @@ pub fn browse(
                         if let Some(ix) = catalog.index_of(it) {
                             rec.log.watch(user_idx, ix, 0, clock.round);
                         }
-                        stats.watches += 1;
+                        counters.add(&WATCHES, 1);
                     }
                     s.watched.extend(items);
                     if let Ok(mut eng) = engagement.get_mut(e) {
-                        *eng = Engagement { kind: EngagementKind::Watching, until_minutes: watch_until };
+                        *eng = Engagement {
+                            kind: EngagementKind::Watching,
+                            until_minutes: watch_until,
+                        };
                     }
                     s.open = false;
                 }
@@ -106,48 +189,114 @@ pub fn browse(
                     log.say(uid, "RECOMMENDER", format!("{name} looks next page."));
                     s.page += 1;
                     let page: Vec<ItemId> = match &s.search {
-                        Some((_, results)) if !results.is_empty() => results.iter().skip(s.page as usize * ps).take(ps).copied().collect(),
-                        _ => next_recommended_page(&cfg, &rec, user_idx, uid, clock.round, s.page, &catalog),
+                        Some((_, results)) if !results.is_empty() => results
+                            .iter()
+                            .skip(s.page as usize * ps)
+                            .take(ps)
+                            .copied()
+                            .collect(),
+                        _ => next_recommended_page(
+                            cfg.seed,
+                            &pages,
+                            &rec,
+                            user_idx,
+                            uid,
+                            clock.round,
+                            s.page,
+                            &catalog,
+                        ),
                     };
                     if page.is_empty() {
-                        log.say(uid, "RECOMMENDER", format!("No more items. {name} leaves the recommender system."));
+                        log.say(
+                            uid,
+                            "RECOMMENDER",
+                            format!("No more items. {name} leaves the recommender system."),
+                        );
                         s.open = false;
                     } else {
-                        let q = s.search.as_ref().filter(|x| !x.1.is_empty()).map(|x| x.0.clone());
-                        show_page(&page, uid, user_idx, &name, q.as_deref(), clock.round, &catalog, &mut rec, &mut log, &mut stats, &mut obs);
+                        let q = s
+                            .search
+                            .as_ref()
+                            .filter(|x| !x.1.is_empty())
+                            .map(|x| x.0.clone());
+                        show_page(
+                            &page,
+                            uid,
+                            user_idx,
+                            &name,
+                            q.as_deref(),
+                            clock.round,
+                            &catalog,
+                            &mut rec,
+                            &mut log,
+                            &mut counters,
+                            &mut obs,
+                        );
                         s.page_items = page;
                     }
                 }
                 PageAction::Search(q) => {
-                    stats.searches += 1;
+                    counters.add(&SEARCHES, 1);
                     log.say(uid, "RECOMMENDER", format!("{name} searches {q}."));
-                    // Items the agent has already watched (its watched history) are not offered again.
+                    // Items the agent has already watched (its watched history) are not
+                    // offered again.
                     let results: Vec<ItemId> = catalog
-                        .search(&q, cfg.search_k as usize + d.3.watched.len())
+                        .search(&q, settings.search_k as usize + d.3.watched.len())
                         .into_iter()
                         .map(|i| catalog.get(i).id)
                         .filter(|id| !d.3.has_watched(*id))
-                        .take(cfg.search_k as usize)
+                        .take(settings.search_k as usize)
                         .collect();
-                    obs.add(uid, clock.round, ObservationKind::Searched, results.first().copied(), None, 0);
+                    obs.add(
+                        uid,
+                        clock.round,
+                        ObservationKind::Searched,
+                        results.first().copied(),
+                        None,
+                        0,
+                    );
                     if results.is_empty() {
-                        log.say(uid, "RECOMMENDER", format!("There are no items related to {q} in the system."));
+                        log.say(
+                            uid,
+                            "RECOMMENDER",
+                            format!("There are no items related to {q} in the system."),
+                        );
                         s.search = Some((Arc::from(q.as_str()), Vec::new()));
                     } else {
                         let page: Vec<ItemId> = results.iter().take(ps).copied().collect();
-                        show_page(&page, uid, user_idx, &name, Some(&q), clock.round, &catalog, &mut rec, &mut log, &mut stats, &mut obs);
+                        show_page(
+                            &page,
+                            uid,
+                            user_idx,
+                            &name,
+                            Some(&q),
+                            clock.round,
+                            &catalog,
+                            &mut rec,
+                            &mut log,
+                            &mut counters,
+                            &mut obs,
+                        );
                         s.page = 0;
                         s.page_items = page;
                         s.search = Some((Arc::from(q.as_str()), results));
                     }
                 }
                 PageAction::Leave => {
-                    log.say(uid, "RECOMMENDER", format!("{name} leaves the recommender system."));
+                    log.say(
+                        uid,
+                        "RECOMMENDER",
+                        format!("{name} leaves the recommender system."),
+                    );
                     s.open = false;
                 }
             }
-            if s.open && s.steps >= cfg.max_session_steps {
-                log.say(uid, "RECOMMENDER", format!("{name} leaves the recommender system."));
+            if s.open && s.steps >= settings.max_session_steps {
+                log.say(
+                    uid,
+                    "RECOMMENDER",
+                    format!("{name} leaves the recommender system."),
+                );
                 s.open = false;
             }
         }

@@ -56,6 +56,17 @@ pub struct InteractionRecord {
 }
 
 impl OutputPaths {
+    /// The default file names in `dir`: `messages.jsonl`, `interaction.csv`, `manifest.json`,
+    /// `run.log`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            messages: dir.join("messages.jsonl"),
+            interactions: dir.join("interaction.csv"),
+            manifest: dir.join("manifest.json"),
+            log: dir.join("run.log"),
+        }
+    }
+
     /// Fails when two outputs are the same file (they would overwrite each other).
     ///
     /// # Errors

@@ -23,17 +23,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::behaviour::{
-    fits, Answer, BackendError, BehaviourBackend, Context, Request, RequestKey,
-};
+use crate::behaviour::BehaviourBackend;
 use crate::config::SimConfig;
+use crate::decision::{BackendError, Batch, Context, DecisionKinds, Prompts, RequestKey};
 use crate::ids::UserId;
 use crate::llm::cache::ResponseCache;
 use crate::llm::http::Usage;
 use crate::llm::http::{ClientOptions, Completion, HttpClient, LlmError, PromptMessage};
-use crate::llm::parse::parse;
-use crate::llm::parse::ParseSpec;
-use crate::llm::prompts::Prompts;
 use crate::llm::transcript::{self, prompt_hash, Entry, TranscriptWriter};
 use crate::llm::{LlmOptions, LlmSetupError, LlmStats, LlmUsage};
 
@@ -103,6 +99,7 @@ impl LlmBackend {
     fn common(
         cfg: &SimConfig,
         names: Arc<BTreeMap<UserId, Arc<str>>>,
+        kinds: &DecisionKinds,
     ) -> Result<Prompts, LlmSetupError> {
         let o = &cfg.llm_options;
         let dir = o
@@ -114,12 +111,14 @@ impl LlmBackend {
             dir.as_deref(),
             names,
             o.prompt_token_budget as usize,
+            kinds.iter().map(|k| (k.kind, k.template)),
         )?)
     }
 
     /// A backend calling the servers of `cfg` (`api_bases x api_keys`; keys from the
     /// `OPENAI_API_KEY` environment variable when `api_keys` is empty), recording every call to
-    /// `transcript` when given. `names` maps agent ids to names (prompts and chat parsing).
+    /// `transcript` when given. `names` maps agent ids to names (prompts and chat parsing);
+    /// `kinds` are the decision kinds whose templates are loaded.
     ///
     /// # Errors
     /// [`LlmSetupError`] for missing templates, a runtime or client that cannot be built, or a
@@ -128,8 +127,9 @@ impl LlmBackend {
         cfg: &SimConfig,
         names: Arc<BTreeMap<UserId, Arc<str>>>,
         transcript: Option<&Path>,
+        kinds: &DecisionKinds,
     ) -> Result<Self, LlmSetupError> {
-        let prompts = Self::common(cfg, names)?;
+        let prompts = Self::common(cfg, names, kinds)?;
         let o = &cfg.llm_options;
         let mut keys: Vec<String> = cfg
             .api_keys
@@ -223,8 +223,9 @@ impl LlmBackend {
         names: Arc<BTreeMap<UserId, Arc<str>>>,
         path: &Path,
         split: transcript::ResumeSplit,
+        kinds: &DecisionKinds,
     ) -> Result<Self, LlmSetupError> {
-        let mut b = Self::http(cfg, names, None)?;
+        let mut b = Self::http(cfg, names, None, kinds)?;
         b.transcript = Some(Mutex::new(
             TranscriptWriter::resume(path, split.keep).map_err(|e| {
                 LlmSetupError::Setup(format!("{}: cannot open transcript: {e}", path.display()))
@@ -245,9 +246,10 @@ impl LlmBackend {
         cfg: &SimConfig,
         names: Arc<BTreeMap<UserId, Arc<str>>>,
         path: &Path,
+        kinds: &DecisionKinds,
     ) -> Result<Self, LlmSetupError> {
-        let prompts = Self::common(cfg, names)?;
-        let entries = transcript::load(path)?;
+        let prompts = Self::common(cfg, names, kinds)?;
+        let entries = transcript::load(path, kinds)?;
         Ok(Self {
             name: "replay",
             source: Source::Replay { entries },
@@ -535,11 +537,7 @@ impl BehaviourBackend for LlmBackend {
         self.name
     }
 
-    fn answer_batch(
-        &self,
-        ctx: &Context<'_>,
-        batch: &[Request<'_>],
-    ) -> Vec<Result<Answer, BackendError>> {
+    fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch) {
         let mut usage = LlmUsage::default();
         if let Some(t) = &self.transcript {
             // Setup is over once agents ask: the transcript of a previous run (or the part of an
@@ -554,10 +552,8 @@ impl BehaviourBackend for LlmBackend {
         // Filled as the first wave renders each prompt (inside `run_wave`, so sending starts
         // before the last prompt is rendered). Conversations are shared with the tasks that send
         // them; a corrective retry builds a longer one.
-        let specs: RefCell<Vec<Option<ParseSpec>>> = RefCell::new(vec![None; batch.len()]);
         let convs: RefCell<Vec<Option<Arc<[PromptMessage]>>>> =
             RefCell::new(vec![None; batch.len()]);
-        let mut out: Vec<Option<Result<Answer, BackendError>>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut attempt = 0u32;
         let mut over_budget = 0u64;
@@ -567,13 +563,12 @@ impl BehaviourBackend for LlmBackend {
                 let i = pending[j];
                 let mut convs = convs.borrow_mut();
                 let conv = convs[i].get_or_insert_with(|| {
-                    let p = self.prompts.render(ctx, &batch[i]);
+                    let p = batch.render(i, &self.prompts, ctx);
                     over_budget += u64::from(p.over_budget);
-                    specs.borrow_mut()[i] = Some(p.spec);
                     Arc::from([PromptMessage::user(p.text)])
                 });
                 Call {
-                    key: batch[i].key,
+                    key: batch.key(i),
                     attempt,
                     hash: prompt_hash(conv),
                     messages: conv.clone(),
@@ -589,7 +584,7 @@ impl BehaviourBackend for LlmBackend {
                                   res: Result<Completion, Failure>,
                                   via: Via| {
                     let i = pending[j];
-                    let key = batch[i].key;
+                    let key = batch.key(i);
                     usage.calls += 1;
                     let mut entry = Entry {
                         key,
@@ -611,8 +606,7 @@ impl BehaviourBackend for LlmBackend {
                         Err(f) => {
                             usage.failed_calls += 1;
                             usage.http_retries += u64::from(f.tries.saturating_sub(1));
-                            out[i] =
-                                Some(Err(BackendError(format!("LLM call failed: {}", f.message))));
+                            batch.fail(i, BackendError(format!("LLM call failed: {}", f.message)));
                             entry.error = Some(f.message);
                             entry.tries = f.tries;
                             entry.latency_ms = f.latency_ms;
@@ -622,8 +616,11 @@ impl BehaviourBackend for LlmBackend {
                                 // Paid for by an earlier call: no tokens, no latency here.
                                 usage.cache_hits += 1;
                             } else {
-                                let p = key.phase as usize;
-                                usage.per_phase[p].add(c.usage);
+                                usage
+                                    .per_kind
+                                    .entry(batch.kind().to_string())
+                                    .or_default()
+                                    .add(c.usage);
                                 usage.per_round.entry(key.round).or_default().add(c.usage);
                                 usage.total.add(c.usage);
                                 usage.http_retries += u64::from(c.tries.saturating_sub(1));
@@ -636,23 +633,9 @@ impl BehaviourBackend for LlmBackend {
                                     fresh[j] = Some((c.text.clone(), c.usage));
                                 }
                             }
-                            let parsed = specs.borrow()[i]
-                                .as_ref()
-                                .ok_or_else(|| {
-                                    crate::llm::parse::ParseError("no prompt was rendered".into())
-                                })
-                                .and_then(|spec| parse(spec, &c.text, ctx.catalog))
-                                .and_then(|a| {
-                                    if fits(&batch[i], &a) {
-                                        Ok(a)
-                                    } else {
-                                        Err(crate::llm::parse::ParseError(
-                                            "the answer does not fit the options offered".into(),
-                                        ))
-                                    }
-                                });
+                            let parsed = batch.accept(i, &c.text, ctx);
                             match parsed {
-                                Ok(a) => out[i] = Some(Ok(a)),
+                                Ok(()) => {}
                                 Err(why) => {
                                     usage.parse_failures += 1;
                                     if attempt < self.options.parse_retries {
@@ -667,9 +650,12 @@ impl BehaviourBackend for LlmBackend {
                                     } else {
                                         usage.unparsed_requests += 1;
                                         let raw: String = c.text.chars().take(500).collect();
-                                        out[i] = Some(Err(BackendError(format!(
-                                            "unparseable answer after {attempt} corrective retries: {why}; raw: {raw:?}"
-                                        ))));
+                                        batch.fail(
+                                            i,
+                                            BackendError(format!(
+                                                "unparseable answer after {attempt} corrective retries: {why}; raw: {raw:?}"
+                                            )),
+                                        );
                                     }
                                 }
                             }
@@ -712,9 +698,6 @@ impl BehaviourBackend for LlmBackend {
         if let Ok(mut s) = self.stats.0.lock() {
             merge(&mut s, usage);
         }
-        out.into_iter()
-            .map(|o| o.unwrap_or_else(|| Err(BackendError("no answer".into()))))
-            .collect()
     }
 }
 
@@ -722,8 +705,8 @@ fn merge(s: &mut LlmUsage, u: LlmUsage) {
     for (r, x) in u.per_round {
         s.per_round.entry(r).or_default().add(x);
     }
-    for (a, b) in s.per_phase.iter_mut().zip(u.per_phase) {
-        a.add(b);
+    for (k, x) in u.per_kind {
+        s.per_kind.entry(k).or_default().add(x);
     }
     s.total.add(u.total);
     s.calls += u.calls;

@@ -9,26 +9,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::behaviour::offline::OfflineBackend;
-use crate::behaviour::{Answer, Ask, BackendError, Behaviour, BehaviourBackend, Context, Request};
-use crate::config::{BackendKind, ExecutionMode, SimConfig};
+use crate::behaviour::BehaviourBackend;
+use crate::config::{BackendKind, SimConfig};
+use crate::decision::prompt::approx_tokens;
+use crate::decision::{Batch, Context, DecisionKinds, OfflineParams, Prompts};
 use crate::io::output::OutputPaths;
-use crate::llm::prompts::{approx_tokens, Prompts};
 use crate::llm::Usage;
 use crate::sim::{Sim, SimError};
-
-/// Assumed answer length (tokens) per decision kind: a tag line for choices, a sentence for
-/// feelings and posts, several lines for a dialogue.
-pub fn typical_completion_tokens(ask: &Ask<'_>) -> u64 {
-    match ask {
-        Ask::TopLevel | Ask::Page { .. } | Ask::Social { .. } => 15,
-        Ask::Feel { .. } | Ask::Post => 40,
-        Ask::Chat { .. } => 150,
-        Ask::Importance { .. } => 3,
-        Ask::Compress { .. } | Ask::Insight { .. } | Ask::ReflectTopic { .. } => 30,
-        Ask::ReflectInsights { .. } => 50,
-    }
-}
 
 /// The estimate.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,7 +31,8 @@ pub struct Estimate {
 }
 
 struct DryRender {
-    inner: OfflineBackend,
+    params: OfflineParams,
+    parallel: bool,
     prompts: Prompts,
     max_token: u64,
     acc: Arc<Mutex<(u64, Usage)>>,
@@ -54,21 +42,17 @@ impl BehaviourBackend for DryRender {
     fn name(&self) -> &'static str {
         "dry-render"
     }
-    fn answer_batch(
-        &self,
-        ctx: &Context<'_>,
-        batch: &[Request<'_>],
-    ) -> Vec<Result<Answer, BackendError>> {
+    fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch) {
         let mut u = Usage::default();
-        for r in batch {
-            u.prompt_tokens += approx_tokens(&self.prompts.render(ctx, r).text) as u64;
-            u.completion_tokens += typical_completion_tokens(&r.ask).min(self.max_token);
+        for i in 0..batch.len() {
+            u.prompt_tokens += approx_tokens(&batch.render(i, &self.prompts, ctx).text) as u64;
+            u.completion_tokens += batch.typical_completion_tokens().min(self.max_token);
         }
         if let Ok(mut a) = self.acc.lock() {
             a.0 += batch.len() as u64;
             a.1.add(u);
         }
-        self.inner.answer_batch(ctx, batch)
+        batch.answer_offline(ctx, &self.params, self.parallel);
     }
 }
 
@@ -101,24 +85,26 @@ pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
             .as_deref()
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| cfg.resolve(p));
+        let kinds = sim
+            .world()
+            .get_resource::<DecisionKinds>()
+            .cloned()
+            .unwrap_or_default();
         let prompts = Prompts::load(
             dir.as_deref(),
             names,
             cfg.llm_options.prompt_token_budget as usize,
+            kinds.iter().map(|k| (k.kind, k.template)),
         )
         .map_err(crate::llm::LlmSetupError::from)?;
         let acc = Arc::new(Mutex::new((0u64, Usage::default())));
-        sim.app
-            .world_mut()
-            .insert_resource(Behaviour(Box::new(DryRender {
-                inner: OfflineBackend {
-                    params: cfg.offline.clone(),
-                    parallel: cfg.execution_mode == ExecutionMode::Parallel,
-                },
-                prompts,
-                max_token: u64::from(cfg.max_token),
-                acc: acc.clone(),
-            })));
+        sim.set_backend(Box::new(DryRender {
+            params: cfg.offline.clone(),
+            parallel: cfg.execution_mode == crate::config::ExecutionMode::Parallel,
+            prompts,
+            max_token: u64::from(cfg.max_token),
+            acc: acc.clone(),
+        }));
         sim.step()?;
         let (n, u) = acc.lock().map(|g| *g).unwrap_or_default();
         let rounds = u64::from(cfg.round);

@@ -26,16 +26,7 @@ use tokio::sync::Semaphore;
 use crate::behaviour::RequestKey;
 use crate::rng::{unit_hash, Stream};
 
-/// Which wire protocol to speak.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// `POST {base}/chat/completions` with `messages` (instruction-tuned models).
-    #[default]
-    Chat,
-    /// `POST {base}/completions` with one `prompt` string (base models without a chat template).
-    Completions,
-}
+pub use crate::config::Protocol;
 
 /// One message of a chat conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -751,7 +742,6 @@ pub fn flatten(messages: &[PromptMessage]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::behaviour::Phase;
     use crate::ids::UserId;
 
     #[test]
@@ -771,7 +761,7 @@ mod tests {
         };
         let k = RequestKey {
             round: 1,
-            phase: Phase::Watch,
+            phase: crate::decision::page::WATCH,
             user: UserId(7),
             step: 2,
         };

@@ -13,14 +13,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::behaviour::RequestKey;
+use crate::decision::{DecisionKinds, RecordedKey, RequestKey};
 use crate::llm::http::{PromptMessage, Usage};
 
-/// One transcript line.
+/// One transcript line. Written with a [`RequestKey`]; read back with a [`RecordedKey`] (the
+/// phase by name) and resolved against the registered decision kinds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct Entry<K = RequestKey> {
     /// Request key.
-    pub key: RequestKey,
+    pub key: K,
     /// 0 = first call; 1.. = corrective retries after unparseable answers.
     pub attempt: u32,
     /// SHA-256 (hex) of the conversation sent ([`prompt_hash`]).
@@ -48,6 +49,38 @@ pub struct Entry {
     /// Answered from the response cache (nothing sent; usage 0).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+}
+
+impl Entry<RecordedKey> {
+    /// The entry with its key's phase resolved against `kinds`.
+    ///
+    /// # Errors
+    /// The phase is not one of a registered decision kind (a plugin of the recorded run is
+    /// missing).
+    pub fn resolve(self, kinds: &DecisionKinds) -> Result<Entry, String> {
+        let key = kinds.resolve(&self.key).ok_or_else(|| {
+            format!(
+                "phase `{}` is not a phase of this simulation's decision kinds (was the run recorded with a behaviour plugin that is not registered here?)",
+                self.key.phase
+            )
+        })?;
+        Ok(Entry {
+            key,
+            attempt: self.attempt,
+            prompt_hash: self.prompt_hash,
+            model: self.model,
+            protocol: self.protocol,
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            endpoint: self.endpoint,
+            answer: self.answer,
+            error: self.error,
+            usage: self.usage,
+            latency_ms: self.latency_ms,
+            tries: self.tries,
+            cached: self.cached,
+        })
+    }
 }
 
 /// SHA-256 (lower-case hex) of the conversation's JSON.
@@ -164,11 +197,15 @@ pub struct ResumeSplit {
 ///
 /// # Errors
 /// I/O errors, or a line that is not a transcript entry (named by its 1-based line number).
-pub fn split_for_resume(path: &Path, round: u32) -> std::io::Result<ResumeSplit> {
+pub fn split_for_resume(
+    path: &Path,
+    round: u32,
+    kinds: &DecisionKinds,
+) -> std::io::Result<ResumeSplit> {
     let bytes = std::fs::read(path)?;
     let mut split = ResumeSplit::default();
     let mut in_prefix = true;
-    for line in entries(path, &bytes) {
+    for line in entries(path, &bytes, kinds) {
         let (_, range, e) = line.map_err(|(n, err)| {
             std::io::Error::other(format!("line {n}: not a transcript entry: {err}"))
         })?;
@@ -190,6 +227,7 @@ pub fn split_for_resume(path: &Path, round: u32) -> std::io::Result<ResumeSplit>
 fn entries<'a>(
     path: &'a Path,
     bytes: &'a [u8],
+    kinds: &'a DecisionKinds,
 ) -> impl Iterator<Item = Result<(usize, std::ops::Range<usize>, Entry), (usize, String)>> + 'a {
     let mut offset = 0usize;
     let mut lines = bytes
@@ -204,8 +242,12 @@ fn entries<'a>(
         if text.trim().is_empty() {
             continue;
         }
-        return match serde_json::from_str::<Entry>(&text) {
-            Ok(e) => Some(Ok((i + 1, range, e))),
+        return match serde_json::from_str::<Entry<RecordedKey>>(&text) {
+            Ok(e) => Some(
+                e.resolve(kinds)
+                    .map(|e| (i + 1, range, e))
+                    .map_err(|m| (i + 1, m)),
+            ),
             Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
                 tracing::warn!(
                     "{}:{}: ignoring a transcript line cut short ({} bytes)",
@@ -249,13 +291,16 @@ pub enum TranscriptError {
 ///
 /// # Errors
 /// [`TranscriptError`] naming the file and line.
-pub fn load(path: &Path) -> Result<BTreeMap<(RequestKey, u32), Entry>, TranscriptError> {
+pub fn load(
+    path: &Path,
+    kinds: &DecisionKinds,
+) -> Result<BTreeMap<(RequestKey, u32), Entry>, TranscriptError> {
     let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
         path: path.display().to_string(),
         error: source,
     })?;
     let mut map = BTreeMap::new();
-    for line in entries(path, &bytes) {
+    for line in entries(path, &bytes, kinds) {
         let (_, _, e) = line.map_err(|(line, message)| TranscriptError::Line {
             path: path.display().to_string(),
             line,
@@ -269,8 +314,14 @@ pub fn load(path: &Path) -> Result<BTreeMap<(RequestKey, u32), Entry>, Transcrip
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::behaviour::Phase;
+    use crate::decision::top::{Top, ACTIVITY};
     use crate::ids::UserId;
+
+    fn kinds() -> DecisionKinds {
+        let mut k = DecisionKinds::default();
+        k.add::<Top>();
+        k
+    }
 
     #[test]
     fn prompt_hash_is_the_sha256_of_the_conversation_json() {
@@ -294,7 +345,7 @@ mod tests {
         let e = Entry {
             key: RequestKey {
                 round,
-                phase: Phase::Activity,
+                phase: ACTIVITY,
                 user: UserId(user),
                 step: 0,
             },
@@ -322,7 +373,7 @@ mod tests {
         let (a, b, c) = (line(1, 0), line(1, 1), line(2, 0));
         let torn = &line(2, 1)[..40];
         std::fs::write(&p, format!("{a}{b}\n{c}{torn}")).unwrap();
-        let s = split_for_resume(&p, 1).unwrap();
+        let s = split_for_resume(&p, 1, &kinds()).unwrap();
         assert_eq!(s.keep, (a.len() + b.len()) as u64);
         assert_eq!(s.kept_lines, 2);
         assert_eq!(s.later.len(), 1);
@@ -331,7 +382,7 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             format!("{a}{b}\n{c}{torn}")
         );
-        assert_eq!(load(&p).unwrap().len(), 3);
+        assert_eq!(load(&p, &kinds()).unwrap().len(), 3);
         // The writer cuts the file to the kept prefix only when it starts.
         let mut w = TranscriptWriter::resume(&p, s.keep).unwrap();
         assert_eq!(
@@ -342,9 +393,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{a}{b}"));
         // A bad line that is not the last is an error naming its line.
         std::fs::write(&p, format!("{a}not json\n{c}")).unwrap();
-        let err = split_for_resume(&p, 1).unwrap_err().to_string();
+        let err = split_for_resume(&p, 1, &kinds()).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
-        let err = load(&p).unwrap_err().to_string();
+        let err = load(&p, &kinds()).unwrap_err().to_string();
         assert!(err.contains(":2:"), "{err}");
     }
 }

@@ -39,7 +39,7 @@ fn round_trip_restores_the_same_state() {
     }
     let ckpt = dir.path().join("c/round-3.ckpt");
     let header = checkpoint::save(&mut sim, &ckpt, None).unwrap();
-    let before = checkpoint::state_hash(&checkpoint::capture(sim.world_mut()));
+    let before = checkpoint::state_hash(&checkpoint::capture(sim.world_mut()).unwrap());
     assert_eq!(header.state_hash, before);
     assert_eq!(header.round, 3);
 
@@ -47,15 +47,15 @@ fn round_trip_restores_the_same_state() {
     let (mut resumed, _) = checkpoint::resume(&ckpt, &[], Some(out.path())).unwrap();
     assert_eq!(resumed.round(), 3);
     assert_eq!(
-        checkpoint::state_hash(&checkpoint::capture(resumed.world_mut())),
+        checkpoint::state_hash(&checkpoint::capture(resumed.world_mut()).unwrap()),
         before
     );
     // And they stay equal one round later.
     sim.step().unwrap();
     resumed.step().unwrap();
     assert_eq!(
-        checkpoint::state_hash(&checkpoint::capture(sim.world_mut())),
-        checkpoint::state_hash(&checkpoint::capture(resumed.world_mut()))
+        checkpoint::state_hash(&checkpoint::capture(sim.world_mut()).unwrap()),
+        checkpoint::state_hash(&checkpoint::capture(resumed.world_mut()).unwrap())
     );
     assert_eq!(
         read(&dir.path().join("messages.jsonl")),

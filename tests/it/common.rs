@@ -2,7 +2,9 @@ use std::path::{Path, PathBuf};
 
 use recagent::config::SimConfig;
 use recagent::io::output::OutputPaths;
-use recagent::sim::{RunStats, Sim};
+use std::collections::BTreeMap;
+
+use recagent::sim::Sim;
 
 /// `../shared/data/<sub>` beside the checkout, or `None` (with a message) when absent.
 pub fn shared(sub: &str) -> Option<PathBuf> {
@@ -50,7 +52,8 @@ pub struct RunOutput {
     pub messages: String,
     pub interactions: String,
     pub manifest: serde_json::Value,
-    pub stats: RunStats,
+    /// The run's counters by name.
+    pub stats: BTreeMap<String, u64>,
 }
 
 /// Runs `cfg` for its configured rounds into `dir`.
@@ -66,7 +69,7 @@ pub fn run(cfg: SimConfig, dir: &Path) -> RunOutput {
         messages: std::fs::read_to_string(&p.messages).unwrap(),
         interactions: std::fs::read_to_string(&p.interactions).unwrap(),
         manifest: serde_json::from_str(&std::fs::read_to_string(&p.manifest).unwrap()).unwrap(),
-        stats: sim.stats().clone(),
+        stats: sim.counters().snapshot(),
     }
 }
 

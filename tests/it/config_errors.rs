@@ -6,6 +6,15 @@ fn parse(text: &str) -> Result<SimConfig, ConfigError> {
     SimConfig::from_yaml(text, "run.yaml", PathBuf::from("."))
 }
 
+/// Parses, then checks every key against the shipped plugins' settings (as building does).
+fn check(text: &str) -> Result<SimConfig, String> {
+    let c = parse(text).map_err(|e| e.to_string())?;
+    recagent::sim::SimBuilder::new(c.clone())
+        .check()
+        .map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
 #[test]
 fn every_shipped_config_and_scenario_is_valid() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -23,16 +32,16 @@ fn every_shipped_config_and_scenario_is_valid() {
 
 #[test]
 fn errors_name_key_and_line() {
-    let e = parse("seed: 1\nround: 3\nactive_methd: random\n")
-        .unwrap_err()
-        .to_string();
+    let e = check("seed: 1\nround: 3\nactive_methd: random\n").unwrap_err();
     assert!(e.contains("active_methd") && e.contains("line 3"), "{e}");
+    assert!(e.contains("did you mean `active_method`?"), "{e}");
     let e = parse("round: 3\nround: 4\n").unwrap_err().to_string();
     assert!(e.contains("duplicate") && e.contains("round"), "{e}");
-    let e = parse("seed: 1\nactive_method: often\n")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("`active_method`") && e.contains("line 2"), "{e}");
+    let e = check("seed: 1\nactive_method: often\n").unwrap_err();
+    assert!(
+        e.starts_with("run.yaml:2: invalid value for `active_method`") && e.contains("often"),
+        "{e}"
+    );
     let e = parse("round: 0\n").unwrap_err().to_string();
     assert_eq!(
         e,
@@ -79,11 +88,22 @@ fn nested_keys_are_located_and_overridable() {
         o.offline.chat_turns, c.offline.chat_turns,
         "the rest of the section is kept"
     );
-    let e = c
+    let o = c
         .with_overrides(&[("page_size".into(), "abc".into())])
+        .unwrap();
+    let e = recagent::sim::SimBuilder::new(o)
+        .check()
         .unwrap_err()
         .to_string();
-    assert!(e.contains("page_size=abc") && !e.contains("[("), "{e}");
+    assert!(
+        e.starts_with("command line: invalid value for `page_size`") && e.contains("\"abc\""),
+        "{e}"
+    );
+    let e = c
+        .with_overrides(&[("round".into(), "abc".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("round=abc") && !e.contains("[("), "{e}");
     let e = parse("round: 3\nround: 4\n").unwrap_err().to_string();
     assert!(
         !e.contains("DuplicateKeyPolicy") && e.contains("run.yaml"),

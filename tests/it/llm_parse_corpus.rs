@@ -2,7 +2,9 @@
 //! page, watch, rating and exit prompts) from `../shared/data/agent4rec`.
 
 use recagent::behaviour::PageAction;
-use recagent::llm::parse::{clean, parse_feel, parse_page};
+use recagent::decision::feel::parse_feel;
+use recagent::decision::page::parse_page;
+use recagent::decision::parse::clean;
 
 use crate::common::shared;
 

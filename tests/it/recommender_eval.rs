@@ -166,7 +166,7 @@ fn simulation_with_trained_models_warm_start_and_retraining_is_deterministic() {
         let a = run(cfg.clone(), &dir.path().join(format!("{model}-a")));
         let b = run(cfg, &dir.path().join(format!("{model}-b")));
         assert_eq!(a.manifest["recommender"], model);
-        assert!(a.stats.pages_shown > 0, "{model} served pages");
+        assert!(a.stats["pages_shown"] > 0, "{model} served pages");
         assert_eq!(
             a.interactions, b.interactions,
             "{model}: same seed, same interactions"
@@ -277,12 +277,16 @@ fn recommender_config_keys_are_checked() {
     );
     let c = parse("rec_model: External\nrec_external_url: http://127.0.0.1:9/x\n").unwrap();
     assert_eq!(c.rec_external_url.as_deref(), Some("http://127.0.0.1:9/x"));
-    let e = parse("seed: 1\nretrain_every: 2000000\n")
+    let e = recagent::sim::SimBuilder::new(parse("seed: 1\nretrain_every: 2000000\n").unwrap())
+        .check()
         .unwrap_err()
         .to_string();
     assert_eq!(
         e,
         "t.yaml:2: invalid value for `retrain_every`: 2000000 is out of range: allowed 0..=1000000"
     );
-    assert_eq!(SimConfig::default().retrain_every, 1);
+    assert_eq!(
+        recagent::systems::record::RecordSettings::default().retrain_every,
+        1
+    );
 }

@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use recagent::config::SimConfig;
 use recagent::ids::UserId;
 use recagent::io::data::{load_items, load_relationships, load_users, Source};
-use recagent::world::activity_levels;
+use recagent::systems::activate::activity_levels;
 
 use crate::common::{messages, recagent_config, run, shared};
 
@@ -21,7 +21,11 @@ fn three_rounds_of_fifty_agents_keep_their_invariants() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let cfg = recagent_config(&dir, 50, 3);
-    let page_size = cfg.page_size as usize;
+    let page_size = cfg
+        .extra
+        .get("page_size")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(5) as usize;
     let out = run(cfg, tmp.path());
     let users = load_users(Source::Path(&dir.join("user_1000.csv"))).unwrap();
     let edges =
@@ -104,9 +108,9 @@ fn three_rounds_of_fifty_agents_keep_their_invariants() {
             );
         }
     }
-    assert_eq!(watches as u64, out.stats.watches);
-    assert_eq!(chats as u64, out.stats.chats);
-    assert_eq!(posts as u64, out.stats.posts);
+    assert_eq!(watches as u64, out.stats["watches"]);
+    assert_eq!(chats as u64, out.stats["chats"]);
+    assert_eq!(posts as u64, out.stats["posts"]);
     assert!(watches > 0, "some agent watched something");
 
     // Interactions: ratings 1..=5 on watches; one row per (user, item) and round.
@@ -138,8 +142,8 @@ fn three_rounds_of_fifty_agents_keep_their_invariants() {
             assert_eq!(f[3], "");
         }
     }
-    assert_eq!(watched_rows, out.stats.watches);
-    let m = out.stats.mean_rating().unwrap();
+    assert_eq!(watched_rows, out.stats["watches"]);
+    let m = out.stats["rating_sum"] as f64 / out.stats["ratings"] as f64;
     assert!((1.0..=5.0).contains(&m));
     assert_eq!(out.manifest["rounds_completed"], 3);
     assert_eq!(out.manifest["data"]["agents"], 50);
@@ -162,7 +166,7 @@ fn activity_run(
     );
     let cfg = SimConfig::from_yaml(&text, "test", "/".into()).unwrap();
     let out = run(cfg, tmp.path());
-    (out.stats.active_agents, messages(&out.messages))
+    (out.stats["active_agents"], messages(&out.messages))
 }
 
 #[test]

@@ -7,20 +7,25 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use recagent::behaviour::{
-    Answer, Ask, BackendError, Behaviour, BehaviourBackend, Context, Feeling, PageAction,
-    PostDraft, Request, SocialAction, Utterance,
-};
+use recagent::behaviour::scripted::ScriptedBackend;
+use recagent::behaviour::{Feeling, PageAction, PostDraft, SocialAction, Utterance};
 use recagent::catalog::Catalog;
 use recagent::clock::SimClock;
-use recagent::components::{
-    Engagement, EngagementKind, Histories, Inbox, Memory, ObservationKind, TopAction,
-};
+use recagent::components::{Engagement, EngagementKind, Histories, Memory, ObservationKind};
 use recagent::config::SimConfig;
+use recagent::decision::chat::Chat;
+use recagent::decision::feel::Feel;
+use recagent::decision::page::Page;
+use recagent::decision::post::Post;
+use recagent::decision::social::Social;
+use recagent::decision::top::{Top, TopAction};
+use recagent::decision::Script;
 use recagent::ids::{ItemId, UserId};
 use recagent::io::data::{load_items, Source};
-use recagent::sim::{PostBoard, Sim};
+use recagent::sim::{Sim, SimBuilder};
 use recagent::social::detect_mentions;
+use recagent::systems::broadcast::{Inbox, PostBoard};
+use recagent::systems::chat::ChatSettings;
 use recagent::world::Roster;
 
 use crate::common::{messages, paths, shared};
@@ -32,67 +37,57 @@ const ITEMS: &str = "id,title,genre,description\n\
 
 /// Every decision fixed by the test; the `available` lists offered to social agents are recorded.
 #[derive(Default)]
-struct Script {
+struct Plan {
     top: BTreeMap<u32, TopAction>,
     social: BTreeMap<u32, SocialAction>,
     offered: Mutex<Vec<(u32, Vec<UserId>)>>,
 }
 
-struct Scripted(Arc<Script>);
-
-impl BehaviourBackend for Scripted {
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-    fn answer_batch(
-        &self,
-        _: &Context<'_>,
-        batch: &[Request<'_>],
-    ) -> Vec<Result<Answer, BackendError>> {
-        let s = &self.0;
-        batch
-            .iter()
-            .map(|r| {
-                let u = r.agent.id.0;
-                Ok(match &r.ask {
-                    Ask::TopLevel => Answer::Top(*s.top.get(&u).unwrap_or(&TopAction::Nothing)),
-                    Ask::Page { .. } => Answer::Page(PageAction::Leave),
-                    Ask::Feel { .. } => Answer::Feel(Feeling {
-                        rating: 3,
-                        text: "ok".into(),
-                    }),
-                    Ask::Social { available } => {
-                        s.offered.lock().unwrap().push((u, available.to_vec()));
-                        Answer::Social(*s.social.get(&u).unwrap_or(&SocialAction::Post))
-                    }
-                    // LLM-like text: no ids given, so the engine detects the mentions.
-                    Ask::Chat { partner, .. } => Answer::Chat(vec![
-                        Utterance {
-                            speaker: r.agent.id,
-                            text: "Have you seen <Matrix>?".into(),
-                            mentions: vec![],
-                        },
-                        Utterance {
-                            speaker: partner.id,
-                            text: "Yes, The Matrix (1999) and Toy Story are great.".into(),
-                            mentions: vec![],
-                        },
-                    ]),
-                    Ask::Post => Answer::Post(PostDraft {
-                        text: "Everyone should watch \"the matrix\"!".into(),
-                        mentions: vec![],
-                    }),
-                    // Memory steps: the engine's deterministic fallback.
-                    _ => recagent::behaviour::fallback(r),
+/// The scripted backend of `plan`: memory steps get their kinds' fallbacks.
+fn backend(plan: &Arc<Plan>) -> ScriptedBackend {
+    let (top, social) = (plan.clone(), plan.clone());
+    ScriptedBackend::new(
+        Script::new()
+            .on::<Top>(move |r, _| Some(*top.top.get(&r.agent.id.0).unwrap_or(&TopAction::Nothing)))
+            .on::<Page>(|_, _| Some(PageAction::Leave))
+            .on::<Feel>(|_, _| {
+                Some(Feeling {
+                    rating: 3,
+                    text: "ok".into(),
                 })
             })
-            .collect()
-    }
+            .on::<Social>(move |r, _| {
+                let u = r.agent.id.0;
+                social.offered.lock().unwrap().push((u, r.ask.to_vec()));
+                Some(*social.social.get(&u).unwrap_or(&SocialAction::Post))
+            })
+            // LLM-like text: no ids given, so the engine detects the mentions.
+            .on::<Chat>(|r, _| {
+                Some(vec![
+                    Utterance {
+                        speaker: r.agent.id,
+                        text: "Have you seen <Matrix>?".into(),
+                        mentions: vec![],
+                    },
+                    Utterance {
+                        speaker: r.ask.partner.id,
+                        text: "Yes, The Matrix (1999) and Toy Story are great.".into(),
+                        mentions: vec![],
+                    },
+                ])
+            })
+            .on::<Post>(|_, _| {
+                Some(PostDraft {
+                    text: "Everyone should watch \"the matrix\"!".into(),
+                    mentions: vec![],
+                })
+            }),
+    )
 }
 
 /// A world of `n` agents (`U<i>`, ids 0..n) with the given undirected edges, the three-item
 /// catalogue above and the scripted backend.
-fn world(dir: &Path, n: u32, edges: &[(u32, u32)], extra: &str, script: &Arc<Script>) -> Sim {
+fn world(dir: &Path, n: u32, edges: &[(u32, u32)], extra: &str, script: &Arc<Plan>) -> Sim {
     let mut users = String::from("id,name,gender,age,traits,status,interest,feature\n");
     for i in 0..n {
         users.push_str(&format!(
@@ -113,11 +108,11 @@ fn world(dir: &Path, n: u32, edges: &[(u32, u32)], extra: &str, script: &Arc<Scr
     let cfg = SimConfig::from_yaml(&text, "test", dir.to_path_buf()).unwrap();
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let mut sim = Sim::new(cfg, paths(&out)).unwrap();
-    sim.app
-        .world_mut()
-        .insert_resource(Behaviour(Box::new(Scripted(script.clone()))));
-    sim
+    SimBuilder::new(cfg)
+        .outputs(paths(&out))
+        .backend(Box::new(backend(script)))
+        .build()
+        .unwrap()
 }
 
 fn get<C: bevy_ecs::component::Component + Clone>(sim: &Sim, u: u32) -> C {
@@ -144,7 +139,7 @@ fn messages_of(dir: &Path) -> Vec<(u32, i64, String, String)> {
 fn chat_only_between_available_related_agents_and_both_remember_it() {
     let tmp = tempfile::tempdir().unwrap();
     // 0 knows 1, 2, 3; 1 knows 2; 4 knows 5. Agent 3 is watching through round 1.
-    let script = Arc::new(Script {
+    let script = Arc::new(Plan {
         top: [(0, TopAction::Social), (1, TopAction::Social)].into(),
         social: [
             (
@@ -192,8 +187,8 @@ fn chat_only_between_available_related_agents_and_both_remember_it() {
         ]
     );
     // 0 books 2 first (id order); 1 then finds 2 busy and leaves.
-    let st = sim.stats().clone();
-    assert_eq!((st.chats, st.chat_lines, st.posts), (1, 2, 0));
+    let st = sim.counters().snapshot();
+    assert_eq!((st["chats"], st["chat_lines"], st["posts"]), (1, 2, 0));
     let msgs = messages_of(tmp.path());
     let has = |agent: i64, action: &str, content: &str| {
         msgs.iter()
@@ -248,7 +243,7 @@ fn chat_only_between_available_related_agents_and_both_remember_it() {
     assert_eq!(m0.item, Some(ItemId(1)));
     // Mentions detected in the text: line 1 names the Matrix (heard by 2), line 2 the Matrix and
     // Toy Story (heard by 0), all in round 1.
-    assert_eq!(st.mentions, 3);
+    assert_eq!(st["mentions"], 3);
     assert_eq!(get::<Histories>(&sim, 2).heard, vec![(ItemId(1), 1)]);
     assert_eq!(
         get::<Histories>(&sim, 0).heard,
@@ -263,7 +258,7 @@ fn chat_only_between_available_related_agents_and_both_remember_it() {
 #[test]
 fn a_post_reaches_exactly_the_authors_contacts() {
     let tmp = tempfile::tempdir().unwrap();
-    let script = Arc::new(Script {
+    let script = Arc::new(Plan {
         top: [(0, TopAction::Social)].into(),
         ..Default::default()
     });
@@ -281,8 +276,8 @@ fn a_post_reaches_exactly_the_authors_contacts() {
     for u in [0, 4, 5] {
         assert!(get::<Inbox>(&sim, u).0.is_empty(), "non-contact {u}");
     }
-    let st = sim.stats().clone();
-    assert_eq!((st.posts, st.deliveries, st.mentions), (1, 3, 1));
+    let st = sim.counters().snapshot();
+    assert_eq!((st["posts"], st["deliveries"], st["mentions"]), (1, 3, 1));
     sim.step().unwrap();
     let msgs = messages_of(tmp.path());
     assert!(msgs.iter().any(|m| m
@@ -332,7 +327,7 @@ fn a_post_reaches_exactly_the_authors_contacts() {
 #[test]
 fn a_500_contact_post_completes_within_the_round() {
     let tmp = tempfile::tempdir().unwrap();
-    let script = Arc::new(Script {
+    let script = Arc::new(Plan {
         top: [(0, TopAction::Social)].into(),
         ..Default::default()
     });
@@ -340,8 +335,8 @@ fn a_500_contact_post_completes_within_the_round() {
     let mut sim = world(tmp.path(), 502, &edges, "", &script);
     sim.step().unwrap();
     // Delivered within round 1: exactly the 500 contacts, not agent 501.
-    let st = sim.stats().clone();
-    assert_eq!((st.posts, st.deliveries), (1, 500));
+    let st = sim.counters().snapshot();
+    assert_eq!((st["posts"], st["deliveries"]), (1, 500));
     for u in 1..=500 {
         assert_eq!(get::<Inbox>(&sim, u).0.len(), 1, "contact {u}");
     }
@@ -380,7 +375,7 @@ fn a_500_contact_post_completes_within_the_round() {
 fn social_random_contacts_adds_exactly_k_non_contacts() {
     for k in [0u32, 5] {
         let tmp = tempfile::tempdir().unwrap();
-        let script = Arc::new(Script {
+        let script = Arc::new(Plan {
             top: [(0, TopAction::Social), (7, TopAction::Social)].into(),
             ..Default::default()
         });
@@ -450,7 +445,7 @@ fn mentions_on_real_catalogues() {
 fn a_chat_longer_than_the_interval_keeps_both_busy_next_round() {
     let tmp = tempfile::tempdir().unwrap();
     // Interval 1 h, chat 2 h: in round 2 (minute 60) agents 0 and 2 are still chatting.
-    let script = Arc::new(Script {
+    let script = Arc::new(Plan {
         top: [(0, TopAction::Social), (1, TopAction::Social)].into(),
         social: [(
             0,
@@ -475,7 +470,7 @@ fn a_chat_longer_than_the_interval_keeps_both_busy_next_round() {
     let offered = script.offered.lock().unwrap().clone();
     // 0 is itself chatting: no partner; 1 is offered only 3 (0 and 2 are busy).
     assert_eq!(offered, vec![(0, vec![]), (1, vec![UserId(3)])]);
-    assert_eq!(sim.stats().chats, 1, "no second chat for 0");
+    assert_eq!(sim.counters().get("chats"), 1, "no second chat for 0");
 }
 
 #[test]
@@ -504,23 +499,29 @@ fn social_keys_are_validated() {
             "(0, 1000]",
         ),
     ] {
-        let e = SimConfig::from_yaml(yaml, "t", ".".into())
-            .unwrap_err()
-            .to_string();
+        let cfg = SimConfig::from_yaml(yaml, "t", ".".into());
+        let e = match cfg {
+            Err(e) => e.to_string(),
+            Ok(c) => SimBuilder::new(c).check().unwrap_err().to_string(),
+        };
         assert!(e.contains(key) && e.contains(range), "{yaml}: {e}");
     }
     let ok = SimConfig::from_yaml(
         "social_random_contacts: 3\nchat_hours: [0.25, 1]\nchat_max_turns: 2\npost_minutes: 0\n",
         "t",
-        ".".into(),
+        env!("CARGO_MANIFEST_DIR").into(),
     )
     .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::new(ok, paths(tmp.path())).unwrap();
+    let chat = sim.settings::<ChatSettings>();
     assert_eq!(
         (
-            ok.social_random_contacts,
-            ok.chat_hours,
-            ok.chat_max_turns,
-            ok.post_minutes
+            chat.social_random_contacts,
+            chat.chat_hours.clone(),
+            chat.chat_max_turns,
+            sim.settings::<recagent::systems::broadcast::BroadcastSettings>()
+                .post_minutes
         ),
         (3, vec![0.25, 1.0], 2, 0)
     );
@@ -529,7 +530,7 @@ fn social_keys_are_validated() {
 #[test]
 fn dialogue_is_cut_to_max_turns_and_length_snapped_to_chat_hours() {
     let tmp = tempfile::tempdir().unwrap();
-    let script = Arc::new(Script {
+    let script = Arc::new(Plan {
         top: [(0, TopAction::Social)].into(),
         social: [(
             0,
@@ -543,9 +544,9 @@ fn dialogue_is_cut_to_max_turns_and_length_snapped_to_chat_hours() {
     });
     let mut sim = world(tmp.path(), 2, &[(0, 1)], "chat_max_turns: 1\n", &script);
     sim.step().unwrap();
-    let st = sim.stats().clone();
+    let st = sim.counters().snapshot();
     // One utterance kept ("Have you seen <Matrix>?"), so one mention, heard by 1 only.
-    assert_eq!((st.chats, st.chat_lines, st.mentions), (1, 1, 1));
+    assert_eq!((st["chats"], st["chat_lines"], st["mentions"]), (1, 1, 1));
     assert_eq!(get::<Histories>(&sim, 1).heard, vec![(ItemId(1), 1)]);
     assert!(get::<Histories>(&sim, 0).heard.is_empty());
     // 45 minutes is not among 0.5 / 1 / 2 h: snapped to 30 (tie → shorter), counted.
@@ -554,7 +555,7 @@ fn dialogue_is_cut_to_max_turns_and_length_snapped_to_chat_hours() {
         .app
         .world()
         .resource::<recagent::behaviour::BehaviourStats>()
-        .fallbacks[recagent::behaviour::Phase::Chat as usize];
+        .fallbacks_of("social");
     assert_eq!(fallbacks, 1);
 }
 
@@ -563,13 +564,14 @@ fn strangers_are_reproducible_and_never_the_initiator() {
     // The offline model over the demo data with 3 strangers per social agent and round: two runs
     // are byte-identical, and no agent chats with itself.
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut cfg = crate::common::demo_config();
-    cfg.social_random_contacts = 3;
+    let mut cfg = crate::common::demo_config()
+        .with_overrides(&[("social_random_contacts".into(), "3".into())])
+        .unwrap();
     cfg.round = 4;
     let ra = crate::common::run(cfg.clone(), a.path());
     let rb = crate::common::run(cfg, b.path());
     assert_eq!(ra.messages, rb.messages);
-    assert!(ra.stats.chats > 0, "the demo run holds chats");
+    assert!(ra.stats["chats"] > 0, "the demo run holds chats");
     for (_, agent, action, content) in messages(&ra.messages) {
         if action == "CHAT" && content.contains(" is chatting with ") {
             let id: i64 = content

@@ -1,0 +1,233 @@
+//! The core configuration's section and value types: the recommender model, execution mode,
+//! backend, and the LLM backend's `llm_options:` section.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Which recommender model serves pages (`rec_model`, RecAgent §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecModel {
+    /// Uniformly random unexposed items (seeded per user and round).
+    Random,
+    /// Most-interacted items first (watches, then ids), from the initial data plus the run so far.
+    Popularity,
+    /// Matrix factorisation trained with BPR (RecAgent's default; `epoch_num`, `batch_size`,
+    /// `embedding_size`, `lr`).
+    #[serde(alias = "mf")]
+    MF,
+    /// Item-based k-nearest-neighbours, cosine similarity.
+    #[serde(alias = "itemknn")]
+    ItemKNN,
+    /// LightGCN (3 propagation layers), trained with BPR like MF.
+    #[serde(alias = "lightgcn")]
+    LightGCN,
+    /// Content-based: genre-vector similarity to the user's liked genres and watch history.
+    #[serde(alias = "content")]
+    Content,
+    /// Slates from an HTTP endpoint (`rec_external_url`), JSON in and out.
+    #[serde(alias = "external")]
+    External,
+}
+
+/// `execution_mode`: `parallel` spreads per-agent behaviour work over the cores; `serial` runs it on
+/// one thread. Both give byte-identical outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    /// One thread.
+    Serial,
+    /// A rayon pool over the cores.
+    Parallel,
+}
+
+/// Which behaviour backend answers the agents' decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The embedded stochastic user model (no LLM, no network). The default.
+    Offline,
+    /// OpenAI-compatible LLM servers (`api_bases`, `llm`, `llm_options`; see `src/llm/`).
+    Llm,
+    /// Answers from a recorded transcript (`transcript_path`), offline and byte for byte.
+    Replay,
+}
+
+/// Which wire protocol to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `POST {base}/chat/completions` with `messages` (instruction-tuned models).
+    #[default]
+    Chat,
+    /// `POST {base}/completions` with one `prompt` string (base models without a chat template).
+    Completions,
+}
+
+/// Settings of the `llm` and `replay` backends (config section `llm_options:`). The model
+/// (`llm`), `api_bases`, `api_keys`, `temperature`, `max_token` and `max_retries` are RecAgent's
+/// top-level keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmOptions {
+    /// `chat` (`/chat/completions`) or `completions` (`/completions`, for base models).
+    pub protocol: Protocol,
+    /// Model name per entry of `api_bases` (same order); empty or shorter = `llm` for the rest.
+    pub models: Vec<String>,
+    /// Directory holding the prompt templates (`top.txt`, `page.txt`, ...). Empty = the copies
+    /// embedded from `config/prompts/`.
+    pub prompt_dir: Option<PathBuf>,
+    /// Most estimated tokens (`chars / 4`) per prompt; memories are dropped first to fit;
+    /// 100..=1,000,000.
+    pub prompt_token_budget: u32,
+    /// Whole-request timeout, seconds; (0, 3600].
+    pub request_timeout_secs: f64,
+    /// TCP connect timeout, seconds; (0, 600].
+    pub connect_timeout_secs: f64,
+    /// Concurrent requests per endpoint (`api_bases x api_keys`); 1..=65,536.
+    pub max_in_flight_per_endpoint: u32,
+    /// Corrective retries after an unparseable answer; 0..=5.
+    pub parse_retries: u32,
+    /// First retry backoff, milliseconds (doubled per retry, with jitter); 0..=600,000.
+    pub backoff_base_ms: u64,
+    /// Longest wait between tries, milliseconds (also caps `Retry-After`); backoff_base_ms..=600,000.
+    pub backoff_max_ms: u64,
+    /// Send `seed` (the run's seed) in requests, for servers that take it.
+    pub send_seed: bool,
+    /// Stop sequences sent with every request (none when empty).
+    pub stop: Vec<String>,
+    /// Tokio worker threads of the bridge runtime; 0..=64. 0 = a current-thread runtime: the
+    /// calls are driven on the simulation thread while the phase waits (least CPU per call,
+    /// one core); n >= 1 = n worker threads (parsing then overlaps the network I/O).
+    pub worker_threads: u32,
+    /// Reuse answers of identical earlier requests (same model, parameters and conversation)
+    /// at `temperature: 0`; ignored, with a warning, at other temperatures or when endpoints
+    /// serve different models. Hits are marked `cached` in the transcript and cost nothing; a
+    /// conversation repeated inside one batch is sent once.
+    pub response_cache: bool,
+    /// The cache file (JSON Lines, kept between runs that name it; relative to the config file).
+    /// Default `<output_dir>/llm-cache.jsonl`.
+    pub response_cache_path: Option<PathBuf>,
+    /// Price per million prompt tokens (any currency; 0 = no cost report); >= 0.
+    pub price_prompt_per_mtok: f64,
+    /// Price per million completion tokens; >= 0.
+    pub price_completion_per_mtok: f64,
+}
+
+impl Default for LlmOptions {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Chat,
+            models: Vec::new(),
+            prompt_dir: None,
+            prompt_token_budget: 3000,
+            request_timeout_secs: 120.0,
+            connect_timeout_secs: 10.0,
+            max_in_flight_per_endpoint: 16,
+            parse_retries: 1,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            send_seed: true,
+            stop: Vec::new(),
+            worker_threads: 0,
+            response_cache: false,
+            response_cache_path: None,
+            price_prompt_per_mtok: 0.0,
+            price_completion_per_mtok: 0.0,
+        }
+    }
+}
+
+impl LlmOptions {
+    /// Checks ranges. Returns `(key, message)` for the first problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: String| Err((k.to_string(), m));
+        if !(100..=1_000_000).contains(&self.prompt_token_budget) {
+            return bad(
+                "prompt_token_budget",
+                format!(
+                    "{} is out of range: allowed 100..=1000000",
+                    self.prompt_token_budget
+                ),
+            );
+        }
+        if !(self.request_timeout_secs > 0.0 && self.request_timeout_secs <= 3600.0) {
+            return bad(
+                "request_timeout_secs",
+                format!(
+                    "{} is out of range: allowed (0, 3600]",
+                    self.request_timeout_secs
+                ),
+            );
+        }
+        if !(self.connect_timeout_secs > 0.0 && self.connect_timeout_secs <= 600.0) {
+            return bad(
+                "connect_timeout_secs",
+                format!(
+                    "{} is out of range: allowed (0, 600]",
+                    self.connect_timeout_secs
+                ),
+            );
+        }
+        if !(1..=65_536).contains(&self.max_in_flight_per_endpoint) {
+            return bad(
+                "max_in_flight_per_endpoint",
+                format!(
+                    "{} is out of range: allowed 1..=65536",
+                    self.max_in_flight_per_endpoint
+                ),
+            );
+        }
+        if self.parse_retries > 5 {
+            return bad(
+                "parse_retries",
+                format!("{} is out of range: allowed 0..=5", self.parse_retries),
+            );
+        }
+        if self.backoff_base_ms > 600_000 {
+            return bad(
+                "backoff_base_ms",
+                format!(
+                    "{} is out of range: allowed 0..=600000",
+                    self.backoff_base_ms
+                ),
+            );
+        }
+        if !(self.backoff_base_ms..=600_000).contains(&self.backoff_max_ms) {
+            return bad(
+                "backoff_max_ms",
+                format!(
+                    "{} is out of range: allowed backoff_base_ms ({})..=600000",
+                    self.backoff_max_ms, self.backoff_base_ms
+                ),
+            );
+        }
+        if self.worker_threads > 64 {
+            return bad(
+                "worker_threads",
+                format!("{} is out of range: allowed 0..=64", self.worker_threads),
+            );
+        }
+        for (k, v) in [
+            ("price_prompt_per_mtok", self.price_prompt_per_mtok),
+            ("price_completion_per_mtok", self.price_completion_per_mtok),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(k, format!("{v} is out of range: allowed >= 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cost of `u` at the configured prices.
+    pub fn cost(&self, u: crate::llm::Usage) -> f64 {
+        (u.prompt_tokens as f64 * self.price_prompt_per_mtok
+            + u.completion_tokens as f64 * self.price_completion_per_mtok)
+            / 1e6
+    }
+
+    /// True when prices are set.
+    pub fn has_prices(&self) -> bool {
+        self.price_prompt_per_mtok > 0.0 || self.price_completion_per_mtok > 0.0
+    }
+}

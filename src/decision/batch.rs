@@ -1,0 +1,223 @@
+//! One batch of requests of one decision kind, behind an object-safe trait ([`Batch`]) so that
+//! backends (offline, LLM, replay, scripted) are written once for every kind.
+//!
+//! A backend answers by filling the batch's slots: with the offline model
+//! ([`Batch::answer_offline`]), with parsed text ([`Batch::render`] then [`Batch::accept`]),
+//! with a test script ([`Batch::answer_scripted`]), or with a failure ([`Batch::fail`]). The
+//! caller ([`crate::behaviour::Behaviour::ask`]) then validates every answer with
+//! [`super::Decision::fits`] and replaces failures and misfits by the kind's fallback.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::offline::{Offline, OfflineParams};
+use super::parse::{clean, ParseError};
+use super::prompt::{Prompts, Rendered};
+use super::{Context, Decision, Phase, Request, RequestKey};
+
+/// A failed request (the caller falls back and counts it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// Batches of more requests than this are answered on the rayon pool by the offline model
+/// (when `execution_mode: parallel`); below it, the pool's overhead outweighs the work.
+pub const PARALLEL_THRESHOLD: usize = 256;
+
+/// A batch of requests of one kind, in key order, seen by a backend.
+pub trait Batch: Sync {
+    /// The kind ([`Decision::KIND`]).
+    fn kind(&self) -> &'static str;
+    /// The kind's phase.
+    fn phase(&self) -> Phase;
+    /// Number of requests.
+    fn len(&self) -> usize;
+    /// True for an empty batch.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The key of request `i`.
+    fn key(&self, i: usize) -> RequestKey;
+    /// [`Decision::TYPICAL_COMPLETION_TOKENS`].
+    fn typical_completion_tokens(&self) -> u64;
+    /// Answers every unanswered request with the offline model (on the rayon pool when
+    /// `parallel` and the batch is large).
+    fn answer_offline(&self, ctx: &Context<'_>, params: &OfflineParams, parallel: bool);
+    /// Answers the requests `script` has a handler for; the others as `script` says
+    /// (fallback or offline model).
+    fn answer_scripted(&self, script: &Script, ctx: &Context<'_>, params: &OfflineParams);
+    /// Renders request `i`'s prompt (and keeps what parsing its answer needs).
+    fn render(&self, i: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered;
+    /// Parses `raw` as the answer to request `i` (rendered before) and keeps it when it parses
+    /// and fits the request.
+    ///
+    /// # Errors
+    /// [`ParseError`] for an empty, unparseable or ill-fitting answer (nothing is kept).
+    fn accept(&self, i: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError>;
+    /// Records that request `i` failed (kept unless it has an answer already).
+    fn fail(&self, i: usize, why: BackendError);
+    /// True when request `i` has an answer or a failure.
+    fn is_answered(&self, i: usize) -> bool;
+}
+
+/// The batch of one kind: the requests and one answer slot each.
+pub struct DecisionBatch<'r, 'a, D: Decision> {
+    requests: &'r [Request<'a, D>],
+    specs: Vec<OnceLock<D::Spec>>,
+    answers: Vec<OnceLock<Result<D::Answer, BackendError>>>,
+}
+
+impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
+    /// An unanswered batch of `requests`.
+    pub fn new(requests: &'r [Request<'a, D>]) -> Self {
+        Self {
+            requests,
+            specs: (0..requests.len()).map(|_| OnceLock::new()).collect(),
+            answers: (0..requests.len()).map(|_| OnceLock::new()).collect(),
+        }
+    }
+    /// The requests.
+    pub fn requests(&self) -> &'r [Request<'a, D>] {
+        self.requests
+    }
+    /// Stores an answer for request `i` (ignored when it has one).
+    pub fn set(&self, i: usize, answer: Result<D::Answer, BackendError>) {
+        let _ = self.answers[i].set(answer);
+    }
+    /// The answers, `None` where a backend left a request unanswered.
+    pub fn into_answers(self) -> Vec<Option<Result<D::Answer, BackendError>>> {
+        self.answers.into_iter().map(OnceLock::into_inner).collect()
+    }
+}
+
+impl<D: Decision> Batch for DecisionBatch<'_, '_, D> {
+    fn kind(&self) -> &'static str {
+        D::KIND
+    }
+    fn phase(&self) -> Phase {
+        D::PHASE
+    }
+    fn len(&self) -> usize {
+        self.requests.len()
+    }
+    fn key(&self, i: usize) -> RequestKey {
+        self.requests[i].key
+    }
+    fn typical_completion_tokens(&self) -> u64 {
+        D::TYPICAL_COMPLETION_TOKENS
+    }
+    fn answer_offline(&self, ctx: &Context<'_>, params: &OfflineParams, parallel: bool) {
+        let one = |i: usize| {
+            if self.answers[i].get().is_none() {
+                let r = &self.requests[i];
+                let a = D::offline(r, &mut Offline::for_key(ctx, params, &r.key));
+                self.set(i, Ok(a));
+            }
+        };
+        if parallel && self.requests.len() > PARALLEL_THRESHOLD {
+            (0..self.requests.len()).into_par_iter().for_each(one);
+        } else {
+            (0..self.requests.len()).for_each(one);
+        }
+    }
+    fn answer_scripted(&self, script: &Script, ctx: &Context<'_>, params: &OfflineParams) {
+        let handler = script
+            .handlers
+            .get(D::KIND)
+            .and_then(|h| h.downcast_ref::<Handler<D>>());
+        for (i, r) in self.requests.iter().enumerate() {
+            if let Some(a) = handler.and_then(|h| h(r, ctx)) {
+                self.set(i, Ok(a));
+            } else if script.unscripted == Unscripted::Offline {
+                let a = D::offline(r, &mut Offline::for_key(ctx, params, &r.key));
+                self.set(i, Ok(a));
+            } else {
+                self.set(i, Ok(D::fallback(r)));
+            }
+        }
+    }
+    fn render(&self, i: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered {
+        let (rendered, spec) = prompts.render(ctx, &self.requests[i]);
+        let _ = self.specs[i].set(spec);
+        rendered
+    }
+    fn accept(&self, i: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError> {
+        let spec = self.specs[i]
+            .get()
+            .ok_or_else(|| ParseError("no prompt was rendered".into()))?;
+        let text = clean(raw);
+        if text.is_empty() {
+            return Err(ParseError("the answer was empty".into()));
+        }
+        let a = D::parse(spec, &text, ctx.catalog)?;
+        if !D::fits(&self.requests[i], &a) {
+            return Err(ParseError(
+                "the answer does not fit the options offered".into(),
+            ));
+        }
+        self.set(i, Ok(a));
+        Ok(())
+    }
+    fn fail(&self, i: usize, why: BackendError) {
+        self.set(i, Err(why));
+    }
+    fn is_answered(&self, i: usize) -> bool {
+        self.answers[i].get().is_some()
+    }
+}
+
+/// A scripted answer for one request: `None` leaves it to [`Script`]'s default.
+pub type Handler<D> =
+    Box<dyn Fn(&Request<'_, D>, &Context<'_>) -> Option<<D as Decision>::Answer> + Send + Sync>;
+
+/// What a script does with a request it has no answer for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Unscripted {
+    /// The kind's deterministic fallback (counted as an answer, not as a fallback).
+    #[default]
+    Fallback,
+    /// The offline model's answer.
+    Offline,
+}
+
+/// Fixed answers for tests and benches, per decision kind (see
+/// [`crate::behaviour::scripted::ScriptedBackend`]).
+#[derive(Default)]
+pub struct Script {
+    handlers: BTreeMap<&'static str, Box<dyn Any + Send + Sync>>,
+    /// What unscripted requests get.
+    pub unscripted: Unscripted,
+}
+
+impl Script {
+    /// An empty script: every request gets its kind's fallback.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Unscripted requests get the offline model's answer instead of the fallback.
+    pub fn offline_otherwise(mut self) -> Self {
+        self.unscripted = Unscripted::Offline;
+        self
+    }
+    /// Answers requests of kind `D` with `f` (`None`: the default for unscripted requests).
+    pub fn on<D: Decision>(
+        mut self,
+        f: impl Fn(&Request<'_, D>, &Context<'_>) -> Option<D::Answer> + Send + Sync + 'static,
+    ) -> Self {
+        let h: Handler<D> = Box::new(f);
+        self.handlers.insert(D::KIND, Box::new(h));
+        self
+    }
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("kinds", &self.handlers.keys().collect::<Vec<_>>())
+            .field("unscripted", &self.unscripted)
+            .finish()
+    }
+}

@@ -1,0 +1,308 @@
+//! Decisions: every choice an agent makes is a typed request of one *decision kind*, answered by
+//! a behaviour backend ([`crate::behaviour`]) in one batch per phase step.
+//!
+//! A kind is one file here implementing [`Decision`]: its name (the prompt template
+//! `config/prompts/<name>.txt`), its request phase, the question (`Ask`), the answer type, how an
+//! answer is validated, its deterministic fallback, its prompt variables and parser (LLM
+//! backend), its offline answer (the offline user model, [`offline`]) and its typical answer
+//! length (cost estimate). The bridge, the transcript, the replay, the offline dispatch and the
+//! cost estimate are generic over the trait ([`batch`]); nothing outside a kind's file matches on
+//! kinds. [`BuiltinDecisions`] registers the shipped kinds, one line each.
+//!
+//! # Determinism
+//! A request's identity is its [`RequestKey`] `(round, phase, user, step)`: systems build batches
+//! in key order and apply answers in that order; the offline model draws from a stream derived
+//! from the key, so which backend answered, and in what order work finished, never changes a
+//! result.
+
+pub mod batch;
+pub mod offline;
+pub mod parse;
+pub mod prompt;
+pub mod registry;
+
+pub mod chat;
+pub mod compress;
+pub mod feel;
+pub mod importance;
+pub mod insight;
+pub mod page;
+pub mod post;
+pub mod reflect_insights;
+pub mod reflect_topic;
+pub mod social;
+pub mod top;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::clock::SimClock;
+use crate::components::{Histories, Memory, Profile, Relationships, Taste};
+use crate::ids::UserId;
+
+pub use batch::{BackendError, Batch, DecisionBatch, Script};
+pub use offline::{Offline, OfflineParams};
+pub use parse::ParseError;
+pub use prompt::{PromptVars, Prompts, Rendered};
+pub use registry::{DecisionKinds, KindInfo};
+
+/// One decision kind. Implemented by a unit type per kind (`struct Page;`), one file each.
+///
+/// # Example
+/// A kind whose agents answer yes or no, offline with probability `p` from the question:
+/// ```
+/// use recagent::decision::{Decision, Offline, ParseError, Phase, PromptVars, Request};
+/// use rand::Rng;
+///
+/// pub struct YesNo;
+/// impl Decision for YesNo {
+///     const KIND: &'static str = "yes_no";
+///     const PHASE: Phase = Phase::new("YesNo", 40);
+///     const TEMPLATE: &'static str = "{context}\n{question} Answer YES or NO.";
+///     const TYPICAL_COMPLETION_TOKENS: u64 = 2;
+///     type Ask<'a> = (&'a str, f64);
+///     type Answer = bool;
+///     type Spec = ();
+///     fn fallback(_: &Request<'_, Self>) -> bool {
+///         false
+///     }
+///     fn offline(req: &Request<'_, Self>, m: &mut Offline<'_>) -> bool {
+///         m.rng.random::<f64>() < req.ask.1
+///     }
+///     fn prompt(req: &Request<'_, Self>, vars: &mut PromptVars<'_>) {
+///         vars.set("question", req.ask.0);
+///     }
+///     fn parse(_: &(), text: &str, _: &recagent::catalog::Catalog) -> Result<bool, ParseError> {
+///         match text.trim().to_ascii_uppercase().as_str() {
+///             "YES" => Ok(true),
+///             "NO" => Ok(false),
+///             _ => Err(ParseError("expected YES or NO".into())),
+///         }
+///     }
+/// }
+/// ```
+pub trait Decision: Sized + Send + Sync + 'static {
+    /// Kind name: the prompt template `config/prompts/<KIND>.txt`, the request and fallback
+    /// counters, token usage and logs. Lower case, unique among the registered kinds.
+    const KIND: &'static str;
+    /// The request phase (part of every key; see [`Phase`]).
+    const PHASE: Phase;
+    /// The embedded prompt template (`{name}` placeholders; `{context}` is the shared agent
+    /// context). A `llm_options.prompt_dir` file `<KIND>.txt` replaces it.
+    const TEMPLATE: &'static str;
+    /// Typical answer length in tokens, for the cost estimate before an LLM run.
+    const TYPICAL_COMPLETION_TOKENS: u64;
+    /// The question, borrowed from the world for the duration of one batch.
+    type Ask<'a>: Send + Sync + fmt::Debug;
+    /// The answer.
+    type Answer: Clone + fmt::Debug + Send + Sync + 'static;
+    /// What parsing an answer needs to know about its request (owned: no borrows of the world).
+    type Spec: Send + Sync + 'static;
+
+    /// True when `answer` is a valid answer to `req` (an index on the page, a partner that is
+    /// available, a rating in range). An answer that does not fit is replaced by the fallback
+    /// and counted; with the LLM backend it first gets a corrective retry.
+    fn fits(req: &Request<'_, Self>, answer: &Self::Answer) -> bool {
+        let _ = (req, answer);
+        true
+    }
+    /// The deterministic answer used when the backend failed or its answer did not fit ("do
+    /// nothing", leave, a neutral rating).
+    fn fallback(req: &Request<'_, Self>) -> Self::Answer;
+    /// The offline user model's answer, drawing only from `m.rng` (seeded by the key).
+    fn offline(req: &Request<'_, Self>, m: &mut Offline<'_>) -> Self::Answer;
+    /// Sets the template variables of the kind (the agent's context is already set) and returns
+    /// what the parser will need.
+    fn prompt(req: &Request<'_, Self>, vars: &mut PromptVars<'_>) -> Self::Spec;
+    /// Parses a model's reply (already cleaned by [`parse::clean`] and not empty).
+    ///
+    /// # Errors
+    /// [`ParseError`] naming what was expected; it is sent back in the corrective retry.
+    fn parse(spec: &Self::Spec, text: &str, catalog: &Catalog) -> Result<Self::Answer, ParseError>;
+}
+
+/// The request phase of a decision: a name (written in transcripts) and a numeric code (mixed
+/// into the offline model's random streams). Kinds of one behaviour may share a phase and
+/// tell their requests apart by the key's `step`.
+///
+/// Codes 0..=6 are the built-in phases; a plugin picks an unused code (the registry refuses a
+/// code or name already taken by another phase). Changing a code changes every offline draw of
+/// that phase, so codes are frozen once runs were recorded.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Phase {
+    code: u16,
+    name: &'static str,
+}
+
+impl Phase {
+    /// A phase named `name` with code `code`.
+    pub const fn new(name: &'static str, code: u16) -> Self {
+        Self { code, name }
+    }
+    /// The name (as written in transcripts).
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+    /// The numeric code.
+    pub const fn code(&self) -> u16 {
+        self.code
+    }
+}
+
+impl fmt::Debug for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Serialize for Phase {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+/// Identity and sort key of one request: `(round, phase, user, step)`.
+///
+/// Serialised with the phase's name; read back (transcripts) as a [`RecordedKey`] and resolved
+/// against the registered phases ([`DecisionKinds::resolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct RequestKey {
+    /// Round, 1-based.
+    pub round: u32,
+    /// Phase.
+    pub phase: Phase,
+    /// The deciding agent.
+    pub user: UserId,
+    /// Step within the phase (page decision number, or a sub-kind and sequence number).
+    pub step: u16,
+}
+
+impl RequestKey {
+    /// The key as four integers, for seeding per-request random streams.
+    pub fn as_ids(&self) -> [u64; 4] {
+        [
+            u64::from(self.round),
+            u64::from(self.phase.code),
+            u64::from(self.user.0),
+            u64::from(self.step),
+        ]
+    }
+}
+
+/// A request key as read from a file: the phase by name only.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RecordedKey {
+    /// Round, 1-based.
+    pub round: u32,
+    /// Phase name.
+    pub phase: String,
+    /// The deciding agent.
+    pub user: UserId,
+    /// Step within the phase.
+    pub step: u16,
+}
+
+/// Read-only view of an agent, borrowed from the world for the duration of one batch.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentView<'a> {
+    /// Agent id.
+    pub id: UserId,
+    /// Profile.
+    pub profile: &'a Profile,
+    /// Genre tastes.
+    pub taste: &'a Taste,
+    /// Watched / heard histories.
+    pub histories: &'a Histories,
+    /// Social ties (sorted by id).
+    pub contacts: &'a Relationships,
+    /// Memory.
+    pub memory: &'a Memory,
+}
+
+/// Shared read-only context of a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The catalogue.
+    pub catalog: &'a Catalog,
+    /// The clock.
+    pub clock: &'a SimClock,
+    /// Root seed.
+    pub seed: u64,
+}
+
+/// One request of kind `D`.
+pub struct Request<'a, D: Decision> {
+    /// Key (sort order and random-stream identity).
+    pub key: RequestKey,
+    /// The deciding agent.
+    pub agent: AgentView<'a>,
+    /// The question.
+    pub ask: D::Ask<'a>,
+}
+
+impl<'a, D: Decision> Request<'a, D> {
+    /// A request of `agent` in `round` at `step`, keyed with `D`'s phase.
+    pub fn new(round: u32, step: u16, agent: AgentView<'a>, ask: D::Ask<'a>) -> Self {
+        Self {
+            key: RequestKey {
+                round,
+                phase: D::PHASE,
+                user: agent.id,
+                step,
+            },
+            agent,
+            ask,
+        }
+    }
+}
+
+impl<D: Decision> fmt::Debug for Request<'_, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("kind", &D::KIND)
+            .field("key", &self.key)
+            .field("ask", &self.ask)
+            .finish()
+    }
+}
+
+impl DecisionKinds {
+    /// The shipped kinds, as [`BuiltinDecisions`] registers them.
+    pub fn builtin() -> Self {
+        let mut app = bevy_app::App::empty();
+        app.add_plugins(BuiltinDecisions);
+        app.world()
+            .get_resource::<DecisionKinds>()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Registers the shipped decision kinds (their templates, phases and counters), one line per
+/// kind. Part of [`crate::SimPlugins`].
+pub struct BuiltinDecisions;
+
+impl bevy_app::Plugin for BuiltinDecisions {
+    fn build(&self, app: &mut bevy_app::App) {
+        use crate::plugin::SimApp as _;
+        app.add_decision::<top::Top>()
+            .add_decision::<page::Page>()
+            .add_decision::<feel::Feel>()
+            .add_decision::<social::Social>()
+            .add_decision::<chat::Chat>()
+            .add_decision::<post::Post>()
+            .add_decision::<compress::Compress>()
+            .add_decision::<importance::Importance>()
+            .add_decision::<insight::Insight>()
+            .add_decision::<reflect_topic::ReflectTopic>()
+            .add_decision::<reflect_insights::ReflectInsights>();
+    }
+}

@@ -1,0 +1,217 @@
+//! Plugin settings: a typed resource each plugin reads once from the configuration, from its
+//! own section (`post_ratings: {weight: 2}`) or, for RecAgent's flat keys, from top-level keys
+//! (`page_size: 5`). The core configuration ([`SimConfig`]) keeps every key it does not own in
+//! [`SimConfig::extra`]; a key no plugin claims is an error naming the key and its line.
+//!
+//! The manifest and checkpoints record the *resolved* settings (defaults included), so a
+//! resumed run reads back exactly what the first run used.
+
+use std::collections::BTreeSet;
+
+use bevy_ecs::resource::Resource;
+use bevy_ecs::world::World;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::{ConfigError, SimConfig};
+
+/// A plugin's settings.
+///
+/// # Example
+/// ```
+/// use bevy_ecs::resource::Resource;
+/// use serde::{Deserialize, Serialize};
+///
+/// /// `post_ratings:` section.
+/// #[derive(Resource, Clone, Debug, Serialize, Deserialize)]
+/// #[serde(default, deny_unknown_fields)]
+/// pub struct PostRatingSettings {
+///     /// Weight of closeness in the offline rating; 0..=10.
+///     pub closeness_weight: f64,
+/// }
+/// impl Default for PostRatingSettings {
+///     fn default() -> Self {
+///         Self { closeness_weight: 2.0 }
+///     }
+/// }
+/// impl recagent::plugin::Settings for PostRatingSettings {
+///     const SECTION: Option<&'static str> = Some("post_ratings");
+///     fn validate(&self) -> Result<(), (String, String)> {
+///         if (0.0..=10.0).contains(&self.closeness_weight) {
+///             Ok(())
+///         } else {
+///             Err(("closeness_weight".into(), "allowed 0..=10".into()))
+///         }
+///     }
+/// }
+/// ```
+pub trait Settings: Resource + Clone + Default + Serialize + DeserializeOwned {
+    /// `Some(name)`: the settings are the mapping under the top-level key `name`. `None`: their
+    /// fields are top-level keys (RecAgent's flat layout); field names must not collide with
+    /// other plugins' keys.
+    const SECTION: Option<&'static str>;
+    /// Keys (fields, without the section prefix) that cannot change when a run is resumed or
+    /// branched, each with the reason shown to the user.
+    const FIXED: &'static [(&'static str, &'static str)] = &[];
+    /// Checks ranges and cross-field rules; `Err((field, message))` names the field (without
+    /// the section prefix) and the allowed range.
+    ///
+    /// # Errors
+    /// The first problem found.
+    fn validate(&self) -> Result<(), (String, String)> {
+        Ok(())
+    }
+}
+
+/// How one registered settings type is found in and written back to the configuration.
+pub struct SettingsEntry {
+    /// [`Settings::SECTION`].
+    pub section: Option<&'static str>,
+    /// The top-level keys it claims (its section name, or its field names).
+    pub keys: Vec<String>,
+    /// [`Settings::FIXED`].
+    pub fixed: &'static [(&'static str, &'static str)],
+    to_json: fn(&World) -> serde_json::Value,
+}
+
+/// The registered settings (a world resource).
+#[derive(Resource, Default)]
+pub struct SettingsRegistry {
+    entries: Vec<SettingsEntry>,
+}
+
+impl SettingsRegistry {
+    /// The top-level keys the registered settings claim.
+    pub fn claimed(&self) -> BTreeSet<String> {
+        self.entries.iter().flat_map(|e| e.keys.clone()).collect()
+    }
+
+    /// Why `key` (top level, or `section.field`) cannot change mid-run, if it cannot.
+    pub fn fixed_reason(&self, key: &str) -> Option<&'static str> {
+        self.entries.iter().find_map(|e| {
+            let field = match e.section {
+                Some(s) => key.strip_prefix(s)?.strip_prefix('.')?,
+                None => key,
+            };
+            e.fixed.iter().find(|(k, _)| *k == field).map(|(_, r)| *r)
+        })
+    }
+
+    /// `core` (a configuration as JSON) with every registered settings' resolved values added:
+    /// a section under its name, flat fields at the top level.
+    pub fn merge_into(&self, world: &World, core: &mut serde_json::Value) {
+        let Some(top) = core.as_object_mut() else {
+            return;
+        };
+        for e in &self.entries {
+            let v = (e.to_json)(world);
+            match (e.section, v) {
+                (Some(s), v) => {
+                    top.insert(s.to_string(), v);
+                }
+                (None, serde_json::Value::Object(m)) => top.extend(m),
+                (None, _) => {}
+            }
+        }
+    }
+
+    fn add<S: Settings>(&mut self, keys: Vec<String>) {
+        if self.entries.iter().any(|e| e.keys == keys) {
+            return;
+        }
+        self.entries.push(SettingsEntry {
+            section: S::SECTION,
+            keys,
+            fixed: S::FIXED,
+            to_json: |w| {
+                w.get_resource::<S>()
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .unwrap_or(serde_json::Value::Null)
+            },
+        });
+    }
+}
+
+/// The field names of `S` (from its default value's JSON object).
+fn field_names<S: Settings>() -> Vec<String> {
+    match serde_json::to_value(S::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The first field of `obj` whose value alone does not deserialise into `S` (the culprit of a
+/// failed deserialisation of the whole object).
+fn culprit<S: Settings>(obj: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    obj.iter().find_map(|(k, v)| {
+        let mut one = serde_json::Map::new();
+        one.insert(k.clone(), v.clone());
+        serde_json::from_value::<S>(serde_json::Value::Object(one))
+            .is_err()
+            .then(|| k.clone())
+    })
+}
+
+/// Reads `S` from `cfg`: its section, or its fields at the top level; absent keys take their
+/// defaults. Returns the settings and the top-level keys they claim.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] naming the key (`section.field` for sections), its line when it
+/// came from a file, and what is wrong.
+pub fn resolve<S: Settings>(cfg: &SimConfig) -> Result<(S, Vec<String>), ConfigError> {
+    let (value, keys, prefix) = match S::SECTION {
+        Some(sec) => (
+            cfg.extra
+                .get(sec)
+                .cloned()
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            vec![sec.to_string()],
+            format!("{sec}."),
+        ),
+        None => {
+            let names = field_names::<S>();
+            let obj: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .filter_map(|k| cfg.extra.get(k).map(|v| (k.clone(), v.clone())))
+                .collect();
+            (serde_json::Value::Object(obj), names, String::new())
+        }
+    };
+    let invalid = |key: String, message: String| {
+        let (origin, line) = cfg.origin_of(&key);
+        ConfigError::Invalid {
+            origin,
+            line,
+            key,
+            message,
+        }
+    };
+    let s: S = match serde_json::from_value::<S>(value.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            let key = match (&value, S::SECTION) {
+                (serde_json::Value::Object(m), _) => culprit::<S>(m)
+                    .map(|k| format!("{prefix}{k}"))
+                    .or_else(|| S::SECTION.map(str::to_string)),
+                (_, sec) => sec.map(str::to_string),
+            }
+            .unwrap_or_default();
+            let message = if value.is_object() || S::SECTION.is_none() {
+                e.to_string()
+            } else {
+                format!("expected a mapping of settings ({e})")
+            };
+            return Err(invalid(key, message));
+        }
+    };
+    s.validate()
+        .map_err(|(k, m)| invalid(format!("{prefix}{k}"), m))?;
+    Ok((s, keys))
+}
+
+/// Registers `S` in the world's [`SettingsRegistry`] (under the keys it claims).
+pub(crate) fn register<S: Settings>(world: &mut World, keys: Vec<String>) {
+    world
+        .get_resource_or_insert_with(SettingsRegistry::default)
+        .add::<S>(keys);
+}

@@ -1,0 +1,567 @@
+//! [`SimBuilder`]: a simulation from a configuration, a set of plugins, a backend and outputs.
+//!
+//! Building runs in two stages so that a resume can check everything before it touches a
+//! file: [`SimBuilder::prepare`] registers the plugins (their settings are read and checked,
+//! unknown keys refused) and loads and hashes the data; [`Prepared::finish`] builds the world,
+//! the recommender, the item index and the backend, runs the plugins' setup, and creates (or
+//! reopens) the output files last, so a failed start never damages an earlier run's outputs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bevy_app::{App, Plugins};
+use sha2::Digest as _;
+
+use super::{
+    ActiveAgents, CorePlugin, DataHash, OutputError, PendingObservations, RecState, RoundLog, Sim,
+    SimError, SimSetup,
+};
+use crate::behaviour::offline::OfflineBackend;
+use crate::behaviour::{Behaviour, BehaviourBackend};
+use crate::catalog::Catalog;
+use crate::clock::SimClock;
+use crate::components::Taste;
+use crate::config::{ExecutionMode, RecModel, SimConfig};
+use crate::decision::DecisionKinds;
+use crate::ids::{ItemId, UserId};
+use crate::io::data::{self, EdgeRecord, Source, UserRecord};
+use crate::io::output::{OutputOffsets, OutputPaths, OutputSink};
+use crate::plugin::{SettingsRegistry, SetupErrors};
+use crate::recommender::{
+    Content, External, InteractionLog, ItemKnn, LightGcn, Mf, Popularity, RandomRec, Recommender,
+    TrainParams,
+};
+use crate::world::{self, LoadReport, Roster};
+
+/// Embedded demo data (the files under `data/`), for the embedded default configuration.
+const EMBEDDED_DATA: [(&str, &str); 3] = [
+    ("item.csv", include_str!("../../data/item.csv")),
+    ("users.csv", include_str!("../../data/users.csv")),
+    (
+        "relationship.csv",
+        include_str!("../../data/relationship.csv"),
+    ),
+];
+
+fn source<'a>(cfg: &SimConfig, p: &'a Path, resolved: &'a Path) -> Source<'a> {
+    if cfg.is_embedded() {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if let Some((n, text)) = EMBEDDED_DATA.iter().find(|(n, _)| *n == name) {
+            return Source::Text(n, text);
+        }
+    }
+    Source::Path(resolved)
+}
+
+fn hash_source(h: &mut sha2::Sha256, src: Source<'_>) {
+    match src {
+        Source::Path(p) => {
+            if let Ok(bytes) = std::fs::read(p) {
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+        }
+        Source::Text(_, t) => {
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        }
+    }
+}
+
+/// The input data a configuration names, loaded and hashed once.
+pub struct DataSet {
+    /// The catalogue.
+    pub catalog: Catalog,
+    /// The agents' user records, sorted by id, limited to `agent_num`.
+    pub users: Vec<UserRecord>,
+    /// Users in the user file.
+    pub users_in_file: usize,
+    /// Social edges (rewired when `social_random_k` != 0).
+    pub edges: Vec<EdgeRecord>,
+    /// The graph was rewired.
+    pub rewired: bool,
+    /// SHA-256 (hex) of the item, user and relationship files.
+    pub hash: String,
+}
+
+impl DataSet {
+    /// Loads the items, users and relationships `cfg` names (the embedded demo data for the
+    /// embedded configuration).
+    ///
+    /// # Errors
+    /// [`SimError`] for unreadable or malformed data, or `agent_num` beyond the user file.
+    pub fn load(cfg: &SimConfig) -> Result<Self, SimError> {
+        let mut hasher = sha2::Sha256::new();
+        let item_path = cfg.resolve(&cfg.item_path);
+        let item_src = source(cfg, &cfg.item_path, &item_path);
+        hash_source(&mut hasher, item_src);
+        let catalog = Catalog::new(data::load_items(item_src)?)?;
+        let user_path = cfg.resolve(&cfg.user_path);
+        let user_src = source(cfg, &cfg.user_path, &user_path);
+        hash_source(&mut hasher, user_src);
+        let mut users = data::load_users(user_src)?;
+        users.sort_by_key(|u| u.id);
+        let users_in_file = users.len();
+        if let Some(n) = cfg.agent_num {
+            if n as usize > users.len() {
+                return Err(crate::config::ConfigError::Invalid {
+                    origin: "config".into(),
+                    line: None,
+                    key: "agent_num".into(),
+                    message: format!(
+                        "{n} is out of range: the user file has {} users (allowed 1..={})",
+                        users.len(),
+                        users.len()
+                    ),
+                }
+                .into());
+            }
+        }
+        let edges = match &cfg.relationship_path {
+            Some(p) if !p.as_os_str().is_empty() => {
+                let rp = cfg.resolve(p);
+                let src = source(cfg, p, &rp);
+                hash_source(&mut hasher, src);
+                data::load_relationships(src, &users)?
+            }
+            _ => Vec::new(),
+        };
+        if let Some(n) = cfg.agent_num {
+            users.truncate(n as usize);
+        }
+        let rewired = cfg.social_random_k != 0;
+        let edges = if rewired {
+            world::rewire(&users, cfg.social_random_k)
+        } else {
+            edges
+        };
+        let hash = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Self {
+            catalog,
+            users,
+            users_in_file,
+            edges,
+            rewired,
+            hash,
+        })
+    }
+}
+
+type AddPlugins = Box<dyn FnOnce(&mut App)>;
+
+/// Builds a [`Sim`].
+///
+/// ```no_run
+/// use recagent::config::SimConfig;
+/// use recagent::io::output::OutputPaths;
+/// use recagent::sim::SimBuilder;
+///
+/// let cfg = SimConfig::embedded()?;
+/// let mut sim = SimBuilder::new(cfg)
+///     .outputs(OutputPaths::in_dir("output".as_ref()))
+///     .build()?;
+/// sim.step()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SimBuilder {
+    cfg: SimConfig,
+    outputs: Option<OutputPaths>,
+    default_plugins: bool,
+    plugins: Vec<AddPlugins>,
+    backend: Option<Box<dyn BehaviourBackend>>,
+    resume_at: Option<OutputOffsets>,
+    data: Option<DataSet>,
+}
+
+impl SimBuilder {
+    /// A builder for `cfg` with the shipped plugins ([`crate::SimPlugins`]) and the backend
+    /// `cfg.backend` names; outputs in `cfg.output_dir` unless [`SimBuilder::outputs`] is given.
+    pub fn new(cfg: SimConfig) -> Self {
+        Self {
+            cfg,
+            outputs: None,
+            default_plugins: true,
+            plugins: Vec::new(),
+            backend: None,
+            resume_at: None,
+            data: None,
+        }
+    }
+
+    /// Where the outputs go.
+    pub fn outputs(mut self, outputs: OutputPaths) -> Self {
+        self.outputs = Some(outputs);
+        self
+    }
+
+    /// Adds plugins (a plugin, a tuple or a group), after the shipped ones.
+    pub fn plugins<M>(mut self, plugins: impl Plugins<M> + 'static) -> Self {
+        self.plugins.push(Box::new(move |app| {
+            app.add_plugins(plugins);
+        }));
+        self
+    }
+
+    /// Leaves out the shipped behaviour plugins (only [`CorePlugin`] and what
+    /// [`SimBuilder::plugins`] adds).
+    pub fn without_default_plugins(mut self) -> Self {
+        self.default_plugins = false;
+        self
+    }
+
+    /// Answers decisions with `backend` instead of the one the configuration names.
+    pub fn backend(mut self, backend: Box<dyn BehaviourBackend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Reopens the output files and truncates them to `offsets` instead of creating them (a
+    /// resumed run; see [`crate::checkpoint`]).
+    pub fn resume_at(mut self, offsets: OutputOffsets) -> Self {
+        self.resume_at = Some(offsets);
+        self
+    }
+
+    /// Uses data already loaded (and hashed) for this configuration.
+    pub fn data(mut self, data: DataSet) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// Registers the plugins (reading and checking their settings) and loads the data.
+    ///
+    /// # Errors
+    /// [`SimError::Config`] for a bad setting or a key no plugin claims; [`SimError`] for bad
+    /// data.
+    pub fn prepare(self) -> Result<Prepared, SimError> {
+        let (app, mut builder) = self.register()?;
+        let data = match builder.data.take() {
+            Some(d) => d,
+            None => DataSet::load(&builder.cfg)?,
+        };
+        Ok(Prepared { app, data, builder })
+    }
+
+    /// Checks the configuration against the plugins' settings (their values, and that every
+    /// key belongs to the core or a plugin) without loading any data.
+    ///
+    /// # Errors
+    /// [`SimError::Config`] naming the key.
+    pub fn check(self) -> Result<(), SimError> {
+        self.register().map(|_| ())
+    }
+
+    fn register(mut self) -> Result<(App, SimBuilder), SimError> {
+        let mut app = App::empty();
+        app.world_mut().insert_resource(self.cfg.clone());
+        app.add_plugins(CorePlugin);
+        if self.default_plugins {
+            app.add_plugins(crate::SimPlugins);
+        }
+        for add in self.plugins.drain(..) {
+            add(&mut app);
+        }
+        let errors = app.world_mut().remove_resource::<SetupErrors>();
+        if let Some(e) = errors.and_then(|e| e.0.into_iter().next()) {
+            return Err(e.into());
+        }
+        let claimed = app
+            .world()
+            .get_resource::<SettingsRegistry>()
+            .map(SettingsRegistry::claimed)
+            .unwrap_or_default();
+        self.cfg.check_claimed(&claimed)?;
+        Ok((app, self))
+    }
+
+    /// Builds the simulation ([`SimBuilder::prepare`], then [`Prepared::finish`]).
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn build(self) -> Result<Sim, SimError> {
+        self.prepare()?.finish()
+    }
+}
+
+/// A builder whose plugins are registered and data loaded: what a resume checks before it
+/// touches a file.
+pub struct Prepared {
+    app: App,
+    data: DataSet,
+    builder: SimBuilder,
+}
+
+impl Prepared {
+    /// SHA-256 (hex) of the data files.
+    pub fn data_hash(&self) -> &str {
+        &self.data.hash
+    }
+
+    /// Why a plugin's setting `key` cannot change mid-run, if it cannot.
+    pub fn fixed_reason(&self, key: &str) -> Option<&'static str> {
+        self.app
+            .world()
+            .get_resource::<SettingsRegistry>()
+            .and_then(|r| r.fixed_reason(key))
+    }
+
+    /// The names of the checkpoint parts the registered plugins keep.
+    pub fn checkpoint_parts(&self) -> Vec<String> {
+        self.app
+            .world()
+            .get_resource::<crate::plugin::CheckpointParts>()
+            .map(crate::plugin::CheckpointParts::names)
+            .unwrap_or_default()
+    }
+
+    /// The registered decision kinds.
+    pub fn decision_kinds(&self) -> DecisionKinds {
+        self.app
+            .world()
+            .get_resource::<DecisionKinds>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces the configuration by `cfg`, for core keys the plugins do not read (a branch's
+    /// own transcript path); plugin settings stay as prepared.
+    pub fn with_config(mut self, cfg: SimConfig) -> Self {
+        self.app.world_mut().insert_resource(cfg.clone());
+        self.builder.cfg = cfg;
+        self
+    }
+
+    /// Where the outputs go.
+    pub fn outputs(mut self, outputs: OutputPaths) -> Self {
+        self.builder.outputs = Some(outputs);
+        self
+    }
+
+    /// Reopens the outputs at `offsets` (see [`SimBuilder::resume_at`]).
+    pub fn resume_at(mut self, offsets: OutputOffsets) -> Self {
+        self.builder.resume_at = Some(offsets);
+        self
+    }
+
+    /// Builds the world, the recommender, the item index and the backend, runs the plugins'
+    /// setup and creates (or reopens) the outputs.
+    ///
+    /// # Errors
+    /// [`SimError`] for a backend, embedder, warm-start file or output that cannot be set up.
+    pub fn finish(self) -> Result<Sim, SimError> {
+        let Prepared {
+            mut app,
+            data,
+            builder,
+        } = self;
+        let cfg = builder.cfg;
+        let outputs = builder.outputs.unwrap_or_else(|| {
+            let dir = if cfg.is_embedded() {
+                PathBuf::from("output")
+            } else {
+                cfg.resolve(&cfg.output_dir)
+            };
+            OutputPaths::in_dir(&dir)
+        });
+        let out_dir = outputs
+            .manifest
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let kinds = app
+            .world()
+            .get_resource::<DecisionKinds>()
+            .cloned()
+            .unwrap_or_default();
+        let (backend, llm_stats): (Box<dyn BehaviourBackend>, _) = match builder.backend {
+            Some(b) => (b, None),
+            None => {
+                let names: BTreeMap<UserId, Arc<str>> = data
+                    .users
+                    .iter()
+                    .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
+                    .collect();
+                let resume = builder.resume_at.map(|o| o.round);
+                match crate::llm::backend_for(&cfg, names, &out_dir, resume, &kinds)? {
+                    Some((b, stats)) => (b, Some(stats)),
+                    None => (
+                        Box::new(OfflineBackend {
+                            params: cfg.offline.clone(),
+                            parallel: cfg.execution_mode == ExecutionMode::Parallel,
+                        }),
+                        None,
+                    ),
+                }
+            }
+        };
+        let world = app.world_mut();
+        let report: LoadReport = world::populate(
+            world,
+            &data.catalog,
+            &data.users,
+            data.users_in_file,
+            &data.edges,
+            data.rewired,
+        );
+        tracing::info!(?report, "world built");
+        let (mut model, log, warm_start) = build_recommender(&cfg, &data.catalog, world)?;
+        model.fit(&log);
+        let start = cfg.start_datetime().expect("invariant: validated config");
+        world.insert_resource(SimClock::new(start, cfg.interval));
+        world.insert_resource(Behaviour(backend));
+        if let Some(stats) = llm_stats {
+            world.insert_resource(stats);
+        }
+        let mut embed_params = cfg.memory.clone();
+        if !cfg.is_embedded() {
+            embed_params.embed_model_dir = embed_params.embed_model_dir.map(|d| cfg.resolve(&d));
+        }
+        let embedder = crate::embed::from_params(&embed_params, &out_dir)?;
+        let mut catalog = data.catalog;
+        if cfg.memory.item_index {
+            let item_path = cfg.resolve(&cfg.item_path);
+            let dirs = index_dirs(&cfg, &item_path, &out_dir);
+            match crate::catalog::ItemIndex::shared(&catalog, embedder.clone(), &dirs) {
+                Ok(ix) => catalog.attach_index(ix),
+                Err(e) => tracing::warn!("item index not built, using word search: {e}"),
+            }
+        }
+        world.insert_resource(crate::embed::Embeddings(embedder));
+        world.insert_resource(RecState {
+            model,
+            log,
+            warm_start,
+        });
+        world.insert_resource(catalog);
+        world.insert_resource(ActiveAgents::default());
+        world.insert_resource(RoundLog {
+            enabled: cfg.write_messages,
+            ..Default::default()
+        });
+        world.insert_resource(PendingObservations::default());
+        world.insert_resource(OutputError::default());
+        world.insert_resource(DataHash(data.hash));
+        world.run_schedule(SimSetup);
+        // Output files are created (or truncated back, on resume) only once everything else is
+        // set up, so a failed start never damages an earlier run's outputs.
+        let sink = match builder.resume_at {
+            None => OutputSink::create(outputs, cfg.write_messages),
+            Some(at) => OutputSink::resume(outputs, cfg.write_messages, at),
+        }?;
+        world.insert_resource(sink);
+        app.finish();
+        app.cleanup();
+        Ok(Sim { app })
+    }
+}
+
+/// The configured model and its interaction log, warm-started from `rec_init_path` when set
+/// (unknown item ids are counted and logged; non-agent users become background users).
+fn build_recommender(
+    cfg: &SimConfig,
+    catalog: &Catalog,
+    world: &bevy_ecs::world::World,
+) -> Result<
+    (
+        Box<dyn Recommender>,
+        InteractionLog,
+        Option<crate::recommender::WarmReport>,
+    ),
+    SimError,
+> {
+    let roster = world.resource::<Roster>();
+    let params = TrainParams {
+        dim: cfg.embedding_size as usize,
+        lr: cfg.lr as f32,
+        epochs: cfg.epoch_num,
+        batch: cfg.batch_size as usize,
+        seed: cfg.seed,
+        ..TrainParams::default()
+    };
+    let model: Box<dyn Recommender> = match cfg.rec_model {
+        RecModel::Random => Box::new(RandomRec::default()),
+        RecModel::Popularity => Box::new(Popularity::default()),
+        RecModel::MF => Box::new(Mf::new(TrainParams {
+            reg: crate::recommender::MF_DEFAULT_REG,
+            ..params
+        })),
+        RecModel::LightGCN => Box::new(LightGcn::new(TrainParams {
+            reg: crate::recommender::LIGHTGCN_DEFAULT_REG,
+            ..params
+        })),
+        RecModel::ItemKNN => Box::new(ItemKnn::default()),
+        RecModel::Content => {
+            // Genre multi-hot items; each agent's liked genres (from its profile) as the prior.
+            let g = catalog.genre_names().len().max(1);
+            let bit = |set: u32, k: usize| f32::from(u8::from((set >> k) & 1 == 1));
+            let f = ndarray::Array2::from_shape_fn((catalog.len(), g), |(i, k)| {
+                bit(catalog.get(i as u32).genres.0, k)
+            });
+            let liked: Vec<u32> = roster
+                .entities
+                .iter()
+                .map(|&e| world.get::<Taste>(e).map_or(0, |t| t.liked.0))
+                .collect();
+            let prior = ndarray::Array2::from_shape_fn((liked.len(), g), |(u, k)| bit(liked[u], k));
+            Box::new(Content::new(f, Some(prior)))
+        }
+        RecModel::External => {
+            Box::new(External::new(cfg.rec_external_url.as_deref().unwrap_or("")))
+        }
+    };
+    let n_agents = roster.len();
+    let Some(path) = cfg
+        .rec_init_path
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok((model, InteractionLog::new(n_agents, catalog.len()), None));
+    };
+    let records = crate::recommender::load_initial(&cfg.resolve(path))?;
+    let warm = crate::recommender::map_initial(
+        &records,
+        n_agents,
+        |u| roster.index_of(UserId(u)),
+        |i| catalog.index_of(ItemId(i)),
+    );
+    if warm.report.unknown_items > 0 {
+        tracing::warn!(path = %path.display(), unknown_items = warm.report.unknown_items, "warm start: interactions with item ids not in the catalogue dropped");
+    }
+    tracing::info!(report = ?warm.report, "warm start loaded");
+    let mut log = InteractionLog::new(n_agents + warm.n_background, catalog.len());
+    for &(u, i, r) in &warm.pairs {
+        log.add_initial(u, i, r);
+    }
+    Ok((model, log, Some(warm.report)))
+}
+
+/// Candidate folders for the persisted item index, in order: `memory.index_dir` (relative to the
+/// config file) if set; else `.recagent-index` beside the item file when that folder's mode is
+/// writable (never for the embedded demo data), then `<output_dir>/index`.
+pub fn index_dirs(
+    cfg: &SimConfig,
+    item_path: &std::path::Path,
+    out_dir: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    if let Some(d) = &cfg.memory.index_dir {
+        return vec![cfg.resolve(d)];
+    }
+    let mut v = Vec::new();
+    if !cfg.is_embedded() {
+        // Only when the data folder's mode allows writing (root ignores the mode, so asking the
+        // OS would happily write into a folder meant to be read-only).
+        if let Some(parent) = item_path.parent() {
+            let writable = std::fs::metadata(parent).is_ok_and(|m| !m.permissions().readonly());
+            if writable {
+                v.push(parent.join(".recagent-index"));
+            }
+        }
+    }
+    v.push(out_dir.join("index"));
+    v
+}

@@ -1,0 +1,378 @@
+//! The simulation: the round schedule, the per-round resources, [`Sim`] and its builder.
+//!
+//! One [`Sim::step`] = one round = one run of the [`SimTick`] schedule, whose systems sit in the
+//! chained [`SimPhase`] sets: begin → activate → recommend → watch → feel → chat → broadcast →
+//! remember → record → end. The schedule runs on the single-threaded executor with ambiguity
+//! detection set to error, so system order is explicit and never depends on insertion order.
+//!
+//! - [`builder`]: [`SimBuilder`] (configuration, plugins, backend, outputs) and the data set;
+//! - [`core`]: [`CorePlugin`], the schedule and the engine's own systems and state;
+//! - [`manifest`]: the run manifest;
+//! - [`run`]: the run loop with its checkpoint cadence and stop request.
+
+pub mod builder;
+pub mod core;
+pub mod manifest;
+pub mod run;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bevy_app::App;
+use bevy_ecs::entity::Entity;
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::ScheduleLabel;
+
+use crate::behaviour::{Behaviour, BehaviourBackend};
+use crate::clock::SimClock;
+use crate::components::{Histories, Memory, Profile, Relationships, Taste};
+use crate::config::SimConfig;
+use crate::decision::AgentView;
+use crate::ids::{ItemId, UserId};
+use crate::io::data;
+use crate::io::output::{InteractionRecord, MessageRecord};
+use crate::plugin::Counters;
+use crate::recommender::{InteractionLog, Recommender};
+use crate::world::LoadReport;
+
+pub use self::core::CorePlugin;
+pub use builder::{DataSet, Prepared, SimBuilder};
+pub use run::{CheckpointPolicy, RunEnd};
+
+/// The schedule label of one round.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SimTick;
+
+/// The schedule run once when the world is built (after the agents and items are spawned,
+/// before a checkpoint is restored): plugins insert their components and initial state here.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SimSetup;
+
+/// The phases of a round, in order (chained). Every system of [`SimTick`] belongs to one; a
+/// plugin places its systems with `.in_set(SimPhase::X)` and, inside a phase, `.before(..)` /
+/// `.after(..)` another plugin's systems, or adds a set of its own between two phases
+/// (`configure_sets(SimTick, MySet.after(SimPhase::Feel).before(SimPhase::Chat))`). No phase
+/// belongs to a plugin: they are the steps of RecAgent's round (spec §2).
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimPhase {
+    /// The clock advances (core).
+    Begin,
+    /// What the agents see at the start of a round (posts), who is active, the top-level
+    /// choice.
+    Activate,
+    /// First pages for agents entering the recommender.
+    Recommend,
+    /// Browsing: page decisions, next pages, searches, watches.
+    Watch,
+    /// Feelings and ratings.
+    Feel,
+    /// Social choice and chats.
+    Chat,
+    /// Posts and their delivery.
+    Broadcast,
+    /// Memory writes.
+    Remember,
+    /// Counters and model updates from the round's interactions.
+    Record,
+    /// The round's messages and interactions are written out (core).
+    End,
+}
+
+/// Errors building or running a simulation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Bad data.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    /// Bad catalogue.
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    /// Bad initial-interaction file (`rec_init_path`).
+    #[error(transparent)]
+    RecData(#[from] crate::recommender::eval::RecDataError),
+    /// The LLM backend could not be set up.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmSetupError),
+    /// The embedder could not be set up (`memory.embedder: minilm` with a missing model).
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    /// An output could not be written.
+    #[error(transparent)]
+    File(#[from] crate::io::output::FileError),
+    /// Another I/O failure (the manifest).
+    #[error("{path}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Agents active this round, ascending id (filled by activation; read by every phase).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct ActiveAgents(pub Vec<Entity>);
+
+/// The round's messages and interactions, written out at the end of the round.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct RoundLog {
+    /// Messages in the order they happened (phase order, id order within a phase).
+    pub messages: Vec<MessageRecord>,
+    /// Messages are kept (`write_messages`); when false, [`RoundLog::say`] drops them.
+    pub enabled: bool,
+    /// Items mentioned in chats and posts this round.
+    pub mentions: Vec<ItemId>,
+    interactions: Vec<InteractionRecord>,
+    index: BTreeMap<(u32, u32), usize>,
+}
+
+impl RoundLog {
+    /// Adds a message for `agent`.
+    pub fn say(&mut self, agent: UserId, action: &'static str, content: String) {
+        if !self.enabled {
+            return;
+        }
+        self.messages.push(MessageRecord {
+            agent_id: i64::from(agent.0),
+            action,
+            content,
+        });
+    }
+    /// Records that `item` was shown to `user` (once per round and pair).
+    pub fn shown(&mut self, user: UserId, item: ItemId) {
+        let n = self.interactions.len();
+        self.index.entry((user.0, item.0)).or_insert_with(|| {
+            self.interactions.push(InteractionRecord {
+                user: user.0,
+                item: item.0,
+                label: 0,
+                rating: 0,
+            });
+            n
+        });
+    }
+    /// Records a watch (and its rating, 0 until felt).
+    pub fn watched(&mut self, user: UserId, item: ItemId, rating: u8) {
+        self.shown(user, item);
+        let i = self.index[&(user.0, item.0)];
+        self.interactions[i].label = 1;
+        if rating > 0 {
+            self.interactions[i].rating = rating;
+        }
+    }
+    /// The round's interactions so far, in first-shown order.
+    pub fn interactions(&self) -> &[InteractionRecord] {
+        &self.interactions
+    }
+    /// Messages grouped by agent id (system first), each agent's in the order they happened;
+    /// interactions grouped by user id, each user's in first-shown order. Clears the log.
+    pub fn take_sorted(&mut self) -> (Vec<MessageRecord>, Vec<InteractionRecord>) {
+        let mut m = std::mem::take(&mut self.messages);
+        m.sort_by_key(|x| x.agent_id); // stable
+        let mut i = std::mem::take(&mut self.interactions);
+        i.sort_by_key(|x| x.user); // stable
+        self.index.clear();
+        self.mentions.clear();
+        (m, i)
+    }
+}
+
+/// The recommender model and the interaction log it learns from.
+#[derive(Resource)]
+pub struct RecState {
+    /// The model.
+    pub model: Box<dyn Recommender>,
+    /// Exposures and watches by dense index.
+    pub log: InteractionLog,
+    /// What the warm start (`rec_init_path`) loaded, if one was configured.
+    pub warm_start: Option<crate::recommender::WarmReport>,
+}
+
+/// The read-only parts of an agent that decisions see.
+pub type AgentData = (
+    &'static UserId,
+    &'static Profile,
+    &'static Taste,
+    &'static Histories,
+    &'static Relationships,
+    &'static Memory,
+);
+
+/// A view from an [`AgentData`] query item.
+pub fn view<'a>(
+    d: (
+        &'a UserId,
+        &'a Profile,
+        &'a Taste,
+        &'a Histories,
+        &'a Relationships,
+        &'a Memory,
+    ),
+) -> AgentView<'a> {
+    AgentView {
+        id: *d.0,
+        profile: d.1,
+        taste: d.2,
+        histories: d.3,
+        contacts: d.4,
+        memory: d.5,
+    }
+}
+
+/// Observations made this round, written to memory in the remember phase in user-id order.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct PendingObservations(pub Vec<(UserId, crate::components::MemoryRecord)>);
+
+impl PendingObservations {
+    /// Queues an observation for `user`.
+    pub fn add(
+        &mut self,
+        user: UserId,
+        round: u32,
+        kind: crate::components::ObservationKind,
+        item: Option<ItemId>,
+        other: Option<UserId>,
+        value: u8,
+    ) {
+        self.0.push((
+            user,
+            crate::components::MemoryRecord {
+                round,
+                item,
+                other,
+                kind,
+                value,
+                text: None,
+            },
+        ));
+    }
+
+    /// Queues an observation that carries text (a chat transcript, a post, a plugin's note).
+    pub fn add_text(
+        &mut self,
+        user: UserId,
+        round: u32,
+        kind: crate::components::ObservationKind,
+        item: Option<ItemId>,
+        other: Option<UserId>,
+        text: Arc<str>,
+    ) {
+        self.add(user, round, kind, item, other, 0);
+        if let Some((_, rec)) = self.0.last_mut() {
+            rec.text = Some(text);
+        }
+    }
+}
+
+/// Where this run came from and its latest checkpoint (recorded in the manifest).
+#[derive(Resource, Clone, Debug, Default)]
+pub struct Lineage {
+    /// The checkpoint a branch or resumed run started from.
+    pub parent: Option<std::path::PathBuf>,
+    /// The latest checkpoint written.
+    pub last: Option<std::path::PathBuf>,
+}
+
+/// SHA-256 of the input data files (items, users, relationships), hex.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct DataHash(pub String);
+
+/// An output error raised inside a round, surfaced by [`Sim::step`].
+#[derive(Resource, Default)]
+pub struct OutputError(pub Option<SimError>);
+
+/// A simulation: the bevy app holding the world and the round schedule. Built by
+/// [`SimBuilder`] (or [`Sim::new`] with the shipped plugins).
+pub struct Sim {
+    /// The app (world + schedules).
+    pub app: App,
+}
+
+impl Sim {
+    /// Loads the data named by `cfg`, builds the world with the shipped behaviour plugins
+    /// ([`crate::SimPlugins`]) and the backend `cfg` names, and creates the output files.
+    ///
+    /// # Errors
+    /// [`SimError`] for a bad configuration or data, or an output file that cannot be created.
+    pub fn new(cfg: SimConfig, outputs: crate::io::output::OutputPaths) -> Result<Self, SimError> {
+        SimBuilder::new(cfg).outputs(outputs).build()
+    }
+
+    /// Runs one round.
+    ///
+    /// # Errors
+    /// An output write failed (the round's data is then lost; earlier rounds are on disk).
+    pub fn step(&mut self) -> Result<(), SimError> {
+        self.app.world_mut().run_schedule(SimTick);
+        if let Some(e) = self.app.world_mut().resource_mut::<OutputError>().0.take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The current round (0 before the first step).
+    pub fn round(&self) -> u32 {
+        self.app.world().resource::<SimClock>().round
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        self.app.world().resource::<SimConfig>()
+    }
+
+    /// A plugin's settings.
+    ///
+    /// # Panics
+    /// When no registered plugin has settings of type `S`.
+    pub fn settings<S: crate::plugin::Settings>(&self) -> &S {
+        self.app.world().resource::<S>()
+    }
+
+    /// The run's counters.
+    pub fn counters(&self) -> &Counters {
+        self.app.world().resource::<Counters>()
+    }
+
+    /// Replaces the behaviour backend (for example with a dry-render or scripted one).
+    pub fn set_backend(&mut self, backend: Box<dyn BehaviourBackend>) {
+        self.app.world_mut().insert_resource(Behaviour(backend));
+    }
+
+    /// The world (for checkpoints and tests).
+    pub fn world(&self) -> &World {
+        self.app.world()
+    }
+
+    /// The world, mutably (for checkpoints and tests).
+    pub fn world_mut(&mut self) -> &mut World {
+        self.app.world_mut()
+    }
+
+    /// LLM token usage and call counters (`None` with the offline backend).
+    pub fn llm_usage(&self) -> Option<crate::llm::LlmUsage> {
+        self.app
+            .world()
+            .get_resource::<crate::llm::LlmStats>()
+            .map(crate::llm::LlmStats::snapshot)
+    }
+
+    /// What loading did.
+    pub fn load_report(&self) -> &LoadReport {
+        self.app.world().resource::<LoadReport>()
+    }
+
+    /// Agent names by id (for tests and reports).
+    pub fn agent_names(&mut self) -> Vec<(UserId, Arc<str>)> {
+        let mut q = self.app.world_mut().query::<(&UserId, &Profile)>();
+        let mut v: Vec<_> = q
+            .iter(self.app.world())
+            .map(|(u, p)| (*u, p.name.clone()))
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+}
