@@ -16,9 +16,19 @@
 //! `[FORGET]`/`[MERGE]` markers; retrieval does not mutate (its access-time update and STM
 //! reinforcement are applied in the remember phase, in id order); long-term memory is capped.
 
-mod state;
+mod params;
+mod record;
+mod reflection;
+mod scoring;
+mod stream;
+mod vector;
 
-pub use state::*;
+pub use params::MemoryParams;
+pub use record::{approx_bytes, sigmoid, LtmRecord, MemoryState, StmEntry};
+pub use reflection::{forget, forget_probabilities, merge_into, reflection_due};
+pub use scoring::{recalled_texts, recency, retrieval_score, retrieve};
+pub use stream::{enforce_cap, ltm_add, stm_add, touch, StmOp, Transfer};
+pub use vector::{QRef, QVec};
 
 #[cfg(test)]
 mod tests;
