@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod components;
 pub mod config;
+pub mod domain;
 pub mod embed;
 pub mod ids;
 pub mod io;
