@@ -18,6 +18,7 @@ pub mod clock;
 pub mod components;
 pub mod config;
 pub mod decision;
+pub mod domain;
 pub mod embed;
 pub mod ids;
 pub mod io;

@@ -21,8 +21,8 @@ use bevy_ecs::resource::Resource;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::behaviour::offline::OfflineParams;
 use crate::clock::Interval;
+use crate::decision::offline::OfflineParams;
 
 pub use sections::{BackendKind, ExecutionMode, LlmOptions, Protocol, RecModel};
 use validate::{add_line_to_unknown_field, key_line, name_key_of_bad_value, tidy_parse_message};

@@ -18,7 +18,7 @@ use super::offline::{affinity, idiosyncrasy, normal, Offline};
 use super::parse::{field, json_object, json_str, one_line, strip_line, ParseError};
 use super::{Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
-use crate::components::FeatureSet;
+use crate::domain::FeatureSet;
 use crate::ids::ItemId;
 
 /// The phase of feelings (code 3).

@@ -204,7 +204,7 @@ pub fn softmax_choice(utilities: &[f64], tau: f64, rng: &mut ChaCha8Rng) -> usiz
 }
 
 /// Affinity `a(u,i)` (see the module docs).
-pub fn affinity(liked: crate::catalog::GenreSet, item: crate::catalog::GenreSet) -> f64 {
+pub fn affinity(liked: crate::domain::GenreSet, item: crate::domain::GenreSet) -> f64 {
     let both = liked.intersect(item).len();
     if both == 0 || item.is_empty() {
         0.0
@@ -270,7 +270,7 @@ pub fn rating_of(agent: &AgentView<'_>, item: ItemId) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::GenreSet;
+    use crate::domain::GenreSet;
 
     #[test]
     fn affinity_values() {

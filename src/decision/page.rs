@@ -19,7 +19,7 @@ use super::parse::{
 };
 use super::{Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
-use crate::components::FeatureSet;
+use crate::domain::FeatureSet;
 use crate::ids::ItemId;
 use crate::social::heard_signal;
 

@@ -16,7 +16,7 @@ use super::offline::{softmax_choice, Offline};
 use super::parse::{find_tag, json_object, json_str, ParseError};
 use super::{Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
-use crate::components::FeatureSet;
+use crate::domain::FeatureSet;
 use crate::ids::UserId;
 
 /// The social choice.

@@ -15,7 +15,7 @@ use super::{Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use serde::{Deserialize, Serialize};
 
-use crate::components::FeatureSet;
+use crate::domain::FeatureSet;
 
 /// The phase of the top-level choice (code 0).
 pub const ACTIVITY: Phase = Phase::new("Activity", 0);

@@ -629,7 +629,7 @@ pub fn load_users(src: Source<'_>) -> Result<Vec<UserRecord>, DataError> {
         if let Some(bad) = u
             .features
             .iter()
-            .find(|f| crate::components::FeatureSet::code(f).is_none())
+            .find(|f| crate::domain::FeatureSet::code(f).is_none())
         {
             return Err(row_err(
                 &origin,

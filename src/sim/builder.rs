@@ -425,7 +425,9 @@ impl Prepared {
         let mut catalog = data.catalog;
         if cfg.memory.item_index {
             let item_path = cfg.resolve(&cfg.item_path);
-            let dirs = index_dirs(&cfg, &item_path, &out_dir);
+            let index_dir = cfg.memory.index_dir.as_deref().map(|d| cfg.resolve(d));
+            let item_file = (!cfg.is_embedded()).then_some(item_path.as_path());
+            let dirs = crate::catalog::index_dirs(index_dir.as_deref(), item_file, &out_dir);
             match crate::catalog::ItemIndex::shared(&catalog, embedder.clone(), &dirs) {
                 Ok(ix) => catalog.attach_index(ix),
                 Err(e) => tracing::warn!("item index not built, using word search: {e}"),
@@ -538,30 +540,4 @@ fn build_recommender(
         log.add_initial(u, i, r);
     }
     Ok((model, log, Some(warm.report)))
-}
-
-/// Candidate folders for the persisted item index, in order: `memory.index_dir` (relative to the
-/// config file) if set; else `.recagent-index` beside the item file when that folder's mode is
-/// writable (never for the embedded demo data), then `<output_dir>/index`.
-pub fn index_dirs(
-    cfg: &SimConfig,
-    item_path: &std::path::Path,
-    out_dir: &std::path::Path,
-) -> Vec<std::path::PathBuf> {
-    if let Some(d) = &cfg.memory.index_dir {
-        return vec![cfg.resolve(d)];
-    }
-    let mut v = Vec::new();
-    if !cfg.is_embedded() {
-        // Only when the data folder's mode allows writing (root ignores the mode, so asking the
-        // OS would happily write into a folder meant to be read-only).
-        if let Some(parent) = item_path.parent() {
-            let writable = std::fs::metadata(parent).is_ok_and(|m| !m.permissions().readonly());
-            if writable {
-                v.push(parent.join(".recagent-index"));
-            }
-        }
-    }
-    v.push(out_dir.join("index"));
-    v
 }

@@ -1,0 +1,433 @@
+//! The HNSW item index: [`ItemIndex`] over item embeddings ([`item_text`]), its distance
+//! ([`UnitDot`]), the HNSW parameters and the hnsw_rs version its graphs are keyed by.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::store::{dump_graph, graph_key, hex12, load_embeddings, load_graph, save_embeddings};
+use super::Catalog;
+
+/// The text of an item that the vector index embeds: `"{title}. {genres}. {description}"`.
+pub fn item_text(c: &Catalog, idx: u32) -> String {
+    let it = c.get(idx);
+    let genres: Vec<&str> = it
+        .genres
+        .iter()
+        .map(|g| c.genre_names[g].as_str())
+        .collect();
+    format!("{}. {}. {}", it.title, genres.join(", "), it.description)
+}
+
+/// An HNSW index (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor search
+/// using Hierarchical Navigable Small World graphs", TPAMI 2018; crate `hnsw_rs`) over item
+/// embeddings ([`item_text`]), cosine distance ([`UnitDot`]) on unit vectors. Inserted sequentially in index order, so the graph
+/// (and every search result) is deterministic (hnsw_rs draws layers from a fixed seed).
+///
+/// Persisted by [`ItemIndex::load_or_build`] in an index folder:
+/// - `items-<hash>.f32`: the embeddings (little-endian `f32`, `len × dim`), where `hash` is the
+///   SHA-256 of the embedder id and every item text, so a changed catalogue or embedder gives a
+///   new file (an `openai` embedder is not asked again when only the graph parameters change);
+/// - `items-<hash>.f32.sum`: length and SHA-256 of the embeddings file, written last; embeddings
+///   that do not match it, or hold a non-finite value, are recomputed (with a logged warning);
+/// - `items-<hash>-g<key>.hnsw.{graph,data}`: the graph, in hnsw_rs's own dump format, with `key`
+///   the SHA-256 of `hash`, the HNSW parameters, the hnsw_rs version and this platform's
+///   endianness and word size (the dump is native-endian);
+/// - `items-<hash>-g<key>.hnsw.sum`: lengths and SHA-256 of both graph files, written last.
+///
+/// A graph is trusted only when its `.sum` matches both files: a crash mid-write, a truncated or
+/// corrupt file, or a missing one gives a logged warning and a rebuild, never a panic (hnsw_rs's
+/// loader itself panics or exits on malformed input, so it only ever sees verified bytes whose
+/// header fits; should a forged `.sum` get bad bytes past that, the loader's panic is caught
+/// and not printed).
+/// Reloading the 3,883 MovieLens items takes a fraction of the build time (see
+/// `cargo bench --bench memory`); searches give the same results either way.
+pub struct ItemIndex {
+    hnsw: hnsw_rs::hnsw::Hnsw<'static, f32, UnitDot>,
+    embedder: Arc<dyn crate::embed::Embedder>,
+    len: usize,
+    loaded: bool,
+    /// Search breadth `ef` (≥ k is used).
+    pub ef: usize,
+}
+
+impl std::fmt::Debug for ItemIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemIndex")
+            .field("embedder", &self.embedder.id())
+            .field("len", &self.len)
+            .field("ef", &self.ef)
+            .finish()
+    }
+}
+
+/// Cosine distance of unit vectors, `max(0, 1 − a·b)`, in [0, 2]. Our own distance type rather
+/// than hnsw_rs's `DistDot`: that one `assert!`s `1 − a·b ≥ 0`, which rounding can break for
+/// (near-)duplicates (stack notes §3), and its scalar loop does not vectorise. The dot product
+/// here sums 8 interleaved lanes (vectorisable), then the lanes in order: deterministic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnitDot;
+
+impl hnsw_rs::prelude::Distance<f32> for UnitDot {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for l in 0..8 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        let mut d: f32 = acc.iter().sum();
+        d += ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>();
+        (1.0 - d).max(0.0)
+    }
+}
+
+/// HNSW parameters: neighbours per node (M), construction breadth, default search breadth.
+const HNSW_M: usize = 12;
+const HNSW_EF_CONSTRUCTION: usize = 48;
+const HNSW_EF_SEARCH: usize = 64;
+/// Layers of the graph: hnsw_rs's maximum, the only count its dump accepts. Levels are drawn as
+/// `floor(−ln u / ln M)`, so a level ≥ 9 (the former `ceil(ln n)` cap for 3,883 items) has
+/// probability 12⁻⁹ per item: the graph is the same as with the former cap (tested).
+pub(super) const HNSW_LAYERS: usize = 16;
+/// The hnsw_rs version whose dump format the persisted graphs use; part of the graph key, so a
+/// graph dumped by another version is rebuilt, not handed to this version's loader. Must equal
+/// the exact `hnsw_rs` pin in Cargo.toml and the version in Cargo.lock (checked by a test).
+pub const HNSW_RS_VERSION: &str = "0.3.5";
+
+impl ItemIndex {
+    /// Builds an index over `vectors` (one unit vector per catalogue item, index order).
+    pub fn from_vectors(vectors: &[Vec<f32>], embedder: Arc<dyn crate::embed::Embedder>) -> Self {
+        Self::with_params(vectors, embedder, HNSW_M, HNSW_EF_CONSTRUCTION)
+    }
+
+    /// [`ItemIndex::from_vectors`] with explicit HNSW parameters: `m` neighbours per node
+    /// (2..=64) and construction breadth `ef_construction` (≥ `m`).
+    pub fn with_params(
+        vectors: &[Vec<f32>],
+        embedder: Arc<dyn crate::embed::Embedder>,
+        m: usize,
+        ef_construction: usize,
+    ) -> Self {
+        Self::build(vectors, embedder, m, ef_construction, HNSW_LAYERS)
+    }
+
+    fn build(
+        vectors: &[Vec<f32>],
+        embedder: Arc<dyn crate::embed::Embedder>,
+        m: usize,
+        ef_construction: usize,
+        layers: usize,
+    ) -> Self {
+        let n = vectors.len().max(1);
+        let hnsw =
+            hnsw_rs::hnsw::Hnsw::new(m.clamp(2, 64), n, layers, ef_construction.max(m), UnitDot);
+        for (i, v) in vectors.iter().enumerate() {
+            // Skip empty texts (zero vectors): they are never hits.
+            if v.iter().any(|x| *x != 0.0) {
+                hnsw.insert((v.as_slice(), i));
+            }
+        }
+        Self {
+            hnsw,
+            embedder,
+            len: vectors.len(),
+            loaded: false,
+            ef: HNSW_EF_SEARCH,
+        }
+    }
+
+    /// Loads the persisted graph for this catalogue, embedder and the default parameters from the
+    /// first of `dirs` that holds a verified copy (see the type docs). Otherwise loads the
+    /// persisted item embeddings (or embeds the items), builds the graph, and writes what was
+    /// missing to the first of `dirs` that accepts the write (failures are logged, not fatal; a
+    /// read-only data folder is skipped). Writes are atomic (temporary name, fsync, rename).
+    ///
+    /// Every process that reloads a graph leaks one small loader (~200 bytes): hnsw_rs ties the
+    /// reloaded graph's lifetime to it, and the index is kept for the whole run
+    /// ([`ItemIndex::shared`] loads each catalogue once per process).
+    ///
+    /// # Errors
+    /// The embedder failed (only asked when neither the graph nor the embeddings are on disk).
+    pub fn load_or_build(
+        catalog: &Catalog,
+        embedder: Arc<dyn crate::embed::Embedder>,
+        dirs: &[std::path::PathBuf],
+    ) -> Result<Self, crate::embed::EmbedError> {
+        use sha2::{Digest, Sha256};
+        let texts: Vec<String> = (0..catalog.len() as u32)
+            .map(|i| item_text(catalog, i))
+            .collect();
+        let dim = embedder.dim();
+        let mut h = Sha256::new();
+        h.update(embedder.id().as_bytes());
+        for t in &texts {
+            h.update([0u8]);
+            h.update(t.as_bytes());
+        }
+        let hex = hex12(&h.finalize());
+        let base = format!(
+            "items-{hex}-g{}",
+            graph_key(&hex, HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_LAYERS)
+        );
+        for d in dirs {
+            match load_graph(d, &base, dim) {
+                Ok(Some(hnsw)) => {
+                    return Ok(Self {
+                        hnsw,
+                        embedder,
+                        len: texts.len(),
+                        loaded: true,
+                        ef: HNSW_EF_SEARCH,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    "item index: persisted graph {} is unusable ({e}); rebuilding it",
+                    d.join(&base).display()
+                ),
+            }
+        }
+        let name = format!("items-{hex}.f32");
+        let cached = dirs
+            .iter()
+            .find_map(|d| match load_embeddings(d, &name, texts.len(), dim) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(
+                        "item index: persisted embeddings {} are unusable ({e}); recomputing them",
+                        d.join(&name).display()
+                    );
+                    None
+                }
+            });
+        let vectors: Vec<Vec<f32>> = match cached {
+            Some(v) => v,
+            None => {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let v = embedder.embed_batch(&refs)?;
+                let bytes: Vec<u8> = v.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+                for d in dirs {
+                    match save_embeddings(d, &name, &bytes, texts.len(), dim) {
+                        Ok(()) => break,
+                        Err(e) => tracing::info!(
+                            "item index: cannot persist embeddings to {}: {e}",
+                            d.join(&name).display()
+                        ),
+                    }
+                }
+                v
+            }
+        };
+        let ix = Self::from_vectors(&vectors, embedder);
+        // An empty graph (no item text) is instant to build and has no entry point to dump.
+        if ix.hnsw.get_nb_point() > 0 {
+            for d in dirs {
+                match dump_graph(&ix.hnsw, d, &base, dim) {
+                    Ok(()) => break,
+                    Err(e) => tracing::info!(
+                        "item index: cannot persist the graph to {}: {e}",
+                        d.display()
+                    ),
+                }
+            }
+        }
+        Ok(ix)
+    }
+
+    /// True when the graph was reloaded from disk rather than built in this process.
+    pub fn was_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Like [`ItemIndex::load_or_build`], but memoised per process by (embedder id, item texts):
+    /// several simulations over one catalogue (tests, sweeps) share one graph. The build is
+    /// deterministic, so sharing changes no result.
+    ///
+    /// # Errors
+    /// The embedder failed.
+    pub fn shared(
+        catalog: &Catalog,
+        embedder: Arc<dyn crate::embed::Embedder>,
+        dirs: &[std::path::PathBuf],
+    ) -> Result<Arc<Self>, crate::embed::EmbedError> {
+        use sha2::{Digest, Sha256};
+        static MEMO: std::sync::Mutex<BTreeMap<[u8; 32], Arc<ItemIndex>>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let mut h = Sha256::new();
+        h.update(embedder.id().as_bytes());
+        for i in 0..catalog.len() as u32 {
+            h.update([0u8]);
+            h.update(item_text(catalog, i).as_bytes());
+        }
+        let key: [u8; 32] = h.finalize().into();
+        let mut memo = MEMO
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(ix) = memo.get(&key) {
+            return Ok(ix.clone());
+        }
+        let ix = Arc::new(Self::load_or_build(catalog, embedder, dirs)?);
+        memo.insert(key, ix.clone());
+        Ok(ix)
+    }
+
+    /// Number of items indexed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no item is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `k` nearest items to a unit vector: `(item index, cosine distance = 1 − cos)`, nearest
+    /// first, ties by index.
+    pub fn nearest(&self, q: &[f32], k: usize) -> Vec<(u32, f32)> {
+        if k == 0 || q.iter().all(|x| *x == 0.0) {
+            return Vec::new();
+        }
+        let mut hits: Vec<(u32, f32)> = self
+            .hnsw
+            .search(q, k, self.ef.max(k))
+            .into_iter()
+            .map(|n| (n.d_id as u32, n.distance))
+            .collect();
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        hits
+    }
+
+    /// Items nearest to the embedded `query` with cosine > 0; `None` when embedding failed.
+    pub fn search(&self, query: &str, k: usize) -> Option<Vec<(u32, f32)>> {
+        match self.embedder.embed_batch(&[query]) {
+            Ok(v) => Some(
+                self.nearest(&v[0], k)
+                    .into_iter()
+                    .filter(|h| h.1 < 1.0)
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::warn!("item search: cannot embed the query, using word search: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// Candidate folders for the persisted item index, in order: `index_dir` (`memory.index_dir`,
+/// already resolved) if set; else `.recagent-index` beside the item file when that folder's mode
+/// is writable (never for the embedded demo data, `item_file: None`), then `<out_dir>/index`.
+pub fn index_dirs(
+    index_dir: Option<&std::path::Path>,
+    item_file: Option<&std::path::Path>,
+    out_dir: &std::path::Path,
+) -> Vec<std::path::PathBuf> {
+    if let Some(d) = index_dir {
+        return vec![d.to_path_buf()];
+    }
+    let mut v = Vec::new();
+    // Only when the data folder's mode allows writing (root ignores the mode, so asking the OS
+    // would happily write into a folder meant to be read-only).
+    if let Some(parent) = item_file.and_then(std::path::Path::parent) {
+        let writable = std::fs::metadata(parent).is_ok_and(|m| !m.permissions().readonly());
+        if writable {
+            v.push(parent.join(".recagent-index"));
+        }
+    }
+    v.push(out_dir.join("index"));
+    v
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::catalog::store::graph_key_text;
+
+    /// RecAgent's 3,883 items when `../shared` is present, else the demo catalogue; the first
+    /// `n` items only.
+    fn catalogue(n: usize) -> Catalog {
+        let path = crate::io::data::shared_or_demo_items_path();
+        let mut items = crate::io::data::load_items(crate::io::data::Source::Path(&path)).unwrap();
+        items.truncate(n);
+        Catalog::new(items).unwrap()
+    }
+
+    pub(crate) fn top10(ix: &ItemIndex, queries: &[Vec<f32>]) -> Vec<Vec<(u32, u32)>> {
+        queries
+            .iter()
+            .map(|q| {
+                ix.nearest(q, 10)
+                    .into_iter()
+                    .map(|(i, d)| (i, d.to_bits()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub(crate) fn setup(
+        n: usize,
+    ) -> (
+        Catalog,
+        Arc<dyn crate::embed::Embedder>,
+        Vec<Vec<f32>>,
+        Vec<Vec<f32>>,
+    ) {
+        let cat = catalogue(n);
+        let e = crate::embed::HashEmbedder::default();
+        let vecs: Vec<Vec<f32>> = (0..cat.len() as u32)
+            .map(|i| e.embed(&item_text(&cat, i)))
+            .collect();
+        let mut queries: Vec<Vec<f32>> = (0..cat.len())
+            .step_by(7)
+            .map(|i| e.embed(&cat.get(i as u32).description))
+            .collect();
+        queries.extend(
+            [
+                "animated family movies",
+                "war",
+                "a romantic comedy in Paris",
+            ]
+            .map(|q| e.embed(q)),
+        );
+        (cat, Arc::new(e), vecs, queries)
+    }
+
+    #[test]
+    fn the_hnsw_rs_version_in_the_graph_key_is_the_locked_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+        let locked: Vec<&str> = lock
+            .split("[[package]]")
+            .filter(|p| p.lines().any(|l| l.trim() == "name = \"hnsw_rs\""))
+            .filter_map(|p| {
+                p.lines()
+                    .find_map(|l| l.trim().strip_prefix("version = \""))
+                    .map(|v| v.trim_end_matches('"'))
+            })
+            .collect();
+        assert_eq!(locked, [HNSW_RS_VERSION], "Cargo.lock");
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let pin = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("hnsw_rs = "))
+            .unwrap();
+        assert_eq!(pin, format!("\"={HNSW_RS_VERSION}\""), "Cargo.toml pin");
+        // And the graph key covers it.
+        let text = graph_key_text("h", HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_LAYERS);
+        assert!(
+            text.contains(&format!("|hnsw_rs-{HNSW_RS_VERSION}|")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sixteen_layers_build_the_same_graph_as_the_former_ln_n_cap() {
+        let (_, e, vecs, queries) = setup(usize::MAX);
+        let former = (vecs.len() as f32).ln().ceil() as usize;
+        let old = ItemIndex::build(&vecs, e.clone(), HNSW_M, HNSW_EF_CONSTRUCTION, former);
+        let new = ItemIndex::from_vectors(&vecs, e);
+        assert_eq!(top10(&new, &queries), top10(&old, &queries));
+    }
+}
