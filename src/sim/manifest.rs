@@ -37,8 +37,6 @@ impl Sim {
         let sink = w.resource::<OutputSink>();
         let clock = w.resource::<SimClock>();
         let stats = w.resource::<BehaviourStats>();
-        let by_phase = per_phase(w, |k| stats.requests_of(k));
-        let fallbacks_by_phase = per_phase(w, |k| stats.fallbacks_of(k));
         let mut m = serde_json::json!({
             "engine": "recagent",
             "version": env!("CARGO_PKG_VERSION"),
@@ -55,38 +53,18 @@ impl Sim {
             "outputs": &sink.paths,
             "messages_format": "jsonl",
             "summary": w.resource::<Counters>().snapshot(),
-            "behaviour_requests": by_phase,
-            "behaviour_fallbacks": fallbacks_by_phase,
+            "behaviour_requests": stats.requests,
+            "behaviour_fallbacks": stats.fallbacks,
             "base_dir": cfg.base_dir,
             "config": resolved_config(w, true),
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
             "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
         });
         if let Some(u) = w.get_resource::<crate::llm::LlmStats>() {
-            let mut u = serde_json::to_value(u.snapshot()).unwrap_or_default();
-            if let Some(o) = u.as_object_mut() {
-                let kinds = o.remove("per_kind");
-                let usage = |k: &str| {
-                    kinds
-                        .as_ref()
-                        .and_then(|m| m.get(k))
-                        .and_then(|x| serde_json::from_value::<crate::llm::Usage>(x.clone()).ok())
-                        .unwrap_or_default()
-                };
-                let mut phases = [crate::llm::Usage::default(); 8];
-                if let Some(dk) = w.get_resource::<crate::decision::DecisionKinds>() {
-                    for k in dk.iter() {
-                        if let Some(p) = phases.get_mut(k.phase.code() as usize) {
-                            p.add(usage(k.kind));
-                        }
-                    }
-                }
-                o.insert(
-                    "per_phase".into(),
-                    serde_json::to_value(phases).unwrap_or_default(),
-                );
-            }
-            m["llm_usage"] = u;
+            m["llm_usage"] = serde_json::to_value(u.snapshot()).unwrap_or_default();
+        }
+        if !stats.unbuilt.is_empty() {
+            m["behaviour_unbuilt"] = serde_json::to_value(&stats.unbuilt).unwrap_or_default();
         }
         let bytes = serde_json::to_vec_pretty(&m).expect("invariant: JSON values serialise");
         crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {
@@ -96,17 +74,4 @@ impl Sim {
             }
         })
     }
-}
-
-/// A per-kind count summed into the phase-indexed array of the manifest (index = phase code).
-fn per_phase(w: &bevy_ecs::world::World, count: impl Fn(&str) -> u64) -> [u64; 8] {
-    let mut a = [0u64; 8];
-    if let Some(dk) = w.get_resource::<crate::decision::DecisionKinds>() {
-        for k in dk.iter() {
-            if let Some(x) = a.get_mut(k.phase.code() as usize) {
-                *x += count(k.kind);
-            }
-        }
-    }
-    a
 }
