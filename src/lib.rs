@@ -28,6 +28,7 @@ pub mod observation;
 pub mod plugin;
 pub mod recommender;
 pub mod rng;
+pub mod schedule;
 pub mod sim;
 pub mod social;
 pub mod world;

@@ -3,12 +3,14 @@
 
 // One concept per file: the catalogue types here, word/title search in `search`, the HNSW
 // item index in `index`, its checksummed on-disk store in `store`.
+mod hnsw;
 mod index;
 mod search;
 mod store;
 
 pub use crate::domain::GenreSet;
-pub use index::{index_dirs, item_text, ItemIndex, UnitDot, HNSW_RS_VERSION};
+pub use hnsw::{UnitDot, HNSW_RS_VERSION};
+pub use index::{index_dirs, item_text, ItemIndex};
 pub use search::{normalize_title, words_of};
 
 use std::collections::BTreeMap;

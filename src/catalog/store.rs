@@ -1,7 +1,7 @@
 //! The checksummed on-disk store of the item index: embeddings and HNSW graph dumps, their
 //! file keys, digests and `.sum` files, and the quiet `catch_unwind` around hnsw_rs's loader.
 
-use super::index::{UnitDot, HNSW_LAYERS, HNSW_RS_VERSION};
+use super::hnsw::{UnitDot, HNSW_LAYERS, HNSW_RS_VERSION};
 
 /// Version of our graph persistence (file naming and `.sum` layout); part of the file key.
 const GRAPH_FORMAT: u32 = 1;

@@ -83,7 +83,7 @@ pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
             let _ = writeln!(
                 out,
                 "       cost {:.4} (at the configured prices)",
-                opts.cost(u.total)
+                opts.cost(u.total.prompt_tokens, u.total.completion_tokens)
             );
         }
         if let Some(m) = &u.first_replay_mismatch {

@@ -219,10 +219,10 @@ impl LlmOptions {
         Ok(())
     }
 
-    /// Cost of `u` at the configured prices.
-    pub fn cost(&self, u: crate::llm::Usage) -> f64 {
-        (u.prompt_tokens as f64 * self.price_prompt_per_mtok
-            + u.completion_tokens as f64 * self.price_completion_per_mtok)
+    /// Cost of `prompt_tokens` and `completion_tokens` at the configured prices.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.price_prompt_per_mtok
+            + completion_tokens as f64 * self.price_completion_per_mtok)
             / 1e6
     }
 

@@ -292,17 +292,19 @@ pub struct BuiltinDecisions;
 
 impl bevy_app::Plugin for BuiltinDecisions {
     fn build(&self, app: &mut bevy_app::App) {
-        use crate::plugin::SimApp as _;
-        app.add_decision::<top::Top>()
-            .add_decision::<page::Page>()
-            .add_decision::<feel::Feel>()
-            .add_decision::<social::Social>()
-            .add_decision::<chat::Chat>()
-            .add_decision::<post::Post>()
-            .add_decision::<compress::Compress>()
-            .add_decision::<importance::Importance>()
-            .add_decision::<insight::Insight>()
-            .add_decision::<reflect_topic::ReflectTopic>()
-            .add_decision::<reflect_insights::ReflectInsights>();
+        let mut k = app
+            .world_mut()
+            .get_resource_or_insert_with(DecisionKinds::default);
+        k.add::<top::Top>();
+        k.add::<page::Page>();
+        k.add::<feel::Feel>();
+        k.add::<social::Social>();
+        k.add::<chat::Chat>();
+        k.add::<post::Post>();
+        k.add::<compress::Compress>();
+        k.add::<importance::Importance>();
+        k.add::<insight::Insight>();
+        k.add::<reflect_topic::ReflectTopic>();
+        k.add::<reflect_insights::ReflectInsights>();
     }
 }

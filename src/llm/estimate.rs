@@ -116,7 +116,9 @@ pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
             requests_round_one: n,
             round_one: u,
             run,
-            cost: cfg.llm_options.cost(run),
+            cost: cfg
+                .llm_options
+                .cost(run.prompt_tokens, run.completion_tokens),
         })
     })();
     let _ = std::fs::remove_dir_all(&scratch);

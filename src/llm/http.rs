@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::behaviour::RequestKey;
+use crate::decision::RequestKey;
 use crate::rng::{unit_hash, Stream};
 
 pub use crate::config::Protocol;

@@ -35,7 +35,7 @@ pub use settings::{Settings, SettingsRegistry};
 
 use crate::config::{ConfigError, SimConfig};
 use crate::decision::{Decision, DecisionKinds};
-use crate::sim::SimSetup;
+use crate::schedule::SimSetup;
 use crate::world::{ItemEntities, Roster};
 
 /// Configuration errors found while plugins registered their settings; the builder reports the
