@@ -589,7 +589,7 @@ pub fn resume_with(
     }
     // Everything is checked before any file is touched: the plugins' settings and fixed keys,
     // the parts, the data.
-    let prepared = configure(SimBuilder::new(cfg.clone())).prepare()?;
+    let prepared = configure(SimBuilder::new(cfg.clone()).defer_key_check()).prepare()?;
     for (k, _) in overrides {
         if let Some(reason) = prepared.fixed_reason(k) {
             return Err(CheckpointError::Setting {
@@ -605,6 +605,7 @@ pub fn resume_with(
             difference,
         });
     }
+    prepared.check_keys()?;
     if prepared.data_hash() != header.data_hash {
         return Err(CheckpointError::DataChanged {
             found: prepared.data_hash().to_string(),

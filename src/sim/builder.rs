@@ -176,6 +176,7 @@ pub struct SimBuilder {
     backend: Option<Box<dyn BehaviourBackend>>,
     resume_at: Option<OutputOffsets>,
     data: Option<DataSet>,
+    check_keys: bool,
 }
 
 impl SimBuilder {
@@ -190,7 +191,15 @@ impl SimBuilder {
             backend: None,
             resume_at: None,
             data: None,
+            check_keys: true,
         }
+    }
+
+    /// Leaves the check for keys no plugin claims to [`Prepared::check_keys`] (a resume
+    /// first compares the checkpoint's parts, the clearer error when a plugin is missing).
+    pub(crate) fn defer_key_check(mut self) -> Self {
+        self.check_keys = false;
+        self
     }
 
     /// Where the outputs go.
@@ -270,12 +279,9 @@ impl SimBuilder {
         if let Some(e) = errors.and_then(|e| e.0.into_iter().next()) {
             return Err(e.into());
         }
-        let claimed = app
-            .world()
-            .get_resource::<SettingsRegistry>()
-            .map(SettingsRegistry::claimed)
-            .unwrap_or_default();
-        self.cfg.check_claimed(&claimed)?;
+        if self.check_keys {
+            check_keys(&app, &self.cfg)?;
+        }
         Ok((app, self))
     }
 
@@ -286,6 +292,15 @@ impl SimBuilder {
     pub fn build(self) -> Result<Sim, SimError> {
         self.prepare()?.finish()
     }
+}
+
+fn check_keys(app: &App, cfg: &SimConfig) -> Result<(), SimError> {
+    let claimed = app
+        .world()
+        .get_resource::<SettingsRegistry>()
+        .map(SettingsRegistry::claimed)
+        .unwrap_or_default();
+    Ok(cfg.check_claimed(&claimed)?)
 }
 
 /// A builder whose plugins are registered and data loaded: what a resume checks before it
@@ -300,6 +315,14 @@ impl Prepared {
     /// SHA-256 (hex) of the data files.
     pub fn data_hash(&self) -> &str {
         &self.data.hash
+    }
+
+    /// Fails for a configuration key neither the core nor a registered plugin owns.
+    ///
+    /// # Errors
+    /// [`SimError::Config`] naming the key.
+    pub fn check_keys(&self) -> Result<(), SimError> {
+        check_keys(&self.app, &self.builder.cfg)
     }
 
     /// Why a plugin's setting `key` cannot change mid-run, if it cannot.

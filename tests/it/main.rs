@@ -5,6 +5,7 @@ mod checkpoint;
 mod cli_log;
 mod common;
 mod config_errors;
+mod custom_behaviour;
 mod determinism;
 mod embed_minilm;
 mod golden;
