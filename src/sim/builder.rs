@@ -383,14 +383,9 @@ impl Prepared {
             builder,
         } = self;
         let cfg = builder.cfg;
-        let outputs = builder.outputs.unwrap_or_else(|| {
-            let dir = if cfg.is_embedded() {
-                PathBuf::from("output")
-            } else {
-                cfg.resolve(&cfg.output_dir)
-            };
-            OutputPaths::in_dir(&dir)
-        });
+        let outputs = builder
+            .outputs
+            .unwrap_or_else(|| default_outputs(&cfg));
         let out_dir = outputs
             .manifest
             .parent()
@@ -401,26 +396,10 @@ impl Prepared {
             .get_resource::<DecisionKinds>()
             .cloned()
             .unwrap_or_default();
-        let (backend, llm_stats): (Box<dyn BehaviourBackend>, _) = match builder.backend {
+        let resume = builder.resume_at.map(|o| o.round);
+        let (backend, llm_stats) = match builder.backend {
             Some(b) => (b, None),
-            None => {
-                let names: BTreeMap<UserId, Arc<str>> = data
-                    .users
-                    .iter()
-                    .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
-                    .collect();
-                let resume = builder.resume_at.map(|o| o.round);
-                match crate::llm::backend_for(&cfg, names, &out_dir, resume, &kinds)? {
-                    Some((b, stats)) => (b, Some(stats)),
-                    None => (
-                        Box::new(OfflineBackend {
-                            params: cfg.offline.clone(),
-                            parallel: cfg.execution_mode == ExecutionMode::Parallel,
-                        }),
-                        None,
-                    ),
-                }
-            }
+            None => configured_backend(&cfg, &data.users, &out_dir, resume, &kinds)?,
         };
         let world = app.world_mut();
         let report: LoadReport = world::populate(
@@ -440,22 +419,8 @@ impl Prepared {
         if let Some(stats) = llm_stats {
             world.insert_resource(stats);
         }
-        let mut embed_params = cfg.memory.clone();
-        if !cfg.is_embedded() {
-            embed_params.embed_model_dir = embed_params.embed_model_dir.map(|d| cfg.resolve(&d));
-        }
-        let embedder = crate::embed::from_params(&embed_params, &out_dir)?;
         let mut catalog = data.catalog;
-        if cfg.memory.item_index {
-            let item_path = cfg.resolve(&cfg.item_path);
-            let index_dir = cfg.memory.index_dir.as_deref().map(|d| cfg.resolve(d));
-            let item_file = (!cfg.is_embedded()).then_some(item_path.as_path());
-            let dirs = crate::catalog::index_dirs(index_dir.as_deref(), item_file, &out_dir);
-            match crate::catalog::ItemIndex::shared(&catalog, embedder.clone(), &dirs) {
-                Ok(ix) => catalog.attach_index(ix),
-                Err(e) => tracing::warn!("item index not built, using word search: {e}"),
-            }
-        }
+        let embedder = embedder_and_index(&cfg, &mut catalog, &out_dir)?;
         world.insert_resource(crate::embed::Embeddings(embedder));
         world.insert_resource(RecState {
             model,
@@ -483,6 +448,68 @@ impl Prepared {
         app.cleanup();
         Ok(Sim { app })
     }
+}
+
+/// The default outputs: in `output_dir` (`./output` for the embedded configuration).
+fn default_outputs(cfg: &SimConfig) -> OutputPaths {
+    let dir = if cfg.is_embedded() {
+        PathBuf::from("output")
+    } else {
+        cfg.resolve(&cfg.output_dir)
+    };
+    OutputPaths::in_dir(&dir)
+}
+
+/// The backend `cfg.backend` names: the LLM or replay backend with its counters, else the
+/// offline model.
+fn configured_backend(
+    cfg: &SimConfig,
+    users: &[UserRecord],
+    out_dir: &Path,
+    resume: Option<u32>,
+    kinds: &DecisionKinds,
+) -> Result<(Box<dyn BehaviourBackend>, Option<crate::llm::LlmStats>), SimError> {
+    let names: BTreeMap<UserId, Arc<str>> = users
+        .iter()
+        .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
+        .collect();
+    Ok(
+        match crate::llm::backend_for(cfg, names, out_dir, resume, kinds)? {
+            Some((b, stats)) => (b, Some(stats)),
+            None => (
+                Box::new(OfflineBackend {
+                    params: cfg.offline.clone(),
+                    parallel: cfg.execution_mode == ExecutionMode::Parallel,
+                }),
+                None,
+            ),
+        },
+    )
+}
+
+/// The memory embedder, and the catalogue's item index (`memory.item_index`), persisted in the
+/// first usable of [`crate::catalog::index_dirs`]; a failed index falls back to word search.
+fn embedder_and_index(
+    cfg: &SimConfig,
+    catalog: &mut Catalog,
+    out_dir: &Path,
+) -> Result<Arc<dyn crate::embed::Embedder>, SimError> {
+    let mut embed_params = cfg.memory.clone();
+    if !cfg.is_embedded() {
+        embed_params.embed_model_dir = embed_params.embed_model_dir.map(|d| cfg.resolve(&d));
+    }
+    let embedder = crate::embed::from_params(&embed_params, out_dir)?;
+    if cfg.memory.item_index {
+        let item_path = cfg.resolve(&cfg.item_path);
+        let index_dir = cfg.memory.index_dir.as_deref().map(|d| cfg.resolve(d));
+        let item_file = (!cfg.is_embedded()).then_some(item_path.as_path());
+        let dirs = crate::catalog::index_dirs(index_dir.as_deref(), item_file, out_dir);
+        match crate::catalog::ItemIndex::shared(catalog, embedder.clone(), &dirs) {
+            Ok(ix) => catalog.attach_index(ix),
+            Err(e) => tracing::warn!("item index not built, using word search: {e}"),
+        }
+    }
+    Ok(embedder)
 }
 
 /// The configured model and its interaction log, warm-started from `rec_init_path` when set
