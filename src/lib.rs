@@ -33,6 +33,9 @@ pub mod sim;
 pub mod social;
 pub mod world;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 #[path = "../systems/mod.rs"]
 pub mod systems;
 

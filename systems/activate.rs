@@ -369,3 +369,211 @@ mod tests {
         assert_eq!(l.iter().copied().fold(0.0f32, f32::max), 1.0);
     }
 }
+
+#[cfg(test)]
+mod system_tests {
+    use super::*;
+    use crate::components::MemoryRecord;
+    use crate::decision::Script;
+    use crate::testing::{obs, tiny};
+
+    /// The documented rule: the agent acts when `u ≤ p`, `u = unit_hash(seed, Activation,
+    /// [round, user])`.
+    fn draw(seed: u64, round: u32, user: u32) -> f64 {
+        unit_hash(
+            seed,
+            Stream::Activation,
+            &[u64::from(round), u64::from(user)],
+        )
+    }
+
+    #[test]
+    fn activate_agents_draws_u_le_p_in_id_order_up_to_the_threshold() {
+        const WATCHER: u32 = 5;
+        let mut t = tiny(
+            12,
+            &[],
+            "active_prob: 0.8\nactive_agent_threshold: 3\n",
+            Script::new(),
+        );
+        t.at_round(2);
+        let seed = t.sim.config().seed;
+        // Every agent starts at `active_prob` (random method).
+        assert_eq!(t.get::<Activity>(4).level, 0.8);
+        // One agent is busy watching until a minute from now; last round, agents 0 and 11 were
+        // active and chose something.
+        let now = t.now_minutes();
+        t.set(
+            WATCHER,
+            Engagement {
+                kind: EngagementKind::Watching,
+                until_minutes: now + 1,
+            },
+        );
+        t.set(
+            WATCHER,
+            Activity {
+                level: 0.8,
+                idle_rounds: 4,
+            },
+        );
+        // An engagement that ends now is over: agent 2 (whose draw passes) acts.
+        assert!(draw(seed, 2, 2) <= 0.8);
+        t.set(
+            2,
+            Engagement {
+                kind: EngagementKind::Watching,
+                until_minutes: now,
+            },
+        );
+        t.activate(&[0, 11]);
+        t.set(0, Choice(TopAction::Social));
+        t.set(11, Choice(TopAction::Recommender));
+
+        t.run(activate_agents);
+
+        let passing: Vec<u32> = (0..12)
+            .filter(|&u| u != WATCHER && draw(seed, 2, u) <= 0.8)
+            .collect();
+        // Preconditions, so that both rules decide something: the watcher's own draw would
+        // have made it active among the first three, and more agents pass than the threshold.
+        assert!(
+            draw(seed, 2, WATCHER) <= 0.8 && passing.iter().filter(|&&u| u < WATCHER).count() < 3
+        );
+        assert!(
+            passing.len() > 3,
+            "the seed must let more agents pass than the threshold: {passing:?}"
+        );
+        let expected: Vec<u32> = passing[..3].to_vec();
+        assert!(expected.contains(&2));
+        assert_eq!(t.active_ids(), expected);
+        assert_eq!(t.counter("active_agents"), 3);
+        for u in 0..12u32 {
+            let a = t.get::<Activity>(u);
+            let want = if u == WATCHER {
+                4 // skipped: neither reset nor counted idle
+            } else if expected.contains(&u) {
+                0
+            } else {
+                1
+            };
+            assert_eq!(a.idle_rounds, want, "agent {u}");
+        }
+        // Messages in id order: WATCH for the watcher, NO_ACTION for everyone left out.
+        let mut want_msgs = Vec::new();
+        for u in 0..12u32 {
+            if u == WATCHER {
+                want_msgs.push((5, "WATCH", "U5 is watching a movie.".to_string()));
+            } else if !expected.contains(&u) {
+                want_msgs.push((i64::from(u), "NO_ACTION", "No action.".to_string()));
+            }
+        }
+        assert_eq!(t.messages(), want_msgs);
+        // Last round's choices were cleared.
+        for u in [0, 11] {
+            assert_eq!(t.get::<Choice>(u).0, TopAction::Inactive, "agent {u}");
+        }
+    }
+
+    #[test]
+    fn activate_agents_marginal_grows_p_with_idle_rounds() {
+        let mut t = tiny(10, &[], "active_prob: 0.5\n", Script::new());
+        t.at_round(4);
+        let seed = t.sim.config().seed;
+        t.world_mut()
+            .resource_mut::<ActivationSettings>()
+            .active_method = ActiveMethod::Marginal;
+        // Levels 0.1 .. 0.4 and idle rounds 0 .. 4: p = min(1, level × (idle + 1)).
+        let setup: Vec<(f32, u32)> = (0..10u32)
+            .map(|u| (0.1 * (1 + u % 4) as f32, u % 5))
+            .collect();
+        for (u, &(level, idle_rounds)) in setup.iter().enumerate() {
+            t.set(u as u32, Activity { level, idle_rounds });
+        }
+
+        t.run(activate_agents);
+
+        let p = |u: usize| {
+            let (level, idle) = setup[u];
+            (f64::from(level) * f64::from(idle + 1)).min(1.0)
+        };
+        let expected: Vec<u32> = (0..10u32)
+            .filter(|&u| draw(seed, 4, u) <= p(u as usize))
+            .collect();
+        // The multiplier decides for some agent: its draw is above its level, below its p.
+        assert!(
+            (0..10).any(|u| {
+                let d = draw(seed, 4, u as u32);
+                d > f64::from(setup[u].0) && d <= p(u)
+            }),
+            "no agent is active only because of its idle rounds"
+        );
+        assert_eq!(t.active_ids(), expected);
+        for u in 0..10u32 {
+            let want = if expected.contains(&u) {
+                0
+            } else {
+                setup[u as usize].1 + 1
+            };
+            assert_eq!(t.get::<Activity>(u).idle_rounds, want, "agent {u}");
+        }
+    }
+
+    #[test]
+    fn choose_top_actions_sets_choice_counters_messages_and_observations() {
+        // 0 recommender, 1 social, 2 nothing, 3 an answer that does not fit (Inactive: replaced
+        // by the fallback, nothing, and counted), 4 unscripted (the fallback, not counted).
+        let script = Script::new().on::<Top>(|r, _| match r.agent.id.0 {
+            0 => Some(TopAction::Recommender),
+            1 => Some(TopAction::Social),
+            2 => Some(TopAction::Nothing),
+            3 => Some(TopAction::Inactive),
+            _ => None,
+        });
+        let mut t = tiny(6, &[], "", script);
+        t.at_round(1);
+        t.activate(&[0, 1, 2, 3, 4]);
+
+        t.run(choose_top_actions);
+
+        let choices: Vec<TopAction> = (0..6).map(|u| t.get::<Choice>(u).0).collect();
+        assert_eq!(
+            choices,
+            [
+                TopAction::Recommender,
+                TopAction::Social,
+                TopAction::Nothing,
+                TopAction::Nothing,
+                TopAction::Nothing,
+                TopAction::Inactive, // not active: not asked
+            ]
+        );
+        assert_eq!(t.counter("entered_recommender"), 1);
+        assert_eq!(t.counter("entered_social"), 1);
+        assert_eq!(t.counter("did_nothing"), 3);
+        assert_eq!(t.requests_and_fallbacks("top"), (5, 1));
+        assert_eq!(
+            t.messages(),
+            vec![
+                (
+                    0,
+                    "RECOMMENDER",
+                    "U0 enters the recommender system.".to_string()
+                ),
+                (1, "SOCIAL", "U1 enters the social media.".to_string()),
+                (2, "LEAVE", "U2 does nothing.".to_string()),
+                (3, "LEAVE", "U3 does nothing.".to_string()),
+                (4, "LEAVE", "U4 does nothing.".to_string()),
+            ]
+        );
+        use ObservationKind as K;
+        let want: Vec<(UserId, MemoryRecord)> = vec![
+            obs(0, 1, K::EnteredRecommender, None, None, 0),
+            obs(1, 1, K::EnteredSocial, None, None, 0),
+            obs(2, 1, K::DidNothing, None, None, 0),
+            obs(3, 1, K::DidNothing, None, None, 0),
+            obs(4, 1, K::DidNothing, None, None, 0),
+        ];
+        assert_eq!(t.pending(), want);
+    }
+}

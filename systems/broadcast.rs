@@ -351,3 +351,221 @@ impl CheckpointPart for PostsPart {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::MemoryRecord;
+    use crate::decision::Script;
+    use crate::testing::{obs_text, tiny, HEAT, MATRIX};
+
+    #[test]
+    fn publish_posts_delivers_to_exactly_the_contacts_and_busies_only_idle_authors() {
+        // 0 names <Heat> in its text (detected); 3 gives ids, one not in the catalogue.
+        let script = Script::new().on::<PostDecision>(|r, _| {
+            Some(if r.agent.id.0 == 0 {
+                crate::behaviour::PostDraft {
+                    text: "Watch <Heat> tonight!".into(),
+                    mentions: vec![],
+                }
+            } else {
+                crate::behaviour::PostDraft {
+                    text: "Hello all".into(),
+                    mentions: vec![MATRIX, ItemId(99)],
+                }
+            })
+        });
+        let mut t = tiny(5, &[(0, 1), (0, 2), (3, 4)], "post_minutes: 10\n", script);
+        t.at_round(2);
+        let now = t.now_minutes();
+        t.world_mut().resource_mut::<PostBoard>().next_id = 7;
+        t.activate(&[0, 1, 3]);
+        let posting = SocialPlan {
+            chat_with: None,
+            post: true,
+        };
+        t.set(0, posting);
+        t.set(3, posting);
+        // 1 is active but chats; 3 is in a chat, so posting does not change what it does.
+        t.set(
+            1,
+            SocialPlan {
+                chat_with: Some(UserId(2)),
+                post: false,
+            },
+        );
+        let chatting = Engagement {
+            kind: EngagementKind::Chatting,
+            until_minutes: now + 60,
+        };
+        t.set(3, chatting);
+
+        t.run(publish_posts);
+
+        let inboxes: Vec<Vec<PostId>> = (0..5).map(|u| t.get::<Inbox>(u).0).collect();
+        assert_eq!(
+            inboxes,
+            vec![
+                vec![],
+                vec![PostId(7)],
+                vec![PostId(7)],
+                vec![],
+                vec![PostId(8)]
+            ]
+        );
+        let board = t.world().resource::<PostBoard>().clone();
+        assert_eq!(board.next_id, 9);
+        assert_eq!(
+            board.recipients,
+            vec![t.entity(1), t.entity(2), t.entity(4)]
+        );
+        let posts: Vec<(PostId, UserId, u32, String, Vec<ItemId>)> = board
+            .live
+            .iter()
+            .map(|(&id, &e)| {
+                let p = t.world().get::<Post>(e).unwrap();
+                assert_eq!(t.world().get::<PostId>(e), Some(&id));
+                (
+                    id,
+                    p.author,
+                    p.round,
+                    p.text.to_string(),
+                    p.mentions.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            posts,
+            vec![
+                (
+                    PostId(7),
+                    UserId(0),
+                    2,
+                    "Watch <Heat> tonight!".into(),
+                    vec![HEAT]
+                ),
+                (PostId(8), UserId(3), 2, "Hello all".into(), vec![MATRIX]),
+            ]
+        );
+        assert_eq!(t.counter("posts"), 2);
+        assert_eq!(t.counter("deliveries"), 3);
+        assert_eq!(t.counter("mentions"), 2);
+        assert_eq!(t.requests_and_fallbacks("post"), (2, 0));
+        assert_eq!(
+            t.world().resource::<RoundLog>().mentions,
+            vec![HEAT, MATRIX]
+        );
+        assert_eq!(
+            t.messages(),
+            vec![
+                (0, "POST", "U0 posts: Watch <Heat> tonight!".to_string()),
+                (0, "POST", "2 contacts get this post.".to_string()),
+                (3, "POST", "U3 posts: Hello all".to_string()),
+                (3, "POST", "1 contacts get this post.".to_string()),
+            ]
+        );
+        use ObservationKind::Posted;
+        let pending = t.pending();
+        assert_eq!(
+            pending,
+            vec![
+                obs_text(0, 2, Posted, Some(HEAT), None, "Watch <Heat> tonight!"),
+                obs_text(3, 2, Posted, Some(MATRIX), None, "Hello all"),
+            ]
+        );
+        // The memory record shares the post's text.
+        let post_text = &t.world().get::<Post>(board.live[&PostId(7)]).unwrap().text;
+        assert!(Arc::ptr_eq(post_text, pending[0].1.text.as_ref().unwrap()));
+        assert_eq!(
+            t.get::<Engagement>(0),
+            Engagement {
+                kind: EngagementKind::Posting,
+                until_minutes: now + 10,
+            }
+        );
+        assert_eq!(t.get::<Engagement>(3), chatting);
+        assert_eq!(t.get::<Engagement>(1), Engagement::default());
+    }
+
+    #[test]
+    fn read_inbox_reads_in_reader_order_hears_mentions_and_despawns_the_posts() {
+        let mut t = tiny(5, &[(0, 1), (0, 2), (3, 2)], "", Script::new());
+        t.at_round(3);
+        // Last round: 0 posted about Heat (to 1 and 2), 3 posted (to 2), 4 posted to nobody.
+        let spawn = |t: &mut crate::testing::TestSim, id: u64, author: u32, text: &str| {
+            let mentions = if author == 0 { vec![HEAT] } else { vec![] };
+            let text: Arc<str> = text.into();
+            let e = t
+                .world_mut()
+                .spawn((
+                    PostId(id),
+                    Post {
+                        author: UserId(author),
+                        round: 2,
+                        text: text.clone(),
+                        mentions,
+                    },
+                ))
+                .id();
+            t.world_mut()
+                .resource_mut::<PostBoard>()
+                .live
+                .insert(PostId(id), e);
+            (e, text)
+        };
+        let (e5, text5) = spawn(&mut t, 5, 0, "See <Heat>!");
+        let (e6, _) = spawn(&mut t, 6, 3, "Hello");
+        let (e9, _) = spawn(&mut t, 9, 4, "Anyone?");
+        t.set(1, Inbox(vec![PostId(5)]));
+        t.set(2, Inbox(vec![PostId(5), PostId(6)]));
+        // 2 heard of Heat in round 1 and of The Matrix in round 2.
+        t.set(
+            2,
+            Histories {
+                watched: vec![],
+                heard: vec![(HEAT, 1), (MATRIX, 2)],
+            },
+        );
+        let (e1, e2) = (t.entity(1), t.entity(2));
+        t.world_mut().resource_mut::<PostBoard>().recipients = vec![e2, e1, e2];
+
+        t.run(read_inbox);
+
+        use ObservationKind::ReadPost;
+        let pending = t.pending();
+        assert_eq!(
+            pending,
+            vec![
+                obs_text(1, 3, ReadPost, Some(HEAT), Some(0), "See <Heat>!"),
+                obs_text(2, 3, ReadPost, Some(HEAT), Some(0), "See <Heat>!"),
+                obs_text(2, 3, ReadPost, None, Some(3), "Hello"),
+            ]
+        );
+        let shared = |r: &MemoryRecord| Arc::ptr_eq(r.text.as_ref().unwrap(), &text5);
+        assert!(shared(&pending[0].1) && shared(&pending[1].1));
+        assert_eq!(
+            t.messages(),
+            vec![
+                (
+                    1,
+                    "POST",
+                    "U1 observes that U0 posts: See <Heat>!".to_string()
+                ),
+                (
+                    2,
+                    "POST",
+                    "U2 observes that U0 posts: See <Heat>!".to_string()
+                ),
+                (2, "POST", "U2 observes that U3 posts: Hello".to_string()),
+            ]
+        );
+        assert_eq!(t.get::<Histories>(1).heard, vec![(HEAT, 3)]);
+        assert_eq!(t.get::<Histories>(2).heard, vec![(MATRIX, 2), (HEAT, 3)]);
+        assert!((0..5).all(|u| t.get::<Inbox>(u).0.is_empty()));
+        let board = t.world().resource::<PostBoard>();
+        assert!(board.live.is_empty() && board.recipients.is_empty());
+        for e in [e5, e6, e9] {
+            assert!(t.world().get_entity(e).is_err(), "post {e:?} despawned");
+        }
+    }
+}

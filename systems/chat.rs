@@ -396,3 +396,270 @@ pub fn hold_chats(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::behaviour::Utterance;
+    use crate::components::MemoryRecord;
+    use crate::decision::Script;
+    use crate::testing::{obs_text, tiny, HEAT, MATRIX};
+
+    type Offered = Arc<Mutex<Vec<(u32, Vec<u32>)>>>;
+
+    /// Social answers by agent id (unlisted agents post); the candidates each agent was offered
+    /// are recorded.
+    fn social_script(answers: Vec<(u32, SocialAction)>, offered: &Offered) -> Script {
+        let offered = offered.clone();
+        Script::new().on::<Social>(move |r, _| {
+            let u = r.agent.id.0;
+            offered
+                .lock()
+                .unwrap()
+                .push((u, r.ask.iter().map(|c| c.0).collect()));
+            Some(
+                answers
+                    .iter()
+                    .find(|a| a.0 == u)
+                    .map_or(SocialAction::Post, |a| a.1),
+            )
+        })
+    }
+
+    fn chat(with: u32, minutes: u32) -> SocialAction {
+        SocialAction::Chat {
+            with: UserId(with),
+            minutes,
+        }
+    }
+
+    #[test]
+    fn choose_social_actions_books_chats_in_initiator_order_and_refuses_busy_partners() {
+        let offered = Offered::default();
+        let script = social_script(
+            vec![(0, chat(2, 50)), (1, chat(2, 60)), (2, chat(3, 30))],
+            &offered,
+        );
+        // 4 has no contacts; 5 (3's contact) is watching; 6 (0's contact) is not active but free.
+        let edges = [(0, 1), (0, 2), (1, 2), (2, 3), (3, 5), (6, 0)];
+        let mut t = tiny(7, &edges, "", script);
+        t.at_round(2);
+        let now = t.now_minutes();
+        t.activate(&[0, 1, 2, 3, 4, 5]);
+        for u in 0..5 {
+            t.set(u, Choice(TopAction::Social));
+            t.set(
+                u,
+                SocialPlan {
+                    chat_with: Some(UserId(6)),
+                    post: true,
+                },
+            ); // last round's plan
+        }
+        t.set(5, Choice(TopAction::Recommender));
+        let watching = Engagement {
+            kind: EngagementKind::Watching,
+            until_minutes: now + 120,
+        };
+        t.set(5, watching);
+
+        t.run(choose_social_actions);
+
+        assert_eq!(
+            *offered.lock().unwrap(),
+            vec![
+                (0, vec![1, 2, 6]),
+                (1, vec![0, 2]),
+                (2, vec![0, 1, 3]),
+                (3, vec![2]),
+            ]
+        );
+        // 0 books 2 (50 min snapped to 1 h, counted); 1 finds its partner 2 busy; 2, booked by
+        // 0, cannot start a chat of its own with the free 3.
+        let plans: Vec<SocialPlan> = (0..5).map(|u| t.get::<SocialPlan>(u)).collect();
+        let chat_with_2 = SocialPlan {
+            chat_with: Some(UserId(2)),
+            post: false,
+        };
+        let post = SocialPlan {
+            chat_with: None,
+            post: true,
+        };
+        let nothing = SocialPlan::default();
+        assert_eq!(plans, vec![chat_with_2, nothing, nothing, post, nothing]);
+        let chatting = Engagement {
+            kind: EngagementKind::Chatting,
+            until_minutes: now + 60,
+        };
+        let engagements: Vec<Engagement> = (0..7).map(|u| t.get::<Engagement>(u)).collect();
+        let idle = Engagement::default();
+        assert_eq!(
+            engagements,
+            vec![chatting, idle, chatting, idle, idle, watching, idle]
+        );
+        let going = |u: u32| {
+            (
+                i64::from(u),
+                "SOCIAL",
+                format!("U{u} is going to social media."),
+            )
+        };
+        assert_eq!(
+            t.messages(),
+            vec![
+                going(0),
+                going(1),
+                going(2),
+                going(3),
+                (4, "SOCIAL", "U4 has no acquaintance.".to_string()),
+                (
+                    1,
+                    "LEAVE",
+                    "U1 wants to chat with U2 (2), but one of them is already chatting. So U1 \
+                     does nothing."
+                        .to_string()
+                ),
+                (
+                    2,
+                    "LEAVE",
+                    "U2 wants to chat with U3 (3), but one of them is already chatting. So U2 \
+                     does nothing."
+                        .to_string()
+                ),
+            ]
+        );
+        assert_eq!(t.counter("no_acquaintance"), 1);
+        assert_eq!(t.requests_and_fallbacks("social"), (4, 1));
+    }
+
+    #[test]
+    fn choose_social_actions_a_chatting_agent_gets_no_candidates_and_posting_does_not_block() {
+        let offered = Offered::default();
+        let script = social_script(vec![(0, chat(1, 30)), (1, chat(3, 120))], &offered);
+        // One random stranger per social agent: for 1 (contacts 0 and 2) only 3 is a stranger.
+        let mut t = tiny(4, &[(0, 1), (1, 2)], "social_random_contacts: 1\n", script);
+        t.at_round(3);
+        let now = t.now_minutes();
+        t.activate(&[0, 1]);
+        t.set(0, Choice(TopAction::Social));
+        t.set(1, Choice(TopAction::Social));
+        // 0 is still in last round's long chat; 1 is writing a post, which does not block.
+        let long_chat = Engagement {
+            kind: EngagementKind::Chatting,
+            until_minutes: now + 30,
+        };
+        t.set(0, long_chat);
+        t.set(
+            1,
+            Engagement {
+                kind: EngagementKind::Posting,
+                until_minutes: now + 5,
+            },
+        );
+
+        t.run(choose_social_actions);
+
+        assert_eq!(*offered.lock().unwrap(), vec![(0, vec![]), (1, vec![2, 3])]);
+        // 0's chat does not fit its empty list: the fallback, a post (counted).
+        assert_eq!(
+            t.get::<SocialPlan>(0),
+            SocialPlan {
+                chat_with: None,
+                post: true
+            }
+        );
+        assert_eq!(t.get::<SocialPlan>(1).chat_with, Some(UserId(3)));
+        assert_eq!(t.get::<Engagement>(0), long_chat);
+        let two_hours = Engagement {
+            kind: EngagementKind::Chatting,
+            until_minutes: now + 120,
+        };
+        assert_eq!(t.get::<Engagement>(1), two_hours);
+        assert_eq!(t.get::<Engagement>(3), two_hours);
+        assert_eq!(t.requests_and_fallbacks("social"), (2, 1));
+    }
+
+    #[test]
+    fn hold_chats_writes_lines_mentions_heard_histories_and_one_shared_transcript() {
+        // Pair (0, 2): 0 names <Heat> in a marked span (detected), 2 names The Matrix by id.
+        // Pair (1, 3): three lines, cut to chat_max_turns = 2.
+        let script = Script::new().on::<Chat>(|r, _| {
+            let (a, b) = (r.agent.id, r.ask.partner.id);
+            let line = |speaker, text: &str, mentions: Vec<ItemId>| Utterance {
+                speaker,
+                text: text.into(),
+                mentions,
+            };
+            Some(if a.0 == 0 {
+                vec![
+                    line(a, "Have you seen <Heat>?", vec![]),
+                    line(b, "  Not yet, but I loved its rival.  ", vec![MATRIX]),
+                ]
+            } else {
+                vec![
+                    line(a, "Hello.", vec![]),
+                    line(b, "Hi.", vec![]),
+                    line(a, "Bye.", vec![]),
+                ]
+            })
+        });
+        let mut t = tiny(4, &[(0, 2), (1, 3)], "chat_max_turns: 2\n", script);
+        t.at_round(4);
+        t.activate(&[0, 1]);
+        let plan = |u| SocialPlan {
+            chat_with: Some(UserId(u)),
+            post: false,
+        };
+        t.set(0, plan(2));
+        t.set(1, plan(3));
+
+        t.run(hold_chats);
+
+        assert_eq!(
+            t.messages(),
+            vec![
+                (0, "CHAT", "U0 is chatting with U2 (2).".to_string()),
+                (0, "CHAT", "U0 says: Have you seen <Heat>?".to_string()),
+                (
+                    0,
+                    "CHAT",
+                    "U2 says:   Not yet, but I loved its rival.  ".to_string()
+                ),
+                (1, "CHAT", "U1 is chatting with U3 (3).".to_string()),
+                (1, "CHAT", "U1 says: Hello.".to_string()),
+                (1, "CHAT", "U3 says: Hi.".to_string()),
+            ]
+        );
+        assert_eq!(t.counter("chats"), 2);
+        assert_eq!(t.counter("chat_lines"), 4);
+        assert_eq!(t.counter("mentions"), 2);
+        assert_eq!(t.requests_and_fallbacks("chat"), (2, 0));
+        assert_eq!(
+            t.world().resource::<crate::sim::RoundLog>().mentions,
+            vec![HEAT, MATRIX]
+        );
+        // The listener hears each line's items: 2 heard Heat from 0, 0 heard The Matrix from 2.
+        assert_eq!(t.get::<Histories>(2).heard, vec![(HEAT, 4)]);
+        assert_eq!(t.get::<Histories>(0).heard, vec![(MATRIX, 4)]);
+        assert!(t.get::<Histories>(1).heard.is_empty() && t.get::<Histories>(3).heard.is_empty());
+
+        let t02 = "[U0]: Have you seen <Heat>?\n[U2]: Not yet, but I loved its rival.";
+        let t13 = "[U1]: Hello.\n[U3]: Hi.";
+        use ObservationKind::Chatted;
+        let pending = t.pending();
+        assert_eq!(
+            pending,
+            vec![
+                obs_text(0, 4, Chatted, Some(HEAT), Some(2), t02),
+                obs_text(2, 4, Chatted, Some(HEAT), Some(0), t02),
+                obs_text(1, 4, Chatted, None, Some(3), t13),
+                obs_text(3, 4, Chatted, None, Some(1), t13),
+            ]
+        );
+        let text = |r: &MemoryRecord| r.text.clone().unwrap();
+        assert!(Arc::ptr_eq(&text(&pending[0].1), &text(&pending[1].1)));
+        assert!(Arc::ptr_eq(&text(&pending[2].1), &text(&pending[3].1)));
+    }
+}

@@ -122,3 +122,94 @@ pub fn form_feelings(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behaviour::Feeling;
+    use crate::decision::Script;
+    use crate::testing::{obs, tiny, HEAT, MATRIX, TOY_STORY};
+
+    #[test]
+    fn form_feelings_rates_each_watch_into_history_log_and_counters() {
+        // Stars by item: The Matrix 5, Toy Story 2; Heat 9, off the scale (the fallback: 3).
+        let script = Script::new().on::<Feel>(|r, _| {
+            let rating = match r.ask {
+                MATRIX => 5,
+                TOY_STORY => 2,
+                _ => 9,
+            };
+            Some(Feeling {
+                rating,
+                text: format!("felt {}", r.ask),
+            })
+        });
+        let mut t = tiny(3, &[], "history_size: 2\n", script);
+        t.at_round(3);
+        t.activate(&[0, 1]);
+        let watched = |items: Vec<ItemId>| Browsing {
+            watched: items,
+            ..Default::default()
+        };
+        // 0 watched two items this round; its history already holds Heat and Toy Story.
+        t.set(0, watched(vec![MATRIX, TOY_STORY]));
+        t.set(
+            0,
+            Histories {
+                watched: vec![(HEAT, 4), (TOY_STORY, 5)],
+                heard: vec![],
+            },
+        );
+        t.set(1, watched(vec![HEAT]));
+        t.set(2, watched(vec![MATRIX])); // not active: not asked
+        {
+            let mut rec = t.rec_mut();
+            for (u, i) in [(0, 1), (0, 0), (1, 2)] {
+                rec.log.watch(u, i, 0, 3);
+            }
+        }
+
+        t.run(form_feelings);
+
+        // Push (Matrix, 5): [Heat, Toy, Matrix] capped at 2 → [Toy, Matrix]; push (Toy, 2):
+        // the earlier Toy Story is removed → [Matrix, Toy].
+        assert_eq!(
+            t.get::<Histories>(0).watched,
+            vec![(MATRIX, 5), (TOY_STORY, 2)]
+        );
+        assert_eq!(t.get::<Histories>(1).watched, vec![(HEAT, 3)]);
+        assert!(t.get::<Histories>(2).watched.is_empty());
+        assert_eq!(
+            t.rec().log.watches(),
+            &[(0, 1, 5, 3), (0, 0, 2, 3), (1, 2, 3, 3)]
+        );
+        assert_eq!(t.counter("ratings"), 3);
+        assert_eq!(t.counter("rating_sum"), 5 + 2 + 3);
+        assert_eq!(t.requests_and_fallbacks("feel"), (3, 1));
+        assert_eq!(
+            t.messages(),
+            vec![
+                (0, "RECOMMENDER", "U0 feels: felt 1".to_string()),
+                (0, "RECOMMENDER", "U0 feels: felt 0".to_string()),
+                (
+                    1,
+                    "RECOMMENDER",
+                    "U1 feels: I have no strong feelings about it.".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            t.interactions(),
+            vec![(0, 1, 1, 5), (0, 0, 1, 2), (1, 2, 1, 3)]
+        );
+        use ObservationKind::Watched;
+        assert_eq!(
+            t.pending(),
+            vec![
+                obs(0, 3, Watched, Some(MATRIX), None, 5),
+                obs(0, 3, Watched, Some(TOY_STORY), None, 2),
+                obs(1, 3, Watched, Some(HEAT), None, 3),
+            ]
+        );
+    }
+}

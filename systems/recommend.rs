@@ -266,3 +266,106 @@ pub fn serve_first_pages(
         s.page_items = page;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Script;
+    use crate::testing::{obs, tiny, HEAT, MATRIX, TOY_STORY};
+
+    fn stale() -> Browsing {
+        Browsing {
+            open: true,
+            steps: 2,
+            page: 1,
+            page_items: vec![HEAT],
+            search: Some(("x".into(), vec![HEAT])),
+            watched: vec![HEAT],
+        }
+    }
+
+    #[test]
+    fn serve_first_pages_resets_active_sessions_and_opens_one_per_recommender_chooser() {
+        // page_size 2; Popularity with no watches ranks the items by id, never showing an item
+        // shown before.
+        let mut t = tiny(5, &[], "page_size: 2\n", Script::new());
+        t.at_round(2);
+        t.activate(&[0, 1, 2, 3]);
+        for (u, c) in [
+            (0, TopAction::Recommender),
+            (1, TopAction::Social),
+            (2, TopAction::Recommender),
+            (3, TopAction::Recommender),
+        ] {
+            t.set(u, Choice(c));
+            t.set(u, stale());
+        }
+        t.set(4, stale()); // not active: left alone
+        {
+            let mut rec = t.rec_mut();
+            rec.log.expose(2, 0); // agent 2 has seen item 0
+            for i in 0..3 {
+                rec.log.expose(3, i); // agent 3 has seen everything
+            }
+        }
+
+        t.run(serve_first_pages);
+
+        let b0 = t.get::<Browsing>(0);
+        assert!(b0.open);
+        assert_eq!(
+            (b0.steps, b0.page, b0.page_items.clone()),
+            (0, 0, vec![TOY_STORY, MATRIX])
+        );
+        assert!(b0.search.is_none() && b0.watched.is_empty());
+        let b2 = t.get::<Browsing>(2);
+        assert!(b2.open);
+        assert_eq!(b2.page_items, vec![MATRIX, HEAT]);
+        for u in [1, 3] {
+            let b = t.get::<Browsing>(u);
+            assert!(!b.open, "agent {u}");
+            assert_eq!((b.steps, b.page), (0, 0), "agent {u}");
+            assert!(b.page_items.is_empty() && b.search.is_none() && b.watched.is_empty());
+        }
+        let b4 = t.get::<Browsing>(4);
+        assert!(b4.open && b4.steps == 2 && b4.watched == vec![HEAT]);
+
+        assert_eq!(t.rec().log.exposed(0), &[0, 1]);
+        assert_eq!(t.rec().log.exposed(1), &[] as &[u32]);
+        assert_eq!(t.rec().log.exposed(2), &[0, 1, 2]);
+        assert_eq!(t.counter("pages_shown"), 2);
+        assert_eq!(t.counter("items_shown"), 4);
+        assert_eq!(
+            t.interactions(),
+            vec![(0, 0, 0, 0), (0, 1, 0, 0), (2, 1, 0, 0), (2, 2, 0, 0)]
+        );
+        assert_eq!(
+            t.messages(),
+            vec![
+                (
+                    0,
+                    "RECOMMENDER",
+                    "U0 is recommended [<Toy Story>, <The Matrix>].".to_string()
+                ),
+                (
+                    2,
+                    "RECOMMENDER",
+                    "U2 is recommended [<The Matrix>, <Heat>].".to_string()
+                ),
+                (
+                    3,
+                    "RECOMMENDER",
+                    "No more items. U3 leaves the recommender system.".to_string()
+                ),
+            ]
+        );
+        use ObservationKind::Shown;
+        assert_eq!(
+            t.pending(),
+            vec![
+                obs(0, 2, Shown, Some(TOY_STORY), None, 2),
+                obs(2, 2, Shown, Some(MATRIX), None, 2),
+            ]
+        );
+    }
+}

@@ -108,3 +108,101 @@ pub fn record_round(
         rec.model.fit(&rec.log);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Script;
+    use crate::ids::UserId;
+    use crate::rng::{stream_rng, Stream};
+    use crate::testing::{tiny, TestSim, HEAT, MATRIX, TOY_STORY};
+
+    fn stats(t: &TestSim) -> Vec<ItemStats> {
+        let w = t.world();
+        w.resource::<ItemEntities>()
+            .0
+            .iter()
+            .map(|&e| *w.get::<ItemStats>(e).unwrap())
+            .collect()
+    }
+
+    /// The model's ranking of every item for agent 0 (Popularity: by watches at the last fit).
+    fn ranking(t: &TestSim) -> Vec<u32> {
+        let mut rng = stream_rng(0, Stream::Recommender, &[]);
+        t.rec().model.recommend(0, 3, &|_| false, &mut rng).items
+    }
+
+    #[test]
+    fn record_round_bumps_item_stats_from_the_round_log() {
+        let mut t = tiny(2, &[], "retrain_every: 0\n", Script::new());
+        t.at_round(1);
+        let toy = t.world().resource::<ItemEntities>().0[0];
+        t.world_mut().entity_mut(toy).insert(ItemStats {
+            exposures: 10,
+            watches: 1,
+            rating_sum: 4,
+            mentions: 0,
+        });
+        {
+            let mut log = t.world_mut().resource_mut::<RoundLog>();
+            // User 0: shown Toy Story twice (one interaction) and The Matrix, watched The
+            // Matrix (4 stars). User 1: shown Toy Story, watched Heat (5 stars).
+            log.shown(UserId(0), TOY_STORY);
+            log.shown(UserId(0), TOY_STORY);
+            log.shown(UserId(0), MATRIX);
+            log.watched(UserId(0), MATRIX, 4);
+            log.shown(UserId(1), TOY_STORY);
+            log.watched(UserId(1), HEAT, 0);
+            log.watched(UserId(1), HEAT, 5);
+            log.mentions = vec![HEAT, HEAT, TOY_STORY, ItemId(99)];
+        }
+
+        t.run(record_round);
+
+        assert_eq!(
+            stats(&t),
+            vec![
+                ItemStats {
+                    exposures: 12,
+                    watches: 1,
+                    rating_sum: 4,
+                    mentions: 1,
+                },
+                ItemStats {
+                    exposures: 1,
+                    watches: 1,
+                    rating_sum: 4,
+                    mentions: 0,
+                },
+                ItemStats {
+                    exposures: 1,
+                    watches: 1,
+                    rating_sum: 5,
+                    mentions: 2,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn record_round_refits_the_model_every_retrain_every_rounds() {
+        let mut t = tiny(1, &[], "retrain_every: 2\n", Script::new());
+        // Fitted at build on an empty log: ids in order.
+        assert_eq!(ranking(&t), vec![0, 1, 2]);
+        let mut after = Vec::new();
+        for (round, watch, times) in [(1, 2, 1), (2, 0, 0), (3, 1, 2), (4, 0, 0)] {
+            t.at_round(round);
+            for _ in 0..times {
+                t.rec_mut().log.watch(0, watch, 0, round);
+            }
+            t.run(record_round);
+            after.push(ranking(&t));
+        }
+        // Round 1: a watch of Heat, not fitted; round 2: fitted (Heat first); round 3: two
+        // watches of The Matrix, not fitted; round 4: fitted (The Matrix 2, Heat 1, Toy 0).
+        assert_eq!(
+            after,
+            vec![vec![0, 1, 2], vec![2, 0, 1], vec![2, 0, 1], vec![1, 2, 0]]
+        );
+    }
+}

@@ -524,3 +524,130 @@ pub type AgentDataMut = (
     &'static Relationships,
     &'static mut Memory,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::ObservationKind as K;
+    use crate::decision::Script;
+    use crate::testing::{obs, obs_text, tiny, TestSim, HEAT, MATRIX, TOY_STORY};
+
+    /// The round's observations, agents interleaved (the phase groups them by id, stably).
+    fn observations() -> Vec<(UserId, MemoryRecord)> {
+        vec![
+            obs(1, 2, K::EnteredSocial, None, None, 0),
+            obs(0, 2, K::EnteredRecommender, None, None, 0),
+            obs(0, 2, K::Shown, Some(TOY_STORY), None, 1),
+            obs_text(1, 2, K::ReadPost, Some(HEAT), Some(0), "See <Heat>!"),
+            obs(0, 2, K::Watched, Some(MATRIX), None, 5),
+            obs_text(1, 2, K::Chatted, None, Some(2), "[U1]: Hi\n[U2]: Hello"),
+            obs(0, 2, K::Watched, Some(HEAT), None, 3),
+            obs(1, 2, K::Watched, Some(TOY_STORY), None, 1),
+        ]
+    }
+
+    /// The sentences the remember phase compresses (the offline compression keeps them).
+    const U0_WATCHED_MATRIX: &str = "U0 watched <The Matrix> and rated it 5 out of 5.";
+    const U1_READ_POST: &str = "U1 read U0's post about <Heat>. \"See <Heat>!\"";
+    const U1_WATCHED_TOY: &str = "U1 watched <Toy Story> and rated it 1 out of 5.";
+
+    fn run_on(script: Script, weight: Option<f32>) -> TestSim {
+        let mut t = tiny(3, &[(0, 1), (1, 2)], "", script);
+        if let Some(w) = weight {
+            t.world_mut()
+                .resource_mut::<SimConfig>()
+                .memory
+                .importance_weight = w;
+        }
+        t.at_round(2);
+        t.world_mut().resource_mut::<PendingObservations>().0 = observations();
+        t.run(write_memories);
+        t
+    }
+
+    /// Agent `u`'s short-term memory as (text, importance).
+    fn stm(t: &TestSim, u: u32) -> Vec<(String, f32)> {
+        t.get::<Memory>(u)
+            .state
+            .stm
+            .iter()
+            .map(|e| (e.text.to_string(), e.importance))
+            .collect()
+    }
+
+    /// Every agent's raw observations are kept in order, the queue is emptied, and nothing
+    /// reaches long-term memory in one round.
+    fn assert_observed_and_no_ltm(t: &TestSim) {
+        let all = observations();
+        for u in 0..3u32 {
+            let mine: Vec<MemoryRecord> = all
+                .iter()
+                .filter(|o| o.0 == UserId(u))
+                .map(|o| o.1.clone())
+                .collect();
+            let m = t.get::<Memory>(u);
+            assert_eq!(m.observed, mine, "agent {u}");
+            assert!(m.state.ltm.is_empty(), "agent {u}");
+        }
+        assert!(t.pending().is_empty());
+    }
+
+    #[test]
+    fn write_memories_offline_keeps_exactly_the_observations_above_the_gate() {
+        // Offline importance (the rubric): entering 2, a page 4, a watch 6 + |rating − 3|, a chat
+        // without an item 4, a read post naming an item 7. importance = score/10 × 0.9, kept
+        // when > 0.62: the watches rated 5 and 1 (8 → 0.72) and the post (7 → 0.63).
+        let t = run_on(Script::new().offline_otherwise(), None);
+        let imp = |score: f32| score / 10.0 * 0.9;
+        assert_eq!(stm(&t, 0), vec![(U0_WATCHED_MATRIX.to_string(), imp(8.0))]);
+        assert_eq!(
+            stm(&t, 1),
+            vec![
+                (U1_READ_POST.to_string(), imp(7.0)),
+                (U1_WATCHED_TOY.to_string(), imp(8.0)),
+            ]
+        );
+        assert!(stm(&t, 2).is_empty());
+        assert_observed_and_no_ltm(&t);
+        assert_eq!(t.requests_and_fallbacks("compress"), (8, 0));
+        assert_eq!(t.requests_and_fallbacks("importance"), (8, 0));
+    }
+
+    #[test]
+    fn write_memories_with_fallback_importance_keeps_nothing() {
+        // Unscripted: the fallbacks; importance 1 → 0.09, below the gate.
+        let t = run_on(Script::new(), None);
+        for u in 0..3 {
+            assert!(stm(&t, u).is_empty(), "agent {u}");
+        }
+        assert_observed_and_no_ltm(&t);
+    }
+
+    #[test]
+    fn write_memories_stores_the_first_line_of_scripted_compression_with_scripted_importance() {
+        // Compression answers on several lines (the first non-empty one, trimmed, is kept);
+        // importance 8 for watches, 7 for the rest, weighted 0.8: 0.64 passes the gate, 0.56
+        // does not (with the default 0.9 the post would pass).
+        let script = Script::new()
+            .on::<Compress>(|r, _| Some(format!("\n  {} (short)  \nsecond line", r.ask[0])))
+            .on::<Importance>(|r, _| {
+                Some(match r.ask.event.map(|e| e.kind) {
+                    Some(K::Watched) => 8,
+                    _ => 7,
+                })
+            });
+        let t = run_on(script, Some(0.8));
+        let imp = 8.0f32 / 10.0 * 0.8;
+        let short = |s: &str| format!("{s} (short)");
+        assert_eq!(stm(&t, 0).len(), 2);
+        assert_eq!(
+            stm(&t, 0),
+            vec![
+                (short(U0_WATCHED_MATRIX), imp),
+                (short("U0 watched <Heat> and rated it 3 out of 5."), imp),
+            ]
+        );
+        assert_eq!(stm(&t, 1), vec![(short(U1_WATCHED_TOY), imp)]);
+        assert_observed_and_no_ltm(&t);
+    }
+}

@@ -303,3 +303,219 @@ pub fn browse(
         open.retain(|&e| sessions.get(e).is_ok_and(|s| s.open));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::Histories;
+    use crate::decision::Script;
+    use crate::testing::{obs, tiny, TestSim, HEAT, MATRIX, TOY_STORY};
+
+    /// Opens agent `u`'s session on a first page `[item]`, shown before (as the recommend phase
+    /// leaves it).
+    fn open_on(t: &mut TestSim, u: u32, item: ItemId) {
+        t.set(
+            u,
+            Browsing {
+                open: true,
+                page_items: vec![item],
+                ..Default::default()
+            },
+        );
+        t.rec_mut().log.expose(u, item.0);
+    }
+
+    fn says(lines: &[&str]) -> Vec<(&'static str, String)> {
+        lines
+            .iter()
+            .map(|l| ("RECOMMENDER", (*l).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn browse_runs_scripted_sessions_to_exact_pages_counters_messages_and_engagement() {
+        // One item per page, two decisions per session, 1.5 h of watching.
+        let script = Script::new().on::<Page>(|r, _| {
+            let search = || PageAction::Search("Heat".into());
+            Some(match (r.agent.id.0, r.key.step) {
+                (0, 0) => PageAction::Next,
+                (0, _) => PageAction::Watch(vec![0]),
+                (1, 0) | (4, 0) => search(),
+                (1, _) | (4, _) => PageAction::Next,
+                (2, _) => PageAction::Leave,
+                _ => PageAction::Next,
+            })
+        });
+        let mut t = tiny(
+            5,
+            &[],
+            "page_size: 1\nmax_session_steps: 2\nwatch_hours: 1.5\n",
+            script,
+        );
+        t.at_round(2);
+        let now = t.now_minutes();
+        assert_eq!(now, 300, "round 2 starts 5 h after the start");
+        t.activate(&[0, 1, 2, 3, 4]);
+        for u in 0..5 {
+            open_on(&mut t, u, TOY_STORY);
+        }
+        // Agent 4 has watched Heat: its search finds nothing new.
+        t.set(
+            4,
+            Histories {
+                watched: vec![(HEAT, 4)],
+                heard: vec![],
+            },
+        );
+
+        t.run(browse);
+
+        // 0: next page (the recommender's next unseen item), then watches it.
+        assert_eq!(
+            t.messages_of(0),
+            says(&[
+                "U0 looks next page.",
+                "U0 is recommended [<The Matrix>].",
+                "U0 watches <The Matrix>.",
+            ])
+        );
+        // 1: search results, then no next page of them.
+        assert_eq!(
+            t.messages_of(1),
+            says(&[
+                "U1 searches Heat.",
+                "U1 is shown search results for Heat: [<Heat>].",
+                "U1 looks next page.",
+                "No more items. U1 leaves the recommender system.",
+            ])
+        );
+        assert_eq!(
+            t.messages_of(2),
+            says(&["U2 leaves the recommender system."])
+        );
+        // 3: two next pages, then the step limit.
+        assert_eq!(
+            t.messages_of(3),
+            says(&[
+                "U3 looks next page.",
+                "U3 is recommended [<The Matrix>].",
+                "U3 looks next page.",
+                "U3 is recommended [<Heat>].",
+                "U3 leaves the recommender system.",
+            ])
+        );
+        // 4: an empty search keeps the page; the next page comes from the recommender.
+        assert_eq!(
+            t.messages_of(4),
+            says(&[
+                "U4 searches Heat.",
+                "There are no items related to Heat in the system.",
+                "U4 looks next page.",
+                "U4 is recommended [<The Matrix>].",
+                "U4 leaves the recommender system.",
+            ])
+        );
+
+        let pages: Vec<(u32, u32, Vec<ItemId>)> = (0..5)
+            .map(|u| {
+                let b = t.get::<Browsing>(u);
+                assert!(!b.open, "agent {u}'s session is over");
+                (b.steps, b.page, b.page_items)
+            })
+            .collect();
+        assert_eq!(
+            pages,
+            vec![
+                (2, 1, vec![MATRIX]),
+                (2, 1, vec![HEAT]),
+                (1, 0, vec![TOY_STORY]),
+                (2, 2, vec![HEAT]),
+                (2, 1, vec![MATRIX]),
+            ]
+        );
+        let b1 = t.get::<Browsing>(1);
+        assert_eq!(b1.search, Some((Arc::from("Heat"), vec![HEAT])));
+        assert_eq!(
+            t.get::<Browsing>(4).search,
+            Some((Arc::from("Heat"), vec![]))
+        );
+        assert_eq!(t.get::<Browsing>(0).watched, vec![MATRIX]);
+        assert!((1..5).all(|u| t.get::<Browsing>(u).watched.is_empty()));
+
+        // Only the watcher is busy, until now + watch_hours × 60.
+        assert_eq!(
+            t.get::<Engagement>(0),
+            Engagement {
+                kind: EngagementKind::Watching,
+                until_minutes: now + 90,
+            }
+        );
+        assert!((1..5).all(|u| t.get::<Engagement>(u) == Engagement::default()));
+
+        assert_eq!(t.counter("searches"), 2);
+        assert_eq!(t.counter("watches"), 1);
+        assert_eq!(t.counter("pages_shown"), 5);
+        assert_eq!(t.counter("items_shown"), 5);
+        assert_eq!(t.requests_and_fallbacks("page"), (2 + 2 + 1 + 2 + 2, 0));
+        assert_eq!(t.rec().log.watches(), &[(0, 1, 0, 2)]);
+        assert_eq!(
+            t.interactions(),
+            vec![
+                (0, 1, 1, 0),
+                (1, 2, 0, 0),
+                (3, 1, 0, 0),
+                (3, 2, 0, 0),
+                (4, 1, 0, 0)
+            ]
+        );
+        use ObservationKind::{Searched, Shown};
+        assert_eq!(
+            t.pending(),
+            vec![
+                // Decision 1 of every session, in id order, then decision 2.
+                obs(0, 2, Shown, Some(MATRIX), None, 1),
+                obs(1, 2, Searched, Some(HEAT), None, 0),
+                obs(1, 2, Shown, Some(HEAT), None, 1),
+                obs(3, 2, Shown, Some(MATRIX), None, 1),
+                obs(4, 2, Searched, None, None, 0),
+                obs(3, 2, Shown, Some(HEAT), None, 1),
+                obs(4, 2, Shown, Some(MATRIX), None, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn browse_replaces_answers_that_do_not_fit_by_leave() {
+        // 0 searches twice (one search per session), 1 watches a slot off its one-item page.
+        let script = Script::new().on::<Page>(|r, _| {
+            Some(match (r.agent.id.0, r.key.step) {
+                (0, 0) => PageAction::Search("Heat".into()),
+                (0, _) => PageAction::Search("Toy Story".into()),
+                _ => PageAction::Watch(vec![1]),
+            })
+        });
+        let mut t = tiny(2, &[], "page_size: 1\n", script);
+        t.at_round(1);
+        t.activate(&[0, 1]);
+        open_on(&mut t, 0, TOY_STORY);
+        open_on(&mut t, 1, TOY_STORY);
+
+        t.run(browse);
+
+        assert_eq!(
+            t.messages_of(0),
+            says(&[
+                "U0 searches Heat.",
+                "U0 is shown search results for Heat: [<Heat>].",
+                "U0 leaves the recommender system.",
+            ])
+        );
+        assert_eq!(
+            t.messages_of(1),
+            says(&["U1 leaves the recommender system."])
+        );
+        assert_eq!(t.requests_and_fallbacks("page"), (3, 2));
+        assert_eq!((t.counter("searches"), t.counter("watches")), (1, 0));
+        assert_eq!(t.get::<Engagement>(1), Engagement::default());
+    }
+}
