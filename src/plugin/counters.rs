@@ -82,7 +82,15 @@ impl Counters {
     }
 
     fn slot(&mut self, c: &Counter) -> &mut u64 {
-        let i = match self.entries.iter().position(|e| e.counter.name == c.name) {
+        // Counters are constants: the registered copy usually shares the name's address, a
+        // cheaper test than comparing the text on this hot path.
+        let same = |e: &Entry| std::ptr::eq(e.counter.name, c.name);
+        let i = match self
+            .entries
+            .iter()
+            .position(same)
+            .or_else(|| self.entries.iter().position(|e| e.counter.name == c.name))
+        {
             Some(i) => i,
             None => {
                 // Counting into an unregistered counter registers it (in a group of its own

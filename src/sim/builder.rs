@@ -383,9 +383,7 @@ impl Prepared {
             builder,
         } = self;
         let cfg = builder.cfg;
-        let outputs = builder
-            .outputs
-            .unwrap_or_else(|| default_outputs(&cfg));
+        let outputs = builder.outputs.unwrap_or_else(|| default_outputs(&cfg));
         let out_dir = outputs
             .manifest
             .parent()
