@@ -38,7 +38,7 @@ use recagent::decision::offline::{normal, Offline};
 use recagent::decision::parse::{first_int, ParseError};
 use recagent::decision::{Context, Decision, Phase, PromptVars, Request};
 use recagent::ids::{ItemId, PostId, UserId};
-use recagent::plugin::{Counter, Counters, Settings, SimApp};
+use recagent::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use recagent::sim::{view, AgentData, PendingObservations, RoundLog, SimPhase, SimTick};
 use recagent::systems::broadcast::{read_inbox, Inbox, Post, PostBoard};
 use recagent::world::Roster;
@@ -145,26 +145,16 @@ impl Default for PostRatingSettings {
 impl Settings for PostRatingSettings {
     const SECTION: Option<&'static str> = Some("post_ratings");
     fn validate(&self) -> Result<(), (String, String)> {
-        for (k, v, lo, hi) in [
-            ("base", self.base, 1.0, 5.0),
-            ("closeness_weight", self.closeness_weight, 0.0, 4.0),
-            ("mention_weight", self.mention_weight, 0.0, 4.0),
-            ("noise", self.noise, 0.0, 2.0),
-        ] {
-            if !(lo..=hi).contains(&v) {
-                return Err((
-                    k.into(),
-                    format!("{v} is out of range: allowed {lo}..={hi}"),
-                ));
-            }
-        }
-        if !(1..=100).contains(&self.keep) {
-            return Err((
-                "keep".into(),
-                format!("{} is out of range: allowed 1..=100", self.keep),
-            ));
-        }
-        Ok(())
+        check_range("base", self.base, 1.0..=5.0, "1..=5")?;
+        check_range(
+            "closeness_weight",
+            self.closeness_weight,
+            0.0..=4.0,
+            "0..=4",
+        )?;
+        check_range("mention_weight", self.mention_weight, 0.0..=4.0, "0..=4")?;
+        check_range("noise", self.noise, 0.0..=2.0, "0..=2")?;
+        check_range("keep", self.keep, 1..=100, "1..=100")
     }
 }
 

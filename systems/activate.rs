@@ -19,7 +19,9 @@ use crate::config::SimConfig;
 use crate::decision::top::{Top, TopAction};
 use crate::decision::{Context, Request};
 use crate::ids::UserId;
-use crate::plugin::{CheckpointPart, ComponentPart, Counter, Counters, Settings, SimApp};
+use crate::plugin::{
+    check_range, CheckpointPart, ComponentPart, Counter, Counters, Settings, SimApp,
+};
 use crate::rng::{stream_rng, unit_hash, Stream};
 use crate::sim::{
     view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimSetup, SimTick,
@@ -69,13 +71,11 @@ impl Settings for ActivationSettings {
         "activity levels are drawn at the start of a run",
     )];
     fn validate(&self) -> Result<(), (String, String)> {
-        if !(self.active_prob > 0.0 && self.active_prob <= 1.0) {
-            return Err((
-                "active_prob".into(),
-                format!("{} is out of range: allowed (0, 1]", self.active_prob),
-            ));
+        if self.active_prob > 0.0 {
+            check_range("active_prob", self.active_prob, ..=1.0, "(0, 1]")
+        } else {
+            check_range("active_prob", self.active_prob, 1.0.., "(0, 1]")
         }
-        Ok(())
     }
 }
 

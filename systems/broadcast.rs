@@ -33,7 +33,7 @@ use crate::decision::post::Post as PostDecision;
 use crate::decision::{Context, Request};
 use crate::ids::{ItemId, PostId, UserId};
 use crate::plugin::parts::{decode, encode};
-use crate::plugin::{CheckpointPart, Counter, Counters, Settings, SimApp};
+use crate::plugin::{check_range, CheckpointPart, Counter, Counters, Settings, SimApp};
 use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimTick};
 use crate::social::resolve_mentions;
 use crate::world::Roster;
@@ -55,13 +55,7 @@ impl Default for BroadcastSettings {
 impl Settings for BroadcastSettings {
     const SECTION: Option<&'static str> = None;
     fn validate(&self) -> Result<(), (String, String)> {
-        if self.post_minutes > 1440 {
-            return Err((
-                "post_minutes".into(),
-                format!("{} is out of range: allowed 0..=1440", self.post_minutes),
-            ));
-        }
-        Ok(())
+        check_range("post_minutes", self.post_minutes, 0..=1440, "0..=1440")
     }
 }
 

@@ -36,7 +36,7 @@ use crate::decision::social::{Social, SocialAction};
 use crate::decision::top::TopAction;
 use crate::decision::{Context, Decision, Request};
 use crate::ids::{ItemId, UserId};
-use crate::plugin::{Counter, Counters, Settings, SimApp};
+use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimTick};
 use crate::social::{random_strangers, resolve_mentions, snap_chat_minutes, transcript};
 use crate::world::Roster;
@@ -69,15 +69,12 @@ impl Default for ChatSettings {
 impl Settings for ChatSettings {
     const SECTION: Option<&'static str> = None;
     fn validate(&self) -> Result<(), (String, String)> {
-        if self.social_random_contacts > 100 {
-            return Err((
-                "social_random_contacts".into(),
-                format!(
-                    "{} is out of range: allowed 0..=100",
-                    self.social_random_contacts
-                ),
-            ));
-        }
+        check_range(
+            "social_random_contacts",
+            self.social_random_contacts,
+            0..=100,
+            "0..=100",
+        )?;
         if self.chat_hours.is_empty()
             || self.chat_hours.len() > 8
             || !self.chat_hours.iter().all(|h| *h > 0.0 && *h <= 24.0)
@@ -90,12 +87,7 @@ impl Settings for ChatSettings {
                 ),
             ));
         }
-        if !(1..=50).contains(&self.chat_max_turns) {
-            return Err((
-                "chat_max_turns".into(),
-                format!("{} is out of range: allowed 1..=50", self.chat_max_turns),
-            ));
-        }
+        check_range("chat_max_turns", self.chat_max_turns, 1..=50, "1..=50")?;
         Ok(())
     }
 }

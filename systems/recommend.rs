@@ -18,7 +18,7 @@ use crate::components::{ObservationKind, Profile};
 use crate::config::SimConfig;
 use crate::decision::top::TopAction;
 use crate::ids::{ItemId, UserId};
-use crate::plugin::{Counter, Counters, Settings, SimApp};
+use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use crate::recommender::build_page;
 use crate::rng::{stream_rng, Stream};
 use crate::sim::{ActiveAgents, PendingObservations, RecState, RoundLog, SimPhase, SimTick};
@@ -46,12 +46,7 @@ impl Default for RecommendSettings {
 impl Settings for RecommendSettings {
     const SECTION: Option<&'static str> = None;
     fn validate(&self) -> Result<(), (String, String)> {
-        if !(1..=50).contains(&self.page_size) {
-            return Err((
-                "page_size".into(),
-                format!("{} is out of range: allowed 1..=50", self.page_size),
-            ));
-        }
+        check_range("page_size", self.page_size, 1..=50, "1..=50")?;
         if self.rec_random_k >= self.page_size {
             return Err((
                 "rec_random_k".into(),

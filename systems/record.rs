@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::ids::ItemId;
-use crate::plugin::{Settings, SimApp};
+use crate::plugin::{check_range, Settings, SimApp};
 use crate::sim::{RecState, RoundLog, SimPhase, SimTick};
 use crate::world::ItemEntities;
 
@@ -35,16 +35,12 @@ impl Default for RecordSettings {
 impl Settings for RecordSettings {
     const SECTION: Option<&'static str> = None;
     fn validate(&self) -> Result<(), (String, String)> {
-        if self.retrain_every > 1_000_000 {
-            return Err((
-                "retrain_every".into(),
-                format!(
-                    "{} is out of range: allowed 0..=1000000",
-                    self.retrain_every
-                ),
-            ));
-        }
-        Ok(())
+        check_range(
+            "retrain_every",
+            self.retrain_every,
+            0..=1_000_000,
+            "0..=1000000",
+        )
     }
 }
 

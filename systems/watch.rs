@@ -21,7 +21,7 @@ use crate::config::SimConfig;
 use crate::decision::page::{Page, PageAction, PageAsk};
 use crate::decision::{Context, Request};
 use crate::ids::ItemId;
-use crate::plugin::{Counter, Counters, Settings, SimApp};
+use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use crate::sim::{
     view, ActiveAgents, AgentData, PendingObservations, RecState, RoundLog, SimPhase, SimTick,
 };
@@ -52,27 +52,14 @@ impl Default for WatchSettings {
 impl Settings for WatchSettings {
     const SECTION: Option<&'static str> = None;
     fn validate(&self) -> Result<(), (String, String)> {
-        if !(1..=100).contains(&self.max_session_steps) {
-            return Err((
-                "max_session_steps".into(),
-                format!(
-                    "{} is out of range: allowed 1..=100",
-                    self.max_session_steps
-                ),
-            ));
-        }
-        if !(0.0..=48.0).contains(&self.watch_hours) {
-            return Err((
-                "watch_hours".into(),
-                format!("{} is out of range: allowed 0..=48", self.watch_hours),
-            ));
-        }
-        if !(1..=1000).contains(&self.search_k) {
-            return Err((
-                "search_k".into(),
-                format!("{} is out of range: allowed 1..=1000", self.search_k),
-            ));
-        }
+        check_range(
+            "max_session_steps",
+            self.max_session_steps,
+            1..=100,
+            "1..=100",
+        )?;
+        check_range("watch_hours", self.watch_hours, 0.0..=48.0, "0..=48")?;
+        check_range("search_k", self.search_k, 1..=1000, "1..=1000")?;
         Ok(())
     }
 }

@@ -3,54 +3,50 @@
 
 use super::{redact_url, BackendKind, RecModel, SimConfig, REDACTED};
 
+/// `Ok` when `value` lies in `range`, else `Err((key, "<value> is out of range: allowed
+/// <allowed>"))`, the message every settings check gives.
+///
+/// # Errors
+/// `value` outside `range`.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    range: impl std::ops::RangeBounds<T>,
+    allowed: &str,
+) -> Result<(), (String, String)> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err((
+            key.to_string(),
+            format!("{value} is out of range: allowed {allowed}"),
+        ))
+    }
+}
+
 impl SimConfig {
     /// Checks ranges and cross-field rules. Returns `(key, message)` for the first problem.
     pub fn validate(&self) -> Result<(), (String, String)> {
         fn bad(key: &str, msg: String) -> Result<(), (String, String)> {
             Err((key.to_string(), msg))
         }
-        if !(1..=1_000_000).contains(&self.round) {
-            return bad(
-                "round",
-                format!("{} is out of range: allowed 1..=1000000", self.round),
-            );
-        }
+        check_range("round", self.round, 1..=1_000_000, "1..=1000000")?;
         if let Some(0) = self.agent_num {
             return bad(
                 "agent_num",
                 "0 is out of range: allowed 1.. (or empty for all users)".into(),
             );
         }
-        if !(0.0..=2.0).contains(&self.temperature) {
-            return bad(
-                "temperature",
-                format!("{} is out of range: allowed 0..=2", self.temperature),
-            );
-        }
-        if !(1..=100_000).contains(&self.max_token) {
-            return bad(
-                "max_token",
-                format!("{} is out of range: allowed 1..=100000", self.max_token),
-            );
-        }
-        if self.max_retries > 20 {
-            return bad(
-                "max_retries",
-                format!("{} is out of range: allowed 0..=20", self.max_retries),
-            );
-        }
+        check_range("temperature", self.temperature, 0.0..=2.0, "0..=2")?;
+        check_range("max_token", self.max_token, 1..=100_000, "1..=100000")?;
+        check_range("max_retries", self.max_retries, 0..=20, "0..=20")?;
         if !(self.lr > 0.0 && self.lr < 10.0) {
             return bad(
                 "lr",
                 format!("{} is out of range: allowed (0, 10)", self.lr),
             );
         }
-        if !(1..=1000).contains(&self.history_size) {
-            return bad(
-                "history_size",
-                format!("{} is out of range: allowed 1..=1000", self.history_size),
-            );
-        }
+        check_range("history_size", self.history_size, 1..=1000, "1..=1000")?;
         if let Some(start) = self.start_datetime() {
             let clock = crate::clock::SimClock::new(start, self.interval);
             if clock.checked_round_start(self.round).is_none() {
@@ -96,24 +92,9 @@ impl SimConfig {
                 "restoring RecAgent pickles is not supported: leave it empty".into(),
             );
         }
-        if !(1..=4096).contains(&self.embedding_size) {
-            return bad(
-                "embedding_size",
-                format!("{} is out of range: allowed 1..=4096", self.embedding_size),
-            );
-        }
-        if !(1..=1_000_000).contains(&self.batch_size) {
-            return bad(
-                "batch_size",
-                format!("{} is out of range: allowed 1..=1000000", self.batch_size),
-            );
-        }
-        if self.epoch_num > 100_000 {
-            return bad(
-                "epoch_num",
-                format!("{} is out of range: allowed 0..=100000", self.epoch_num),
-            );
-        }
+        check_range("embedding_size", self.embedding_size, 1..=4096, "1..=4096")?;
+        check_range("batch_size", self.batch_size, 1..=1_000_000, "1..=1000000")?;
+        check_range("epoch_num", self.epoch_num, 0..=100_000, "0..=100000")?;
         if self.rec_model == RecModel::External
             && !self
                 .rec_external_url

@@ -29,6 +29,7 @@ use bevy_ecs::world::World;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use crate::config::validate::check_range;
 pub use counters::{Counter, Counters, SummaryLine};
 pub use parts::{CheckpointPart, CheckpointParts, ComponentPart, ResourcePart};
 pub use settings::{Settings, SettingsRegistry};
