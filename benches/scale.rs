@@ -1,7 +1,8 @@
 //! Scale benchmark: a synthetic population of N agents (profiles cycled from RecAgent's
 //! `user_1000.csv` when `../shared` is present, else from the demo users), each with `DEGREE`
 //! random contacts, on RecAgent's 3,883-item catalogue (or the demo catalogue), offline backend.
-//! Prints load time, per-round wall time (median), agents per second and peak RSS.
+//! Prints load time, per-round wall time (median), agents per second, peak RSS of the whole run
+//! (checkpoint and resume included) and peak RSS after the rounds, before the checkpoint.
 //!
 //! ```text
 //! cargo bench --bench scale                       # 1,000 / 10,000 / 100,000 agents, 3 rounds each
@@ -94,7 +95,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let messages = std::env::var("SCALE_MESSAGES").is_ok_and(|v| v == "1");
-    println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,ckpt_mib,ckpt_write_s,resume_s,peak_rss_mib");
+    println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,ckpt_mib,ckpt_write_s,resume_s,peak_rss_mib,rss_before_ckpt_mib");
     for n in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         write_population(dir.path(), n, &users).expect("write population");
@@ -122,6 +123,7 @@ fn main() {
         times.sort_by(f64::total_cmp);
         let med = times[times.len() / 2];
         let s = sim.counters().snapshot();
+        let rss_rounds = peak_rss_mib();
         let ckpt = dir.path().join("bench.ckpt");
         let t = Instant::now();
         recagent::checkpoint::save(&mut sim, &ckpt, None).expect("checkpoint");
@@ -133,7 +135,7 @@ fn main() {
         let resume_s = t.elapsed().as_secs_f64();
         drop(resumed);
         println!(
-            "{n},{rounds},{load:.2},{med:.3},{:.0},{},{},{},{size:.1},{write_s:.3},{resume_s:.2},{:.0}",
+            "{n},{rounds},{load:.2},{med:.3},{:.0},{},{},{},{size:.1},{write_s:.3},{resume_s:.2},{:.0},{rss_rounds:.0}",
             n as f64 / med,
             s["watches"],
             s["chats"],

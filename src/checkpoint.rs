@@ -150,8 +150,9 @@ pub struct Header {
 pub struct State {
     /// Rounds completed.
     pub round: u32,
-    /// `(name, bytes)` of every part, in name order.
-    pub parts: Vec<(String, Vec<u8>)>,
+    /// `(name, bytes)` of every part, in name order (read back as slices of one buffer: a
+    /// large state is never held twice).
+    pub parts: Vec<(String, bytes::Bytes)>,
 }
 
 impl State {
@@ -225,58 +226,60 @@ pub fn capture(world: &mut World) -> Result<State, CheckpointError> {
                     part: p.name().to_string(),
                     message,
                 })?;
-                out.push((p.name().to_string(), bytes));
+                out.push((p.name().to_string(), bytes::Bytes::from(bytes)));
             }
             Ok(State { round, parts: out })
         },
     )
 }
 
-/// Encodes a state: its parts, framed by lengths.
-fn encode(state: &State) -> Vec<u8> {
-    let mut v = Vec::with_capacity(
-        state
-            .parts
-            .iter()
-            .map(|(n, b)| n.len() + b.len() + 12)
-            .sum(),
-    );
-    v.extend_from_slice(&state.round.to_le_bytes());
+/// Feeds the encoded state to `out`, chunk by chunk (the body is never assembled): the round,
+/// then per part its name length (u32 LE), name, byte length (u64 LE) and bytes.
+fn encode_into(
+    state: &State,
+    out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    out(&state.round.to_le_bytes())?;
     for (name, bytes) in &state.parts {
-        v.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        v.extend_from_slice(name.as_bytes());
-        v.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        v.extend_from_slice(bytes);
+        out(&(name.len() as u32).to_le_bytes())?;
+        out(name.as_bytes())?;
+        out(&(bytes.len() as u64).to_le_bytes())?;
+        out(bytes)?;
     }
-    v
+    Ok(())
 }
 
-fn decode(mut b: &[u8]) -> Result<State, String> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
-        if b.len() < n {
+/// The parts of an encoded state, as slices of `body`.
+fn decode(body: bytes::Bytes) -> Result<State, String> {
+    fn take(body: &bytes::Bytes, at: &mut usize, n: usize) -> Result<bytes::Bytes, String> {
+        if body.len() - *at < n {
             return Err("the state ends in the middle of a part".into());
         }
-        let (h, t) = b.split_at(n);
-        *b = t;
-        Ok(h)
+        *at += n;
+        Ok(body.slice(*at - n..*at))
     }
-    let round = u32::from_le_bytes(take(&mut b, 4)?.try_into().map_err(|_| "round")?);
+    let le = |b: &[u8]| -> u64 { b.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x)) };
+    let mut at = 0usize;
+    let round = le(&take(&body, &mut at, 4)?) as u32;
     let mut parts = Vec::new();
-    while !b.is_empty() {
-        let n = u32::from_le_bytes(take(&mut b, 4)?.try_into().map_err(|_| "name length")?);
-        let name = std::str::from_utf8(take(&mut b, n as usize)?)
-            .map_err(|_| "a part name is not UTF-8")?
-            .to_string();
-        let len = u64::from_le_bytes(take(&mut b, 8)?.try_into().map_err(|_| "part length")?);
-        let bytes = take(&mut b, usize::try_from(len).map_err(|_| "part length")?)?.to_vec();
-        parts.push((name, bytes));
+    while at < body.len() {
+        let n = le(&take(&body, &mut at, 4)?) as usize;
+        let name = String::from_utf8(take(&body, &mut at, n)?.to_vec())
+            .map_err(|_| "a part name is not UTF-8")?;
+        let len = usize::try_from(le(&take(&body, &mut at, 8)?)).map_err(|_| "part length")?;
+        parts.push((name, take(&body, &mut at, len)?));
     }
     Ok(State { round, parts })
 }
 
 /// SHA-256 of the encoded state: equal hashes mean equal states.
 pub fn state_hash(state: &State) -> String {
-    hex(&sha2::Sha256::digest(encode(state)))
+    let mut h = sha2::Sha256::new();
+    let _ = encode_into(state, &mut |b| {
+        h.update(b);
+        Ok(())
+    });
+    hex(&h.finalize())
 }
 
 /// Writes a checkpoint of `sim` to `path` atomically. Returns the header written.
@@ -292,7 +295,6 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     let mut offsets = world.resource_mut::<OutputSink>().offsets().map_err(io)?;
     let state = capture(world)?;
     offsets.round = state.round;
-    let body = encode(&state);
     let config = crate::sim::manifest::resolved_config(world, false);
     let cfg = world.resource::<SimConfig>();
     let outputs = {
@@ -315,7 +317,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         round: state.round,
         config_hash: config_hash(&config),
         data_hash: world.resource::<DataHash>().0.clone(),
-        state_hash: hex(&sha2::Sha256::digest(&body)),
+        state_hash: state_hash(&state),
         parent: parent.map(Path::to_path_buf),
         outputs,
         offsets,
@@ -333,7 +335,8 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     let mut bytes = serde_json::to_vec(&header).expect("invariant: header serialises");
     bytes.push(b'\n');
     let mut enc = lz4_flex::frame::FrameEncoder::new(bytes);
-    enc.write_all(&body).map_err(io)?;
+    encode_into(&state, &mut |b| enc.write_all(b)).map_err(io)?;
+    drop(state);
     let bytes = enc.finish().map_err(|e| io(std::io::Error::other(e)))?;
     crate::io::output::write_atomic(path, &bytes).map_err(io)?;
     Ok(header)
@@ -395,7 +398,7 @@ pub fn load(path: &Path) -> Result<(Header, State), CheckpointError> {
     if seal(&header) != header.seal {
         return Err(corrupt("the header was edited (seal mismatch)".into()));
     }
-    let state = decode(&body).map_err(|e| corrupt(format!("state: {e}")))?;
+    let state = decode(body.into()).map_err(|e| corrupt(format!("state: {e}")))?;
     if state.round != header.round {
         return Err(corrupt(format!(
             "header round {} but state round {}",

@@ -178,7 +178,8 @@ impl Interner {
 }
 
 /// Spawns agents (with the core components: id, profile, taste, relationships, memory,
-/// histories, engagement; plugins add theirs in [`crate::sim::SimSetup`]) and items into `world`
+/// histories, engagement, and the plugins' components of [`crate::plugin::SpawnComponents`]) and
+/// items into `world`
 /// and inserts [`Roster`], [`ItemEntities`],
 /// [`RelationLabels`] and [`LoadReport`]. `users` must already be limited to the agents
 /// (sorted by id); `edges` may reference users outside them (dropped and counted).
@@ -190,6 +191,10 @@ pub fn populate(
     edges: &[EdgeRecord],
     rewired: bool,
 ) -> LoadReport {
+    let spawn = world
+        .get_resource::<crate::plugin::SpawnComponents>()
+        .cloned()
+        .unwrap_or_default();
     let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
     // Contacts per agent, sorted by id; edges to users beyond agent_num are dropped.
     let mut labels: Vec<String> = Vec::new();
@@ -272,23 +277,32 @@ pub fn populate(
             observations: interner.get(&u.observations),
         };
         let taste = taste_of(catalog, &u.interest, &u.observations);
-        let e = world
-            .spawn((
-                UserId(u.id),
-                profile,
-                taste,
-                Relationships(c),
-                Memory::default(),
-                Histories::default(),
-                Engagement::default(),
-            ))
-            .id();
-        entities.push(e);
+        let mut e = world.spawn((
+            UserId(u.id),
+            profile,
+            taste,
+            Relationships(c),
+            Memory::default(),
+            Histories::default(),
+            Engagement::default(),
+        ));
+        // The plugins' components, entity by entity: a batch insert after the spawn would move
+        // every agent through one table per component, and each table keeps its capacity.
+        for insert in &spawn.agents {
+            insert(&mut e);
+        }
+        entities.push(e.id());
     }
     let items: Vec<Entity> = catalog
         .items()
         .iter()
-        .map(|it| world.spawn(ItemId(it.id.0)).id())
+        .map(|it| {
+            let mut e = world.spawn(ItemId(it.id.0));
+            for insert in &spawn.items {
+                insert(&mut e);
+            }
+            e.id()
+        })
         .collect();
     world.insert_resource(Roster { entities, ids });
     world.insert_resource(ItemEntities(items));

@@ -122,6 +122,7 @@ impl Plugin for ActivatePlugin {
                 ))
             })
             .add_agent_component::<Choice>()
+            .add_agent_component::<Activity>()
             .checkpoint_part(ActivityPart(ComponentPart::new("activity")))
             .add_systems(SimSetup, init_activity)
             .add_systems(
@@ -170,7 +171,7 @@ pub fn activity_levels(seed: u64, ids: &[UserId], shape: f64) -> Vec<f32> {
         .collect()
 }
 
-/// Gives every agent its [`Activity`]: `active_prob` (`random`) or its Pareto level.
+/// Sets every agent's [`Activity`] level: `active_prob` (`random`) or its Pareto level.
 fn init_activity(world: &mut World) {
     let s = world.resource::<ActivationSettings>().clone();
     let seed = world.resource::<SimConfig>().seed;
@@ -181,15 +182,15 @@ fn init_activity(world: &mut World) {
             activity_levels(seed, &roster.ids, 10.0 * s.active_prob)
         }
     };
-    world.insert_batch(roster.entities.iter().zip(levels).map(|(&e, level)| {
-        (
-            e,
-            Activity {
+    let mut q = world.query::<&mut Activity>();
+    for (&e, level) in roster.entities.iter().zip(levels) {
+        if let Ok(mut a) = q.get_mut(world, e) {
+            *a = Activity {
                 level,
                 idle_rounds: 0,
-            },
-        )
-    }));
+            };
+        }
+    }
 }
 
 /// [`Activity`] in checkpoints; with `active_method: random` the level follows the current

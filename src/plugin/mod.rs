@@ -25,7 +25,7 @@ pub mod settings;
 use bevy_app::App;
 use bevy_ecs::component::Component;
 use bevy_ecs::resource::Resource;
-use bevy_ecs::world::World;
+use bevy_ecs::world::EntityWorldMut;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -36,8 +36,6 @@ pub use settings::{Settings, SettingsRegistry};
 
 use crate::config::{ConfigError, SimConfig};
 use crate::decision::{Decision, DecisionKinds};
-use crate::schedule::SimSetup;
-use crate::world::{ItemEntities, Roster};
 
 /// Configuration errors found while plugins registered their settings; the builder reports the
 /// first one (plugin `build` cannot return errors).
@@ -78,20 +76,22 @@ pub trait SimApp {
     fn add_item_component<C: Component + Default>(&mut self) -> &mut Self;
 }
 
-fn insert_on_agents<C: Component + Default>(world: &mut World) {
-    let e = world
-        .get_resource::<Roster>()
-        .map(|r| r.entities.clone())
-        .unwrap_or_default();
-    world.insert_batch(e.into_iter().map(|e| (e, C::default())));
+/// Inserts one component on a freshly spawned entity.
+pub type Inserter = fn(&mut EntityWorldMut<'_>);
+
+/// The components plugins put on every agent and item, inserted as each is spawned
+/// ([`crate::world::populate`]), so the world is built without moving entities between tables
+/// afterwards.
+#[derive(Resource, Clone, Default)]
+pub struct SpawnComponents {
+    /// Inserted on every agent, in registration order.
+    pub agents: Vec<Inserter>,
+    /// Inserted on every item.
+    pub items: Vec<Inserter>,
 }
 
-fn insert_on_items<C: Component + Default>(world: &mut World) {
-    let e = world
-        .get_resource::<ItemEntities>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    world.insert_batch(e.into_iter().map(|e| (e, C::default())));
+fn insert_default<C: Component + Default>(e: &mut EntityWorldMut<'_>) {
+    e.insert(C::default());
 }
 
 impl SimApp for App {
@@ -172,10 +172,18 @@ impl SimApp for App {
     }
 
     fn add_agent_component<C: Component + Default>(&mut self) -> &mut Self {
-        self.add_systems(SimSetup, insert_on_agents::<C>)
+        self.world_mut()
+            .get_resource_or_insert_with(SpawnComponents::default)
+            .agents
+            .push(insert_default::<C>);
+        self
     }
 
     fn add_item_component<C: Component + Default>(&mut self) -> &mut Self {
-        self.add_systems(SimSetup, insert_on_items::<C>)
+        self.world_mut()
+            .get_resource_or_insert_with(SpawnComponents::default)
+            .items
+            .push(insert_default::<C>);
+        self
     }
 }
