@@ -267,7 +267,7 @@ fn main() {
             let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs() - c0);
             let out = batch.into_answers();
             server_cpus.push((cpu_secs_of(&server_pid) - s0) * 1e6 / reqs.len() as f64);
-            let ok = out.iter().filter(|r| matches!(r, Some(Ok(_)))).count();
+            let ok = out.filter(|r| matches!(r, Some(Ok(_)))).count();
             assert_eq!(ok, reqs.len(), "all requests answered");
             rates.push(reqs.len() as f64 / wall);
 

@@ -66,7 +66,8 @@ pub trait Batch: Sync {
 /// The batch of one kind: the requests and one answer slot each.
 pub struct DecisionBatch<'r, 'a, D: Decision> {
     requests: &'r [Request<'a, D>],
-    specs: Vec<OnceLock<D::Spec>>,
+    /// Allocated on the first render (the offline model never renders).
+    specs: OnceLock<Vec<OnceLock<D::Spec>>>,
     answers: Vec<OnceLock<Result<D::Answer, BackendError>>>,
 }
 
@@ -75,7 +76,7 @@ impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
     pub fn new(requests: &'r [Request<'a, D>]) -> Self {
         Self {
             requests,
-            specs: (0..requests.len()).map(|_| OnceLock::new()).collect(),
+            specs: OnceLock::new(),
             answers: (0..requests.len()).map(|_| OnceLock::new()).collect(),
         }
     }
@@ -87,9 +88,9 @@ impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
     pub fn set(&self, i: usize, answer: Result<D::Answer, BackendError>) {
         let _ = self.answers[i].set(answer);
     }
-    /// The answers, `None` where a backend left a request unanswered.
-    pub fn into_answers(self) -> Vec<Option<Result<D::Answer, BackendError>>> {
-        self.answers.into_iter().map(OnceLock::into_inner).collect()
+    /// The answers in request order, `None` where a backend left a request unanswered.
+    pub fn into_answers(self) -> impl Iterator<Item = Option<Result<D::Answer, BackendError>>> {
+        self.answers.into_iter().map(OnceLock::into_inner)
     }
 }
 
@@ -141,12 +142,17 @@ impl<D: Decision> Batch for DecisionBatch<'_, '_, D> {
     }
     fn render(&self, i: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered {
         let (rendered, spec) = prompts.render(ctx, &self.requests[i]);
-        let _ = self.specs[i].set(spec);
+        let specs = self
+            .specs
+            .get_or_init(|| (0..self.requests.len()).map(|_| OnceLock::new()).collect());
+        let _ = specs[i].set(spec);
         rendered
     }
     fn accept(&self, i: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError> {
-        let spec = self.specs[i]
+        let spec = self
+            .specs
             .get()
+            .and_then(|s| s[i].get())
             .ok_or_else(|| ParseError("no prompt was rendered".into()))?;
         let text = clean(raw);
         if text.is_empty() {
