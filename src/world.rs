@@ -277,8 +277,15 @@ pub fn populate(
             observations: interner.get(&u.observations),
         };
         let taste = taste_of(catalog, &u.interest, &u.observations);
-        let mut e = world.spawn((
-            UserId(u.id),
+        // The plugins' components first, on the bare entity, then the core bundle: each insert
+        // moves the entity to another table, so the moves copy only the small components, and
+        // no table is left holding every agent (a batch insert after the spawn would leave one
+        // table per component at full capacity).
+        let mut e = world.spawn(UserId(u.id));
+        for insert in &spawn.agents {
+            insert(&mut e);
+        }
+        e.insert((
             profile,
             taste,
             Relationships(c),
@@ -286,11 +293,6 @@ pub fn populate(
             Histories::default(),
             Engagement::default(),
         ));
-        // The plugins' components, entity by entity: a batch insert after the spawn would move
-        // every agent through one table per component, and each table keeps its capacity.
-        for insert in &spawn.agents {
-            insert(&mut e);
-        }
         entities.push(e.id());
     }
     let items: Vec<Entity> = catalog
