@@ -416,7 +416,6 @@ fn answer_all(
     be.answer_batch(ctx, &batch);
     batch
         .into_answers()
-        .into_iter()
         .map(|a| a.unwrap_or_else(|| Err(BackendError("unanswered".into()))))
         .collect()
 }
