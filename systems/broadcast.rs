@@ -128,7 +128,8 @@ impl Plugin for BroadcastPlugin {
 /// delivery (author-id) order: each post becomes a memory observation carrying the post's shared
 /// text, its mentioned items join the heard history as heard this round (the offline model's
 /// decaying `h(u,i)`), and a `POST` message `"<reader> observes that <author> posts: <text>"` is
-/// emitted. Read posts are then despawned.
+/// emitted. Then every post of an earlier round is despawned (all its recipients have read it;
+/// a post delivered to nobody goes too).
 pub fn read_inbox(
     mut commands: Commands,
     mut board: ResMut<PostBoard>,

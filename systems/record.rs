@@ -47,7 +47,8 @@ impl Settings for RecordSettings {
 /// Per-item counters, updated at the end of each round.
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemStats {
-    /// Times shown on a page.
+    /// Rounds in which the item was shown to a user, summed over users (a (user, item) pair
+    /// counts once per round however many pages showed it; `items_shown` counts every showing).
     pub exposures: u64,
     /// Times watched.
     pub watches: u64,
