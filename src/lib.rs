@@ -11,6 +11,7 @@
 //! Start with [`sim::Sim`] or [`sim::SimBuilder`]; the CLI (`recagent run`) is a thin layer over
 //! them. Behaviours are plugins ([`SimPlugins`], [`plugin`]).
 
+pub mod analysis;
 pub mod behaviour;
 pub mod catalog;
 pub mod checkpoint;
