@@ -15,5 +15,6 @@ mod llm_parse_corpus;
 mod loaders;
 mod memory;
 mod recommender_eval;
+mod report;
 mod run_shared;
 mod social;

@@ -14,6 +14,7 @@ mod html;
 mod labels;
 mod markdown;
 mod plots;
+mod raster;
 mod reference;
 mod run;
 mod settings;

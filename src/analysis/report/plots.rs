@@ -3,7 +3,7 @@
 //! histograms. Every figure is a [`Figure`], drawn once for any backend: [`svg`] gives the
 //! inline `<svg>` of the HTML report, [`png`] writes the PNG of the Markdown report.
 //!
-//! Text is laid out and rasterised with the vendored DejaVu Sans (`assets/fonts/`, Bitstream
+//! Text is laid out (and, for PNG, rasterised: see `raster`) with the vendored DejaVu Sans (`assets/fonts/`, Bitstream
 //! Vera licence), registered with plotters' `ab_glyph` font table under the family
 //! `sans-serif`, so no system font library is needed. The SVG names the family only; the
 //! browser draws it with its own sans-serif font.
@@ -19,12 +19,13 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// DejaVu Sans 2.37 (see `assets/fonts/LICENSE-DejaVu.txt`).
-static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+pub(crate) static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
 const FAMILY: &str = "sans-serif";
-const TITLE_PX: u32 = 18;
-const LABEL_PX: u32 = 15;
-const TICK_PX: u32 = 13;
+// Font sizes as plotters takes them: it draws text at size / 1.24 px per em.
+const TITLE_PX: u32 = 21;
+const LABEL_PX: u32 = 18;
+const TICK_PX: u32 = 16;
 
 /// Series colours (Tableau 10): distinct in print and for the common colour blindnesses.
 pub(crate) const PALETTE: [RGBColor; 10] = [
@@ -43,7 +44,7 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
 /// Reference/guide lines (the Lorenz diagonal, a reference histogram's outline).
 pub(crate) const GREY: RGBColor = RGBColor(120, 120, 120);
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a font file compiled into the binary: failing to parse them is a
@@ -80,37 +81,12 @@ pub(crate) fn svg(fig: &impl Figure) -> Result<String, String> {
     Ok(out)
 }
 
-/// The figure as PNG bytes (8-bit RGB).
-///
-/// # Errors
-/// The drawing or encoding error, as text.
-pub(crate) fn png_bytes(fig: &impl Figure) -> Result<Vec<u8>, String> {
-    ensure_font();
-    let (w, h) = fig.size();
-    let mut buf = vec![0u8; w as usize * h as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        fig.draw(&root).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&buf).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
-}
-
 /// Writes the figure as a PNG file.
 ///
 /// # Errors
 /// The drawing, encoding or I/O error, as text.
 pub(crate) fn png(fig: &impl Figure, path: &Path) -> Result<(), String> {
-    let bytes = png_bytes(fig)?;
+    let bytes = super::raster::png_bytes(fig)?;
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -164,7 +140,7 @@ fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// least 1 when `integer`) covering `lo..=hi`, and the decimals their labels need.
 fn nice_ticks(lo: f64, hi: f64, max_n: usize, integer: bool) -> (Vec<f64>, usize) {
     let span = hi - lo;
-    if !(span > 0.0) || !span.is_finite() {
+    if span.is_nan() || span <= 0.0 || !span.is_finite() {
         return (vec![lo], 0);
     }
     let raw = span / max_n.max(1) as f64;
@@ -434,7 +410,7 @@ impl LineChart {
             .caption(&self.title, font(TITLE_PX))
             .margin(8)
             .margin_right(16)
-            .x_label_area_size(40)
+            .x_label_area_size(50)
             .y_label_area_size(62);
         let (x_ticks, x_dec) = if self.x_rounds {
             (round_ticks(x0, x1), 0)
@@ -666,7 +642,7 @@ impl Figure for BarChart {
         match self.orientation {
             Orientation::Vertical => {
                 let mut chart = builder
-                    .x_label_area_size(40)
+                    .x_label_area_size(50)
                     .y_label_area_size(62)
                     .build_cartesian_2d(
                         ticked(0.0, n as f64, centres),
@@ -712,7 +688,7 @@ impl Figure for BarChart {
                     .max()
                     .unwrap_or(40);
                 let mut chart = builder
-                    .x_label_area_size(40)
+                    .x_label_area_size(50)
                     .y_label_area_size(longest + 16)
                     .build_cartesian_2d(
                         ticked(0.0, vtop, v_ticks.clone()),
@@ -808,7 +784,7 @@ impl Figure for Histogram {
             .caption(&self.title, font(TITLE_PX))
             .margin(8)
             .margin_right(20)
-            .x_label_area_size(40)
+            .x_label_area_size(50)
             .y_label_area_size(62)
             .build_cartesian_2d(ticked(x0, x1, x_ticks), ticked(0.0, ytop, y_ticks))?;
         chart

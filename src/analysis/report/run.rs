@@ -246,7 +246,7 @@ impl Built {
             .enumerate()
             .map(|(i, (r, s))| {
                 (
-                    format!("round {} ({} watches)", r.round, r.watches),
+                    format!("round {} ({})", r.round, watches(r.watches)),
                     PALETTE[i],
                     order.iter().map(|&g| 100.0 * s[g]).collect(),
                 )
@@ -262,7 +262,7 @@ impl Built {
             value_labels: Some((1, "%")),
             integer_values: false,
             orientation: Orientation::Horizontal,
-            size: (860, 120 + rows * if rounds.len() > 1 { 32 } else { 22 }),
+            size: (860, 130 + rows * if rounds.len() > 1 { 40 } else { 26 }),
         }
     }
 
@@ -322,7 +322,7 @@ impl Built {
             value_labels: Some((0, "")),
             integer_values: true,
             orientation: Orientation::Horizontal,
-            size: (860, 120 + top.len().max(1) as u32 * 32),
+            size: (860, 130 + top.len().max(1) as u32 * 40),
         }
     }
 
@@ -462,12 +462,12 @@ impl Built {
         let genres = match (&a.first, &a.last) {
             (None, _) => "No item was watched in this run.".to_string(),
             (Some(f), None) => format!(
-                "Share of each genre among the genre occurrences of the items watched in round {} ({} watches; the only round with watches). An item counts once for each of its genres.",
-                f.round, f.watches
+                "Share of each genre among the genre occurrences of the items watched in round {} ({}; the only round with watches). An item counts once for each of its genres.",
+                f.round, watches(f.watches)
             ),
             (Some(f), Some(l)) => format!(
-                "Share of each genre among the genre occurrences of the items watched in round {} ({} watches) and in round {} ({} watches), the first and the last round with watches. An item counts once for each of its genres.",
-                f.round, f.watches, l.round, l.watches
+                "Share of each genre among the genre occurrences of the items watched in round {} ({}) and in round {} ({}), the first and the last round with watches. An item counts once for each of its genres.",
+                f.round, watches(f.watches), l.round, watches(l.watches)
             ),
         };
         let mut lorenz = format!(
@@ -595,6 +595,15 @@ struct Captions {
     lorenz: String,
     top: String,
     entropy: String,
+}
+
+/// "1 watch", "3 watches".
+fn watches(n: u64) -> String {
+    if n == 1 {
+        "1 watch".into()
+    } else {
+        format!("{n} watches")
+    }
 }
 
 fn ref_mean(r: &Reference) -> Option<f64> {
