@@ -7,10 +7,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use recagent::analysis::report::{write_run_report, Format, ReportError, ReportOptions, SECTIONS};
+use recagent::analysis::report::{
+    read_reference, write_run_report, Format, ReportError, ReportOptions, RunAnalysis, RunData,
+    SECTIONS,
+};
 use recagent::analysis::COLUMNS;
 
-use crate::common::{demo_config, run};
+use crate::common::{demo_config, run, shared};
 
 /// A `metrics.csv` with every column for `rounds` rounds: plausible values, a few empty cells
 /// (round 1's conformity, round 2's ILD) as a run writes them.
@@ -73,6 +76,9 @@ fn report_html_is_self_contained_with_one_plot_per_section() {
     assert_eq!(r.path, dir.join("report.html"));
     assert_eq!(r.files, vec![dir.join("report.html")]);
     let html = std::fs::read_to_string(&r.path).unwrap();
+    // Deterministic: the same run gives the same bytes.
+    write_run_report(dir, &ReportOptions::default()).unwrap();
+    assert_eq!(std::fs::read_to_string(&r.path).unwrap(), html);
     // No URL but the SVG namespace: every `http` is in an `xmlns` attribute.
     let svgs = html.matches("<svg").count();
     assert_eq!(svgs, SECTIONS.len());
@@ -321,6 +327,29 @@ fn report_summary_numbers_are_the_hand_computed_ones() {
         line("wrote"),
         format!("wrote {}", dir.join("report.html").display())
     );
+    // Genres in catalogue order: Drama, Comedy, Horror. Round 1 watched Alpha (Drama) and
+    // Beta (Comedy, Drama); round 3 Beta.
+    let a = RunAnalysis::of(&RunData::load(dir).unwrap());
+    assert_eq!(a.genre_names, vec!["Drama", "Comedy", "Horror"]);
+    let (first, last) = (a.first.clone().unwrap(), a.last.clone().unwrap());
+    assert_eq!(
+        (first.round, first.watches, first.counts.clone()),
+        (1, 2, vec![2, 1, 0])
+    );
+    assert_eq!(
+        (last.round, last.watches, last.counts.clone()),
+        (3, 1, vec![1, 1, 0])
+    );
+    assert_eq!(first.shares()[0], 2.0 / 3.0);
+    assert_eq!(a.rating_hist, [1, 1, 1, 1, 2]);
+    assert_eq!(
+        a.agent_entropy.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!((a.agent_entropy[1].1 - 3f64.log2()).abs() < 1e-12);
+    // Lorenz over [0, 2, 3, 3, 4] / 12: (0.2, 0), (0.4, 2/12), (0.6, 5/12), (0.8, 8/12), (1, 1).
+    assert_eq!(a.lorenz.len(), 6);
+    assert!((a.lorenz[2].1 - 2.0 / 12.0).abs() < 1e-12 && a.lorenz[5] == (1.0, 1.0));
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     // The genre section compares round 1 (Alpha, Beta: Drama 2, Comedy 1) with round 3 (Beta).
     assert!(html.contains("in round 1 (2 watches) and in round 3 (1 watch)"));
@@ -494,4 +523,16 @@ fn report_true_writes_the_report_when_the_run_ends() {
     ]);
     assert!(ok, "{err}");
     assert!(!out2.join("report.html").exists());
+}
+
+#[test]
+fn agent4rec_ratings_read_as_a_reference() {
+    let Some(dir) = shared("agent4rec/datasets/ml-1m/raw_data") else {
+        return;
+    };
+    // The 1,000 users' `rating_list` cells, counted by hand (Python over the same file):
+    // 1,094 ones, 2,074 twos, 5,310 threes, 8,244 fours, 6,202 fives = 22,924 ratings.
+    let r = read_reference(&dir.join("agg_top_25.csv")).unwrap();
+    assert_eq!(r.hist, [1094.0, 2074.0, 5310.0, 8244.0, 6202.0]);
+    assert_eq!(r.total(), 22_924.0);
 }

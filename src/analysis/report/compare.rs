@@ -249,7 +249,7 @@ pub(crate) fn write(
                     &format!("metric-{m}"),
                     &metric_label(m).title,
                     &svg,
-                    &html::escape(&format!("`{m}` of metrics.csv, by round")),
+                    &html::escape(&format!("{m} (metrics.csv), by round")),
                 ));
             }
             let path = out_dir.join("comparison.html");
