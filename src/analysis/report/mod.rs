@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use compare::{curve, VariantCurve};
 pub use data::{read_interactions, Interaction, RunData, RunInfo};
 pub use derived::{ItemStat, RoundGenres, RunAnalysis};
-pub use labels::{metric_label, MetricLabel};
+pub use labels::{is_count, metric_label, MetricLabel};
 pub use reference::{read_reference, Reference};
 pub use run::{ReportOptions, RunReport, KEY_METRICS, SECTIONS, TOP_ITEMS};
 pub use settings::{ReportPlugin, ReportSettings};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::data::RunData;
 use super::derived::RunAnalysis;
-use super::labels::metric_label;
+use super::labels::{is_count, metric_label};
 use super::plots::{
     self, BarChart, Grid, Histogram, LegendAt, LineChart, Orientation, Series, GREY, PALETTE,
 };
@@ -395,9 +395,7 @@ impl Built {
             .map(|c| {
                 let t = &self.run.metrics;
                 // A count column reads as integers, with a 2-decimal mean.
-                let counts = t
-                    .column(c)
-                    .is_some_and(|v| v.iter().flatten().all(|x| x.fract() == 0.0));
+                let counts = is_count(c);
                 let f = |v: Option<f64>| if counts { fmt_count(v) } else { fmt_num(v) };
                 vec![
                     metric_label(c).title,
