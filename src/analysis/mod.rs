@@ -3,6 +3,7 @@
 //! changes a simulation.
 
 pub mod formulas;
+pub mod report;
 pub mod table;
 
 pub use table::{MetricsTable, TableError, COLUMNS};

@@ -16,5 +16,6 @@ mod loaders;
 mod memory;
 mod metrics;
 mod recommender_eval;
+mod report;
 mod run_shared;
 mod social;
