@@ -2,6 +2,7 @@
 //! reports, scenarios and exports. Everything here reads a run's output folder; nothing here
 //! changes a simulation.
 
+pub mod export;
 pub mod table;
 
 pub use table::{MetricsTable, TableError, COLUMNS};

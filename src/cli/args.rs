@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::eval_rec;
+use super::{analysis, eval_rec};
 
 /// Simulate LLM-driven (or offline-modelled) users in front of a recommender system.
 #[derive(Parser)]
@@ -80,6 +80,9 @@ pub(crate) enum Command {
     /// Train recommenders on an implicit split and print Recall@K / NDCG@K on its test part,
     /// beside Agent4Rec's saved top-20 lists scored by the same code.
     EvalRecommender(eval_rec::EvalArgs),
+    /// Write a run's interactions, users and items as RecBole atomic files or plain CSV, to
+    /// train standard recommenders on simulated behaviour.
+    Export(analysis::ExportArgs),
 }
 
 #[derive(Args)]

@@ -8,6 +8,7 @@ mod config_errors;
 mod custom_behaviour;
 mod determinism;
 mod embed_minilm;
+mod export;
 mod golden;
 mod llm_bridge;
 mod llm_mock;
