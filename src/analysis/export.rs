@@ -289,7 +289,11 @@ impl RunDir {
         let data = DataSet::load(&self.config)?;
         // The manifest's data report guards against a base directory that holds other data.
         let report = self.manifest.get("data");
-        let count = |k: &str| report.and_then(|r| r.get(k)).and_then(serde_json::Value::as_u64);
+        let count = |k: &str| {
+            report
+                .and_then(|r| r.get(k))
+                .and_then(serde_json::Value::as_u64)
+        };
         for (key, got) in [("items", data.catalog.len()), ("agents", data.users.len())] {
             if let Some(want) = count(key) {
                 if want != got as u64 {
@@ -351,7 +355,14 @@ pub fn for_each_interaction(
         line: 1,
         message: e.to_string(),
     })?;
-    let expected = ["user_id", "item_id", "label", "rating", "round", "timestamp"];
+    let expected = [
+        "user_id",
+        "item_id",
+        "label",
+        "rating",
+        "round",
+        "timestamp",
+    ];
     if header.iter().ne(expected) {
         return Err(ExportError::Row {
             path: name,
@@ -377,7 +388,9 @@ pub fn for_each_interaction(
             line,
             message,
         };
-        let row: InteractionRow = rec.deserialize(Some(&header)).map_err(|e| bad(e.to_string()))?;
+        let row: InteractionRow = rec
+            .deserialize(Some(&header))
+            .map_err(|e| bad(e.to_string()))?;
         if row.label > 1 {
             return Err(bad(format!("label {}: expected 0 or 1", row.label)));
         }
@@ -505,7 +518,11 @@ fn export_recbole(
         )
         .map_err(&e)?;
     } else {
-        writeln!(w, "user_id:token\titem_id:token\trating:float\ttimestamp:float").map_err(&e)?;
+        writeln!(
+            w,
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float"
+        )
+        .map_err(&e)?;
     }
     let mut written = 0u64;
     let rows_read = for_each_interaction(&run.interactions, |r, ts| {

@@ -3,6 +3,7 @@
 //! changes a simulation.
 
 pub mod export;
+pub mod scenario;
 pub mod table;
 
 pub use table::{MetricsTable, TableError, COLUMNS};

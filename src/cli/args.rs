@@ -83,6 +83,9 @@ pub(crate) enum Command {
     /// Write a run's interactions, users and items as RecBole atomic files or plain CSV, to
     /// train standard recommenders on simulated behaviour.
     Export(analysis::ExportArgs),
+    /// Run a scenario: every variant x seed as its own `recagent run`, in parallel, then one
+    /// comparison table (comparison.csv, comparison.md) of the chosen metrics.
+    Scenario(analysis::ScenarioArgs),
 }
 
 #[derive(Args)]

@@ -347,6 +347,7 @@ fn real_main() -> Result<()> {
         } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
         Command::EvalRecommender(a) => eval_rec::run(&a),
         Command::Export(a) => analysis::export(&a),
+        Command::Scenario(a) => analysis::scenario(&a, &STOP),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             // Load the data too (into a scratch output directory), so what `run` would reject

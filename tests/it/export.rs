@@ -58,7 +58,10 @@ fn recbole_files_have_recbole_headers_and_the_runs_rows() {
     // starts at 2023-06-01 08:00:00 UTC = 19,509 days x 86,400 s + 8 x 3,600 s = 1,685,606,400.
     let w = watched[0];
     assert_eq!((w[4].as_str(), w[5].as_str()), ("1", "2023-06-01 08:00:00"));
-    assert_eq!(lines[1], format!("{}\t{}\t{}\t1685606400", w[0], w[1], w[3]));
+    assert_eq!(
+        lines[1],
+        format!("{}\t{}\t{}\t1685606400", w[0], w[1], w[3])
+    );
     // Round 2 starts 5 h (18,000 s) later: 1,685,624,400.
     let w2 = watched.iter().position(|r| r[4] == "2").unwrap();
     assert!(lines[1 + w2].ends_with("\t1685624400"), "{}", lines[1 + w2]);
@@ -129,7 +132,15 @@ fn csv_export_round_trips_through_a_csv_reader() {
     let mut r = csv::Reader::from_path(tmp.path().join("sim/interactions.csv")).unwrap();
     assert_eq!(
         r.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["user_id", "item_id", "label", "rating", "round", "timestamp", "time"]
+        [
+            "user_id",
+            "item_id",
+            "label",
+            "rating",
+            "round",
+            "timestamp",
+            "time"
+        ]
     );
     let got: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(got.len(), rows.len());
