@@ -207,6 +207,35 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
     let files = table
         .write(&out, &stem, sc.description.as_deref(), &sc.seeds, &failed)
         .map_err(anyhow::Error::msg)?;
+    // The report overlays each compared column's curve (variants without a finished run
+    // have nothing to draw).
+    let report_variants: Vec<recagent::analysis::report::Variant> = variants
+        .iter()
+        .filter(|v| !v.runs.is_empty())
+        .map(|v| recagent::analysis::report::Variant {
+            name: v.name.clone(),
+            runs: v.runs.iter().map(|r| r.1.clone()).collect(),
+        })
+        .collect();
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.as_str() != "round")
+        .cloned()
+        .collect();
+    let report = if report_variants.is_empty() || columns.is_empty() {
+        None
+    } else {
+        Some(
+            recagent::analysis::report::write_comparison(
+                &report_variants,
+                &columns,
+                &out,
+                recagent::analysis::report::Format::Html,
+            )
+            .map_err(|e| anyhow::anyhow!("comparison report: {e}"))?,
+        )
+    };
     let wall = started.elapsed().as_secs_f64();
     if !a.quiet {
         let md = std::fs::read_to_string(&files[3]).unwrap_or_default();
@@ -220,6 +249,7 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
                 times.len(),
                 files
                     .iter()
+                    .chain(&report)
                     .map(|f| f.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -17,4 +17,5 @@ mod loaders;
 mod memory;
 mod recommender_eval;
 mod run_shared;
+mod scenario;
 mod social;
