@@ -22,8 +22,10 @@
 //!   entry, the entry's inner spaces replaced by `_` (`sci-fi movies` -> `sci-fi_movies`);
 //!   a `token_seq` of text (title, description) has the text's words. Tabs and line breaks in
 //!   any value are replaced by spaces (RecBole splits fields on tabs and rows on line breaks,
-//!   and a word sequence means the same with either separator); how many values needed it is
-//!   reported in [`ExportSummary::normalised`].
+//!   and a word sequence means the same with either separator), and a value that starts with a
+//!   double quote has its double quotes as `'` (RecBole reads the files with pandas, which
+//!   would take it for a quoted field); how many rows needed either is reported in
+//!   [`ExportSummary::normalised`].
 //! - **CSV** (RFC 4180 quoting, so any title survives): `interactions.csv`
 //!   (`user_id,item_id,label,rating,round,timestamp,time`, every showing, `timestamp` in unix
 //!   seconds and `time` as the run wrote it), `users.csv`
@@ -83,7 +85,8 @@ pub struct ExportSummary {
     pub users: usize,
     /// Item rows written (the catalogue).
     pub items: usize,
-    /// RecBole only: values whose tabs or line breaks were replaced by spaces.
+    /// RecBole only: user and item rows with a value whose tabs or line breaks were replaced
+    /// by spaces or whose leading double quote was replaced (see the module docs).
     pub normalised: u64,
 }
 
@@ -406,13 +409,28 @@ pub fn for_each_interaction(
     Ok(n)
 }
 
+/// The last step of every RecBole value: RecBole reads atomic files with pandas, whose CSV
+/// reader takes a field that starts with `"` as quoted (and would run it into the following
+/// fields), so such a value gets its double quotes as `'`. Sets `*changed` when it does.
+fn unquoted(v: String, changed: &mut bool) -> String {
+    if v.starts_with('"') {
+        *changed = true;
+        v.replace('"', "'")
+    } else {
+        v
+    }
+}
+
 /// A RecBole `token` value: tabs and line breaks replaced by spaces, trimmed. Sets `*changed`
 /// when something was replaced.
 fn token(s: &str, changed: &mut bool) -> String {
     if s.contains(['\t', '\n', '\r']) {
         *changed = true;
     }
-    s.replace(['\t', '\n', '\r'], " ").trim().to_string()
+    unquoted(
+        s.replace(['\t', '\n', '\r'], " ").trim().to_string(),
+        changed,
+    )
 }
 
 /// A RecBole `token_seq` of a text's words (any whitespace separates words).
@@ -420,12 +438,13 @@ fn words(s: &str, changed: &mut bool) -> String {
     if s.contains(['\t', '\n', '\r']) {
         *changed = true;
     }
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    unquoted(s.split_whitespace().collect::<Vec<_>>().join(" "), changed)
 }
 
 /// A RecBole `token_seq` of list entries: one token per entry, inner whitespace as `_`.
 fn entries<'a>(list: impl IntoIterator<Item = &'a str>, changed: &mut bool) -> String {
-    list.into_iter()
+    let v = list
+        .into_iter()
         .map(|e| {
             if e.contains(['\t', '\n', '\r']) {
                 *changed = true;
@@ -434,7 +453,8 @@ fn entries<'a>(list: impl IntoIterator<Item = &'a str>, changed: &mut bool) -> S
         })
         .filter(|e| !e.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    unquoted(v, changed)
 }
 
 fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError> {
@@ -697,6 +717,15 @@ mod tests {
             entries(" sci-fi movies,  comedy movies,".split(','), &mut c),
             "sci-fi_movies comedy_movies"
         );
+        assert!(!c);
+        // A leading double quote would open a quoted field for pandas.
+        assert_eq!(
+            words("\"Great Performances\" Cats", &mut c),
+            "'Great Performances' Cats"
+        );
+        assert!(c);
+        let mut c = false;
+        assert_eq!(words("Say \"hi\"", &mut c), "Say \"hi\"");
         assert!(!c);
     }
 

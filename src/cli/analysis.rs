@@ -67,7 +67,7 @@ pub(crate) fn export(a: &ExportArgs) -> Result<()> {
     }
     if s.normalised > 0 {
         println!(
-            "  {} values had tabs or line breaks, replaced by spaces",
+            "  {} user or item rows had tabs, line breaks or a leading double quote in a value, replaced (see the README)",
             s.normalised
         );
     }
