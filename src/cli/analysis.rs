@@ -159,6 +159,8 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
         .expect("invariant: valid template")
         .progress_chars("=> "),
     );
+    // Runs take seconds to minutes each: keep the clock moving between them.
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     let failed_n = AtomicUsize::new(0);
     let outcomes = scenario::run_all(&specs, &opts, stop, &|o| {
         if let Err(f) = &o.result {
