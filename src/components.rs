@@ -190,6 +190,16 @@ impl Histories {
         self.heard.iter().find(|h| h.0 == item).map(|h| h.1)
     }
 
+    /// The rating (1..=5) `item` has in the watched history; `None` when it is not there or
+    /// not rated yet.
+    pub fn rating_of(&self, item: ItemId) -> Option<u8> {
+        self.watched
+            .iter()
+            .find(|w| w.0 == item)
+            .map(|w| w.1)
+            .filter(|&r| r > 0)
+    }
+
     /// True when `item` is in the watched history.
     pub fn has_watched(&self, item: ItemId) -> bool {
         self.watched.iter().any(|w| w.0 == item)

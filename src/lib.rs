@@ -56,6 +56,7 @@ impl bevy_app::Plugin for SimPlugins {
             systems::broadcast::BroadcastPlugin,
             systems::remember::RememberPlugin,
             systems::record::RecordPlugin,
+            systems::metrics::MetricsPlugin,
         ));
     }
 }

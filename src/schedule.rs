@@ -13,6 +13,12 @@ pub struct SimTick;
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SimSetup;
 
+/// The schedule run once when the output files have been created (or reopened, on resume),
+/// before a checkpoint is restored and before the first round: plugins that write files of their
+/// own beside the outputs create them here (an error goes to `OutputError` and fails the build).
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SimOutputs;
+
 /// The phases of a round, in order (chained). Every system of [`SimTick`] belongs to one; a
 /// plugin places its systems with `.in_set(SimPhase::X)` and, inside a phase, `.before(..)` /
 /// `.after(..)` another plugin's systems, or adds a set of its own between two phases

@@ -127,7 +127,8 @@ impl Plugin for BroadcastPlugin {
 /// Recipients read the posts delivered last round, in reader-id order and, per reader, in
 /// delivery (author-id) order: each post becomes a memory observation carrying the post's shared
 /// text, its mentioned items join the heard history as heard this round (the offline model's
-/// decaying `h(u,i)`), and a `POST` message `"<reader> observes that <author> posts: <text>"` is
+/// decaying `h(u,i)`) and the round's hearings (with the author's rating of the item, if any),
+/// and a `POST` message `"<reader> observes that <author> posts: <text>"` is
 /// emitted. Then every post of an earlier round is despawned (all its recipients have read it;
 /// a post delivered to nobody goes too).
 pub fn read_inbox(
@@ -146,7 +147,7 @@ pub fn read_inbox(
     recipients.sort_by_key(|e| readers.get(*e).map(|r| *r.0).ok());
     recipients.dedup();
     for e in recipients {
-        let Ok((&uid, mut inbox, mut hist)) = readers.get_mut(e) else {
+        let Ok((&uid, mut inbox, _)) = readers.get_mut(e) else {
             continue;
         };
         let reader_name = names.get(e).map(|p| p.name.clone()).unwrap_or_default();
@@ -154,8 +155,17 @@ pub fn read_inbox(
             let Some(post) = board.live.get(&pid).and_then(|pe| posts.get(*pe).ok()) else {
                 continue;
             };
+            let author_entity = roster.entity(post.author);
             for &m in &post.mentions {
-                hist.hear(m, clock.round, cfg.history_size as usize);
+                // The author's rating now: it has not watched anything since it posted (posts
+                // are read before the round's browsing).
+                let stated = author_entity
+                    .and_then(|a| readers.get(a).ok())
+                    .and_then(|(_, _, h)| h.rating_of(m));
+                log.heard(uid, post.author, m, stated);
+                if let Ok((_, _, mut hist)) = readers.get_mut(e) {
+                    hist.hear(m, clock.round, cfg.history_size as usize);
+                }
             }
             obs.add_text(
                 uid,
@@ -165,8 +175,7 @@ pub fn read_inbox(
                 Some(post.author),
                 post.text.clone(),
             );
-            let author = roster
-                .entity(post.author)
+            let author = author_entity
                 .and_then(|a| names.get(a).ok())
                 .map(|p| p.name.clone())
                 .unwrap_or_default();
@@ -521,6 +530,14 @@ mod tests {
                 heard: vec![(HEAT, 1), (MATRIX, 2)],
             },
         );
+        // The author rated Heat 5.
+        t.set(
+            0,
+            Histories {
+                watched: vec![(MATRIX, 2), (HEAT, 5)],
+                heard: vec![],
+            },
+        );
         let (e1, e2) = (t.entity(1), t.entity(2));
         t.world_mut().resource_mut::<PostBoard>().recipients = vec![e2, e1, e2];
 
@@ -556,6 +573,17 @@ mod tests {
         );
         assert_eq!(t.get::<Histories>(1).heard, vec![(HEAT, 3)]);
         assert_eq!(t.get::<Histories>(2).heard, vec![(MATRIX, 2), (HEAT, 3)]);
+        // Each reader heard Heat from 0, who rated it 5; the post of 3 names nothing.
+        let heard = |u| crate::sim::Hearing {
+            listener: UserId(u),
+            speaker: UserId(0),
+            item: HEAT,
+            stated: Some(5),
+        };
+        assert_eq!(
+            t.world().resource::<RoundLog>().hearings(),
+            &[heard(1), heard(2)]
+        );
         assert!((0..5).all(|u| t.get::<Inbox>(u).0.is_empty()));
         let board = t.world().resource::<PostBoard>();
         assert!(board.live.is_empty() && board.recipients.is_empty());

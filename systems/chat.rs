@@ -278,8 +278,9 @@ pub fn choose_social_actions(
 
 /// Writes every booked chat in one batch. Lines go to the initiator's messages (`CHAT`
 /// `"<speaker> says: <text>"`), items a line mentions (the backend's ids, or those
-/// [`crate::social::detect_mentions`] finds in its text) join the listener's heard history and the
-/// mention counts, and the transcript (`"[A]: ...\n[B]: ..."`, one shared allocation) is written to
+/// [`crate::social::detect_mentions`] finds in its text) join the listener's heard history, the
+/// mention counts and the round's hearings (with the speaker's rating of the item, if any), and
+/// the transcript (`"[A]: ...\n[B]: ..."`, one shared allocation) is written to
 /// both agents' memories.
 pub fn hold_chats(
     cfg: Res<SimConfig>,
@@ -354,12 +355,18 @@ pub fn hold_chats(
             counters.add(&CHAT_LINES, 1);
             let speaker_name = if line.speaker == a { &a_name } else { &b_name };
             log.say(a, "CHAT", format!("{speaker_name} says: {}", line.text));
-            let listener = if line.speaker == a { eb } else { ea };
+            let (speaker, speaker_id, listener, listener_id) = if line.speaker == a {
+                (ea, a, eb, b)
+            } else {
+                (eb, b, ea, a)
+            };
             let mentions = resolve_mentions(&catalog, &line.mentions, &line.text);
             for &m in &mentions {
                 counters.add(&MENTIONS, 1);
                 log.mentions.push(m);
                 first_mention.get_or_insert(m);
+                let stated = hist.get(speaker).ok().and_then(|h| h.rating_of(m));
+                log.heard(listener_id, speaker_id, m, stated);
                 if let Ok(mut h) = hist.get_mut(listener) {
                     h.hear(m, clock.round, cap);
                 }
@@ -606,6 +613,21 @@ mod tests {
         };
         t.set(0, plan(2));
         t.set(1, plan(3));
+        // 2 rated The Matrix 4 (its stated rating when it names it); 0 has not rated Heat.
+        t.set(
+            2,
+            Histories {
+                watched: vec![(MATRIX, 4)],
+                heard: vec![],
+            },
+        );
+        t.set(
+            0,
+            Histories {
+                watched: vec![(HEAT, 0)],
+                heard: vec![],
+            },
+        );
 
         t.run(hold_chats);
 
@@ -635,6 +657,25 @@ mod tests {
         // The listener hears each line's items: 2 heard Heat from 0, 0 heard The Matrix from 2.
         assert_eq!(t.get::<Histories>(2).heard, vec![(HEAT, 4)]);
         assert_eq!(t.get::<Histories>(0).heard, vec![(MATRIX, 4)]);
+        // With the speakers' ratings: 0 had watched Heat but not rated it (none), 2 rated The
+        // Matrix 4.
+        assert_eq!(
+            t.world().resource::<crate::sim::RoundLog>().hearings(),
+            &[
+                crate::sim::Hearing {
+                    listener: UserId(2),
+                    speaker: UserId(0),
+                    item: HEAT,
+                    stated: None,
+                },
+                crate::sim::Hearing {
+                    listener: UserId(0),
+                    speaker: UserId(2),
+                    item: MATRIX,
+                    stated: Some(4),
+                },
+            ]
+        );
         assert!(t.get::<Histories>(1).heard.is_empty() && t.get::<Histories>(3).heard.is_empty());
 
         let t02 = "[U0]: Have you seen <Heat>?\n[U2]: Not yet, but I loved its rival.";

@@ -14,6 +14,7 @@ pub mod activate;
 pub mod broadcast;
 pub mod chat;
 pub mod feel;
+pub mod metrics;
 pub mod recommend;
 pub mod record;
 pub mod remember;

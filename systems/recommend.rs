@@ -144,8 +144,8 @@ pub fn next_recommended_page(
     .collect()
 }
 
-/// Records a page as shown: exposure in the recommender's log and the round's interactions,
-/// counters, a memory observation and the `RECOMMENDER` message `"<name> is recommended [...]"`
+/// Records a page as shown: exposure in the recommender's log, the round's interactions and
+/// pages, counters, a memory observation and the `RECOMMENDER` message `"<name> is recommended [...]"`
 /// (or, for search results, `"<name> is shown search results for <q>: [...]"`).
 pub fn show_page(
     items: &[ItemId],
@@ -166,6 +166,7 @@ pub fn show_page(
         }
         log.shown(uid, it);
     }
+    log.page_shown(uid, items);
     counters.add(&PAGES_SHOWN, 1);
     counters.add(&ITEMS_SHOWN, items.len() as u64);
     obs.add(
@@ -333,6 +334,19 @@ mod tests {
         assert_eq!(
             t.interactions(),
             vec![(0, 0, 0, 0), (0, 1, 0, 0), (2, 1, 0, 0), (2, 2, 0, 0)]
+        );
+        let pages: Vec<(UserId, Vec<ItemId>)> = t
+            .world()
+            .resource::<RoundLog>()
+            .pages()
+            .map(|(u, p)| (u, p.to_vec()))
+            .collect();
+        assert_eq!(
+            pages,
+            vec![
+                (UserId(0), vec![TOY_STORY, MATRIX]),
+                (UserId(2), vec![MATRIX, HEAT])
+            ]
         );
         assert_eq!(
             t.messages(),

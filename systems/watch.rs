@@ -443,6 +443,24 @@ mod tests {
         assert_eq!(t.counter("watches"), 1);
         assert_eq!(t.counter("pages_shown"), 5);
         assert_eq!(t.counter("items_shown"), 5);
+        // The pages this phase showed, by step then user (the first pages were the recommend
+        // phase's).
+        let shown: Vec<(u32, Vec<ItemId>)> = t
+            .world()
+            .resource::<RoundLog>()
+            .pages()
+            .map(|(u, p)| (u.0, p.to_vec()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (0, vec![MATRIX]),
+                (1, vec![HEAT]),
+                (3, vec![MATRIX]),
+                (3, vec![HEAT]),
+                (4, vec![MATRIX]),
+            ]
+        );
         assert_eq!(t.requests_and_fallbacks("page"), (2 + 2 + 1 + 2 + 2, 0));
         assert_eq!(t.rec().log.watches(), &[(0, 1, 0, 2)]);
         assert_eq!(

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use recagent::io::output::OutputPaths;
 use recagent::sim::{Lineage, Sim};
+use recagent::systems::metrics::{metrics_path, MetricsState};
 
 fn human_bytes(n: u64) -> String {
     match n {
@@ -48,6 +49,23 @@ pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
         paths.interactions.display(),
         size(&paths.interactions)
     );
+    if let Some(m) = sim.world().get_resource::<MetricsState>() {
+        let path = metrics_path(paths);
+        let mut line = format!("  metrics      {} ({})", path.display(), size(&path));
+        // The two measures a first look asks for: how the round's ratings and what was shown
+        // ended up (means over the run are in the manifest).
+        if let Some(last) = m.rows.last() {
+            let num =
+                |v: Option<f64>, unit: &str| v.map_or("-".into(), |v| format!("{v:.2}{unit}"));
+            let _ = write!(
+                line,
+                " · last round: mean rating {}, genre entropy shown {}",
+                num(last.mean_rating, ""),
+                num(last.entropy_shown, " bits")
+            );
+        }
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(u) = sim.llm_usage() {
         let _ = writeln!(
             out,

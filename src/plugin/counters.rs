@@ -33,6 +33,34 @@ struct Entry {
 /// A summary line of a group: the group's counters formatted as its plugin wants.
 pub type SummaryLine = fn(&Counters) -> Option<String>;
 
+/// A value a plugin adds to the manifest's `summary` (beside the counters), computed from the
+/// world each time the manifest is written; `None` leaves it out.
+pub type SummaryValue = fn(&bevy_ecs::world::World) -> Option<serde_json::Value>;
+
+/// The registered summary values by name (a world resource), in registration order; see
+/// [`crate::plugin::SimApp::add_summary_value`].
+#[derive(Resource, Clone, Debug, Default)]
+pub struct SummaryValues(pub Vec<(&'static str, SummaryValue)>);
+
+impl SummaryValues {
+    /// Registers `f` under `name` (a second registration of `name` replaces the first).
+    pub fn add(&mut self, name: &'static str, f: SummaryValue) {
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, f));
+    }
+
+    /// Every value that is present, by name (sorted).
+    pub fn values(
+        &self,
+        world: &bevy_ecs::world::World,
+    ) -> BTreeMap<&'static str, serde_json::Value> {
+        self.0
+            .iter()
+            .filter_map(|(n, f)| Some((*n, f(world)?)))
+            .collect()
+    }
+}
+
 /// The counters of a run, in registration order (a world resource).
 #[derive(Resource, Clone, Debug, Default)]
 pub struct Counters {

@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crate::config::validate::check_range;
-pub use counters::{Counter, Counters, SummaryLine};
+pub use counters::{Counter, Counters, SummaryLine, SummaryValue, SummaryValues};
 pub use parts::{CheckpointPart, CheckpointParts, ComponentPart, ResourcePart};
 pub use settings::{Settings, SettingsRegistry};
 
@@ -55,6 +55,9 @@ pub trait SimApp {
     fn show_in_progress(&mut self, c: Counter) -> &mut Self;
     /// Replaces `group`'s default summary line (its counters as `label value · ...`).
     fn add_summary(&mut self, group: &'static str, line: SummaryLine) -> &mut Self;
+    /// Adds `f`'s value to the manifest's `summary` under `name` (beside the counters; a
+    /// counter of the same name is replaced), computed each time the manifest is written.
+    fn add_summary_value(&mut self, name: &'static str, f: SummaryValue) -> &mut Self;
     /// Puts component `C` of agents and items into checkpoints, as the part `name`.
     fn checkpoint_component<C: Component + Serialize + DeserializeOwned>(
         &mut self,
@@ -140,6 +143,13 @@ impl SimApp for App {
         self.world_mut()
             .get_resource_or_insert_with(Counters::default)
             .set_summary(group, line);
+        self
+    }
+
+    fn add_summary_value(&mut self, name: &'static str, f: SummaryValue) -> &mut Self {
+        self.world_mut()
+            .get_resource_or_insert_with(SummaryValues::default)
+            .add(name, f);
         self
     }
 

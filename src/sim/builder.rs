@@ -15,7 +15,7 @@ use sha2::Digest as _;
 
 use super::{
     ActiveAgents, CorePlugin, DataHash, OutputError, PendingObservations, RecState, RoundLog, Sim,
-    SimError, SimSetup,
+    SimError, SimOutputs, SimSetup,
 };
 use crate::behaviour::offline::OfflineBackend;
 use crate::behaviour::{Behaviour, BehaviourBackend};
@@ -442,6 +442,10 @@ impl Prepared {
             Some(at) => OutputSink::resume(outputs, cfg.write_messages, at),
         }?;
         world.insert_resource(sink);
+        world.run_schedule(SimOutputs);
+        if let Some(e) = world.resource_mut::<OutputError>().0.take() {
+            return Err(e);
+        }
         app.finish();
         app.cleanup();
         Ok(Sim { app })

@@ -7,7 +7,7 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings, SingleThreadedExecutor};
 
-use super::{OutputError, RecState, RoundLog, SimError, SimPhase, SimSetup, SimTick};
+use super::{OutputError, RecState, RoundLog, SimError, SimOutputs, SimPhase, SimSetup, SimTick};
 use crate::behaviour::BehaviourStats;
 use crate::clock::{format_timestamp, SimClock};
 use crate::components::{Engagement, Histories, Memory, Relationships};
@@ -54,6 +54,9 @@ impl Plugin for CorePlugin {
         let mut setup = Schedule::new(SimSetup);
         setup.set_executor(SingleThreadedExecutor::new());
         app.add_schedule(setup);
+        let mut opened = Schedule::new(SimOutputs);
+        opened.set_executor(SingleThreadedExecutor::new());
+        app.add_schedule(opened);
         app.init_resource::<Counters>()
             .init_resource::<BehaviourStats>()
             .add_counters("run", &[ROUNDS])

@@ -1,5 +1,6 @@
 //! The run manifest (`manifest.json`): configuration (secrets redacted, every plugin's resolved
-//! settings), seed, version, backend, data report, counters so far. Rewritten atomically after
+//! settings), seed, version, backend, data report, counters so far and the plugins' summary
+//! values ([`crate::plugin::SimApp::add_summary_value`]). Rewritten atomically after
 //! each round. Deterministic: no wall-clock time.
 
 use super::{Lineage, RecState, Sim, SimError};
@@ -7,7 +8,7 @@ use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::clock::{format_timestamp, SimClock};
 use crate::config::SimConfig;
 use crate::io::output::OutputSink;
-use crate::plugin::{Counters, SettingsRegistry};
+use crate::plugin::{Counters, SettingsRegistry, SummaryValues};
 use crate::world::LoadReport;
 
 /// The configuration as the manifest and checkpoints record it: the core keys and every
@@ -60,6 +61,11 @@ impl Sim {
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
             "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
         });
+        if let Some(values) = w.get_resource::<SummaryValues>() {
+            for (name, v) in values.values(w) {
+                m["summary"][name] = v;
+            }
+        }
         if let Some(u) = w.get_resource::<crate::llm::LlmStats>() {
             m["llm_usage"] = serde_json::to_value(u.snapshot()).unwrap_or_default();
         }

@@ -35,7 +35,7 @@ use crate::recommender::{InteractionLog, Recommender};
 use crate::world::LoadReport;
 
 pub use self::core::CorePlugin;
-pub use crate::schedule::{SimPhase, SimSetup, SimTick};
+pub use crate::schedule::{SimOutputs, SimPhase, SimSetup, SimTick};
 pub use builder::{DataSet, Prepared, SimBuilder};
 pub use run::{CheckpointPolicy, RunEnd};
 
@@ -78,7 +78,23 @@ pub enum SimError {
 #[derive(Resource, Clone, Debug, Default)]
 pub struct ActiveAgents(pub Vec<Entity>);
 
-/// The round's messages and interactions, written out at the end of the round.
+/// That `listener` heard of `item` from `speaker` (a chat line, a post delivered), with what the
+/// speaker had rated the item at that moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hearing {
+    /// Who heard.
+    pub listener: UserId,
+    /// Who mentioned the item.
+    pub speaker: UserId,
+    /// The item.
+    pub item: ItemId,
+    /// The speaker's own rating of the item then (1..=5), `None` when it had not rated it.
+    pub stated: Option<u8>,
+}
+
+/// The round's events: messages and interactions (written out at the end of the round), and what
+/// the record phase measures (the pages shown, who heard of what). Cleared by
+/// [`RoundLog::take_sorted`] at the end of the round.
 #[derive(Resource, Clone, Debug, Default)]
 pub struct RoundLog {
     /// Messages in the order they happened (phase order, id order within a phase).
@@ -89,6 +105,10 @@ pub struct RoundLog {
     pub mentions: Vec<ItemId>,
     interactions: Vec<InteractionRecord>,
     index: BTreeMap<(u32, u32), usize>,
+    /// Pages shown: (user, start and length in `page_items`).
+    pages: Vec<(UserId, u32, u32)>,
+    page_items: Vec<ItemId>,
+    hearings: Vec<Hearing>,
 }
 
 impl RoundLog {
@@ -129,6 +149,39 @@ impl RoundLog {
     pub fn interactions(&self) -> &[InteractionRecord] {
         &self.interactions
     }
+    /// Records a page of `items` shown to `user` (every showing, in display order). The
+    /// interactions are recorded apart, with [`RoundLog::shown`].
+    pub fn page_shown(&mut self, user: UserId, items: &[ItemId]) {
+        let start = self.page_items.len() as u32;
+        self.page_items.extend_from_slice(items);
+        self.pages.push((user, start, items.len() as u32));
+    }
+    /// The pages shown this round, in the order they were shown, as (user, items).
+    pub fn pages(&self) -> impl ExactSizeIterator<Item = (UserId, &[ItemId])> + '_ {
+        (0..self.pages.len()).map(|i| self.page(i))
+    }
+    /// The `i`-th page of [`RoundLog::pages`].
+    ///
+    /// # Panics
+    /// When `i` is not below the number of pages.
+    pub fn page(&self, i: usize) -> (UserId, &[ItemId]) {
+        let (u, start, len) = self.pages[i];
+        (u, &self.page_items[start as usize..(start + len) as usize])
+    }
+    /// Records that `listener` heard of `item` from `speaker`, who had rated it `stated`
+    /// (1..=5; `None` or 0 when unrated).
+    pub fn heard(&mut self, listener: UserId, speaker: UserId, item: ItemId, stated: Option<u8>) {
+        self.hearings.push(Hearing {
+            listener,
+            speaker,
+            item,
+            stated: stated.filter(|&r| r > 0),
+        });
+    }
+    /// Who heard of what this round, in the order it happened.
+    pub fn hearings(&self) -> &[Hearing] {
+        &self.hearings
+    }
     /// Messages grouped by agent id (system first), each agent's in the order they happened;
     /// interactions grouped by user id, each user's in first-shown order. Clears the log.
     pub fn take_sorted(&mut self) -> (Vec<MessageRecord>, Vec<InteractionRecord>) {
@@ -138,6 +191,9 @@ impl RoundLog {
         i.sort_by_key(|x| x.user); // stable
         self.index.clear();
         self.mentions.clear();
+        self.pages.clear();
+        self.page_items.clear();
+        self.hearings.clear();
         (m, i)
     }
 }

@@ -81,7 +81,7 @@ fn resume_truncates_a_torn_round_and_matches_an_uninterrupted_run() {
         resumed.step().unwrap();
     }
     drop(resumed);
-    for f in ["messages.jsonl", "interaction.csv"] {
+    for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
         assert_eq!(read(&a.path().join(f)), read(&b.path().join(f)), "{f}");
     }
 }
@@ -223,7 +223,7 @@ fn killed_run_resumed_from_its_last_checkpoint_is_byte_identical() {
         .status()
         .unwrap();
     assert!(st.success());
-    for f in ["messages.jsonl", "interaction.csv"] {
+    for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
         assert!(
             read(&full.path().join(f)) == read(&killed.path().join(f)),
             "{f} differs after kill and resume"
@@ -323,7 +323,7 @@ fn a_trained_model_resumes_exactly() {
         resumed.step().unwrap();
     }
     drop(resumed);
-    for f in ["messages.jsonl", "interaction.csv"] {
+    for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
         assert_eq!(read(&a.path().join(f)), read(&b.path().join(f)), "{f}");
     }
 }
@@ -379,6 +379,13 @@ fn a_copied_run_directory_resumes_in_the_copy_and_leaves_the_original_alone() {
         read(&copy.join("interaction.csv")),
         read(&full.path().join("interaction.csv"))
     );
+    // metrics.csv was not copied: the restored state wrote it in the copy, the original keeps
+    // its 2 rows.
+    assert_eq!(
+        read(&copy.join("metrics.csv")),
+        read(&full.path().join("metrics.csv"))
+    );
+    assert_eq!(read(&orig.path().join("metrics.csv")).lines().count(), 3);
     if full.path().join("messages.jsonl").exists() {
         assert_eq!(
             read(&copy.join("messages.jsonl")),

@@ -51,6 +51,8 @@ pub fn paths(dir: &Path) -> OutputPaths {
 pub struct RunOutput {
     pub messages: String,
     pub interactions: String,
+    /// `metrics.csv`.
+    pub metrics: String,
     pub manifest: serde_json::Value,
     /// The run's counters by name.
     pub stats: BTreeMap<String, u64>,
@@ -68,6 +70,7 @@ pub fn run(cfg: SimConfig, dir: &Path) -> RunOutput {
     RunOutput {
         messages: std::fs::read_to_string(&p.messages).unwrap(),
         interactions: std::fs::read_to_string(&p.interactions).unwrap(),
+        metrics: std::fs::read_to_string(dir.join("metrics.csv")).unwrap(),
         manifest: serde_json::from_str(&std::fs::read_to_string(&p.manifest).unwrap()).unwrap(),
         stats: sim.counters().snapshot(),
     }

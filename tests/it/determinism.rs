@@ -16,6 +16,7 @@ fn same_seed_gives_byte_identical_outputs_and_another_seed_differs() {
     let rb = run(demo_config(), b.path());
     assert_eq!(ra.messages, rb.messages);
     assert_eq!(ra.interactions, rb.interactions);
+    assert_eq!(ra.metrics, rb.metrics);
     assert_eq!(
         without_paths(ra.manifest.clone()),
         without_paths(rb.manifest)
@@ -40,6 +41,8 @@ fn serial_and_parallel_give_identical_outputs() {
     let (rs, rp) = (run(serial, a.path()), run(parallel, b.path()));
     assert_eq!(rs.messages, rp.messages);
     assert_eq!(rs.interactions, rp.interactions);
+    assert_eq!(rs.metrics, rp.metrics);
+    assert_eq!(rs.metrics.lines().count(), 4);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Golden outputs: small runs whose output bytes are committed under `tests/golden/<run>/`. The
-//! engine must reproduce them byte for byte. `BLESS=1 cargo test golden` rewrites them; a commit
-//! that does so says why the output changed (a refactor never does).
+//! Golden outputs: small runs whose output bytes (messages, interactions, metrics, manifest) are
+//! committed under `tests/golden/<run>/`. The engine must reproduce them byte for byte.
+//! `BLESS=1 cargo test golden` rewrites them; a commit that does so says why the output changed
+//! (a refactor never does).
 //!
 //! - `demo`: the embedded default configuration (40 agents x 5 rounds, offline backend).
 //! - `demo-variant`: the demo data with MF, `marginal` activation, random strangers, shorter
@@ -68,13 +69,15 @@ fn check(name: &str, file: &str, actual: &str) {
     );
 }
 
-/// Runs `cfg` into a temporary directory and checks its messages, interactions and manifest.
+/// Runs `cfg` into a temporary directory and checks its messages, interactions, metrics and
+/// manifest.
 fn check_run(name: &str, cfg: SimConfig, extra: &[(&str, &str)]) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = run(cfg, dir.path());
     let manifest = serde_json::to_string_pretty(&out.manifest).unwrap() + "\n";
     check(name, "messages.jsonl", &out.messages);
     check(name, "interaction.csv", &out.interactions);
+    check(name, "metrics.csv", &out.metrics);
     check(
         name,
         "manifest.json",
@@ -187,6 +190,7 @@ fn golden_mock_llm_record_and_replay() {
     let manifest = serde_json::to_string_pretty(&out.manifest).unwrap() + "\n";
     check("mock-llm", "messages.jsonl", &out.messages);
     check("mock-llm", "interaction.csv", &out.interactions);
+    check("mock-llm", "metrics.csv", &out.metrics);
     check(
         "mock-llm",
         "manifest.json",
@@ -215,6 +219,7 @@ fn golden_mock_llm_record_and_replay() {
     assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), hits);
     check("mock-llm", "messages.jsonl", &r.messages);
     check("mock-llm", "interaction.csv", &r.interactions);
+    check("mock-llm", "metrics.csv", &r.metrics);
     assert_eq!(r.manifest["llm_usage"], out.manifest["llm_usage"]);
     assert_eq!(r.manifest["llm_usage"]["replay_mismatches"], 0);
 }

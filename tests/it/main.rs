@@ -15,6 +15,7 @@ mod llm_mock;
 mod llm_parse_corpus;
 mod loaders;
 mod memory;
+mod metrics;
 mod recommender_eval;
 mod run_shared;
 mod scenario;
