@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::eval_rec;
+use super::{analysis, eval_rec};
 
 /// Simulate LLM-driven (or offline-modelled) users in front of a recommender system.
 #[derive(Parser)]
@@ -86,6 +86,12 @@ pub(crate) enum Command {
     /// Train recommenders on an implicit split and print Recall@K / NDCG@K on its test part,
     /// beside Agent4Rec's saved top-20 lists scored by the same code.
     EvalRecommender(eval_rec::EvalArgs),
+    /// Write a run's interactions, users and items as RecBole atomic files or plain CSV, to
+    /// train standard recommenders on simulated behaviour.
+    Export(analysis::ExportArgs),
+    /// Run a scenario: every variant x seed as its own `recagent run`, in parallel, then one
+    /// comparison table (comparison.csv, comparison.md) of the chosen metrics.
+    Scenario(analysis::ScenarioArgs),
 }
 
 #[derive(Args)]

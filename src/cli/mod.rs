@@ -2,6 +2,7 @@
 //! replay a recorded LLM run, check a configuration, evaluate recommenders. A thin layer over
 //! the library: the run loop, checkpoints and the manifest are [`recagent::sim::Sim::run_until`].
 
+mod analysis;
 mod args;
 mod eval_rec;
 mod log;
@@ -391,6 +392,8 @@ fn real_main() -> Result<()> {
         } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
         Command::EvalRecommender(a) => eval_rec::run(&a),
         Command::Report(a) => report(&a),
+        Command::Export(a) => analysis::export(&a),
+        Command::Scenario(a) => analysis::scenario(&a, &STOP),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             // Load the data too (into a scratch output directory), so what `run` would reject

@@ -26,6 +26,11 @@ fn every_shipped_config_and_scenario_is_valid() {
         }
     }
     for f in files {
+        // A scenario (it has `variants:`) is checked by the scenario tests.
+        let text = std::fs::read_to_string(&f).unwrap();
+        if text.lines().any(|l| l.starts_with("variants:")) {
+            continue;
+        }
         SimConfig::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
 }

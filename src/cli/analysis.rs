@@ -1,0 +1,280 @@
+//! The analysis commands: `export` (and `scenario`), thin layers over [`recagent::analysis`].
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use recagent::analysis::export::{self, ExportFormat, ExportOptions};
+
+/// `recagent export` format names.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum FormatArg {
+    /// RecBole atomic files: <name>.inter, <name>.user, <name>.item (tab-separated).
+    Recbole,
+    /// Plain CSV: interactions.csv, users.csv, items.csv.
+    Csv,
+}
+
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    /// The run's output directory (holds manifest.json and interaction.csv).
+    pub(crate) run_dir: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value = "recbole")]
+    pub(crate) format: FormatArg,
+    /// Parent directory of the data set folder (RecBole's `data_path`). Default: <run-dir>/export.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Data set name (RecBole's `dataset`): the folder and file stem. Default: the run
+    /// directory's name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// RecBole: every shown item as a row with a `label:float` column (1 watched, 0 shown
+    /// only), instead of the watched items only.
+    #[arg(long)]
+    pub(crate) with_shown: bool,
+    /// Directory the run's configured data paths are relative to, when the manifest's
+    /// relative `base_dir` does not resolve from the current directory.
+    #[arg(long = "base-dir")]
+    pub(crate) base_dir: Option<PathBuf>,
+}
+
+pub(crate) fn export(a: &ExportArgs) -> Result<()> {
+    let opts = ExportOptions {
+        format: match a.format {
+            FormatArg::Recbole => ExportFormat::RecBole,
+            FormatArg::Csv => ExportFormat::Csv,
+        },
+        out_dir: a.out.clone().unwrap_or_else(|| a.run_dir.join("export")),
+        name: a
+            .name
+            .clone()
+            .unwrap_or_else(|| export::default_name(&a.run_dir)),
+        with_shown: a.with_shown,
+        base_dir: a.base_dir.clone(),
+    };
+    let s = export::export(&a.run_dir, &opts)?;
+    println!(
+        "exported {} interactions (of {} rows in the run's interaction.csv), {} users, {} items to {}",
+        s.interactions,
+        s.rows_read,
+        s.users,
+        s.items,
+        s.dir.display()
+    );
+    for f in &s.files {
+        println!("  {}", f.display());
+    }
+    if s.normalised > 0 {
+        println!(
+            "  {} user or item rows had tabs, line breaks or a leading double quote in a value, replaced (see the README)",
+            s.normalised
+        );
+    }
+    if matches!(a.format, FormatArg::Recbole) {
+        let parent = s
+            .dir
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let inter = if a.with_shown {
+            "[user_id, item_id, label, rating, timestamp]"
+        } else {
+            "[user_id, item_id, rating, timestamp]"
+        };
+        println!(
+            "RecBole: data_path: {parent}, dataset: {}, load_col: {{inter: {inter}, user: [user_id, age, gender, status], item: [item_id, movie_title, genre]}}",
+            opts.name
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct ScenarioArgs {
+    /// The scenario file (YAML: base, set, seeds, variants, metrics; see README "Scenarios").
+    pub(crate) file: PathBuf,
+    /// Runs at once (default: the machine's cores).
+    #[arg(long, short = 'j')]
+    pub(crate) jobs: Option<usize>,
+    /// Output folder: one folder per variant and seed, and the comparison files. Default:
+    /// output/scenarios/<file stem>.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// No progress bar and no table on stdout.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
+}
+
+pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use recagent::analysis::scenario::{self, RunnerOptions, Scenario, VariantRuns};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let started = std::time::Instant::now();
+    let sc = Scenario::load(&a.file)?;
+    let stem = a
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario".into());
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("output/scenarios").join(&stem));
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", out.display()))?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let jobs = a.jobs.unwrap_or(cores).max(1);
+    anyhow::ensure!(a.jobs != Some(0), "--jobs 0: allowed 1 or more");
+    let population = scenario::prepare_population(&sc, &out)?;
+    let specs = sc.plan(&out, &population);
+    let opts = RunnerOptions {
+        exe: std::env::current_exe()?,
+        jobs,
+        // Parallel children share the cores instead of each taking all of them.
+        threads_per_run: (jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none())
+            .then(|| (cores / jobs).max(1)),
+    };
+    if !a.quiet {
+        println!(
+            "scenario {}: {} variants x {} seeds = {} runs, {} at once, into {}",
+            a.file.display(),
+            sc.variants.len(),
+            sc.seeds.len(),
+            specs.len(),
+            jobs.min(specs.len()),
+            out.display()
+        );
+    }
+    let pb = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(specs.len() as u64)
+    };
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} runs {pos}/{len} [{bar:30}] {elapsed_precise} (eta {eta}) {msg}",
+        )
+        .expect("invariant: valid template")
+        .progress_chars("=> "),
+    );
+    // Runs take seconds to minutes each: keep the clock moving between them.
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
+    let failed_n = AtomicUsize::new(0);
+    let outcomes = scenario::run_all(&specs, &opts, stop, &|o| {
+        if let Err(f) = &o.result {
+            failed_n.fetch_add(1, Ordering::SeqCst);
+            // Printed whether or not the bar is drawn (a hidden bar swallows `println`).
+            pb.suspend(|| {
+                eprintln!(
+                    "run {} seed {} failed ({}): {}\n  log: {}",
+                    o.spec.variant,
+                    o.spec.seed,
+                    f.status,
+                    f.last_line,
+                    o.spec.console_log().display()
+                );
+            });
+        }
+        pb.set_message(format!("{} failed", failed_n.load(Ordering::SeqCst)));
+        pb.inc(1);
+    });
+    pb.finish_and_clear();
+
+    let mut variants: Vec<VariantRuns> = sc
+        .variants
+        .iter()
+        .map(|v| VariantRuns {
+            name: v.name.clone(),
+            runs: Vec::new(),
+        })
+        .collect();
+    let mut failed = Vec::new();
+    let mut times = Vec::new();
+    for o in &outcomes {
+        match &o.result {
+            Ok(t) => {
+                times.push(t.as_secs_f64());
+                if let Some(v) = variants.iter_mut().find(|v| v.name == o.spec.variant) {
+                    v.runs.push((o.spec.seed, o.spec.dir.clone()));
+                }
+            }
+            Err(_) => failed.push((o.spec.variant.clone(), o.spec.seed, o.spec.console_log())),
+        }
+    }
+    let skipped = specs.len() - outcomes.len();
+    let table =
+        scenario::compare(&variants, &sc.metrics).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    let files = table
+        .write(&out, &stem, sc.description.as_deref(), &sc.seeds, &failed)
+        .map_err(anyhow::Error::msg)?;
+    // The report overlays each compared column's curve (variants without a finished run
+    // have nothing to draw).
+    let report_variants: Vec<recagent::analysis::report::Variant> = variants
+        .iter()
+        .filter(|v| !v.runs.is_empty())
+        .map(|v| recagent::analysis::report::Variant {
+            name: v.name.clone(),
+            runs: v.runs.iter().map(|r| r.1.clone()).collect(),
+        })
+        .collect();
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.as_str() != "round")
+        .cloned()
+        .collect();
+    let report = if report_variants.is_empty() || columns.is_empty() {
+        None
+    } else {
+        Some(
+            recagent::analysis::report::write_comparison(
+                &report_variants,
+                &columns,
+                &out,
+                recagent::analysis::report::Format::Html,
+            )
+            .map_err(|e| anyhow::anyhow!("comparison report: {e}"))?,
+        )
+    };
+    let wall = started.elapsed().as_secs_f64();
+    if !a.quiet {
+        let md = std::fs::read_to_string(&files[3]).unwrap_or_default();
+        println!("{md}");
+        let (lo, hi) = times.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), t| {
+            (lo.min(*t), hi.max(*t))
+        });
+        if !times.is_empty() {
+            println!(
+                "{} runs in {wall:.1} s (each {lo:.1}–{hi:.1} s); wrote {}",
+                times.len(),
+                files
+                    .iter()
+                    .chain(&report)
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    if skipped > 0 {
+        anyhow::bail!(
+            "interrupted: {skipped} of {} runs were not started; the table holds the runs that finished",
+            specs.len()
+        );
+    }
+    if !failed.is_empty() {
+        let list: Vec<String> = failed
+            .iter()
+            .map(|(v, s, log)| format!("{v} seed {s} (log: {})", log.display()))
+            .collect();
+        anyhow::bail!(
+            "{} of {} runs failed: {}",
+            failed.len(),
+            specs.len(),
+            list.join("; ")
+        );
+    }
+    Ok(())
+}
