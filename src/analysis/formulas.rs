@@ -32,14 +32,16 @@ pub fn entropy_bits(counts: &[u64]) -> f64 {
         return 0.0;
     }
     let n = total as f64;
-    counts
+    let h: f64 = counts
         .iter()
         .filter(|&&c| c > 0)
         .map(|&c| {
             let p = c as f64 / n;
             -p * p.log2()
         })
-        .sum()
+        .sum();
+    // One category gives -0.0 (−1·log2 1), which tables would print as "-0".
+    h + 0.0
 }
 
 /// How often each genre occurs in a multiset of items' genres: `0[b]` counts genre bit `b` of
