@@ -95,7 +95,7 @@ pub struct ExportSummary {
 #[non_exhaustive]
 pub enum ExportError {
     /// A file could not be read or written.
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}")]
     Io {
         /// The file.
         path: String,

@@ -47,7 +47,7 @@ pub const COLUMNS: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         /// File path.
         path: String,

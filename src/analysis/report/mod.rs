@@ -79,7 +79,7 @@ pub enum ReportError {
         file: &'static str,
     },
     /// A file exists but cannot be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -127,7 +127,7 @@ pub enum ReportError {
         message: String,
     },
     /// An output file could not be written.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write", path.display())]
     Write {
         /// The file or folder.
         path: PathBuf,
