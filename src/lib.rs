@@ -41,7 +41,8 @@ pub(crate) mod testing;
 pub mod systems;
 
 /// The shipped behaviours, one line each: the decision kinds, then one plugin per behaviour
-/// (`systems/`). [`sim::SimBuilder`] adds them unless told not to.
+/// (`systems/`), then the report's setting (`report: true`, [`analysis::report::ReportPlugin`]).
+/// [`sim::SimBuilder`] adds them unless told not to.
 pub struct SimPlugins;
 
 impl bevy_app::Plugin for SimPlugins {
@@ -57,6 +58,7 @@ impl bevy_app::Plugin for SimPlugins {
             systems::remember::RememberPlugin,
             systems::record::RecordPlugin,
             systems::metrics::MetricsPlugin,
+            analysis::report::ReportPlugin,
         ));
     }
 }

@@ -123,9 +123,10 @@ pub struct MetricsRow {
     pub mentions: u64,
     /// Mean conformity of this round's ratings, stars in [-4, 4] (> 0: ratings pulled toward
     /// what others said): `(r - b_a) · sign(s - b_a)` over the ratings of items the agent had
-    /// heard of, before this round, from speakers who had rated them; `s` = the mean of those
-    /// stated ratings, `b_a` = the agent's mean rating so far of items it had not heard of.
-    /// See [`Conformity`].
+    /// heard of before rating them (in earlier rounds, or this round before the feel phase),
+    /// from speakers who had rated them; `s` = the mean of those stated ratings, `b_a` = the
+    /// agent's mean rating so far of items it had not heard of. Measures the effect RecAgent's
+    /// user-conformity experiment studies (arXiv 2306.02552). See [`Conformity`].
     pub conformity: Option<f64>,
     /// Ratings that entered `conformity`.
     pub conformity_pairs: u64,
@@ -139,6 +140,10 @@ pub struct MetricsRow {
     /// prices.
     pub llm_cost_usd: f64,
 }
+
+/// The number of columns; a schema change that forgets [`MetricsRow::cells`] fails to build.
+const N_COLUMNS: usize = 34;
+const _: () = assert!(COLUMNS.len() == N_COLUMNS);
 
 /// One cell of a row: an integer, or a real number that may be undefined.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -192,7 +197,7 @@ impl Cell {
 
 impl MetricsRow {
     /// The cells in [`COLUMNS`] order, with their column names.
-    pub fn cells(&self) -> [(&'static str, Cell); 34] {
+    pub fn cells(&self) -> [(&'static str, Cell); N_COLUMNS] {
         use Cell::{Int, Real};
         [
             ("round", Int(u64::from(self.round))),
@@ -284,7 +289,7 @@ impl MetricsState {
         let last = self.rows.last()?;
         let last: std::collections::BTreeMap<&str, serde_json::Value> =
             last.cells().iter().map(|(n, c)| (*n, c.json())).collect();
-        let mut sums = [(0.0f64, 0u64); 34];
+        let mut sums = [(0.0f64, 0u64); N_COLUMNS];
         for r in &self.rows {
             for (s, (_, c)) in sums.iter_mut().zip(r.cells()) {
                 if let Some(v) = c.value() {
@@ -762,7 +767,8 @@ mod tests {
             // A post from 1 is read before the ratings: 0 hears Heat (stated 1).
             log.heard(UserId(0), UserId(1), HEAT, Some(1));
         }
-        t.world_mut().resource_mut::<HearingsBeforeRatings>().0 = Some(1);
+        t.run(mark_hearings_before_ratings);
+        assert_eq!(t.world().resource::<HearingsBeforeRatings>().0, Some(1));
         {
             let mut log = t.world_mut().resource_mut::<RoundLog>();
             // Agent 0 is shown Toy Story and rates it 3.

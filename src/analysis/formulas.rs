@@ -32,14 +32,16 @@ pub fn entropy_bits(counts: &[u64]) -> f64 {
         return 0.0;
     }
     let n = total as f64;
-    counts
+    let h: f64 = counts
         .iter()
         .filter(|&&c| c > 0)
         .map(|&c| {
             let p = c as f64 / n;
             -p * p.log2()
         })
-        .sum()
+        .sum();
+    // One category gives -0.0 (−1·log2 1), which tables would print as "-0".
+    h + 0.0
 }
 
 /// How often each genre occurs in a multiset of items' genres: `0[b]` counts genre bit `b` of
@@ -212,7 +214,7 @@ pub struct HeardOf {
 
 /// The conformity measure over a run: each agent's baseline and what it heard from whom.
 ///
-/// For a rating `r(a, i)` given in round t: if `a` had heard of `i` before round t from speakers
+/// For a rating `r(a, i)` given in round t: if `a` had heard of `i` before rating it, from speakers
 /// who had rated it, with stated ratings `s_1..s_m` (one per mention, the speaker's own rating at
 /// that moment), `s = mean(s_1..s_m)`; `b_a` = the mean of `a`'s ratings up to and including round
 /// t of items it had not heard of when it rated them. The rating's term is
@@ -222,9 +224,10 @@ pub struct HeardOf {
 /// (arXiv 2306.02552: agents' ratings drifting toward what their friends said), measured against
 /// each agent's own ratings of unmentioned items.
 ///
-/// Mentions heard in round t count for ratings from round t + 1 on: in the shipped schedule
-/// agents rate (feel) before they chat and post, and a post is read at the start of the next
-/// round, before that round's ratings.
+/// "Before rating it" is the order of the calls: what [`Conformity::hear`] was told before
+/// [`Conformity::rate_round`]. The metrics plugin hears a round's posts (read at the start of the
+/// round) before the round's ratings and its chats (held after the ratings) after them, so a chat
+/// counts for the listener's ratings from the next round on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conformity {
     /// Per agent: (sum, count) of its ratings of items it had not heard of, stars.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::{analysis, eval_rec};
 
@@ -77,6 +77,12 @@ pub(crate) enum Command {
         #[arg(long = "config-file", visible_alias = "config", short = 'c')]
         config_file: Option<PathBuf>,
     },
+    /// Write a run's report (metrics over rounds, ratings, genres, exposure, top items, agents'
+    /// entropy) and print a text summary.
+    ///
+    /// HTML: one self-contained file with inline plots (opens from disk, no network). md:
+    /// Markdown with PNG plots in a folder named after the file.
+    Report(ReportArgs),
     /// Train recommenders on an implicit split and print Recall@K / NDCG@K on its test part,
     /// beside Agent4Rec's saved top-20 lists scored by the same code.
     EvalRecommender(eval_rec::EvalArgs),
@@ -120,4 +126,30 @@ pub(crate) struct RunArgs {
     /// No progress bar and no summary.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
+}
+
+/// Report format on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// One self-contained HTML file.
+    Html,
+    /// Markdown and PNG files.
+    Md,
+}
+
+#[derive(Args)]
+pub(crate) struct ReportArgs {
+    /// The run's output folder (metrics.csv, interaction.csv, manifest.json).
+    pub(crate) run_dir: PathBuf,
+    /// html (one self-contained file) or md (Markdown, PNG plots in a folder beside it).
+    #[arg(long, value_enum, default_value = "html")]
+    pub(crate) format: ReportFormat,
+    /// Report file. Default: <run-dir>/report.html or <run-dir>/report.md.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Reference ratings to compare the run's with: a CSV with a `rating` or `rating_list`
+    /// column (e.g. Agent4Rec's agg_top_25.csv), MovieLens ratings.dat, or five numbers
+    /// (the 1..5-star histogram).
+    #[arg(long)]
+    pub(crate) reference: Option<PathBuf>,
 }

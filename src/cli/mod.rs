@@ -14,11 +14,12 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use recagent::analysis::report::{write_run_report, Format, ReportOptions, ReportSettings};
 use recagent::config::SimConfig;
 use recagent::io::output::{absolute, OutputPaths};
 use recagent::sim::{CheckpointPolicy, Lineage, RunEnd, Sim};
 
-use args::{Cli, Command, RunArgs};
+use args::{Cli, Command, ReportArgs, ReportFormat, RunArgs};
 use log::{init_log, open_log};
 
 fn load_config(path: Option<&Path>) -> Result<SimConfig> {
@@ -269,7 +270,51 @@ fn drive(
     if !quiet {
         summary::print_summary(&sim, paths, wall);
     }
+    report_at_end(&sim, paths, quiet)
+}
+
+/// `recagent report`: writes the report and prints its text summary.
+fn report(a: &ReportArgs) -> Result<()> {
+    let opts = ReportOptions {
+        format: match a.format {
+            ReportFormat::Html => Format::Html,
+            ReportFormat::Md => Format::Markdown,
+        },
+        out: a.out.clone(),
+        reference: a.reference.clone(),
+    };
+    let r = write_run_report(&a.run_dir, &opts)?;
+    print!("{}", r.summary);
     Ok(())
+}
+
+/// With `report: true`, writes the finished run's HTML report. A failure leaves the run's
+/// outputs as they are: it is returned as an error (the command exits non-zero) that says so.
+fn report_at_end(sim: &Sim, paths: &OutputPaths, quiet: bool) -> Result<()> {
+    if !sim
+        .world()
+        .get_resource::<ReportSettings>()
+        .is_some_and(|s| s.report)
+    {
+        return Ok(());
+    }
+    let dir = paths
+        .manifest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match write_run_report(dir, &ReportOptions::default()) {
+        Ok(r) => {
+            if !quiet {
+                println!("report: {}", r.path.display());
+            }
+            Ok(())
+        }
+        Err(e) => anyhow::bail!(
+            "the run finished and its outputs in {} are complete, but its report (report: true) failed: {e}",
+            dir.display()
+        ),
+    }
 }
 
 /// Set by the first Ctrl-C: the run stops at the next round boundary (a second one exits at once).
@@ -346,6 +391,7 @@ fn real_main() -> Result<()> {
             quiet,
         } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
         Command::EvalRecommender(a) => eval_rec::run(&a),
+        Command::Report(a) => report(&a),
         Command::Export(a) => analysis::export(&a),
         Command::Scenario(a) => analysis::scenario(&a, &STOP),
         Command::CheckConfig { config_file } => {

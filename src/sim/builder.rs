@@ -86,6 +86,18 @@ pub struct DataSet {
 }
 
 impl DataSet {
+    /// Loads only the catalogue `cfg` names (`item_path`, resolved against `base_dir`; the
+    /// embedded demo catalogue for the embedded configuration), e.g. to name a finished run's
+    /// items in a report. Nothing is hashed or indexed.
+    ///
+    /// # Errors
+    /// [`SimError`] for an unreadable or malformed item file (naming the file and line).
+    pub fn load_catalog(cfg: &SimConfig) -> Result<Catalog, SimError> {
+        let item_path = cfg.resolve(&cfg.item_path);
+        let item_src = source(cfg, &cfg.item_path, &item_path);
+        Ok(Catalog::new(data::load_items(item_src)?)?)
+    }
+
     /// Loads the items, users and relationships `cfg` names (the embedded demo data for the
     /// embedded configuration).
     ///

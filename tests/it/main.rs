@@ -17,6 +17,7 @@ mod loaders;
 mod memory;
 mod metrics;
 mod recommender_eval;
+mod report;
 mod run_shared;
 mod scenario;
 mod social;

@@ -27,7 +27,7 @@ padding-bottom:4px}p.sub{color:#555;margin-top:0}\
 table{border-collapse:collapse;margin:8px 0;font-size:14px}\
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}\
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}\
-td.t{text-align:left}\
+td.t,th.t{text-align:left}\
 figure{margin:8px 0}figure svg{max-width:100%;height:auto;display:block}\
 figcaption{color:#444;font-size:14px;margin-top:4px}\
 dl.cfg{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:14px}\
@@ -62,8 +62,12 @@ pub(crate) fn figure_section(id: &str, heading: &str, svg: &str, caption_html: &
 /// column is left-aligned, the others right-aligned (numbers); `text_cols` are left-aligned.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>], text_cols: &[usize]) -> String {
     let mut out = String::from("<table>\n<thead><tr>");
-    for h in header {
-        let _ = write!(out, "<th>{}</th>", escape(h));
+    for (i, h) in header.iter().enumerate() {
+        if text_cols.contains(&i) && i > 0 {
+            let _ = write!(out, "<th class=\"t\">{}</th>", escape(h));
+        } else {
+            let _ = write!(out, "<th>{}</th>", escape(h));
+        }
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     for r in rows {

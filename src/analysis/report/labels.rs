@@ -74,6 +74,35 @@ pub fn metric_label(column: &str) -> MetricLabel {
     }
 }
 
+/// True for the columns that count things per round (agents, items, ratings, messages,
+/// LLM calls and tokens): tables show them without decimals.
+pub fn is_count(column: &str) -> bool {
+    matches!(
+        column,
+        "round"
+            | "active_agents"
+            | "browsing_agents"
+            | "pages_shown"
+            | "items_shown"
+            | "watches"
+            | "ratings"
+            | "rating_1"
+            | "rating_2"
+            | "rating_3"
+            | "rating_4"
+            | "rating_5"
+            | "chats"
+            | "chat_lines"
+            | "posts"
+            | "deliveries"
+            | "mentions"
+            | "conformity_pairs"
+            | "llm_calls"
+            | "llm_prompt_tokens"
+            | "llm_completion_tokens"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +113,6 @@ mod tests {
             assert_ne!(metric_label(c).title, *c, "column {c} has no label");
         }
         assert_eq!(metric_label("x_new").title, "x_new");
+        assert!(is_count("watches") && !is_count("view_ratio") && !is_count("llm_cost_usd"));
     }
 }

@@ -9,16 +9,26 @@
 
 mod compare;
 mod data;
+mod derived;
 mod html;
 mod labels;
 mod markdown;
 mod plots;
+mod raster;
+mod reference;
+mod run;
+mod settings;
 mod stats;
 
 use std::path::{Path, PathBuf};
 
 pub use compare::{curve, VariantCurve};
-pub use labels::{metric_label, MetricLabel};
+pub use data::{read_interactions, Interaction, RunData, RunInfo};
+pub use derived::{ItemStat, RoundGenres, RunAnalysis};
+pub use labels::{is_count, metric_label, MetricLabel};
+pub use reference::{read_reference, Reference};
+pub use run::{ReportOptions, RunReport, KEY_METRICS, SECTIONS, TOP_ITEMS};
+pub use settings::{ReportPlugin, ReportSettings};
 pub use stats::{entropy_bits, gini, js_divergence, lorenz, mean};
 
 use crate::analysis::TableError;
@@ -57,6 +67,9 @@ pub struct Variant {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// The run folder does not exist.
+    #[error("{}: no such folder", .0.display())]
+    NoSuchDir(PathBuf),
     /// The folder lacks a file every run writes.
     #[error("{} has no {file}: is it a recagent run folder?", dir.display())]
     NotARun {
@@ -121,6 +134,28 @@ pub enum ReportError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+/// Writes the report of the run in `run_dir` and returns what it wrote and its text summary.
+///
+/// The report has a header (the run's configuration essentials and a table of key metrics:
+/// first, last and mean over rounds) and one section per figure ([`SECTIONS`]): the metrics
+/// over rounds (small multiples from `metrics.csv`), the rating histogram (against
+/// `opts.reference` when given, with their Jensen–Shannon divergence), the genre mix of the
+/// first and the last round's watches, the exposure Lorenz curve with its Gini coefficient,
+/// the top items (table and chart), and the distribution of the agents' genre entropy over the
+/// run. [`Format::Html`] writes one self-contained file (default `<run_dir>/report.html`);
+/// [`Format::Markdown`] writes `<run_dir>/report.md` and one PNG per section in
+/// `<run_dir>/report/` (with `opts.out = dir/name.md`, the PNG files go to `dir/name/`).
+///
+/// # Errors
+/// [`ReportError::NoSuchDir`]; [`ReportError::NotARun`] naming the first of `metrics.csv`,
+/// `manifest.json`, `interaction.csv` that is missing; [`ReportError::Metrics`] /
+/// [`ReportError::Malformed`] for bad content (file, line, column); [`ReportError::Catalog`]
+/// when the catalogue the manifest names cannot be loaded; [`ReportError::Write`] /
+/// [`ReportError::Plot`] for output failures.
+pub fn write_run_report(run_dir: &Path, opts: &ReportOptions) -> Result<RunReport, ReportError> {
+    run::write(run_dir, opts)
 }
 
 /// Writes the comparison report of a scenario's variants into `out_dir` (created if needed):

@@ -3,7 +3,7 @@
 //! histograms. Every figure is a [`Figure`], drawn once for any backend: [`svg`] gives the
 //! inline `<svg>` of the HTML report, [`png`] writes the PNG of the Markdown report.
 //!
-//! Text is laid out and rasterised with the vendored DejaVu Sans (`assets/fonts/`, Bitstream
+//! Text is laid out (and, for PNG, rasterised: see `raster`) with the vendored DejaVu Sans (`assets/fonts/`, Bitstream
 //! Vera licence), registered with plotters' `ab_glyph` font table under the family
 //! `sans-serif`, so no system font library is needed. The SVG names the family only; the
 //! browser draws it with its own sans-serif font.
@@ -19,12 +19,13 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// DejaVu Sans 2.37 (see `assets/fonts/LICENSE-DejaVu.txt`).
-static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+pub(crate) static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
 const FAMILY: &str = "sans-serif";
-const TITLE_PX: u32 = 17;
-const LABEL_PX: u32 = 14;
-const TICK_PX: u32 = 12;
+// Font sizes as plotters takes them: it draws text at size / 1.24 px per em.
+const TITLE_PX: u32 = 21;
+const LABEL_PX: u32 = 18;
+const TICK_PX: u32 = 16;
 
 /// Series colours (Tableau 10): distinct in print and for the common colour blindnesses.
 pub(crate) const PALETTE: [RGBColor; 10] = [
@@ -43,7 +44,7 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
 /// Reference/guide lines (the Lorenz diagonal, a reference histogram's outline).
 pub(crate) const GREY: RGBColor = RGBColor(120, 120, 120);
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The bytes are a font file compiled into the binary: failing to parse them is a
@@ -80,61 +81,17 @@ pub(crate) fn svg(fig: &impl Figure) -> Result<String, String> {
     Ok(out)
 }
 
-/// The figure as PNG bytes (8-bit RGB).
-///
-/// # Errors
-/// The drawing or encoding error, as text.
-pub(crate) fn png_bytes(fig: &impl Figure) -> Result<Vec<u8>, String> {
-    ensure_font();
-    let (w, h) = fig.size();
-    let mut buf = vec![0u8; w as usize * h as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        fig.draw(&root).map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&buf).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
-}
-
 /// Writes the figure as a PNG file.
 ///
 /// # Errors
 /// The drawing, encoding or I/O error, as text.
 pub(crate) fn png(fig: &impl Figure, path: &Path) -> Result<(), String> {
-    let bytes = png_bytes(fig)?;
+    let bytes = super::raster::png_bytes(fig)?;
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn font(px: u32) -> TextStyle<'static> {
     (FAMILY, px).into_font().color(&BLACK)
-}
-
-/// Tick label with as many decimals as the axis span needs.
-pub(crate) fn fmt_tick(v: f64, span: f64) -> String {
-    let decimals = if span >= 20.0 {
-        0
-    } else if span >= 2.0 {
-        1
-    } else if span >= 0.2 {
-        2
-    } else {
-        3
-    };
-    let s = format!("{v:.decimals$}");
-    if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() {
-        s[1..].to_string()
-    } else {
-        s
-    }
 }
 
 /// `lo..hi` of the values, padded by 8 % (a flat series by ±10 % of its value, or ±0.5),
@@ -177,6 +134,50 @@ fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let n = (b - a + 1) as usize;
     let step = if n <= 12 { 1 } else { n.div_ceil(10) as i64 };
     (a..=b).step_by(step as usize).map(|x| x as f64).collect()
+}
+
+/// About `max_n` evenly spaced "nice" ticks (steps 1, 2, 2.5 or 5 times a power of ten; at
+/// least 1 when `integer`) covering `lo..=hi`, and the decimals their labels need.
+fn nice_ticks(lo: f64, hi: f64, max_n: usize, integer: bool) -> (Vec<f64>, usize) {
+    let span = hi - lo;
+    if span.is_nan() || span <= 0.0 || !span.is_finite() {
+        return (vec![lo], 0);
+    }
+    let raw = span / max_n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let mut step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag);
+    if integer {
+        step = step.max(1.0).round();
+    }
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        // 0.25 needs two decimals, 0.2 one.
+        let d = (-step.log10()).ceil() as usize;
+        if ((step * 10f64.powi(d as i32)).round() - step * 10f64.powi(d as i32)).abs() > 1e-6 {
+            d + 1
+        } else {
+            d
+        }
+    };
+    let first = (lo / step - 1e-9).ceil() as i64;
+    let last = (hi / step + 1e-9).floor() as i64;
+    let ticks = (first..=last).map(|k| k as f64 * step).collect();
+    (ticks, decimals)
+}
+
+/// A tick label with `decimals` decimals (no "-0").
+fn fmt_fixed(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    if s.starts_with('-') && s.trim_start_matches(['-', '0', '.']).is_empty() {
+        s[1..].to_string()
+    } else {
+        s
+    }
 }
 
 /// A linear f64 axis with chosen tick positions (plotters' own `with_key_points` wrapper
@@ -222,7 +223,7 @@ fn draw_legend_row<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let style = font(TICK_PX + 1);
     let (w, _) = area.dim_in_pixel();
-    let (mut x, mut y) = (8i32, 4i32);
+    let (mut x, mut y) = (8i32, 6i32);
     for (color, dashed, name) in entries {
         let (tw, _) = area.estimate_text_size(name, &style)?;
         let need = 30 + tw as i32 + 18;
@@ -320,8 +321,6 @@ impl Series {
 /// Where a line chart puts its legend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LegendAt {
-    /// No legend (a single series named by the title).
-    None,
     /// A row under the chart.
     Below,
     /// A column right of the chart (many series).
@@ -371,16 +370,12 @@ impl LineChart {
             .collect();
         let (w, h) = area.dim_in_pixel();
         let (plot, legend) = match self.legend {
-            LegendAt::None => (area.clone(), None),
             LegendAt::Below => {
                 let rows = legend_rows(area, &entries, w)?;
-                let (a, b) = area.split_vertically(h.saturating_sub(8 + 18 * rows));
-                (a, Some(b))
+                area.split_vertically(h.saturating_sub(12 + 18 * rows))
             }
             LegendAt::Right => {
-                let (a, b) =
-                    area.split_horizontally(w.saturating_sub(legend_width(area, &entries)?));
-                (a, Some(b))
+                area.split_horizontally(w.saturating_sub(legend_width(area, &entries)?))
             }
         };
         let xs = self
@@ -410,42 +405,30 @@ impl LineChart {
             });
             padded_range(ys, self.y_bounds)
         });
-        let y_span = y1 - y0;
-        let x_span = x1 - x0;
         let mut builder = ChartBuilder::on(&plot);
         builder
             .caption(&self.title, font(TITLE_PX))
             .margin(8)
             .margin_right(16)
-            .x_label_area_size(40)
+            .x_label_area_size(50)
             .y_label_area_size(62);
-        let ticks = round_ticks(x0, x1);
-        let x_axis = ticked(
-            x0,
-            x1,
-            if self.x_rounds {
-                ticks
-            } else {
-                (0..=5).map(|i| x0 + x_span * i as f64 / 5.0).collect()
-            },
-        );
-        let mut chart = builder.build_cartesian_2d(x_axis, y0..y1)?;
+        let (x_ticks, x_dec) = if self.x_rounds {
+            (round_ticks(x0, x1), 0)
+        } else {
+            nice_ticks(x0, x1, 5, false)
+        };
+        let x_axis = ticked(x0, x1, x_ticks);
+        let (y_ticks, y_dec) = nice_ticks(y0, y1, 6, false);
+        let mut chart = builder.build_cartesian_2d(x_axis, ticked(y0, y1, y_ticks))?;
         chart
             .configure_mesh()
             .x_desc(&self.x_desc)
             .y_desc(&self.y_desc)
             .axis_desc_style(font(LABEL_PX))
             .label_style(font(TICK_PX))
-            .x_label_formatter(&|x| {
-                if self.x_rounds {
-                    format!("{x:.0}")
-                } else {
-                    fmt_tick(*x, x_span)
-                }
-            })
-            .y_labels(6)
-            .y_label_formatter(&|y| fmt_tick(*y, y_span))
-            .light_line_style(RGBColor(235, 235, 235))
+            .x_label_formatter(&|x| fmt_fixed(*x, x_dec))
+            .y_label_formatter(&|y| fmt_fixed(*y, y_dec))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
         let markers = self.series.iter().all(|s| s.points.len() <= 40);
@@ -475,10 +458,9 @@ impl LineChart {
                 }
             }
         }
-        match (self.legend, legend) {
-            (LegendAt::Below, Some(a)) => draw_legend_row(&a, &entries)?,
-            (LegendAt::Right, Some(a)) => draw_legend_column(&a, &entries)?,
-            _ => {}
+        match self.legend {
+            LegendAt::Below => draw_legend_row(&legend, &entries)?,
+            LegendAt::Right => draw_legend_column(&legend, &entries)?,
         }
         Ok(())
     }
@@ -597,6 +579,8 @@ pub(crate) struct BarChart {
     pub groups: Vec<(String, RGBColor, Vec<f64>)>,
     /// Label each bar with its value, formatted by this many decimals and this suffix.
     pub value_labels: Option<(usize, &'static str)>,
+    /// Values are counts: integer ticks.
+    pub integer_values: bool,
     /// Orientation.
     pub orientation: Orientation,
     /// Pixel size.
@@ -640,16 +624,16 @@ impl Figure for BarChart {
         let centres: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
         let k = self.groups.len().max(1) as f64;
         let bw = 0.8 / k;
-        let label = |v: f64| {
-            self.value_labels
-                .map(|(d, suffix)| format!("{v:.d$}{suffix}"))
-                .unwrap_or_default()
+        // Zero bars carry no label: a row of "0.0%" reads as clutter.
+        let label = |v: f64| match self.value_labels {
+            Some((d, suffix)) if v != 0.0 => format!("{v:.d$}{suffix}"),
+            _ => String::new(),
         };
         let cat_label = |c: &f64| {
             let i = c.floor() as usize;
             self.categories.get(i).cloned().unwrap_or_default()
         };
-        let value_span = vtop;
+        let (v_ticks, v_dec) = nice_ticks(0.0, vtop, 6, self.integer_values);
         let mut builder = ChartBuilder::on(&plot);
         builder
             .caption(&self.title, font(TITLE_PX))
@@ -658,9 +642,12 @@ impl Figure for BarChart {
         match self.orientation {
             Orientation::Vertical => {
                 let mut chart = builder
-                    .x_label_area_size(40)
+                    .x_label_area_size(50)
                     .y_label_area_size(62)
-                    .build_cartesian_2d(ticked(0.0, n as f64, centres), 0.0..vtop)?;
+                    .build_cartesian_2d(
+                        ticked(0.0, n as f64, centres),
+                        ticked(0.0, vtop, v_ticks.clone()),
+                    )?;
                 chart
                     .configure_mesh()
                     .disable_x_mesh()
@@ -669,9 +656,8 @@ impl Figure for BarChart {
                     .axis_desc_style(font(LABEL_PX))
                     .label_style(font(TICK_PX))
                     .x_label_formatter(&cat_label)
-                    .y_labels(6)
-                    .y_label_formatter(&|y| fmt_tick(*y, value_span))
-                    .light_line_style(RGBColor(235, 235, 235))
+                    .y_label_formatter(&|y| fmt_fixed(*y, v_dec))
+                    .light_line_style(TRANSPARENT)
                     .bold_line_style(RGBColor(215, 215, 215))
                     .draw()?;
                 for (g, (_, color, values)) in self.groups.iter().enumerate() {
@@ -702,9 +688,12 @@ impl Figure for BarChart {
                     .max()
                     .unwrap_or(40);
                 let mut chart = builder
-                    .x_label_area_size(40)
+                    .x_label_area_size(50)
                     .y_label_area_size(longest + 16)
-                    .build_cartesian_2d(0.0..vtop, ticked(0.0, n as f64, centres))?;
+                    .build_cartesian_2d(
+                        ticked(0.0, vtop, v_ticks.clone()),
+                        ticked(0.0, n as f64, centres),
+                    )?;
                 // Category i is drawn at y = n - 1 - i, so the first is at the top.
                 let top_down = |y: &f64| {
                     let i = n - 1 - (y.floor() as usize).min(n - 1);
@@ -717,9 +706,8 @@ impl Figure for BarChart {
                     .axis_desc_style(font(LABEL_PX))
                     .label_style(font(TICK_PX))
                     .y_label_formatter(&top_down)
-                    .x_labels(6)
-                    .x_label_formatter(&|x| fmt_tick(*x, value_span))
-                    .light_line_style(RGBColor(235, 235, 235))
+                    .x_label_formatter(&|x| fmt_fixed(*x, v_dec))
+                    .light_line_style(TRANSPARENT)
                     .bold_line_style(RGBColor(215, 215, 215))
                     .draw()?;
                 for (g, (_, color, values)) in self.groups.iter().enumerate() {
@@ -790,14 +778,15 @@ impl Figure for Histogram {
         };
         let (plot, legend) =
             root.split_vertically(h.saturating_sub(if rows > 0 { 8 + 18 * rows } else { 0 }));
+        let (y_ticks, y_dec) = nice_ticks(0.0, ytop, 6, true);
+        let (x_ticks, x_dec) = nice_ticks(x0, x1, 8, false);
         let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, font(TITLE_PX))
             .margin(8)
             .margin_right(20)
-            .x_label_area_size(40)
+            .x_label_area_size(50)
             .y_label_area_size(62)
-            .build_cartesian_2d(x0..x1, 0.0..ytop)?;
-        let span = x1 - x0;
+            .build_cartesian_2d(ticked(x0, x1, x_ticks), ticked(0.0, ytop, y_ticks))?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -805,11 +794,9 @@ impl Figure for Histogram {
             .y_desc(&self.y_desc)
             .axis_desc_style(font(LABEL_PX))
             .label_style(font(TICK_PX))
-            .x_labels(8)
-            .x_label_formatter(&|x| fmt_tick(*x, span))
-            .y_labels(6)
-            .y_label_formatter(&|y| fmt_tick(*y, ytop))
-            .light_line_style(RGBColor(235, 235, 235))
+            .x_label_formatter(&|x| fmt_fixed(*x, x_dec))
+            .y_label_formatter(&|y| fmt_fixed(*y, y_dec))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
         chart.draw_series(self.bins.iter().map(|&(lo, hi, c)| {
@@ -850,9 +837,24 @@ mod tests {
             padded_range([0.0, 1.0].into_iter(), Some((0.0, 1.0))),
             (0.0, 1.0)
         );
-        assert_eq!(fmt_tick(0.123_4, 0.5), "0.12");
-        assert_eq!(fmt_tick(-0.000_1, 0.5), "0.00");
-        assert_eq!(fmt_tick(12.0, 40.0), "12");
+        assert_eq!(fmt_fixed(-0.000_1, 2), "0.00");
+        // 0..8.64 in about 6 steps: raw 1.44 -> step 2, integers.
+        assert_eq!(
+            nice_ticks(0.0, 8.64, 6, true),
+            (vec![0.0, 2.0, 4.0, 6.0, 8.0], 0)
+        );
+        // 0.168..0.632: raw 0.0773 -> step 0.1, one decimal.
+        let (t, d) = nice_ticks(0.168, 0.632, 6, false);
+        assert_eq!(d, 1);
+        assert_eq!(t.len(), 5);
+        assert!((t[0] - 0.2).abs() < 1e-12 && (t[4] - 0.6).abs() < 1e-12);
+        // 0..1 in 4 steps of 0.25: two decimals.
+        assert_eq!(
+            nice_ticks(0.0, 1.0, 4, false),
+            (vec![0.0, 0.25, 0.5, 0.75, 1.0], 2)
+        );
+        // Counts 0..2.2: integer steps of 1, never 0.5.
+        assert_eq!(nice_ticks(0.0, 2.2, 6, true).0, vec![0.0, 1.0, 2.0]);
     }
 
     #[test]

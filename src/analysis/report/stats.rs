@@ -3,60 +3,7 @@
 //! divergence. Pure functions over slices; sums run in slice order, so results are
 //! reproducible bit for bit.
 
-/// Shannon entropy, in bits, of the distribution given by `counts` (each count / their sum):
-/// `H = -Σ p_i log2 p_i` over the non-zero `p_i` (Shannon 1948). 0 for no counts or one
-/// non-zero count; at most `log2(k)` for `k` non-zero counts.
-///
-/// # Examples
-/// ```
-/// # use recagent::analysis::report::entropy_bits;
-/// // Two equally frequent genres: 1 bit.
-/// assert_eq!(entropy_bits(&[3, 0, 3]), 1.0);
-/// ```
-pub fn entropy_bits(counts: &[u64]) -> f64 {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let n = total as f64;
-    let h = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum::<f64>();
-    // -0.0 for a single genre reads oddly in a table.
-    h.max(0.0)
-}
-
-/// Gini coefficient of non-negative values: `G = Σ_i (2i - n - 1) x_(i) / (n Σ x)` with
-/// `x_(1) <= ... <= x_(n)` sorted ascending and `i` 1-based (the mean-absolute-difference
-/// form, Damgaard & Weiner, "Describing inequality in plant size or fecundity", Ecology 2000).
-/// 0 = all equal, `(n - 1) / n` = everything on one value. `None` for no values or a zero sum.
-///
-/// # Examples
-/// ```
-/// # use recagent::analysis::report::gini;
-/// // [0, 0, 0, 4]: (2·4 - 4 - 1)·4 / (4·4) = 0.75.
-/// assert_eq!(gini(&[4, 0, 0, 0]), Some(0.75));
-/// ```
-pub fn gini(values: &[u64]) -> Option<f64> {
-    let total: u64 = values.iter().sum();
-    if values.is_empty() || total == 0 {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_unstable();
-    let n = v.len() as f64;
-    let weighted: f64 = v
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| (2.0 * (i as f64 + 1.0) - n - 1.0) * x as f64)
-        .sum();
-    Some(weighted / (n * total as f64))
-}
+pub use crate::analysis::formulas::{entropy_bits, gini};
 
 /// Lorenz curve of non-negative values (Lorenz 1905): values sorted ascending, points
 /// `(i / n, Σ_{j<=i} x_(j) / Σ x)` for `i = 0..=n`, so it runs from `(0, 0)` to `(1, 1)`.
