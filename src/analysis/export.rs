@@ -9,8 +9,9 @@
 //!     per *watched* item (implicit positives; RecBole samples negatives itself). With
 //!     [`ExportOptions::with_shown`] every showing is a row and a `label:float` column (1 =
 //!     watched, 0 = shown and not watched) comes after `item_id`, for RecBole's
-//!     `LABEL_FIELD: label` with `neg_sampling: ~`. `rating` is empty where the agent did not
-//!     rate (every shown-only row, and a watch without a rating). `timestamp` is the simulated
+//!     `LABEL_FIELD: label` with `train_neg_sample_args: ~` (`neg_sampling: ~` before 1.1).
+//!     `rating` is empty where the agent did not rate (every shown-only row, and a watch
+//!     without a rating). `timestamp` is the simulated
 //!     time of the round, read as UTC, in unix seconds; rows keep the run's order (agents in
 //!     id order within a round, items in the order shown).
 //!   - `<name>.user`: `user_id:token  name:token  age:float  gender:token  status:token
