@@ -121,11 +121,11 @@ pub struct MetricsRow {
     /// Item mentions in this round's chat lines and posts (a post counts once, not per
     /// delivery).
     pub mentions: u64,
-    /// Mean conformity of this round's ratings, stars in [-4, 4] (> 0: ratings pulled toward
-    /// what others said): `(r - b_a) · sign(s - b_a)` over the ratings of items the agent had
-    /// heard of before rating them (in earlier rounds, or this round before the feel phase),
-    /// from speakers who had rated them; `s` = the mean of those stated ratings, `b_a` = the
-    /// agent's mean rating so far of items it had not heard of. Measures the effect RecAgent's
+    /// Mean conformity of this round's ratings, stars in [-4, 4] (> 0: ratings closer to what
+    /// others said than usual): `mean_u |r_u - s| - |r - s|` over the ratings `r` of items the
+    /// agent had heard of before rating them (in earlier rounds, or this round before the feel
+    /// phase), from speakers who had rated them; `s` = the mean of those stated ratings, `r_u`
+    /// = the agent's ratings so far of items it had not heard of. Measures the effect RecAgent's
     /// user-conformity experiment studies (arXiv 2306.02552). See [`Conformity`].
     pub conformity: Option<f64>,
     /// Ratings that entered `conformity`.
@@ -791,7 +791,7 @@ mod tests {
         t.run(record_metrics);
 
         // Conformity: 0 heard Toy Story from 1 (stated s = 2) in round 1; its baseline is its
-        // rating of Heat (4, not heard of when rated): s < b, so (3 - 4)·(-1) = 1 over 1 pair.
+        // rating of Heat (4, not heard of when rated): |4 - 2| - |3 - 2| = 1 over 1 pair.
         // Heat was heard of this round before the ratings: mentioned, but not rated now.
         // Exposures [1, 1, 3]: 2·(0 + 2 + 2) / (2·3·5) = 0.266667; top 1 item: 3/5. Watches
         // [1, 1, 1]: 0. Every item shown once: coverage 1. One page of one item: no ILD.
@@ -801,7 +801,7 @@ mod tests {
             "2,1,1,1,1,1,1,1,3,0,0,1,0,0,1,1,1,0.266667,0,0.6,,1,1,2,0,0,0,0,1,1,3,500,100,0.002";
         assert_eq!(csv(&t), format!("{header}\n{line1}\n{line2}\n"));
         let st = t.world().resource::<MetricsState>();
-        assert_eq!(st.conformity.baselines[&UserId(0)], (4, 1));
+        assert_eq!(st.conformity.baselines[&UserId(0)], [0, 0, 0, 1, 0]);
         // 1's hearing of Toy Story (round 2, after the ratings) is kept for later rounds.
         assert_eq!(
             st.conformity.heard[&(UserId(1), TOY_STORY)],
