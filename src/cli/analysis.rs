@@ -54,7 +54,7 @@ pub(crate) fn export(a: &ExportArgs) -> Result<()> {
         base_dir: a.base_dir.clone(),
     };
     let s = export::export(&a.run_dir, &opts)?;
-    println!(
+    say!(
         "exported {} interactions (of {} rows in the run's interaction.csv), {} users, {} items to {}",
         s.interactions,
         s.rows_read,
@@ -63,10 +63,10 @@ pub(crate) fn export(a: &ExportArgs) -> Result<()> {
         s.dir.display()
     );
     for f in &s.files {
-        println!("  {}", f.display());
+        say!("  {}", f.display());
     }
     if s.normalised > 0 {
-        println!(
+        say!(
             "  {} user or item rows had tabs, line breaks or a leading double quote in a value, replaced (see the README)",
             s.normalised
         );
@@ -82,7 +82,7 @@ pub(crate) fn export(a: &ExportArgs) -> Result<()> {
         } else {
             "[user_id, item_id, rating, timestamp]"
         };
-        println!(
+        say!(
             "RecBole: data_path: {parent}, dataset: {}, load_col: {{inter: {inter}, user: [user_id, age, gender, status], item: [item_id, movie_title, genre]}}",
             opts.name
         );
@@ -137,7 +137,7 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
             .then(|| (cores / jobs).max(1)),
     };
     if !a.quiet {
-        println!(
+        say!(
             "scenario {}: {} variants x {} seeds = {} runs, {} at once, into {}",
             a.file.display(),
             sc.variants.len(),
@@ -204,6 +204,23 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
         }
     }
     let skipped = specs.len() - outcomes.len();
+    if times.is_empty() {
+        if let Some((o, f)) = outcomes
+            .iter()
+            .find_map(|o| o.result.as_ref().err().map(|f| (o, f)))
+        {
+            // Nothing to compare: a table of empty cells would look like a result.
+            anyhow::bail!(
+                "every run failed ({} of {}), no comparison written; the first, {} seed {}: {}\n  log: {}",
+                failed.len(),
+                specs.len(),
+                o.spec.variant,
+                o.spec.seed,
+                f.last_line,
+                o.spec.console_log().display()
+            );
+        }
+    }
     let table =
         scenario::compare(&variants, &sc.metrics).map_err(|e| anyhow::anyhow!(e.to_string()))?;
     let files = table
@@ -241,12 +258,12 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
     let wall = started.elapsed().as_secs_f64();
     if !a.quiet {
         let md = std::fs::read_to_string(&files[3]).unwrap_or_default();
-        println!("{md}");
+        say!("{md}");
         let (lo, hi) = times.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), t| {
             (lo.min(*t), hi.max(*t))
         });
         if !times.is_empty() {
-            println!(
+            say!(
                 "{} runs in {wall:.1} s (each {lo:.1}–{hi:.1} s); wrote {}",
                 times.len(),
                 files

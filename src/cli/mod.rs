@@ -2,6 +2,15 @@
 //! replay a recorded LLM run, check a configuration, evaluate recommenders. A thin layer over
 //! the library: the run loop, checkpoints and the manifest are [`recagent::sim::Sim::run_until`].
 
+/// `println!` that ignores a closed stdout (`recagent export | head`): the summaries are
+/// informational, and the files are already written when they print.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod analysis;
 mod args;
 mod eval_rec;
@@ -284,7 +293,10 @@ fn report(a: &ReportArgs) -> Result<()> {
         reference: a.reference.clone(),
     };
     let r = write_run_report(&a.run_dir, &opts)?;
-    print!("{}", r.summary);
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), "{}", r.summary);
+    }
     Ok(())
 }
 

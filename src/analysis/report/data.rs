@@ -16,6 +16,13 @@ use crate::sim::DataSet;
 /// [`ReportError::NotARun`] when the folder has none, [`ReportError::Metrics`] when it is
 /// malformed.
 pub(crate) fn read_metrics(dir: &Path) -> Result<MetricsTable, ReportError> {
+    if dir.is_file() {
+        return Err(ReportError::Malformed {
+            path: dir.to_path_buf(),
+            line: None,
+            message: "is a file: give the run's folder (the one holding metrics.csv)".into(),
+        });
+    }
     if !dir.is_dir() {
         return Err(ReportError::NoSuchDir(dir.to_path_buf()));
     }
@@ -273,6 +280,11 @@ impl RunData {
                 message: "no `config` object (is it a recagent manifest?)".into(),
             });
         }
+        check_metrics(
+            &metrics,
+            manifest["rounds_completed"].as_u64(),
+            &dir.join("metrics.csv"),
+        )?;
         let interactions_path = Self::interactions_path(dir, &manifest)?;
         let interactions = read_interactions(&interactions_path)?;
         let catalog = Self::catalog(&manifest, &manifest_path)?;
@@ -374,5 +386,144 @@ mod tests {
         std::fs::write(&p, "user,item\n1,2\n").unwrap();
         let e = read_interactions(&p).unwrap_err().to_string();
         assert!(e.contains("line 1: no `user_id` column"), "{e}");
+    }
+}
+
+/// Columns whose values have a fixed range (README, "Metrics"): a value outside it means the
+/// file was edited or written by something else, and every plot of it would mislead.
+const RANGES: &[(&str, f64, f64)] = &[
+    ("view_ratio", 0.0, 1.0),
+    ("mean_rating", 1.0, 5.0),
+    ("coverage", 0.0, 1.0),
+    ("gini_exposure", 0.0, 1.0),
+    ("gini_watches", 0.0, 1.0),
+    ("top10_exposure_share", 0.0, 1.0),
+    ("ild", 0.0, 1.0),
+    ("entropy_shown", 0.0, 32.0),
+    ("entropy_watched", 0.0, 32.0),
+    ("conformity", -4.0, 4.0),
+];
+
+/// Checks a run's `metrics.csv` against what the report relies on: a `round` column, the rows are rounds 1..=n in order with n the manifest's `rounds_completed`, and the
+/// bounded metrics lie in their ranges.
+///
+/// # Errors
+/// [`ReportError::Malformed`] naming the file, the line where there is one, and what is wrong.
+pub(crate) fn check_metrics(
+    t: &MetricsTable,
+    rounds_completed: Option<u64>,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let bad = |line: Option<u64>, message: String| ReportError::Malformed {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    // Other columns may be absent (a file of an older version shows them as "–"); the rounds
+    // are what every plot is drawn against.
+    if t.column_index("round").is_none() {
+        return Err(bad(
+            Some(1),
+            "no column `round` (is it recagent's metrics.csv?)".into(),
+        ));
+    }
+    let rounds = t.column("round").unwrap_or_default();
+    for (i, r) in rounds.iter().enumerate() {
+        if *r != Some(i as f64 + 1.0) {
+            return Err(bad(
+                Some(i as u64 + 2),
+                format!(
+                    "round {} where round {} was expected: rows are missing or out of order",
+                    r.map_or("(empty)".to_string(), |r| r.to_string()),
+                    i + 1
+                ),
+            ));
+        }
+    }
+    if let Some(n) = rounds_completed {
+        if rounds.len() as u64 != n {
+            return Err(bad(
+                None,
+                format!(
+                    "{} rows, but the manifest says {n} rounds were completed: the file was truncated or edited",
+                    rounds.len()
+                ),
+            ));
+        }
+    }
+    for &(name, lo, hi) in RANGES {
+        let Some(vals) = t.column(name) else { continue };
+        for (i, v) in vals.iter().enumerate() {
+            if let Some(v) = *v {
+                if !(lo..=hi).contains(&v) {
+                    return Err(bad(
+                        Some(i as u64 + 2),
+                        format!("column `{name}`: {v} is outside {lo}..={hi}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    fn table(extra_rows: &str) -> MetricsTable {
+        let header = std::iter::once("round")
+            .chain(super::super::run::KEY_METRICS.iter().copied())
+            .collect::<Vec<_>>()
+            .join(",");
+        let row = |r: u32| {
+            let mut cells = vec![r.to_string()];
+            cells.extend(super::super::run::KEY_METRICS.iter().map(|c| match *c {
+                "mean_rating" => "3.5".to_string(),
+                _ => "0.5".to_string(),
+            }));
+            cells.join(",")
+        };
+        let text = format!("{header}\n{}\n{}\n{extra_rows}", row(1), row(2));
+        MetricsTable::parse(&text, "m.csv").unwrap()
+    }
+
+    #[test]
+    fn check_metrics_accepts_a_whole_file_and_names_what_is_wrong() {
+        let p = Path::new("m.csv");
+        assert!(check_metrics(&table(""), Some(2), p).is_ok());
+        let e = check_metrics(&table(""), Some(3), p)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "m.csv: 2 rows, but the manifest says 3 rounds were completed: the file was truncated or edited"
+        );
+        // A third row numbered 4: round 3 is missing (line 4 of the file).
+        let mut t = table("");
+        let mut r = t.rows[1].clone();
+        r[0] = Some(4.0);
+        t.rows.push(r.clone());
+        let e = check_metrics(&t, None, p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "m.csv: line 4: round 4 where round 3 was expected: rows are missing or out of order"
+        );
+        // view_ratio (the first key metric, column 1) of the second row set to 1.7.
+        let mut t = table("");
+        t.rows[1][1] = Some(1.7);
+        let e = check_metrics(&t, Some(2), p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "m.csv: line 3: column `view_ratio`: 1.7 is outside 0..=1"
+        );
+        // No round column.
+        let mut t = table("");
+        t.columns[0] = "rnd".into();
+        let e = check_metrics(&t, Some(2), p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "m.csv: line 1: no column `round` (is it recagent's metrics.csv?)"
+        );
     }
 }
