@@ -8,7 +8,14 @@ use super::{analysis, eval_rec};
 
 /// Simulate LLM-driven (or offline-modelled) users in front of a recommender system.
 #[derive(Parser)]
-#[command(name = "recagent", version, about, long_about = None)]
+#[command(
+    name = "recagent",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 done; 1 error; 2 bad command line; 130 stopped by Ctrl-C (the first \
+                  stops at the end of the round, the second at once; resume from the last checkpoint)."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -1,16 +1,85 @@
-//! Logging: warnings on stderr while a run is set up, every line `RECAGENT_LOG` allows in the
-//! run's log file once setup succeeded (what setup logged is written to it then).
+//! Logging: warnings and errors on stderr (through the progress bar, so they print above it),
+//! every line `RECAGENT_LOG` allows in the run's log file once setup succeeded (what setup logged
+//! is written to it then).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{Context as _, Result};
+use indicatif::ProgressBar;
 
-/// While true, warnings and errors are also printed on stderr: during setup (before the run's
-/// first round), so a problem found while building the simulation is seen, and for the commands
-/// without a log file. Rounds log to the file only (per-request fallbacks would flood stderr
-/// and break the progress bar).
-pub(crate) static LOG_TO_STDERR: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(true);
+/// Set once the run's rounds start (the log file is open): from then on at most [`ROUND_CAP`]
+/// warnings per round reach stderr, so a failing server (one fallback per request) does not
+/// flood the terminal; every one of them is in the log file.
+static IN_ROUNDS: AtomicBool = AtomicBool::new(false);
+
+/// Warnings printed on stderr per round, at most.
+pub(crate) const ROUND_CAP: u64 = 5;
+
+/// Warnings of the current round: printed, and left to the log file only.
+static ROUND_PRINTED: AtomicU64 = AtomicU64::new(0);
+static ROUND_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// The progress bar of the running command, if any: stderr lines are printed with the bar
+/// suspended (cleared, then redrawn below them).
+static BAR: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Makes `pb` the bar stderr lines print above (`None`: none).
+pub(crate) fn set_bar(pb: Option<ProgressBar>) {
+    *BAR.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = pb;
+}
+
+/// Writes `text` (whole lines) to stderr above the progress bar.
+pub(crate) fn eprint_above_bar(text: &str) {
+    use std::io::Write as _;
+    let bar = BAR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let print = || {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    };
+    match bar {
+        Some(b) => b.suspend(print),
+        None => print(),
+    }
+}
+
+/// Ends a round for the stderr cap: when warnings were held back, says how many and where they
+/// are (`note: round 3: 12 more warnings in run.log`).
+pub(crate) fn round_done(round: u32, log: &Path) {
+    let held = ROUND_HELD.swap(0, Ordering::Relaxed);
+    ROUND_PRINTED.store(0, Ordering::Relaxed);
+    if held > 0 {
+        eprint_above_bar(&format!(
+            "note: round {round}: {held} more warning{} in {}\n",
+            if held == 1 { "" } else { "s" },
+            log.display()
+        ));
+    }
+}
+
+/// A stderr line, collected and printed at once (above the bar) when the event is formatted.
+struct StderrLine(Vec<u8>);
+
+impl std::io::Write for StderrLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StderrLine {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            eprint_above_bar(&String::from_utf8_lossy(&self.0));
+        }
+    }
+}
 
 /// The log file, once the run's setup succeeded; until then the lines meant for it are kept in
 /// memory, so a failed start never truncates an earlier run's log.
@@ -63,6 +132,13 @@ where
         mut w: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
+        if IN_ROUNDS.load(Ordering::Relaxed)
+            && ROUND_PRINTED.fetch_add(1, Ordering::Relaxed) >= ROUND_CAP
+        {
+            // Nothing written: the line is in the log file only (counted for `round_done`).
+            ROUND_HELD.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let label = match *event.metadata().level() {
             tracing::Level::ERROR => "error",
             tracing::Level::WARN => "warning",
@@ -79,21 +155,19 @@ fn env_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_env("RECAGENT_LOG").unwrap_or_else(|_| "info".into())
 }
 
-/// Installs the logger: warnings and errors to stderr while [`LOG_TO_STDERR`] is set and, with
+/// Installs the logger: warnings and errors to stderr (above the progress bar) and, with
 /// `to_file`, every line `RECAGENT_LOG` allows (default `info`) to the log file, which
 /// [`open_log`] opens once setup succeeded (lines logged before are written then).
 pub(crate) fn init_log(to_file: bool) {
-    use tracing_subscriber::filter::{filter_fn, FilterExt as _, LevelFilter};
+    use tracing_subscriber::filter::{FilterExt as _, LevelFilter};
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| StderrLine(Vec::new()))
         .with_ansi(false)
         .event_format(StderrFormat)
-        .with_filter(env_filter().and(LevelFilter::WARN).and(filter_fn(|_| {
-            LOG_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed)
-        })));
+        .with_filter(env_filter().and(LevelFilter::WARN));
     let file = to_file.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(|| LogFileWriter)
@@ -109,7 +183,7 @@ pub(crate) fn init_log(to_file: bool) {
 }
 
 /// Opens the log file (appending, or truncating an earlier run's), writes the lines logged
-/// during setup, and sends later lines there only (not to stderr).
+/// during setup, and caps the warnings later rounds print on stderr ([`ROUND_CAP`]).
 pub(crate) fn open_log(path: &Path, append: bool) -> Result<()> {
     if let Some(d) = path.parent() {
         if !d.as_os_str().is_empty() {
@@ -132,6 +206,6 @@ pub(crate) fn open_log(path: &Path, append: bool) -> Result<()> {
     }
     *state = LogFile::Open(file);
     drop(state);
-    LOG_TO_STDERR.store(false, std::sync::atomic::Ordering::Relaxed);
+    IN_ROUNDS.store(true, Ordering::Relaxed);
     Ok(())
 }

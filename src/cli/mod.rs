@@ -26,10 +26,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use recagent::analysis::report::{write_run_report, Format, ReportOptions, ReportSettings};
 use recagent::config::SimConfig;
 use recagent::io::output::{absolute, OutputPaths};
-use recagent::sim::{CheckpointPolicy, Lineage, RunEnd, Sim};
+use recagent::sim::{CheckpointPolicy, Lineage, ManifestGuard, RunEnd, Sim};
 
 use args::{Cli, Command, ReportArgs, ReportFormat, RunArgs};
 use log::{init_log, open_log};
+use summary::{round_span, rounds_word};
 
 fn load_config(path: Option<&Path>) -> Result<SimConfig> {
     match path {
@@ -147,7 +148,7 @@ fn run(a: RunArgs) -> Result<()> {
     // run's log; what setup logged is on stderr, and written to the file once it is open.
     let sim = Sim::new(cfg, paths.clone())?;
     open_log(&paths.log, false)?;
-    drive(sim, &paths, ckpt_dir, a.quiet, started)
+    drive(sim, &paths, ckpt_dir, a.quiet, started, 0)
 }
 
 /// Where checkpoints go: `simulator_dir` (from the file, relative to it) or `<output dir>/checkpoints`.
@@ -201,9 +202,33 @@ fn resume_or_branch(
         .paths
         .clone();
     paths.log = log;
+    // Rounds the stopped run had already done after this checkpoint (its manifest, before this
+    // run rewrites it), which this resume runs again.
+    let done_before = if out.is_none() {
+        std::fs::read(&paths.manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|m| m["rounds_completed"].as_u64())
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let re_run = done_before
+        .min(sim.config().round)
+        .saturating_sub(header.round);
     if !quiet {
+        let again = if re_run > 0 {
+            format!(
+                "; re-running {} ({}) the stopped run had done after that checkpoint",
+                rounds_word(re_run),
+                round_span(header.round + 1, header.round + re_run)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{} from {} (round {} of {})",
+            "{} from {} (round {} of {}){again}",
             if out.is_some() {
                 "branching"
             } else {
@@ -220,18 +245,22 @@ fn resume_or_branch(
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
     };
-    drive(sim, &paths, ckpt_dir, quiet, started)
+    drive(sim, &paths, ckpt_dir, quiet, started, re_run)
 }
 
 /// Runs the remaining rounds with a progress bar, checkpoints and the manifest; prints the summary.
+/// `re_run`: rounds of a resume that the stopped run had already done (for the summary). A
+/// Ctrl-C stop is returned as [`Stopped`].
 fn drive(
     mut sim: Sim,
     paths: &OutputPaths,
     ckpt_dir: PathBuf,
     quiet: bool,
     started: Instant,
+    re_run: u32,
 ) -> Result<()> {
     let rounds = sim.config().round;
+    let first = sim.round();
     let policy = CheckpointPolicy {
         dir: ckpt_dir,
         every: sim.config().checkpoint_every,
@@ -249,10 +278,19 @@ fn drive(
         .progress_chars("=> "),
     );
     pb.set_position(u64::from(sim.round()));
+    log::set_bar(Some(pb.clone()));
+    // The second Ctrl-C quits from the handler's thread: it rewrites this run's last manifest.
+    let guard = ManifestGuard::default();
+    sim.world_mut().insert_resource(guard.clone());
+    let _ = GUARD.set(guard);
     let end = sim.run_until(&STOP, &policy, |sim| {
         pb.set_message(sim.counters().progress());
         pb.set_position(u64::from(sim.round()));
+        log::round_done(sim.round(), &paths.log);
     });
+    // Warnings held back in a round cut short.
+    log::round_done(sim.round() + 1, &paths.log);
+    log::set_bar(None);
     match end {
         Err(e) => {
             pb.abandon();
@@ -263,13 +301,11 @@ fn drive(
             last_checkpoint,
         }) => {
             pb.abandon();
-            let hint = last_checkpoint.map_or_else(
-                || "no checkpoint was written (set checkpoint_every)".to_string(),
-                |p| format!("resume with: recagent resume {}", p.display()),
-            );
-            anyhow::bail!(
-                "interrupted after round {round} of {rounds}; outputs are complete up to it; {hint}"
-            );
+            return Err(Stopped(format!(
+                "stopped after round {round} of {rounds} (Ctrl-C): the outputs are complete up to it; {}",
+                resume_hint(round, last_checkpoint.as_deref())
+            ))
+            .into());
         }
         Ok(RunEnd::Finished) => {}
     }
@@ -277,9 +313,72 @@ fn drive(
     let wall = started.elapsed().as_secs_f64();
     tracing::info!(wall_secs = wall, "finished");
     if !quiet {
-        summary::print_summary(&sim, paths, wall);
+        summary::print_summary(&sim, paths, wall, first, re_run);
     }
     report_at_end(&sim, paths, quiet)
+}
+
+/// How to go on after a stop after round `round`: the resume command, and the rounds it runs
+/// again when the last checkpoint is older (its round is read from its `round-NNNNNN.ckpt` name).
+fn resume_hint(round: u32, last_checkpoint: Option<&Path>) -> String {
+    let Some(p) = last_checkpoint else {
+        return "no checkpoint was written (checkpoint_every is 0), so it cannot be resumed".into();
+    };
+    let at = p
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix("round-"))
+        .and_then(|n| n.parse::<u32>().ok());
+    let again = match at {
+        Some(c) if c < round => format!(" (it runs {} again)", round_span(c + 1, round)),
+        _ => String::new(),
+    };
+    format!("resume with `recagent resume {}`{again}", p.display())
+}
+
+/// A run stopped by Ctrl-C: reported as a stop (not `error:`), exit code [`EXIT_STOPPED`].
+#[derive(Debug)]
+pub(crate) struct Stopped(String);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// Exit code of a run stopped by Ctrl-C (first or second), as shells report a process ended by
+/// SIGINT (128 + 2). 1 is an error, 2 a command-line usage error (clap).
+pub(crate) const EXIT_STOPPED: u8 = 130;
+
+/// The running simulation's manifest, for the second Ctrl-C.
+static GUARD: std::sync::OnceLock<ManifestGuard> = std::sync::OnceLock::new();
+
+/// The Ctrl-C handler: the first sets [`STOP`] (the run ends at the round boundary); the second
+/// leaves the manifest saying `interrupted during round N (second Ctrl-C)` and quits at once.
+fn on_ctrl_c() {
+    if !STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        log::eprint_above_bar(
+            "\ninterrupt: finishing the current round (Ctrl-C again to quit at once)\n",
+        );
+        return;
+    }
+    let msg = match GUARD.get().map(|g| g.interrupt("second Ctrl-C")) {
+        Some(Ok(Some(at))) => format!(
+            "stopped during round {} of {} (second Ctrl-C): the outputs are complete up to round {}; {}",
+            at.rounds_completed + 1,
+            at.rounds_planned,
+            at.rounds_completed,
+            resume_hint(at.rounds_completed, at.last_checkpoint.as_deref())
+        ),
+        Some(Err(e)) => {
+            format!("stopped at once (second Ctrl-C); the manifest could not be updated: {e}")
+        }
+        _ => "stopped at once (second Ctrl-C)".into(),
+    };
+    log::eprint_above_bar(&format!("{msg}\n"));
+    std::process::exit(i32::from(EXIT_STOPPED));
 }
 
 /// `recagent report`: writes the report and prints its text summary.
@@ -335,6 +434,10 @@ static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(
 pub(crate) fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Stopped>().is_some() => {
+            eprintln!("{e}");
+            std::process::ExitCode::from(EXIT_STOPPED)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -344,12 +447,7 @@ pub(crate) fn main() -> std::process::ExitCode {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: finishing the current round (Ctrl-C again to quit at once)");
-    });
+    let _ = ctrlc::set_handler(on_ctrl_c);
     // Only the simulation commands write a log file (opened once their setup succeeded).
     init_log(matches!(
         cli.command,

@@ -15,7 +15,48 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
+/// `1 round`, `2 rounds`.
+pub(crate) fn rounds_word(n: u32) -> String {
+    format!("{n} round{}", if n == 1 { "" } else { "s" })
+}
+
+/// `round 3` or `rounds 3-5` (inclusive, `from <= to`).
+pub(crate) fn round_span(from: u32, to: u32) -> String {
+    if from >= to {
+        format!("round {to}")
+    } else {
+        format!("rounds {from}-{to}")
+    }
+}
+
+/// The head line: what this command ran. `first`: the round it started after (0 for a new
+/// run); `re_run`: rounds of a resume the stopped run had already done.
+fn head_line(round: u32, planned: u32, first: u32, re_run: u32, wall: f64) -> String {
+    if first == 0 {
+        return format!(
+            "recagent: {} finished in {wall:.2} s (wall)",
+            rounds_word(round)
+        );
+    }
+    let ran = round.saturating_sub(first);
+    let again = if re_run > 0 {
+        format!("; {} re-run (done before the stop)", rounds_word(re_run))
+    } else {
+        String::new()
+    };
+    let span = if ran > 0 {
+        format!(" ({} of {planned})", round_span(first + 1, round))
+    } else {
+        String::new()
+    };
+    format!(
+        "recagent: resumed after round {first}: {}{span} finished in {wall:.2} s (wall){again}",
+        rounds_word(ran)
+    )
+}
+
+/// Prints the summary of a finished run; `first` and `re_run` as for the head line (resumes).
+pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64, first: u32, re_run: u32) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let r = sim.load_report();
@@ -26,8 +67,8 @@ pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
     };
     let _ = writeln!(
         out,
-        "recagent: {} rounds finished in {wall:.2} s (wall)",
-        sim.round()
+        "{}",
+        head_line(sim.round(), sim.config().round, first, re_run, wall)
     );
     let _ = writeln!(out,
         "  agents {} of {} users · items {} · contacts {} directed ({} dropped, {} agents without contacts)",
@@ -123,4 +164,32 @@ pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64) {
     }
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_lines_count_rounds_with_plurals() {
+        assert_eq!(rounds_word(1), "1 round");
+        assert_eq!(rounds_word(2), "2 rounds");
+        assert_eq!(rounds_word(0), "0 rounds");
+        assert_eq!(round_span(3, 3), "round 3");
+        assert_eq!(round_span(2, 4), "rounds 2-4");
+        assert_eq!(
+            head_line(1, 1, 0, 0, 0.5),
+            "recagent: 1 round finished in 0.50 s (wall)"
+        );
+        // Resumed from the checkpoint of round 1 of a run stopped after round 3, to round 5:
+        // rounds 2-5 run (4), of which 2 and 3 (2) had been run before the stop.
+        assert_eq!(
+            head_line(5, 5, 1, 2, 1.0),
+            "recagent: resumed after round 1: 4 rounds (rounds 2-5 of 5) finished in 1.00 s (wall); 2 rounds re-run (done before the stop)"
+        );
+        assert_eq!(
+            head_line(3, 3, 2, 1, 1.0),
+            "recagent: resumed after round 2: 1 round (round 3 of 3) finished in 1.00 s (wall); 1 round re-run (done before the stop)"
+        );
+    }
 }

@@ -73,11 +73,103 @@ impl Sim {
             m["behaviour_unbuilt"] = serde_json::to_value(&stats.unbuilt).unwrap_or_default();
         }
         let bytes = serde_json::to_vec_pretty(&m).expect("invariant: JSON values serialise");
-        crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {
-            SimError::Io {
-                path: sink.paths.manifest.display().to_string(),
-                source,
+        let write = || {
+            crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {
+                SimError::Io {
+                    path: sink.paths.manifest.display().to_string(),
+                    source,
+                }
+            })
+        };
+        match w.get_resource::<ManifestGuard>() {
+            None => write(),
+            Some(g) => {
+                let mut last = g.lock();
+                // A forced stop has written the final word; the process is exiting.
+                if last.as_ref().is_some_and(|l| l.sealed) {
+                    return Ok(());
+                }
+                write()?;
+                *last = Some(LastManifest {
+                    path: sink.paths.manifest.clone(),
+                    value: m,
+                    sealed: false,
+                });
+                Ok(())
             }
-        })
+        }
+    }
+}
+
+/// The manifest this simulation wrote last, kept so that another thread (the CLI's second
+/// Ctrl-C, which quits without waiting for the round to end) can leave the manifest saying
+/// `interrupted` instead of `running`. Insert one (a shared handle) into the world to enable
+/// it; [`Sim::write_manifest`] then writes under its lock, so the two never interleave.
+#[derive(bevy_ecs::prelude::Resource, Clone, Debug, Default)]
+pub struct ManifestGuard(std::sync::Arc<std::sync::Mutex<Option<LastManifest>>>);
+
+/// What [`ManifestGuard`] holds.
+#[derive(Debug)]
+pub struct LastManifest {
+    path: std::path::PathBuf,
+    value: serde_json::Value,
+    /// Set by [`ManifestGuard::interrupt`]: later writes are skipped.
+    sealed: bool,
+}
+
+/// What [`ManifestGuard::interrupt`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterruptedAt {
+    /// `rounds_completed` of the last manifest (the outputs are complete up to it).
+    pub rounds_completed: u32,
+    /// `rounds_planned`.
+    pub rounds_planned: u32,
+    /// `last_checkpoint`, to resume from.
+    pub last_checkpoint: Option<std::path::PathBuf>,
+}
+
+impl ManifestGuard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LastManifest>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Rewrites the last manifest, if it says `running`, with the status
+    /// `interrupted during round N (<why>)` (N = `rounds_completed + 1`, the round that was
+    /// cut short), and seals it: later [`Sim::write_manifest`] calls write nothing. Waits for a
+    /// manifest write in progress. Returns `None` when there is nothing to rewrite (no manifest
+    /// yet, or it already says `finished`, `interrupted ...` or `failed ...`).
+    ///
+    /// # Errors
+    /// I/O errors writing the manifest.
+    pub fn interrupt(&self, why: &str) -> std::io::Result<Option<InterruptedAt>> {
+        let mut last = self.lock();
+        let Some(l) = last.as_mut() else {
+            return Ok(None);
+        };
+        if l.sealed || l.value["status"] != "running" {
+            return Ok(None);
+        }
+        let num = |k: &str| {
+            l.value[k]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        let at = InterruptedAt {
+            rounds_completed: num("rounds_completed"),
+            rounds_planned: num("rounds_planned"),
+            last_checkpoint: l.value["last_checkpoint"].as_str().map(Into::into),
+        };
+        l.value["status"] = format!(
+            "interrupted during round {} ({why})",
+            at.rounds_completed + 1
+        )
+        .into();
+        let bytes = serde_json::to_vec_pretty(&l.value).expect("invariant: JSON values serialise");
+        l.sealed = true;
+        crate::io::output::write_atomic(&l.path, &bytes)?;
+        Ok(Some(at))
     }
 }

@@ -37,6 +37,7 @@ use crate::world::LoadReport;
 pub use self::core::CorePlugin;
 pub use crate::schedule::{SimOutputs, SimPhase, SimSetup, SimTick};
 pub use builder::{DataSet, Prepared, SimBuilder};
+pub use manifest::{InterruptedAt, ManifestGuard};
 pub use run::{CheckpointPolicy, RunEnd};
 
 /// Errors building or running a simulation.

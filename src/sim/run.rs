@@ -68,7 +68,7 @@ impl Sim {
                     .get_resource::<Lineage>()
                     .and_then(|l| l.last.clone());
                 self.write_manifest(&format!("interrupted after round {}", self.round()))?;
-                tracing::warn!(round = self.round(), "interrupted");
+                tracing::info!(round = self.round(), "interrupted");
                 return Ok(RunEnd::Interrupted {
                     round: self.round(),
                     last_checkpoint: last,

@@ -10,6 +10,7 @@ mod determinism;
 mod embed_minilm;
 mod export;
 mod golden;
+mod lifecycle;
 mod llm_bridge;
 mod llm_mock;
 mod llm_parse_corpus;
