@@ -705,8 +705,9 @@ pub fn resume_with(
             )
             .map_err(io(&o.interactions))?;
             if cfg.backend == crate::config::BackendKind::Llm {
-                // The branch's transcript starts with the parent's calls up to the checkpoint,
-                // so it replays on its own; it never writes into the parent's.
+                // The branch's transcript starts with the parent's calls up to the checkpoint
+                // and the branch point (round and changed settings), so `recagent replay`
+                // reproduces it from round 0; it never writes into the parent's.
                 let mut parent_cfg =
                     SimConfig::from_json_unvalidated(header.config.clone(), "checkpoint")
                         .map_err(SimError::from)?;
@@ -724,6 +725,9 @@ pub fn resume_with(
                             .keep;
                     copy_prefix(&from, &to, keep).map_err(io(&to))?;
                 }
+                crate::llm::transcript::BranchPoint::new(header.round, overrides)
+                    .append_to(&to)
+                    .map_err(io(&to))?;
                 cfg.transcript_path = Some(absolute(&to));
             }
             o

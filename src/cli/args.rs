@@ -71,6 +71,13 @@ pub(crate) enum Command {
         /// Output directory (default: `replay/` beside the transcript).
         #[arg(long = "output-dir")]
         output_dir: Option<PathBuf>,
+        /// Replay only the first N rounds (at most the rounds the transcript records).
+        #[arg(long)]
+        rounds: Option<u32>,
+        /// Replay only the first N agents (at most the agents the transcript records); refused
+        /// after the run when their prompts depended on the others (see README, "LLM backend").
+        #[arg(long)]
+        agents: Option<u32>,
         /// Further settings, KEY=VALUE (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,

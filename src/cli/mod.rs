@@ -282,7 +282,9 @@ fn drive(
     // The second Ctrl-C quits from the handler's thread: it rewrites this run's last manifest.
     let guard = ManifestGuard::default();
     sim.world_mut().insert_resource(guard.clone());
-    let _ = GUARD.set(guard);
+    *GUARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
     let end = sim.run_until(&STOP, &policy, |sim| {
         pb.set_message(sim.counters().progress());
         pb.set_position(u64::from(sim.round()));
@@ -353,7 +355,7 @@ impl std::error::Error for Stopped {}
 pub(crate) const EXIT_STOPPED: u8 = 130;
 
 /// The running simulation's manifest, for the second Ctrl-C.
-static GUARD: std::sync::OnceLock<ManifestGuard> = std::sync::OnceLock::new();
+static GUARD: std::sync::Mutex<Option<ManifestGuard>> = std::sync::Mutex::new(None);
 
 /// The Ctrl-C handler: the first sets [`STOP`] (the run ends at the round boundary); the second
 /// leaves the manifest saying `interrupted during round N (second Ctrl-C)` and quits at once.
@@ -364,7 +366,11 @@ fn on_ctrl_c() {
         );
         return;
     }
-    let msg = match GUARD.get().map(|g| g.interrupt("second Ctrl-C")) {
+    let guard = GUARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let msg = match guard.map(|g| g.interrupt("second Ctrl-C")) {
         Some(Ok(Some(at))) => format!(
             "stopped during round {} of {} (second Ctrl-C): the outputs are complete up to round {}; {}",
             at.rounds_completed + 1,
@@ -428,6 +434,152 @@ fn report_at_end(sim: &Sim, paths: &OutputPaths, quiet: bool) -> Result<()> {
     }
 }
 
+/// `recagent replay`: re-runs a recorded LLM run from its transcript, from round 0, into
+/// `output_dir` (default `replay/` beside the transcript). `rounds` / `agents` replay a prefix,
+/// within what the transcript records. A branch's transcript holds its branch points
+/// ([`recagent::llm::transcript::BranchPoint`]): the replay runs the parent's settings up to
+/// each one (into `<output_dir>/stages/<i>`, with a checkpoint there) and branches from it with
+/// the recorded settings, the last branch into `output_dir`.
+fn replay(
+    transcript: &Path,
+    config_file: Option<PathBuf>,
+    output_dir: Option<PathBuf>,
+    mut set: Vec<String>,
+    rounds: Option<u32>,
+    agents: Option<u32>,
+    quiet: bool,
+) -> Result<()> {
+    use recagent::llm::transcript;
+    anyhow::ensure!(
+        transcript.exists(),
+        "{}: no such transcript",
+        transcript.display()
+    );
+    let t = absolute(transcript);
+    let (recorded_rounds, recorded_agents) = transcript::extent(&t)?;
+    if let Some(n) = rounds {
+        anyhow::ensure!(
+            n <= recorded_rounds,
+            "--rounds {n}: {} records {}; a replay runs those or fewer",
+            t.display(),
+            summary::rounds_word(recorded_rounds)
+        );
+    }
+    if let Some(n) = agents {
+        anyhow::ensure!(
+            n <= recorded_agents,
+            "--agents {n}: {} holds calls of {recorded_agents} agents (ids 0-{}); a replay runs the first {recorded_agents} or fewer",
+            t.display(),
+            recorded_agents.saturating_sub(1)
+        );
+    }
+    set.push("backend=replay".into());
+    set.push(format!(
+        "transcript_path={}",
+        serde_json::to_string(&t.display().to_string())?
+    ));
+    // The recorded run's checkpoints stay as they were: a replay writes its own in its folder.
+    set.push("simulator_dir=null".into());
+    let output_dir = output_dir
+        .or_else(|| t.parent().map(|d| d.join("replay")))
+        .unwrap_or_else(|| PathBuf::from("replay"));
+    let base = load_config(config_file.as_deref())?.with_overrides(&parse_sets(&set)?)?;
+    let points = transcript::branch_points(&t)?;
+    // The branch's own rounds (its last `round` setting), unless --rounds says fewer.
+    let last = rounds.unwrap_or_else(|| {
+        points
+            .iter()
+            .flat_map(|p| &p.set)
+            .filter(|(k, _)| k == "round")
+            .filter_map(|(_, v)| v.parse().ok())
+            .next_back()
+            .unwrap_or(base.round)
+    });
+    let points: Vec<_> = points.into_iter().filter(|p| p.round < last).collect();
+    let stage_dir = |i: usize| output_dir.join("stages").join(i.to_string());
+    let first_stop = points.first().map_or(last, |p| p.round);
+    let mut first_set = set.clone();
+    if !points.is_empty() {
+        // A checkpoint exactly at the branch point (and none before: rounds are multiples).
+        first_set.push(format!("checkpoint_every={first_stop}"));
+        if !quiet {
+            println!(
+                "replaying a branch: rounds 1-{first_stop} as its parent, then {} recorded branch point{} (stages in {})",
+                points.len(),
+                if points.len() == 1 { "" } else { "s" },
+                output_dir.join("stages").display()
+            );
+        }
+    }
+    run(RunArgs {
+        config_file,
+        output_file: None,
+        log_file: None,
+        interaction_file: None,
+        output_dir: Some(if points.is_empty() {
+            output_dir.clone()
+        } else {
+            stage_dir(0)
+        }),
+        seed: None,
+        rounds: Some(first_stop),
+        agents,
+        set: first_set,
+        quiet: quiet || !points.is_empty(),
+    })?;
+    for (i, p) in points.iter().enumerate() {
+        let ckpt = stage_dir(i)
+            .join("checkpoints")
+            .join(format!("round-{:06}.ckpt", p.round));
+        let final_stage = i + 1 == points.len();
+        let recorded = p.set.iter().map(|(k, v)| format!("{k}={v}"));
+        // The last `--set` of a key wins: a stage before another branch point must end with a
+        // checkpoint at it; the last stage keeps the branch's own cadence.
+        let (until, sets) = match points.get(i + 1) {
+            Some(next) => (
+                next.round,
+                recorded
+                    .chain([format!("checkpoint_every={}", next.round)])
+                    .collect::<Vec<_>>(),
+            ),
+            None => (
+                last,
+                std::iter::once(format!("checkpoint_every={}", base.checkpoint_every))
+                    .chain(recorded)
+                    .collect(),
+            ),
+        };
+        let out = if final_stage {
+            output_dir.clone()
+        } else {
+            stage_dir(i + 1)
+        };
+        resume_or_branch(&ckpt, &sets, Some(until), Some(&out), quiet || !final_stage)?;
+    }
+    if let Some(n) = agents.filter(|&n| n < recorded_agents) {
+        // Exact when every recorded call of these agents and rounds was asked (no fewer: an
+        // agent whose contact is gone makes fewer) and every prompt matched (no other).
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(output_dir.join("manifest.json"))?)?;
+        let usage = &m["llm_usage"];
+        let misses = usage["replay_mismatches"].as_u64().unwrap_or(0);
+        let asked = usage["calls"].as_u64().unwrap_or(0);
+        let recorded = transcript::recorded_calls(&t)?
+            .iter()
+            .filter(|(k, _)| k.user.0 < n && k.round <= last)
+            .count() as u64;
+        anyhow::ensure!(
+            misses == 0 && asked == recorded,
+            "the replay of the first {n} of {recorded_agents} agents (outputs in {}) is not the recorded run: {asked} calls asked for {recorded} recorded, {misses} prompts differ from the recorded ones{}; these agents' prompts depend on the others' (contacts, chats, the recommender's training on every agent's watches): replay all {recorded_agents} agents (fewer --rounds is always exact)",
+            output_dir.display(),
+            usage["first_replay_mismatch"]
+                .as_str()
+                .map_or(String::new(), |f| format!(" (first: {f})"))
+        );
+    }
+    Ok(())
+}
+
 /// Set by the first Ctrl-C: the run stops at the next round boundary (a second one exits at once).
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -459,34 +611,19 @@ fn real_main() -> Result<()> {
             transcript,
             config_file,
             output_dir,
-            mut set,
+            set,
+            rounds,
+            agents,
             quiet,
-        } => {
-            anyhow::ensure!(
-                transcript.exists(),
-                "{}: no such transcript",
-                transcript.display()
-            );
-            let t = absolute(&transcript);
-            set.push("backend=replay".into());
-            set.push(format!(
-                "transcript_path={}",
-                serde_json::to_string(&t.display().to_string())?
-            ));
-            let output_dir = output_dir.or_else(|| t.parent().map(|d| d.join("replay")));
-            run(RunArgs {
-                config_file,
-                output_file: None,
-                log_file: None,
-                interaction_file: None,
-                output_dir,
-                seed: None,
-                rounds: None,
-                agents: None,
-                set,
-                quiet,
-            })
-        }
+        } => replay(
+            &transcript,
+            config_file,
+            output_dir,
+            set,
+            rounds,
+            agents,
+            quiet,
+        ),
         Command::Resume {
             checkpoint,
             rounds,

@@ -4,6 +4,11 @@
 //! API key or a base URL (only the endpoint's index).
 //!
 //! The replay backend reads it back ([`load`]) and answers by `(key, attempt)`.
+//!
+//! A branch's transcript holds its parent's calls up to the branch point, then a
+//! [`BranchPoint`] line (`{"branch":{"round":2,"set":[["rec_model","Random"]]}}`: the settings
+//! the branch changed after that round), then its own calls; `recagent replay` reads the branch
+//! points ([`branch_points`]) to reproduce the branch from round 0.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -81,6 +86,105 @@ impl Entry<RecordedKey> {
             cached: self.cached,
         })
     }
+}
+
+/// Where a branch left its parent: after `round`, the settings `set` (`KEY`, YAML `VALUE`, as
+/// given to `--set`, API keys and base URLs left out) were applied. A transcript line of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchPoint {
+    /// Rounds completed at the branch point (the parent checkpoint's round).
+    pub round: u32,
+    /// The changed settings, in the order given.
+    pub set: Vec<(String, String)>,
+}
+
+/// The line a [`BranchPoint`] is written as.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BranchLine {
+    branch: BranchPoint,
+}
+
+impl BranchPoint {
+    /// The branch point of a branch after `round` with `overrides`, without the settings that
+    /// carry secrets or reach servers (`api_keys`, `api_bases`: a transcript never holds a key or
+    /// a URL, and a replay contacts no server).
+    pub fn new(round: u32, overrides: &[(String, String)]) -> Self {
+        BranchPoint {
+            round,
+            set: overrides
+                .iter()
+                .filter(|(k, _)| k != "api_keys" && k != "api_bases")
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Appends this branch point as one line to the transcript at `path`, and syncs it.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn append_to(&self, path: &Path) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(&BranchLine {
+            branch: self.clone(),
+        })?;
+        line.push(b'\n');
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
+        f.write_all(&line)?;
+        f.sync_all()
+    }
+}
+
+/// The branch points of a transcript, in file order (empty for a run that is not a branch).
+/// Other lines are not read (a damaged one is [`load`]'s to report).
+///
+/// # Errors
+/// [`TranscriptError::Read`] when the file cannot be read.
+pub fn branch_points(path: &Path) -> Result<Vec<BranchPoint>, TranscriptError> {
+    let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
+        path: path.display().to_string(),
+        error: source,
+    })?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"{\"branch\""))
+        .filter_map(|l| serde_json::from_slice::<BranchLine>(l).ok())
+        .map(|l| l.branch)
+        .collect())
+}
+
+/// Rounds and agents a transcript has calls of: `(highest round, highest user id + 1)`, from
+/// its keys (`(0, 0)` for an empty one). Lines that are not calls are not read (a damaged one
+/// is [`load`]'s to report).
+///
+/// # Errors
+/// [`TranscriptError::Read`] when the file cannot be read.
+pub fn extent(path: &Path) -> Result<(u32, u32), TranscriptError> {
+    Ok(recorded_calls(path)?.iter().fold((0, 0), |(r, u), (k, _)| {
+        (r.max(k.round), u.max(k.user.0.saturating_add(1)))
+    }))
+}
+
+/// The distinct `(key, attempt)` pairs of a transcript's calls (lines that are not calls are
+/// not read).
+///
+/// # Errors
+/// [`TranscriptError::Read`] when the file cannot be read.
+pub fn recorded_calls(
+    path: &Path,
+) -> Result<std::collections::BTreeSet<(RecordedKey, u32)>, TranscriptError> {
+    let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
+        path: path.display().to_string(),
+        error: source,
+    })?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<Entry<RecordedKey>>(l).ok())
+        .map(|e| (e.key, e.attempt))
+        .collect())
 }
 
 /// SHA-256 (lower-case hex) of the conversation's JSON.
@@ -206,29 +310,41 @@ pub fn split_for_resume(
     let mut split = ResumeSplit::default();
     let mut in_prefix = true;
     for line in entries(path, &bytes, kinds) {
-        let (_, range, e) = line.map_err(|(n, err)| {
+        let (_, range, line) = line.map_err(|(n, err)| {
             std::io::Error::other(format!("line {n}: not a transcript entry: {err}"))
         })?;
-        if in_prefix && e.key.round <= round {
+        let line_round = match &line {
+            Line::Call(e) => e.key.round,
+            Line::Branch(b) => b.round,
+        };
+        if in_prefix && line_round <= round {
             split.keep = range.end as u64;
             split.kept_lines += 1;
         } else {
             in_prefix = false;
-            split.later.insert((e.key, e.attempt), e);
+            if let Line::Call(e) = line {
+                split.later.insert((e.key, e.attempt), e);
+            }
         }
     }
     Ok(split)
 }
 
-/// The entries of a transcript's bytes, each with its 1-based line number and byte range
+/// A transcript line: a call, or a branch's [`BranchPoint`].
+enum Line {
+    Call(Entry),
+    Branch(BranchPoint),
+}
+
+/// The lines of a transcript's bytes, each with its 1-based line number and byte range
 /// (newline included); blank lines are skipped, and a last line cut short by a crash (no
-/// newline, not JSON) is ignored with a warning. A line that is not an entry gives
-/// `Err((line number, parser message))`.
+/// newline, not JSON) is ignored with a warning. A line that is neither an entry nor a branch
+/// point gives `Err((line number, parser message))`.
 fn entries<'a>(
     path: &'a Path,
     bytes: &'a [u8],
     kinds: &'a DecisionKinds,
-) -> impl Iterator<Item = Result<(usize, std::ops::Range<usize>, Entry), (usize, String)>> + 'a {
+) -> impl Iterator<Item = Result<(usize, std::ops::Range<usize>, Line), (usize, String)>> + 'a {
     let mut offset = 0usize;
     let mut lines = bytes
         .split_inclusive(|&b| b == b'\n')
@@ -242,10 +358,15 @@ fn entries<'a>(
         if text.trim().is_empty() {
             continue;
         }
+        if text.starts_with("{\"branch\"") {
+            if let Ok(b) = serde_json::from_str::<BranchLine>(&text) {
+                return Some(Ok((i + 1, range, Line::Branch(b.branch))));
+            }
+        }
         return match serde_json::from_str::<Entry<RecordedKey>>(&text) {
             Ok(e) => Some(
                 e.resolve(kinds)
-                    .map(|e| (i + 1, range, e))
+                    .map(|e| (i + 1, range, Line::Call(e)))
                     .map_err(|m| (i + 1, m)),
             ),
             Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
@@ -301,12 +422,14 @@ pub fn load(
     })?;
     let mut map = BTreeMap::new();
     for line in entries(path, &bytes, kinds) {
-        let (_, _, e) = line.map_err(|(line, message)| TranscriptError::Line {
+        let (_, _, line) = line.map_err(|(line, message)| TranscriptError::Line {
             path: path.display().to_string(),
             line,
             message,
         })?;
-        map.insert((e.key, e.attempt), e);
+        if let Line::Call(e) = line {
+            map.insert((e.key, e.attempt), e);
+        }
     }
     Ok(map)
 }
@@ -364,6 +487,44 @@ mod tests {
             cached: false,
         };
         serde_json::to_string(&e).unwrap() + "\n"
+    }
+
+    #[test]
+    fn branch_points_are_kept_with_their_round_and_skipped_by_the_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        let (a, c) = (line(1, 0), line(2, 0));
+        std::fs::write(&p, &a).unwrap();
+        let set = vec![
+            ("rec_model".to_string(), "Random".to_string()),
+            ("api_keys".to_string(), "[sk-secret]".to_string()),
+            ("api_bases".to_string(), "[http://u:pw@h/v1]".to_string()),
+        ];
+        BranchPoint::new(1, &set).append_to(&p).unwrap();
+        let marker = "{\"branch\":{\"round\":1,\"set\":[[\"rec_model\",\"Random\"]]}}\n";
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{a}{marker}"));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(c.as_bytes())
+            .unwrap();
+        assert_eq!(
+            branch_points(&p).unwrap(),
+            vec![BranchPoint {
+                round: 1,
+                set: vec![("rec_model".into(), "Random".into())]
+            }]
+        );
+        // Two calls, the marker is not one; a resume after round 1 keeps the marker (it is
+        // the branch's history), one after round 0 drops it.
+        assert_eq!(load(&p, &kinds()).unwrap().len(), 2);
+        assert_eq!(extent(&p).unwrap(), (2, 1));
+        let s = split_for_resume(&p, 1, &kinds()).unwrap();
+        assert_eq!(s.keep, (a.len() + marker.len()) as u64);
+        assert_eq!((s.kept_lines, s.later.len()), (2, 1));
+        let s = split_for_resume(&p, 0, &kinds()).unwrap();
+        assert_eq!((s.keep, s.kept_lines, s.later.len()), (0, 0, 2));
     }
 
     #[test]

@@ -287,3 +287,184 @@ fn warnings_of_a_round_reach_stderr_capped_and_every_one_reaches_run_log() {
     let first_msg = first.split(" key=").next().unwrap();
     assert!(log.contains(first_msg), "{first_msg} not in run.log: {log}");
 }
+
+/// Records an LLM run of `agents` x `rounds` on the demo data through the CLI, against a mock
+/// answering sensibly; returns (mock, temp dir, config file, run folder).
+fn record(agents: u32, rounds: u32) -> (Mock, tempfile::TempDir, PathBuf, PathBuf) {
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config_file(
+        dir.path(),
+        &format!(
+            "backend: llm\napi_bases: [{}]\nagent_num: {agents}\nround: {rounds}\nactive_prob: 1.0\n\
+             rec_model: Popularity\ncheckpoint_every: 1\nllm_options:\n  backoff_base_ms: 1\n",
+            mock.base
+        ),
+    );
+    let out = dir.path().join("rec");
+    let (code, _, err) = done(
+        exe()
+            .args(["run", "-q", "-c"])
+            .arg(&cfg)
+            .arg("--output-dir")
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "stderr: {err}");
+    (mock, dir, cfg, out)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_branch_of_an_llm_run_replays_from_round_0_byte_for_byte() {
+    let (mock, dir, cfg, parent) = record(6, 3);
+    let branch = dir.path().join("branch");
+    let (code, _, err) = done(
+        exe()
+            .arg("branch")
+            .arg(parent.join("checkpoints/round-000001.ckpt"))
+            .args(["--set", "rec_model=Random", "--set", "rec_random_k=2", "-q"])
+            .arg("--out")
+            .arg(&branch)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "stderr: {err}");
+    // The branch point is in the branch's transcript, after the parent's round-1 calls.
+    let t = read(&branch.join("transcript.jsonl"));
+    let marker = r#"{"branch":{"round":1,"set":[["rec_model","Random"],["rec_random_k","2"]]}}"#;
+    assert_eq!(t.lines().filter(|l| *l == marker).count(), 1, "{t}");
+    let calls = mock.hits.load(std::sync::atomic::Ordering::SeqCst);
+
+    let (code, stdout, err) = done(
+        exe()
+            .args(["replay", "--transcript"])
+            .arg(branch.join("transcript.jsonl"))
+            .arg("-c")
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "stderr: {err}");
+    assert!(
+        stdout
+            .contains("replaying a branch: rounds 1-1 as its parent, then 1 recorded branch point"),
+        "{stdout}"
+    );
+    let replay = branch.join("replay");
+    for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
+        assert!(
+            read(&branch.join(f)) == read(&replay.join(f)),
+            "the replayed branch's {f} differs"
+        );
+    }
+    // The branch is not its parent (the comparison above could not pass by replaying the
+    // parent's settings throughout), and the replay asked no server and matched every prompt.
+    assert!(read(&branch.join("interaction.csv")) != read(&parent.join("interaction.csv")));
+    assert_eq!(mock.hits.load(std::sync::atomic::Ordering::SeqCst), calls);
+    let m = manifest(&replay);
+    assert_eq!(m["llm_usage"]["replay_mismatches"], 0, "{m}");
+    assert_eq!(m["config"]["rec_model"], "Random");
+    assert_eq!(m["rounds_completed"], 3);
+    // Without the branch point, the replay (the parent's settings throughout) would diverge.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let stripped: String = t
+        .lines()
+        .filter(|l| *l != marker)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(plain.join("transcript.jsonl"), stripped).unwrap();
+    let (code, _, err) = done(
+        exe()
+            .args(["replay", "-q", "--transcript"])
+            .arg(plain.join("transcript.jsonl"))
+            .arg("-c")
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let m = manifest(&plain.join("replay"));
+    assert!(
+        m["llm_usage"]["replay_mismatches"].as_u64().unwrap() > 0,
+        "{m}"
+    );
+}
+
+#[test]
+fn replay_takes_rounds_and_agents_within_what_the_transcript_records() {
+    let (_mock, dir, cfg, rec) = record(8, 3);
+    let t = rec.join("transcript.jsonl");
+    let replay = |extra: &[&str], out: &str| {
+        done(
+            exe()
+                .args(["replay", "-q", "--transcript"])
+                .arg(&t)
+                .arg("-c")
+                .arg(&cfg)
+                .arg("--output-dir")
+                .arg(dir.path().join(out))
+                .args(extra)
+                .output()
+                .unwrap(),
+        )
+    };
+    // The first 2 of 3 rounds: the recorded outputs' first 2 rounds, byte for byte.
+    let (code, _, err) = replay(&["--rounds", "2"], "r2");
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let (full, two) = (
+        read(&rec.join("messages.jsonl")),
+        read(&dir.path().join("r2/messages.jsonl")),
+    );
+    let round3 = full.find("{\"round\":3,").unwrap();
+    assert_eq!(two, full[..round3]);
+    let metrics = read(&rec.join("metrics.csv"));
+    let head: String = metrics.lines().take(3).map(|l| format!("{l}\n")).collect();
+    assert_eq!(read(&dir.path().join("r2/metrics.csv")), head);
+    assert_eq!(manifest(&dir.path().join("r2"))["rounds_completed"], 2);
+
+    // Beyond the recording: refused before anything runs, saying what the transcript holds.
+    let (code, _, err) = replay(&["--rounds", "4"], "r4");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            "error: --rounds 4: {} records 3 rounds; a replay runs those or fewer",
+            t.display()
+        )),
+        "{err}"
+    );
+    let (code, _, err) = replay(&["--agents", "9"], "a9");
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("--agents 9: ")
+            && err
+                .contains("holds calls of 8 agents (ids 0-7); a replay runs the first 8 or fewer"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r4").exists() && !dir.path().join("a9").exists());
+
+    // All 8 agents is the recorded run.
+    let (code, _, err) = replay(&["--agents", "8"], "a8");
+    assert_eq!(code, Some(0), "stderr: {err}");
+    assert!(read(&dir.path().join("a8/messages.jsonl")) == full);
+    // The first 4 agents: here their contacts and the recommender's pages depend on the other
+    // 4 (agent 0's only contact is beyond them, so it makes no social calls), so the replay
+    // differs from the recording, and says so; what it ran is kept.
+    let (code, _, err) = replay(&["--agents", "4"], "a4");
+    assert_eq!(code, Some(1), "stderr: {err}");
+    let asked = number_after(&err, "is not the recorded run: ");
+    let recorded = number_after(&err, &format!("{asked} calls asked for "));
+    assert_ne!(asked, recorded, "{err}");
+    assert!(
+        err.contains("error: the replay of the first 4 of 8 agents (outputs in ")
+            && err.contains(" prompts differ from the recorded ones (first: replay: key RequestKey { round: 2, phase: Activity, user: UserId(0), step: 0 } attempt 0: prompt hash mismatch")
+            && err.contains("replay all 8 agents (fewer --rounds is always exact)"),
+        "{err}"
+    );
+    assert!(!read(&dir.path().join("a4/messages.jsonl")).is_empty());
+}

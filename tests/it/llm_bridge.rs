@@ -1103,8 +1103,8 @@ fn a_run_that_fails_to_start_leaves_the_previous_transcript_alone() {
 
 #[test]
 fn a_branch_of_an_llm_run_starts_its_own_transcript_with_the_parents_calls() {
-    // The branch's transcript holds the parent's calls up to the checkpoint, then its own; the
-    // parent's transcript is left as it was.
+    // The branch's transcript holds the parent's calls up to the checkpoint, its branch point,
+    // then its own; the parent's transcript is left as it was.
     let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
     let (parent, branch) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let cfg = e2e_config(&mock.base, 6, 3);
@@ -1126,6 +1126,14 @@ fn a_branch_of_an_llm_run_starts_its_own_transcript_with_the_parents_calls() {
     let branch_text = std::fs::read_to_string(branch.path().join("transcript.jsonl")).unwrap();
     let lines: Vec<&str> = branch_text.lines().collect();
     assert_eq!(lines[..prefix.len()], prefix[..]);
+    // Then the branch point (after round 1, no settings changed), then the branch's calls.
+    assert_eq!(lines[prefix.len()], r#"{"branch":{"round":1,"set":[]}}"#);
+    let branch_text: String = branch_text
+        .lines()
+        .filter(|l| !l.starts_with(r#"{"branch""#))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let lines: Vec<&str> = branch_text.lines().collect();
     assert!(lines[prefix.len()..].iter().all(|l| round_of(l) > Some(1)));
     // Same settings, same answers: the branch re-records rounds 2 and 3 as the parent did
     // (up to the wall-clock latency).
