@@ -468,3 +468,99 @@ fn replay_takes_rounds_and_agents_within_what_the_transcript_records() {
     );
     assert!(!read(&dir.path().join("a4/messages.jsonl")).is_empty());
 }
+
+#[test]
+fn the_manifest_guard_rewrites_a_running_manifest_once_and_seals_it() {
+    use recagent::sim::{InterruptedAt, ManifestGuard, Sim};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = crate::common::demo_config();
+    cfg.memory.index_dir = Some(dir.path().join("index"));
+    let mut sim = Sim::new(cfg, crate::common::paths(dir.path())).unwrap();
+    let guard = ManifestGuard::default();
+    // Nothing written yet: nothing to rewrite.
+    sim.world_mut().insert_resource(guard.clone());
+    assert_eq!(guard.interrupt("test").unwrap(), None);
+    sim.step().unwrap();
+    sim.write_manifest("running").unwrap();
+    let at = guard.interrupt("second Ctrl-C").unwrap();
+    assert_eq!(
+        at,
+        Some(InterruptedAt {
+            rounds_completed: 1,
+            rounds_planned: 5,
+            last_checkpoint: None,
+        })
+    );
+    let status = || manifest(dir.path())["status"].clone();
+    assert_eq!(status(), "interrupted during round 2 (second Ctrl-C)");
+    // Sealed: the run's own later writes leave it, and a third Ctrl-C finds nothing to do.
+    sim.step().unwrap();
+    sim.write_manifest("running").unwrap();
+    assert_eq!(status(), "interrupted during round 2 (second Ctrl-C)");
+    assert_eq!(manifest(dir.path())["rounds_completed"], 1);
+    assert_eq!(guard.interrupt("again").unwrap(), None);
+    // A manifest that already says how the run ended is not rewritten.
+    let other = tempfile::tempdir().unwrap();
+    let mut cfg = crate::common::demo_config();
+    cfg.memory.index_dir = Some(dir.path().join("index"));
+    let mut sim = Sim::new(cfg, crate::common::paths(other.path())).unwrap();
+    let guard = ManifestGuard::default();
+    sim.world_mut().insert_resource(guard.clone());
+    sim.write_manifest("interrupted after round 0").unwrap();
+    assert_eq!(guard.interrupt("second Ctrl-C").unwrap(), None);
+    assert_eq!(
+        manifest(other.path())["status"],
+        "interrupted after round 0"
+    );
+}
+
+#[test]
+fn a_branch_of_a_branch_replays_from_round_0() {
+    let (_mock, dir, cfg, parent) = record(6, 3);
+    let (b1, b2) = (dir.path().join("b1"), dir.path().join("b2"));
+    for (ckpt, set, out) in [
+        (
+            parent.join("checkpoints/round-000001.ckpt"),
+            "rec_model=Random",
+            &b1,
+        ),
+        (
+            b1.join("checkpoints/round-000002.ckpt"),
+            "rec_model=Popularity",
+            &b2,
+        ),
+    ] {
+        let (code, _, err) = done(
+            exe()
+                .arg("branch")
+                .arg(ckpt)
+                .args(["-q", "--set", set, "--out"])
+                .arg(out)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(code, Some(0), "stderr: {err}");
+    }
+    let (code, stdout, err) = done(
+        exe()
+            .args(["replay", "--transcript"])
+            .arg(b2.join("transcript.jsonl"))
+            .arg("-c")
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "stderr: {err}");
+    assert!(stdout.contains("then 2 recorded branch points"), "{stdout}");
+    for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
+        assert!(
+            read(&b2.join(f)) == read(&b2.join("replay").join(f)),
+            "the replayed branch's {f} differs"
+        );
+    }
+    assert!(read(&b2.join("interaction.csv")) != read(&b1.join("interaction.csv")));
+    assert_eq!(
+        manifest(&b2.join("replay"))["llm_usage"]["replay_mismatches"],
+        0
+    );
+}
