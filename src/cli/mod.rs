@@ -30,7 +30,7 @@ use recagent::sim::{CheckpointPolicy, Lineage, ManifestGuard, RunEnd, Sim};
 
 use args::{Cli, Command, ReportArgs, ReportFormat, RunArgs};
 use log::{init_log, open_log};
-use summary::{round_span, rounds_word};
+use summary::{round_span, rounds_word, Start};
 
 fn load_config(path: Option<&Path>) -> Result<SimConfig> {
     match path {
@@ -148,7 +148,7 @@ fn run(a: RunArgs) -> Result<()> {
     // run's log; what setup logged is on stderr, and written to the file once it is open.
     let sim = Sim::new(cfg, paths.clone())?;
     open_log(&paths.log, false)?;
-    drive(sim, &paths, ckpt_dir, a.quiet, started, 0)
+    drive(sim, &paths, ckpt_dir, a.quiet, started, Start::New)
 }
 
 /// Where checkpoints go: `simulator_dir` (from the file, relative to it) or `<output dir>/checkpoints`.
@@ -245,19 +245,23 @@ fn resume_or_branch(
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
     };
-    drive(sim, &paths, ckpt_dir, quiet, started, re_run)
+    let start = if out.is_some() {
+        Start::Branched
+    } else {
+        Start::Resumed { re_run }
+    };
+    drive(sim, &paths, ckpt_dir, quiet, started, start)
 }
 
 /// Runs the remaining rounds with a progress bar, checkpoints and the manifest; prints the summary.
-/// `re_run`: rounds of a resume that the stopped run had already done (for the summary). A
-/// Ctrl-C stop is returned as [`Stopped`].
+/// `start`: how it began (for the summary). A Ctrl-C stop is returned as [`Stopped`].
 fn drive(
     mut sim: Sim,
     paths: &OutputPaths,
     ckpt_dir: PathBuf,
     quiet: bool,
     started: Instant,
-    re_run: u32,
+    start: Start,
 ) -> Result<()> {
     let rounds = sim.config().round;
     let first = sim.round();
@@ -315,7 +319,7 @@ fn drive(
     let wall = started.elapsed().as_secs_f64();
     tracing::info!(wall_secs = wall, "finished");
     if !quiet {
-        summary::print_summary(&sim, paths, wall, first, re_run);
+        summary::print_summary(&sim, paths, wall, first, start);
     }
     report_at_end(&sim, paths, quiet)
 }

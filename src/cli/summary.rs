@@ -29,15 +29,33 @@ pub(crate) fn round_span(from: u32, to: u32) -> String {
     }
 }
 
+/// How a command's run began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// `run` or `replay`.
+    New,
+    /// `resume`.
+    Resumed {
+        /// Rounds the stopped run had already done after the checkpoint, run again.
+        re_run: u32,
+    },
+    /// `branch`.
+    Branched,
+}
+
 /// The head line: what this command ran. `first`: the round it started after (0 for a new
-/// run); `re_run`: rounds of a resume the stopped run had already done.
-fn head_line(round: u32, planned: u32, first: u32, re_run: u32, wall: f64) -> String {
-    if first == 0 {
-        return format!(
-            "recagent: {} finished in {wall:.2} s (wall)",
-            rounds_word(round)
-        );
-    }
+/// run).
+fn head_line(round: u32, planned: u32, first: u32, start: Start, wall: f64) -> String {
+    let (verb, re_run) = match start {
+        Start::New => {
+            return format!(
+                "recagent: {} finished in {wall:.2} s (wall)",
+                rounds_word(round)
+            )
+        }
+        Start::Resumed { re_run } => ("resumed", re_run),
+        Start::Branched => ("branched", 0),
+    };
     let ran = round.saturating_sub(first);
     let again = if re_run > 0 {
         format!("; {} re-run (done before the stop)", rounds_word(re_run))
@@ -50,13 +68,13 @@ fn head_line(round: u32, planned: u32, first: u32, re_run: u32, wall: f64) -> St
         String::new()
     };
     format!(
-        "recagent: resumed after round {first}: {}{span} finished in {wall:.2} s (wall){again}",
+        "recagent: {verb} after round {first}: {}{span} finished in {wall:.2} s (wall){again}",
         rounds_word(ran)
     )
 }
 
-/// Prints the summary of a finished run; `first` and `re_run` as for the head line (resumes).
-pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64, first: u32, re_run: u32) {
+/// Prints the summary of a finished run; `first` and `start` as for the head line.
+pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64, first: u32, start: Start) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let r = sim.load_report();
@@ -68,7 +86,7 @@ pub(crate) fn print_summary(sim: &Sim, paths: &OutputPaths, wall: f64, first: u3
     let _ = writeln!(
         out,
         "{}",
-        head_line(sim.round(), sim.config().round, first, re_run, wall)
+        head_line(sim.round(), sim.config().round, first, start, wall)
     );
     let _ = writeln!(out,
         "  agents {} of {} users · items {} · contacts {} directed ({} dropped, {} agents without contacts)",
@@ -178,18 +196,22 @@ mod tests {
         assert_eq!(round_span(3, 3), "round 3");
         assert_eq!(round_span(2, 4), "rounds 2-4");
         assert_eq!(
-            head_line(1, 1, 0, 0, 0.5),
+            head_line(1, 1, 0, Start::New, 0.5),
             "recagent: 1 round finished in 0.50 s (wall)"
         );
         // Resumed from the checkpoint of round 1 of a run stopped after round 3, to round 5:
         // rounds 2-5 run (4), of which 2 and 3 (2) had been run before the stop.
         assert_eq!(
-            head_line(5, 5, 1, 2, 1.0),
+            head_line(5, 5, 1, Start::Resumed { re_run: 2 }, 1.0),
             "recagent: resumed after round 1: 4 rounds (rounds 2-5 of 5) finished in 1.00 s (wall); 2 rounds re-run (done before the stop)"
         );
         assert_eq!(
-            head_line(3, 3, 2, 1, 1.0),
+            head_line(3, 3, 2, Start::Resumed { re_run: 1 }, 1.0),
             "recagent: resumed after round 2: 1 round (round 3 of 3) finished in 1.00 s (wall); 1 round re-run (done before the stop)"
+        );
+        assert_eq!(
+            head_line(3, 3, 1, Start::Branched, 1.0),
+            "recagent: branched after round 1: 2 rounds (rounds 2-3 of 3) finished in 1.00 s (wall)"
         );
     }
 }

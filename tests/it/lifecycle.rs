@@ -355,6 +355,11 @@ fn a_branch_of_an_llm_run_replays_from_round_0_byte_for_byte() {
             .contains("replaying a branch: rounds 1-1 as its parent, then 1 recorded branch point"),
         "{stdout}"
     );
+    assert!(
+        stdout
+            .contains("recagent: branched after round 1: 2 rounds (rounds 2-3 of 3) finished in "),
+        "{stdout}"
+    );
     let replay = branch.join("replay");
     for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
         assert!(
