@@ -309,7 +309,7 @@ fn drive(
             pb.abandon();
             return Err(Stopped(format!(
                 "stopped after round {round} of {rounds} (Ctrl-C): the outputs are complete up to it; {}",
-                resume_hint(round, last_checkpoint.as_deref())
+                resume_hint(round, last_checkpoint.as_deref(), Some(policy.every))
             ))
             .into());
         }
@@ -326,9 +326,19 @@ fn drive(
 
 /// How to go on after a stop after round `round`: the resume command, and the rounds it runs
 /// again when the last checkpoint is older (its round is read from its `round-NNNNNN.ckpt` name).
-fn resume_hint(round: u32, last_checkpoint: Option<&Path>) -> String {
+/// `every`: the run's `checkpoint_every`, when known, to say why there is no checkpoint.
+fn resume_hint(round: u32, last_checkpoint: Option<&Path>, every: Option<u32>) -> String {
     let Some(p) = last_checkpoint else {
-        return "no checkpoint was written (checkpoint_every is 0), so it cannot be resumed".into();
+        return match every {
+            _ if round == 0 => "no round had finished, so there is nothing to resume".into(),
+            Some(0) => {
+                "no checkpoint was written (checkpoint_every is 0), so it cannot be resumed".into()
+            }
+            Some(n) => format!(
+                "no checkpoint was written yet (checkpoint_every is {n}), so it cannot be resumed"
+            ),
+            None => "no checkpoint was written, so it cannot be resumed".into(),
+        };
     };
     let at = p
         .file_stem()
@@ -380,7 +390,7 @@ fn on_ctrl_c() {
             at.rounds_completed + 1,
             at.rounds_planned,
             at.rounds_completed,
-            resume_hint(at.rounds_completed, at.last_checkpoint.as_deref())
+            resume_hint(at.rounds_completed, at.last_checkpoint.as_deref(), None)
         ),
         Some(Err(e)) => {
             format!("stopped at once (second Ctrl-C); the manifest could not be updated: {e}")
@@ -668,5 +678,40 @@ fn real_main() -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_says_how_to_resume_or_why_it_cannot() {
+        let p = Path::new("out/checkpoints/round-000002.ckpt");
+        assert_eq!(
+            resume_hint(2, Some(p), Some(1)),
+            "resume with `recagent resume out/checkpoints/round-000002.ckpt`"
+        );
+        // checkpoint_every 2, stopped after round 3: the resume runs round 3 again.
+        assert_eq!(
+            resume_hint(3, Some(p), Some(2)),
+            "resume with `recagent resume out/checkpoints/round-000002.ckpt` (it runs round 3 again)"
+        );
+        assert_eq!(
+            resume_hint(5, Some(p), None),
+            "resume with `recagent resume out/checkpoints/round-000002.ckpt` (it runs rounds 3-5 again)"
+        );
+        assert_eq!(
+            resume_hint(0, None, Some(1)),
+            "no round had finished, so there is nothing to resume"
+        );
+        assert_eq!(
+            resume_hint(3, None, Some(0)),
+            "no checkpoint was written (checkpoint_every is 0), so it cannot be resumed"
+        );
+        assert_eq!(
+            resume_hint(3, None, Some(5)),
+            "no checkpoint was written yet (checkpoint_every is 5), so it cannot be resumed"
+        );
     }
 }
