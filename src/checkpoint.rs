@@ -307,7 +307,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         }
     };
     let tails = (
-        tail_hash(&outputs.messages, offsets.messages).map_err(io)?,
+        tail_hash(&outputs.messages_stream(), offsets.messages).map_err(io)?,
         tail_hash(&outputs.interactions, offsets.interactions).map_err(io)?,
     );
     let mut header = Header {
@@ -524,13 +524,15 @@ fn relocated(ckpt: &Path, header: &Header) -> Option<OutputPaths> {
         log: at(&header.outputs.log)?,
     };
     let same = |p: &Path, len: u64, want: &str| tail_hash(p, len).is_ok_and(|h| h == want);
-    (same(&moved.messages, header.offsets.messages, &header.tails.0)
-        && same(
-            &moved.interactions,
-            header.offsets.interactions,
-            &header.tails.1,
-        )
-        && moved.interactions.exists())
+    (same(
+        &moved.messages_stream(),
+        header.offsets.messages,
+        &header.tails.0,
+    ) && same(
+        &moved.interactions,
+        header.offsets.interactions,
+        &header.tails.1,
+    ) && moved.interactions.exists())
     .then_some(moved)
 }
 
@@ -631,7 +633,7 @@ pub fn resume_with(
     }
     for (p, len, want) in [
         (
-            &header.outputs.messages,
+            &header.outputs.messages_stream(),
             header.offsets.messages,
             &header.tails.0,
         ),
@@ -658,18 +660,25 @@ pub fn resume_with(
     let outputs = match out_dir {
         None => header.outputs.clone(),
         Some(dir) => {
+            // A parent writing the messages as a JSON document has a branch that does too.
+            let messages = match header.outputs.messages_document().and_then(Path::file_name) {
+                Some(name) => dir.join(name),
+                None => dir.join("messages.jsonl"),
+            };
             let o = OutputPaths {
-                messages: dir.join("messages.jsonl"),
+                messages,
                 interactions: dir.join("interaction.csv"),
                 manifest: dir.join("manifest.json"),
                 log: dir.join("run.log"),
             };
             let parent = &header.outputs;
-            let clash = [&o.messages, &o.interactions, &o.manifest, &o.log]
+            let (stream, parent_stream) = (o.messages_stream(), parent.messages_stream());
+            let clash = [&o.messages, &stream, &o.interactions, &o.manifest, &o.log]
                 .into_iter()
                 .find(|p| {
                     [
                         &parent.messages,
+                        &parent_stream,
                         &parent.interactions,
                         &parent.manifest,
                         &parent.log,
@@ -689,14 +698,10 @@ pub fn resume_with(
                 move |source| CheckpointError::Io { path: p, source }
             };
             if header.offsets.messages > 0 {
-                copy_prefix(
-                    &header.outputs.messages,
-                    &o.messages,
-                    header.offsets.messages,
-                )
-                .map_err(io(&o.messages))?;
+                copy_prefix(&parent_stream, &stream, header.offsets.messages)
+                    .map_err(io(&stream))?;
             } else if cfg.write_messages {
-                std::fs::File::create(&o.messages).map_err(io(&o.messages))?;
+                std::fs::File::create(&stream).map_err(io(&stream))?;
             }
             copy_prefix(
                 &header.outputs.interactions,

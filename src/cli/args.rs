@@ -99,7 +99,8 @@ pub(crate) struct RunArgs {
     /// Configuration file (YAML; RecAgent's keys are accepted).
     #[arg(long = "config-file", visible_alias = "config", short = 'c')]
     pub(crate) config_file: Option<PathBuf>,
-    /// Messages output (JSON Lines). Default: <output_dir>/messages.jsonl.
+    /// Messages output: JSON Lines, or one JSON document for a name ending in .json (the
+    /// stream then beside it as .jsonl). Default: <output_dir>/messages.jsonl.
     #[arg(long = "output-file", short = 'o')]
     pub(crate) output_file: Option<PathBuf>,
     /// Log file. Default: <output_dir>/run.log.

@@ -52,7 +52,7 @@ impl Sim {
             "last_round_start": (clock.round > 0).then(|| format_timestamp(clock.now())),
             "data": w.resource::<LoadReport>(),
             "outputs": &sink.paths,
-            "messages_format": "jsonl",
+            "messages_format": if sink.paths.messages_document().is_some() { "json" } else { "jsonl" },
             "summary": w.resource::<Counters>().snapshot(),
             "behaviour_requests": stats.requests,
             "behaviour_fallbacks": stats.fallbacks,
@@ -61,6 +61,9 @@ impl Sim {
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
             "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
         });
+        if sink.paths.messages_document().is_some() {
+            m["messages_stream"] = sink.paths.messages_stream().display().to_string().into();
+        }
         if let Some(values) = w.get_resource::<SummaryValues>() {
             for (name, v) in values.values(w) {
                 m["summary"][name] = v;
