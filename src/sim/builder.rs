@@ -501,8 +501,9 @@ fn configured_backend(
     )
 }
 
-/// The memory embedder, and the catalogue's item index (`memory.item_index`), persisted in the
-/// first usable of [`crate::catalog::index_dirs`]; a failed index falls back to word search.
+/// The memory embedder, and the catalogue's item index (`memory.item_index`), read from and
+/// persisted in the folders of [`crate::catalog::index_dirs`] (never beside the input data); a
+/// failed index falls back to word search.
 fn embedder_and_index(
     cfg: &SimConfig,
     catalog: &mut Catalog,

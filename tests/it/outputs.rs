@@ -93,3 +93,118 @@ fn a_json_document_is_the_stream_nested_by_round_and_survives_resume_and_branch(
     assert_eq!(read(&out.join("record.json")), doc);
     assert_eq!(read(&out.join("record.jsonl")), stream);
 }
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the CLI with `args`, the user cache in `cache`; (success, stdout + stderr).
+fn cli(args: &[&str], cache: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+        .args(args)
+        .env("RECAGENT_CACHE_DIR", cache)
+        .env_remove("RECAGENT_LOG")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Every file under `dir` with its length and modification time, sorted.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut v = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+            v.push((e.path(), m.len(), m.modified().unwrap()));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Files under `dir` (recursively) whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    listing(dir)
+        .into_iter()
+        .map(|f| f.0)
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect()
+}
+
+/// `run -q` of one round on the demo data copied to `data`, into `out`.
+fn data_run(data: &Path, out: &Path, cache: &Path) -> (bool, String) {
+    let cfg = root().join("config/config.yaml");
+    let set = |k: &str, f: &str| format!("{k}={}", data.join(f).display());
+    cli(
+        &[
+            "run",
+            "-q",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--rounds",
+            "1",
+            "--set",
+            &set("item_path", "item.csv"),
+            "--set",
+            &set("user_path", "users.csv"),
+            "--set",
+            &set("relationship_path", "relationship.csv"),
+        ],
+        cache,
+    )
+}
+
+#[test]
+fn nothing_is_written_beside_the_data_and_a_read_only_prebuilt_index_is_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for f in ["item.csv", "users.csv", "relationship.csv"] {
+        std::fs::copy(root().join("data").join(f), data.join(f)).unwrap();
+    }
+    // A writable data folder: the index goes to the user cache, nothing new beside the data.
+    let before = listing(&data);
+    let cache = t.path().join("cache");
+    let (ok, text) = data_run(&data, &t.path().join("out1"), &cache);
+    assert!(ok, "{text}");
+    assert_eq!(listing(&data), before);
+    let built = files_ending(&cache.join("index"), ".hnsw.sum");
+    assert_eq!(built.len(), 1, "{built:?}");
+
+    // Ship that index with the data, in a read-only folder (chmod a-w; root would still be
+    // allowed to write, so the check is that nothing changed, not that a write failed).
+    let shipped = data.join(".recagent-index");
+    std::fs::rename(cache.join("index"), &shipped).unwrap();
+    for p in listing(&data).iter().map(|f| &f.0).chain([&data]) {
+        let mode = if p.is_dir() { 0o555 } else { 0o444 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let before = listing(&data);
+    let cache2 = t.path().join("cache2");
+    let (ok, text) = data_run(&data, &t.path().join("out2"), &cache2);
+    for p in listing(&data).iter().map(|f| &f.0).chain([&data]) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    assert!(ok, "{text}");
+    assert_eq!(listing(&data), before, "the data folder changed");
+    // Read, not rebuilt: a rebuilt graph would have been written to the (empty) cache.
+    assert_eq!(files_ending(&cache2, ".hnsw.graph"), Vec::<PathBuf>::new());
+    assert_eq!(
+        files_ending(&t.path().join("out2"), ".hnsw.graph"),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!text.contains("unusable"), "{text}");
+}
