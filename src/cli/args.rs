@@ -48,6 +48,9 @@ pub(crate) enum Command {
         /// Run until this round (overrides `round`).
         #[arg(long)]
         rounds: Option<u32>,
+        /// Replace an earlier run or branch in --out (its run files only).
+        #[arg(long)]
+        overwrite: bool,
         /// No progress bar and no summary.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -67,6 +70,9 @@ pub(crate) enum Command {
         /// Further settings, KEY=VALUE (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Replace an earlier run in the output directory (its run files only).
+        #[arg(long)]
+        overwrite: bool,
         /// No progress bar and no summary.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -124,6 +130,10 @@ pub(crate) struct RunArgs {
     /// Any config key, as KEY=VALUE in YAML syntax (repeatable), e.g. --set rec_model=Random.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<String>,
+    /// Replace an earlier run in the output folder: its manifest, messages, interactions,
+    /// metrics, log, report and checkpoints are removed (other files stay).
+    #[arg(long)]
+    pub(crate) overwrite: bool,
     /// No progress bar and no summary.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,

@@ -145,7 +145,11 @@ fn run(a: RunArgs) -> Result<()> {
     tracing::info!(pid = std::process::id(), config = %redacted, "starting");
     // The log file is opened only once the data loaded, so a failed start leaves an earlier
     // run's log; what setup logged is on stderr, and written to the file once it is open.
-    let sim = Sim::new(cfg, paths.clone())?;
+    let sim = recagent::sim::SimBuilder::new(cfg)
+        .outputs(paths.clone())
+        .checkpoint_dir(ckpt_dir.clone())
+        .overwrite(a.overwrite)
+        .build()?;
     open_log(&paths.log, false)?;
     drive(sim, &paths, ckpt_dir, a.quiet, started)
 }
@@ -166,6 +170,7 @@ fn resume_or_branch(
     sets: &[String],
     rounds: Option<u32>,
     out: Option<&Path>,
+    overwrite: bool,
     quiet: bool,
 ) -> Result<()> {
     let started = Instant::now();
@@ -174,10 +179,6 @@ fn resume_or_branch(
         overrides.push(("round".into(), r.to_string()));
     }
     let (header, _) = recagent::checkpoint::load(checkpoint)?;
-    let log = match out {
-        Some(d) => d.join("run.log"),
-        None => header.outputs.log.clone(),
-    };
     // Secrets given on the command line stay out of the log.
     let logged: Vec<(&str, String)> = overrides
         .iter()
@@ -188,7 +189,13 @@ fn resume_or_branch(
         })
         .collect();
     tracing::info!(checkpoint = %checkpoint.display(), round = header.round, overrides = ?logged, branch = out.is_some(), "resuming");
-    let (mut sim, header) = recagent::checkpoint::resume(checkpoint, &overrides, out)?;
+    let (mut sim, header) =
+        recagent::checkpoint::resume_with(checkpoint, &overrides, out, |b| b.overwrite(overwrite))?;
+    // The log of the run folder as found now (a moved folder resumes in place).
+    let log = match out {
+        Some(d) => d.join("run.log"),
+        None => header.outputs.log.clone(),
+    };
     // A resumed run appends to its log; a branch starts its own.
     open_log(&log, out.is_none())?;
     sim.world_mut().insert_resource(Lineage {
@@ -362,6 +369,7 @@ fn real_main() -> Result<()> {
             config_file,
             output_dir,
             mut set,
+            overwrite,
             quiet,
         } => {
             anyhow::ensure!(
@@ -386,6 +394,7 @@ fn real_main() -> Result<()> {
                 rounds: None,
                 agents: None,
                 set,
+                overwrite,
                 quiet,
             })
         }
@@ -394,14 +403,15 @@ fn real_main() -> Result<()> {
             rounds,
             set,
             quiet,
-        } => resume_or_branch(&checkpoint, &set, rounds, None, quiet),
+        } => resume_or_branch(&checkpoint, &set, rounds, None, false, quiet),
         Command::Branch {
             checkpoint,
             set,
             out,
             rounds,
+            overwrite,
             quiet,
-        } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
+        } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), overwrite, quiet),
         Command::EvalRecommender(a) => eval_rec::run(&a),
         Command::Report(a) => report(&a),
         Command::Export(a) => analysis::export(&a),

@@ -3,7 +3,7 @@
 //! values ([`crate::plugin::SimApp::add_summary_value`]). Rewritten atomically after
 //! each round. Deterministic: no wall-clock time.
 
-use super::{Lineage, RecState, Sim, SimError};
+use super::{Lineage, RecState, RunId, Sim, SimError};
 use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::clock::{format_timestamp, SimClock};
 use crate::config::SimConfig;
@@ -42,6 +42,7 @@ impl Sim {
             "engine": "recagent",
             "version": env!("CARGO_PKG_VERSION"),
             "status": status,
+            "run_id": w.get_resource::<RunId>().map(|r| r.0.as_str()),
             "seed": cfg.seed,
             "backend": w.resource::<Behaviour>().0.name(),
             "recommender": w.resource::<RecState>().model.name(),

@@ -208,3 +208,166 @@ fn nothing_is_written_beside_the_data_and_a_read_only_prebuilt_index_is_read() {
     );
     assert!(!text.contains("unusable"), "{text}");
 }
+
+/// `run -q` of the demo configuration into `out` for `rounds` rounds (a checkpoint after
+/// every round), with `extra` arguments.
+fn demo_run(out: &Path, cache: &Path, rounds: u32, extra: &[&str]) -> (bool, String) {
+    let cfg = root().join("config/config.yaml");
+    let rounds = rounds.to_string();
+    let mut args = vec![
+        "run",
+        "-q",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--rounds",
+        &rounds,
+        "--set",
+        "checkpoint_every=1",
+    ];
+    args.extend_from_slice(extra);
+    cli(&args, cache)
+}
+
+fn run_id(dir: &Path) -> String {
+    let m: serde_json::Value = serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap();
+    m["run_id"].as_str().unwrap().to_string()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_run_into_an_earlier_run_is_refused_unless_overwrite_which_clears_only_that_run() {
+    let t = tempfile::tempdir().unwrap();
+    let (out, cache) = (t.path().join("out"), t.path().join("cache"));
+    let (ok, text) = demo_run(&out, &cache, 3, &[]);
+    assert!(ok, "{text}");
+    let first = run_id(&out);
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let before = listing(&out);
+
+    let (ok, text) = demo_run(&out, &cache, 1, &[]);
+    assert!(!ok);
+    let want = format!("error: {} holds an earlier run (", out.display());
+    assert!(text.contains(&want), "{text}");
+    assert!(
+        text.contains(&out.join("manifest.json").display().to_string())
+            && text.contains("pass --overwrite to replace it")
+            && text.contains("or choose another --output-dir"),
+        "{text}"
+    );
+    assert_eq!(listing(&out), before, "a refused run touched the folder");
+
+    // --overwrite: the earlier run's three checkpoints go, the unrelated file stays.
+    let (ok, text) = demo_run(&out, &cache, 1, &["--overwrite"]);
+    assert!(ok, "{text}");
+    assert_eq!(names(&out.join("checkpoints")), ["round-000001.ckpt"]);
+    assert_eq!(read(&out.join("notes.txt")), "mine");
+    assert_ne!(run_id(&out), first);
+    let m: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
+    assert_eq!(m["rounds_completed"], 1);
+    assert!(!read(&out.join("run.log")).contains("round=3"));
+
+    // A branch onto an earlier branch: the same refusal, naming --out.
+    let ckpt = out.join("checkpoints/round-000001.ckpt");
+    let branch = t.path().join("branch");
+    let b = |extra: &[&str]| {
+        let mut args = vec![
+            "branch",
+            "-q",
+            ckpt.to_str().unwrap(),
+            "--out",
+            branch.to_str().unwrap(),
+            "--rounds",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        cli(&args, &cache)
+    };
+    let (ok, text) = b(&[]);
+    assert!(ok, "{text}");
+    let first_branch = run_id(&branch);
+    assert_ne!(first_branch, run_id(&out), "a branch is a run of its own");
+    let (ok, text) = b(&[]);
+    assert!(!ok);
+    assert!(
+        text.contains("holds an earlier run") && text.contains("or choose another --out"),
+        "{text}"
+    );
+    assert_eq!(run_id(&branch), first_branch);
+    let (ok, text) = b(&["--overwrite"]);
+    assert!(ok, "{text}");
+    assert_ne!(run_id(&branch), first_branch);
+}
+
+#[test]
+fn a_stale_checkpoint_is_refused_and_a_moved_run_folder_resumes_in_place() {
+    let t = tempfile::tempdir().unwrap();
+    let (out, cache) = (t.path().join("out"), t.path().join("cache"));
+    let (ok, text) = demo_run(&out, &cache, 3, &[]);
+    assert!(ok, "{text}");
+    let first = run_id(&out);
+    let ckpt3 = out.join("checkpoints/round-000003.ckpt");
+    let header = read_header(&ckpt3);
+    assert_eq!(header["run_id"], first.as_str());
+    let stale = t.path().join("stale.ckpt");
+    std::fs::copy(&ckpt3, &stale).unwrap();
+
+    // A later run replaces the folder; the old round-3 checkpoint is put back beside it.
+    let (ok, text) = demo_run(&out, &cache, 2, &["--overwrite"]);
+    assert!(ok, "{text}");
+    let second = run_id(&out);
+    std::fs::copy(&stale, &ckpt3).unwrap();
+    let before = listing(&out);
+    let (ok, text) = cli(&["resume", "-q", ckpt3.to_str().unwrap()], &cache);
+    assert!(!ok);
+    let want = format!(
+        "belongs to run {first}, but {} is run {second}",
+        out.join("manifest.json").display()
+    );
+    assert!(text.contains(&want), "{text}");
+    assert_eq!(listing(&out), before, "a refused resume touched the folder");
+    std::fs::remove_file(&ckpt3).unwrap();
+
+    // The uninterrupted second run's outputs, to compare the moved-and-resumed one with.
+    let (messages, interactions) = (
+        read(&out.join("messages.jsonl")),
+        read(&out.join("interaction.csv")),
+    );
+    let moved = t.path().join("elsewhere/moved");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&out, &moved).unwrap();
+    let ckpt1 = moved.join("checkpoints/round-000001.ckpt");
+    let (ok, text) = cli(&["resume", "-q", ckpt1.to_str().unwrap()], &cache);
+    assert!(ok, "{text}");
+    assert!(
+        !out.exists(),
+        "the old location was recreated: {:?}",
+        listing(&out)
+    );
+    assert_eq!(read(&moved.join("messages.jsonl")), messages);
+    assert_eq!(read(&moved.join("interaction.csv")), interactions);
+    assert_eq!(run_id(&moved), second, "a resumed run is the same run");
+    let log = read(&moved.join("run.log"));
+    assert!(log.contains("resuming"), "{log}");
+    // Its new checkpoints carry the run id too.
+    assert_eq!(
+        read_header(&moved.join("checkpoints/round-000002.ckpt"))["run_id"],
+        second.as_str()
+    );
+}
+
+/// A checkpoint's header (its first line).
+fn read_header(ckpt: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(ckpt).unwrap();
+    let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+    serde_json::from_slice(&bytes[..nl]).unwrap()
+}
