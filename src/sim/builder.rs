@@ -550,7 +550,10 @@ pub fn run_files(outputs: &OutputPaths, checkpoints: &Path) -> Vec<PathBuf> {
         outputs.log.clone(),
         dir.join("report.html"),
     ];
-    files.dedup();
+    files.extend(recorded_run_files(&outputs.manifest));
+    // In that order (the manifest first), each once.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(f.clone()));
     let mut found: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
     if let Ok(entries) = std::fs::read_dir(checkpoints) {
         let mut ckpts: Vec<PathBuf> = entries
@@ -566,6 +569,35 @@ pub fn run_files(outputs: &OutputPaths, checkpoints: &Path) -> Vec<PathBuf> {
         found.extend(ckpts);
     }
     found
+}
+
+/// The outputs an earlier run's manifest at `manifest` records beside itself (by file name, in
+/// the folder `manifest` is in now): its messages (and stream), interactions and log may have
+/// had other names than this run's. Files it recorded elsewhere are never counted, so a moved
+/// or copied manifest cannot make a run remove another folder's files.
+fn recorded_run_files(manifest: &Path) -> Vec<PathBuf> {
+    let Some(m) = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let path = |v: &serde_json::Value| v.as_str().map(PathBuf::from);
+    let Some(recorded_dir) = path(&m["outputs"]["manifest"]).map(|p| p.with_file_name("")) else {
+        return Vec::new();
+    };
+    let here = manifest.parent().unwrap_or(Path::new(""));
+    [
+        &m["outputs"]["messages"],
+        &m["messages_stream"],
+        &m["outputs"]["interactions"],
+        &m["outputs"]["log"],
+    ]
+    .into_iter()
+    .filter_map(path)
+    .filter(|p| p.with_file_name("") == recorded_dir)
+    .filter_map(|p| p.file_name().map(|n| here.join(n)))
+    .collect()
 }
 
 /// Removes the files [`run_files`] found.

@@ -371,3 +371,58 @@ fn read_header(ckpt: &Path) -> serde_json::Value {
     let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
     serde_json::from_slice(&bytes[..nl]).unwrap()
 }
+
+#[test]
+fn the_readme_command_runs_on_a_fresh_machine_and_a_second_run_is_refused() {
+    // `recagent run` in a folder without config/: the embedded default, writing ./output.
+    let t = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+            .args(args)
+            .current_dir(t.path())
+            .env("RECAGENT_CACHE_DIR", t.path().join("cache"))
+            .env_remove("RECAGENT_LOG")
+            .output()
+            .unwrap();
+        let text =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        (o.status.success(), text)
+    };
+    let (ok, text) = run(&["run", "-q", "--rounds", "2"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["run", "-q", "--rounds", "2"]);
+    assert!(!ok);
+    assert!(
+        text.starts_with("error: output holds an earlier run (output/manifest.json, "),
+        "{text}"
+    );
+    // The original's command line: `-o record.json` gets the JSON document (and its stream).
+    let (ok, text) = run(&[
+        "run",
+        "-q",
+        "--rounds",
+        "2",
+        "--overwrite",
+        "-o",
+        "record.json",
+    ]);
+    assert!(ok, "{text}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&read(&t.path().join("record.json"))).unwrap();
+    assert_eq!(doc.as_array().unwrap().len(), 2);
+    let stream = read(&t.path().join("record.jsonl"));
+    let n: usize = doc
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().len())
+        .sum();
+    assert_eq!(n, stream.lines().count());
+    let m: serde_json::Value =
+        serde_json::from_str(&read(&t.path().join("output/manifest.json"))).unwrap();
+    assert_eq!(m["messages_format"], "json");
+    assert_eq!(m["outputs"]["messages"], "record.json");
+    assert_eq!(m["messages_stream"], "record.jsonl");
+    // The earlier run's messages stream was its file: removed, not left beside the new one.
+    assert!(!t.path().join("output/messages.jsonl").exists());
+}
