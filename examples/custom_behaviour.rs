@@ -321,6 +321,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut sim = recagent::sim::SimBuilder::new(cfg)
         .plugins(PostRatingPlugin)
         .outputs(recagent::io::output::OutputPaths::in_dir(dir))
+        // The example's own folder: each run of it replaces the last.
+        .overwrite(true)
         .build()?;
     let checkpoints = recagent::sim::CheckpointPolicy {
         dir: dir.join("checkpoints"),

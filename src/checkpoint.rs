@@ -31,8 +31,9 @@ use crate::sim::{DataHash, Sim, SimBuilder, SimError};
 /// Format name in every header.
 pub const FORMAT: &str = "recagent-checkpoint";
 /// Bumped whenever the layout changes; a file of another version is refused.
-/// 3: the state is the registered parts by name (2: one fixed structure).
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: the header names the run it belongs to (`run_id`); 3: the state is the registered parts
+/// by name (2: one fixed structure).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Errors reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +104,19 @@ pub enum CheckpointError {
         /// What went wrong.
         message: String,
     },
+    /// The checkpoint belongs to another run than the one in the run folder (a later run
+    /// replaced it there, or the checkpoint was copied from elsewhere).
+    #[error("{path} belongs to run {run_id}, but {manifest} is run {found}: the checkpoint is not of the run in that folder (a later run replaced it, or the checkpoint was copied from another run); resume a checkpoint of that run, or put this one back beside its own run")]
+    OtherRun {
+        /// The checkpoint.
+        path: String,
+        /// Its run id.
+        run_id: String,
+        /// The run folder's manifest.
+        manifest: String,
+        /// The run id there (`none` when it names none).
+        found: String,
+    },
     /// Building the simulation failed.
     #[error(transparent)]
     Sim(#[from] SimError),
@@ -119,6 +133,8 @@ pub struct Header {
     pub engine_version: String,
     /// Rounds completed.
     pub round: u32,
+    /// The run this checkpoint belongs to ([`crate::sim::RunId`], also in its manifest).
+    pub run_id: String,
     /// SHA-256 of the configuration (API keys removed), hex.
     pub config_hash: String,
     /// SHA-256 of the input data, hex.
@@ -194,6 +210,7 @@ fn seal(h: &Header) -> String {
         h.format_version,
         h.engine_version,
         h.round,
+        h.run_id,
         h.config_hash,
         h.data_hash,
         h.state_hash,
@@ -307,7 +324,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         }
     };
     let tails = (
-        tail_hash(&outputs.messages, offsets.messages).map_err(io)?,
+        tail_hash(&outputs.messages_stream(), offsets.messages).map_err(io)?,
         tail_hash(&outputs.interactions, offsets.interactions).map_err(io)?,
     );
     let mut header = Header {
@@ -315,6 +332,10 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         format_version: FORMAT_VERSION,
         engine_version: env!("CARGO_PKG_VERSION").into(),
         round: state.round,
+        run_id: world
+            .get_resource::<crate::sim::RunId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
         config_hash: config_hash(&config),
         data_hash: world.resource::<DataHash>().0.clone(),
         state_hash: state_hash(&state),
@@ -524,14 +545,85 @@ fn relocated(ckpt: &Path, header: &Header) -> Option<OutputPaths> {
         log: at(&header.outputs.log)?,
     };
     let same = |p: &Path, len: u64, want: &str| tail_hash(p, len).is_ok_and(|h| h == want);
-    (same(&moved.messages, header.offsets.messages, &header.tails.0)
-        && same(
-            &moved.interactions,
-            header.offsets.interactions,
-            &header.tails.1,
-        )
-        && moved.interactions.exists())
+    (same(
+        &moved.messages_stream(),
+        header.offsets.messages,
+        &header.tails.0,
+    ) && same(
+        &moved.interactions,
+        header.offsets.interactions,
+        &header.tails.1,
+    ) && moved.interactions.exists())
     .then_some(moved)
+}
+
+/// `outputs` with every path inside `from` moved to the same place inside `to` (paths outside
+/// the run folder, such as an `--interaction-file` elsewhere, stay as they are).
+fn moved_into(outputs: &OutputPaths, from: &Path, to: &Path) -> OutputPaths {
+    let from = absolute(from);
+    let map = |p: &Path| match absolute(p).strip_prefix(&from) {
+        Ok(rel) => to.join(rel),
+        Err(_) => p.to_path_buf(),
+    };
+    OutputPaths {
+        messages: map(&outputs.messages),
+        interactions: map(&outputs.interactions),
+        manifest: map(&outputs.manifest),
+        log: map(&outputs.log),
+    }
+}
+
+/// The run folder a checkpoint belongs to, found by its run id: the folder the checkpoint sits
+/// in (`<run>/round-N.ckpt`), the one above it (`<run>/checkpoints/round-N.ckpt`), then the
+/// folder recorded in the header, the first whose manifest names the checkpoint's run. Returns
+/// the outputs moved into that folder (so a moved run folder resumes in place, run.log
+/// included), or `None` when none of them holds a manifest (a run driven without one).
+///
+/// # Errors
+/// [`CheckpointError::OtherRun`] when a manifest is found but none names the checkpoint's run.
+fn locate_run(ckpt: &Path, header: &Header) -> Result<Option<OutputPaths>, CheckpointError> {
+    let recorded = header
+        .outputs
+        .manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = header
+        .outputs
+        .manifest
+        .file_name()
+        .map_or_else(|| "manifest.json".into(), std::ffi::OsStr::to_os_string);
+    let at = absolute(ckpt);
+    let mut candidates: Vec<PathBuf> = at
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(Path::to_path_buf)
+        .collect();
+    candidates.push(absolute(&recorded));
+    let mut other = None;
+    for dir in candidates {
+        let manifest = dir.join(&name);
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let id = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["run_id"].as_str().map(str::to_string));
+        if id.as_deref() == Some(header.run_id.as_str()) {
+            return Ok(Some(moved_into(&header.outputs, &recorded, &dir)));
+        }
+        other.get_or_insert((manifest, id));
+    }
+    match other {
+        Some((manifest, found)) => Err(CheckpointError::OtherRun {
+            path: ckpt.display().to_string(),
+            run_id: header.run_id.clone(),
+            manifest: manifest.display().to_string(),
+            found: found.unwrap_or_else(|| "none".into()),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Resumes a run from a checkpoint: rebuilds the simulation from the data (whose hash must match),
@@ -616,7 +708,33 @@ pub fn resume_with(
         });
     }
     let mut header = header;
-    if let Some(moved) = relocated(path, &header) {
+    let recorded_dir = header
+        .outputs
+        .manifest
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    if let Some(found) = locate_run(path, &header)? {
+        if found != header.outputs {
+            tracing::info!(
+                "the run was moved or copied: resuming the outputs in {} (recorded in {})",
+                found.manifest.parent().unwrap_or(Path::new(".")).display(),
+                recorded_dir.display()
+            );
+            // A transcript inside the run folder moves with it.
+            let new_dir = found
+                .manifest
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            if let Some(t) = cfg.transcript_path.as_deref().filter(|t| t.is_absolute()) {
+                if let Ok(rel) = absolute(t).strip_prefix(absolute(&recorded_dir)) {
+                    cfg.transcript_path = Some(new_dir.join(rel));
+                }
+            }
+            header.outputs = found;
+        }
+    } else if let Some(moved) = relocated(path, &header) {
         tracing::info!(
             "the run was moved or copied: resuming the outputs in {} (recorded in {})",
             moved.manifest.parent().unwrap_or(Path::new(".")).display(),
@@ -631,7 +749,7 @@ pub fn resume_with(
     }
     for (p, len, want) in [
         (
-            &header.outputs.messages,
+            &header.outputs.messages_stream(),
             header.offsets.messages,
             &header.tails.0,
         ),
@@ -658,18 +776,25 @@ pub fn resume_with(
     let outputs = match out_dir {
         None => header.outputs.clone(),
         Some(dir) => {
+            // A parent writing the messages as a JSON document has a branch that does too.
+            let messages = match header.outputs.messages_document().and_then(Path::file_name) {
+                Some(name) => dir.join(name),
+                None => dir.join("messages.jsonl"),
+            };
             let o = OutputPaths {
-                messages: dir.join("messages.jsonl"),
+                messages,
                 interactions: dir.join("interaction.csv"),
                 manifest: dir.join("manifest.json"),
                 log: dir.join("run.log"),
             };
             let parent = &header.outputs;
-            let clash = [&o.messages, &o.interactions, &o.manifest, &o.log]
+            let (stream, parent_stream) = (o.messages_stream(), parent.messages_stream());
+            let clash = [&o.messages, &stream, &o.interactions, &o.manifest, &o.log]
                 .into_iter()
                 .find(|p| {
                     [
                         &parent.messages,
+                        &parent_stream,
                         &parent.interactions,
                         &parent.manifest,
                         &parent.log,
@@ -684,19 +809,37 @@ pub fn resume_with(
                     ),
                 });
             }
+            // A branch onto an earlier run (or branch) is refused unless told, as a run is.
+            let existing = crate::sim::run_files(&o, &dir.join("checkpoints"));
+            if !existing.is_empty() {
+                if !prepared.overwrites() {
+                    return Err(SimError::RunExists {
+                        dir: dir.to_path_buf(),
+                        files: existing.into_iter().take(6).collect(),
+                        flag: "--out",
+                    }
+                    .into());
+                }
+                for f in &existing {
+                    std::fs::remove_file(f).map_err(|source| CheckpointError::Io {
+                        path: f.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+            std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
             let io = |p: &Path| {
                 let p = p.display().to_string();
                 move |source| CheckpointError::Io { path: p, source }
             };
             if header.offsets.messages > 0 {
-                copy_prefix(
-                    &header.outputs.messages,
-                    &o.messages,
-                    header.offsets.messages,
-                )
-                .map_err(io(&o.messages))?;
+                copy_prefix(&parent_stream, &stream, header.offsets.messages)
+                    .map_err(io(&stream))?;
             } else if cfg.write_messages {
-                std::fs::File::create(&o.messages).map_err(io(&o.messages))?;
+                std::fs::File::create(&stream).map_err(io(&stream))?;
             }
             copy_prefix(
                 &header.outputs.interactions,
@@ -733,11 +876,13 @@ pub fn resume_with(
             o
         }
     };
-    let mut sim = prepared
-        .with_config(cfg)
-        .outputs(outputs)
-        .resume_at(header.offsets)
-        .finish()?;
+    let prepared = prepared.with_config(cfg).outputs(outputs);
+    // A resumed run stays the same run; a branch is a new one.
+    let prepared = match out_dir {
+        None => prepared.run_id(crate::sim::RunId(header.run_id.clone())),
+        Some(_) => prepared,
+    };
+    let mut sim = prepared.resume_at(header.offsets).finish()?;
     restore(&mut sim, state).map_err(|e| match e {
         CheckpointError::Parts { difference, .. } => CheckpointError::Parts {
             path: path.display().to_string(),

@@ -121,6 +121,23 @@ impl ItemIndex {
         embedder: Arc<dyn crate::embed::Embedder>,
         dirs: &[std::path::PathBuf],
     ) -> Result<Self, crate::embed::EmbedError> {
+        let dirs = IndexDirs {
+            read: dirs.to_vec(),
+            write: dirs.to_vec(),
+        };
+        Self::load_or_build_in(catalog, embedder, &dirs)
+    }
+
+    /// [`ItemIndex::load_or_build`] reading from `dirs.read` and writing to `dirs.write` (so a
+    /// prebuilt index in a read-only folder is used and nothing is written there).
+    ///
+    /// # Errors
+    /// The embedder failed (only asked when neither the graph nor the embeddings are found).
+    pub fn load_or_build_in(
+        catalog: &Catalog,
+        embedder: Arc<dyn crate::embed::Embedder>,
+        dirs: &IndexDirs,
+    ) -> Result<Self, crate::embed::EmbedError> {
         use sha2::{Digest, Sha256};
         let texts: Vec<String> = (0..catalog.len() as u32)
             .map(|i| item_text(catalog, i))
@@ -137,7 +154,7 @@ impl ItemIndex {
             "items-{hex}-g{}",
             graph_key(&hex, HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_LAYERS)
         );
-        for d in dirs {
+        for d in &dirs.read {
             match load_graph(d, &base, dim) {
                 Ok(Some(hnsw)) => {
                     return Ok(Self {
@@ -156,25 +173,26 @@ impl ItemIndex {
             }
         }
         let name = format!("items-{hex}.f32");
-        let cached = dirs
-            .iter()
-            .find_map(|d| match load_embeddings(d, &name, texts.len(), dim) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(
+        let cached =
+            dirs.read
+                .iter()
+                .find_map(|d| match load_embeddings(d, &name, texts.len(), dim) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(
                         "item index: persisted embeddings {} are unusable ({e}); recomputing them",
                         d.join(&name).display()
                     );
-                    None
-                }
-            });
+                        None
+                    }
+                });
         let vectors: Vec<Vec<f32>> = match cached {
             Some(v) => v,
             None => {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                 let v = embedder.embed_batch(&refs)?;
                 let bytes: Vec<u8> = v.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
-                for d in dirs {
+                for d in &dirs.write {
                     match save_embeddings(d, &name, &bytes, texts.len(), dim) {
                         Ok(()) => break,
                         Err(e) => tracing::info!(
@@ -189,7 +207,7 @@ impl ItemIndex {
         let ix = Self::from_vectors(&vectors, embedder);
         // An empty graph (no item text) is instant to build and has no entry point to dump.
         if ix.hnsw.get_nb_point() > 0 {
-            for d in dirs {
+            for d in &dirs.write {
                 match dump_graph(&ix.hnsw, d, &base, dim) {
                     Ok(()) => break,
                     Err(e) => tracing::info!(
@@ -216,7 +234,7 @@ impl ItemIndex {
     pub fn shared(
         catalog: &Catalog,
         embedder: Arc<dyn crate::embed::Embedder>,
-        dirs: &[std::path::PathBuf],
+        dirs: &IndexDirs,
     ) -> Result<Arc<Self>, crate::embed::EmbedError> {
         use sha2::{Digest, Sha256};
         static MEMO: std::sync::Mutex<BTreeMap<[u8; 32], Arc<ItemIndex>>> =
@@ -234,7 +252,7 @@ impl ItemIndex {
         if let Some(ix) = memo.get(&key) {
             return Ok(ix.clone());
         }
-        let ix = Arc::new(Self::load_or_build(catalog, embedder, dirs)?);
+        let ix = Arc::new(Self::load_or_build_in(catalog, embedder, dirs)?);
         memo.insert(key, ix.clone());
         Ok(ix)
     }
@@ -282,28 +300,76 @@ impl ItemIndex {
     }
 }
 
-/// Candidate folders for the persisted item index, in order: `index_dir` (`memory.index_dir`,
-/// already resolved) if set; else `.recagent-index` beside the item file when that folder's mode
-/// is writable (never for the embedded demo data, `item_file: None`), then `<out_dir>/index`.
+/// Where the persisted item index is looked for and where it is written: a graph or
+/// embeddings file is read from the first of `read` that holds a verified copy, and what had to
+/// be built is written to the first of `write` that accepts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexDirs {
+    /// Folders read from, in order.
+    pub read: Vec<std::path::PathBuf>,
+    /// Folders written to (the first that works), in order.
+    pub write: Vec<std::path::PathBuf>,
+}
+
+/// The user's cache folder for recagent: `$RECAGENT_CACHE_DIR`, else `$XDG_CACHE_HOME/recagent`
+/// (XDG Base Directory Specification; only an absolute path counts), else
+/// `$HOME/.cache/recagent`; `None` when none of them is set.
+pub fn user_cache_dir() -> Option<std::path::PathBuf> {
+    cache_dir_from(
+        std::env::var_os("RECAGENT_CACHE_DIR"),
+        std::env::var_os("XDG_CACHE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// [`user_cache_dir`] from the three variables' values (empty values count as unset).
+fn cache_dir_from(
+    own: Option<std::ffi::OsString>,
+    xdg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<std::path::PathBuf> {
+    let set =
+        |v: Option<std::ffi::OsString>| v.filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    if let Some(d) = set(own) {
+        return Some(d);
+    }
+    if let Some(d) = set(xdg).filter(|d| d.is_absolute()) {
+        return Some(d.join("recagent"));
+    }
+    set(home).map(|h| h.join(".cache").join("recagent"))
+}
+
+/// The folders of the persisted item index. With `index_dir` (`memory.index_dir`, already
+/// resolved) that folder only, read and written. Otherwise nothing is ever written beside the
+/// input data: a prebuilt index in `.recagent-index/` beside the item file (one shipped with
+/// the data, never for the embedded demo data, `item_file: None`) is read first, then
+/// `<cache>/index` ([`user_cache_dir`]), then `<out_dir>/index`; what is built goes to the
+/// cache, or to `<out_dir>/index` when there is no cache folder or it cannot be written. File
+/// names carry the catalogue's and embedder's hash and the hnsw_rs version
+/// ([`ItemIndex::load_or_build`]), so one cache serves every data set.
 pub fn index_dirs(
     index_dir: Option<&std::path::Path>,
     item_file: Option<&std::path::Path>,
     out_dir: &std::path::Path,
-) -> Vec<std::path::PathBuf> {
+) -> IndexDirs {
     if let Some(d) = index_dir {
-        return vec![d.to_path_buf()];
+        return IndexDirs {
+            read: vec![d.to_path_buf()],
+            write: vec![d.to_path_buf()],
+        };
     }
-    let mut v = Vec::new();
-    // Only when the data folder's mode allows writing (root ignores the mode, so asking the OS
-    // would happily write into a folder meant to be read-only).
-    if let Some(parent) = item_file.and_then(std::path::Path::parent) {
-        let writable = std::fs::metadata(parent).is_ok_and(|m| !m.permissions().readonly());
-        if writable {
-            v.push(parent.join(".recagent-index"));
-        }
-    }
-    v.push(out_dir.join("index"));
-    v
+    let mut write: Vec<std::path::PathBuf> = user_cache_dir()
+        .map(|c| c.join("index"))
+        .into_iter()
+        .collect();
+    write.push(out_dir.join("index"));
+    let mut read: Vec<std::path::PathBuf> = item_file
+        .and_then(std::path::Path::parent)
+        .map(|p| p.join(".recagent-index"))
+        .into_iter()
+        .collect();
+    read.extend(write.iter().cloned());
+    IndexDirs { read, write }
 }
 
 #[cfg(test)]
@@ -396,5 +462,51 @@ pub(super) mod tests {
         let old = ItemIndex::build(&vecs, e.clone(), HNSW_M, HNSW_EF_CONSTRUCTION, former);
         let new = ItemIndex::from_vectors(&vecs, e);
         assert_eq!(top10(&new, &queries), top10(&old, &queries));
+    }
+
+    #[test]
+    fn the_cache_folder_follows_recagent_cache_dir_then_xdg_then_home() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        let p = std::path::PathBuf::from;
+        assert_eq!(cache_dir_from(os("/c"), os("/x"), os("/h")), Some(p("/c")));
+        assert_eq!(
+            cache_dir_from(None, os("/x"), os("/h")),
+            Some(p("/x/recagent"))
+        );
+        assert_eq!(
+            cache_dir_from(os(""), os(""), os("/h")),
+            Some(p("/h/.cache/recagent"))
+        );
+        // A relative XDG_CACHE_HOME is invalid by the specification: ignored.
+        assert_eq!(
+            cache_dir_from(None, os("rel"), os("/h")),
+            Some(p("/h/.cache/recagent"))
+        );
+        assert_eq!(cache_dir_from(None, None, None), None);
+    }
+
+    #[test]
+    fn the_data_folder_is_read_but_never_written() {
+        let data = std::path::Path::new("/data/item.csv");
+        let out = std::path::Path::new("/out");
+        let d = index_dirs(None, Some(data), out);
+        assert_eq!(
+            d.read.first().unwrap(),
+            std::path::Path::new("/data/.recagent-index")
+        );
+        assert!(d.write.iter().all(|w| !w.starts_with("/data")), "{d:?}");
+        assert_eq!(d.write.last().unwrap(), std::path::Path::new("/out/index"));
+        assert_eq!(d.read[1..], d.write[..]);
+        // The embedded demo data has no folder; `memory.index_dir` is the only folder.
+        assert!(index_dirs(None, None, out)
+            .read
+            .iter()
+            .all(|r| !r.ends_with(".recagent-index")));
+        let own = std::path::Path::new("/ix");
+        let d = index_dirs(Some(own), Some(data), out);
+        assert_eq!(
+            (d.read, d.write),
+            (vec![own.to_path_buf()], vec![own.to_path_buf()])
+        );
     }
 }

@@ -10,7 +10,7 @@ mod store;
 
 pub use crate::domain::GenreSet;
 pub use hnsw::{UnitDot, HNSW_RS_VERSION};
-pub use index::{index_dirs, item_text, ItemIndex};
+pub use index::{index_dirs, item_text, user_cache_dir, IndexDirs, ItemIndex};
 pub use search::{normalize_title, words_of};
 
 use std::collections::BTreeMap;

@@ -55,6 +55,9 @@ pub(crate) enum Command {
         /// Run until this round (overrides `round`).
         #[arg(long)]
         rounds: Option<u32>,
+        /// Replace an earlier run or branch in --out (its run files only).
+        #[arg(long)]
+        overwrite: bool,
         /// No progress bar and no summary.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -81,6 +84,9 @@ pub(crate) enum Command {
         /// Further settings, KEY=VALUE (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Replace an earlier run in the output directory (its run files only).
+        #[arg(long)]
+        overwrite: bool,
         /// No progress bar and no summary.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -113,7 +119,8 @@ pub(crate) struct RunArgs {
     /// Configuration file (YAML; RecAgent's keys are accepted).
     #[arg(long = "config-file", visible_alias = "config", short = 'c')]
     pub(crate) config_file: Option<PathBuf>,
-    /// Messages output (JSON Lines). Default: <output_dir>/messages.jsonl.
+    /// Messages output: JSON Lines, or one JSON document for a name ending in .json (the
+    /// stream then beside it as .jsonl). Default: <output_dir>/messages.jsonl.
     #[arg(long = "output-file", short = 'o')]
     pub(crate) output_file: Option<PathBuf>,
     /// Log file. Default: <output_dir>/run.log.
@@ -137,6 +144,10 @@ pub(crate) struct RunArgs {
     /// Any config key, as KEY=VALUE in YAML syntax (repeatable), e.g. --set rec_model=Random.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) set: Vec<String>,
+    /// Replace an earlier run in the output folder: its manifest, messages, interactions,
+    /// metrics, log, report and checkpoints are removed (other files stay).
+    #[arg(long)]
+    pub(crate) overwrite: bool,
     /// No progress bar and no summary.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,

@@ -146,7 +146,11 @@ fn run(a: RunArgs) -> Result<()> {
     tracing::info!(pid = std::process::id(), config = %redacted, "starting");
     // The log file is opened only once the data loaded, so a failed start leaves an earlier
     // run's log; what setup logged is on stderr, and written to the file once it is open.
-    let sim = Sim::new(cfg, paths.clone())?;
+    let sim = recagent::sim::SimBuilder::new(cfg)
+        .outputs(paths.clone())
+        .checkpoint_dir(ckpt_dir.clone())
+        .overwrite(a.overwrite)
+        .build()?;
     open_log(&paths.log, false)?;
     drive(sim, &paths, ckpt_dir, a.quiet, started, Start::New)
 }
@@ -167,6 +171,7 @@ fn resume_or_branch(
     sets: &[String],
     rounds: Option<u32>,
     out: Option<&Path>,
+    overwrite: bool,
     quiet: bool,
 ) -> Result<()> {
     let started = Instant::now();
@@ -175,10 +180,6 @@ fn resume_or_branch(
         overrides.push(("round".into(), r.to_string()));
     }
     let (header, _) = recagent::checkpoint::load(checkpoint)?;
-    let log = match out {
-        Some(d) => d.join("run.log"),
-        None => header.outputs.log.clone(),
-    };
     // Secrets given on the command line stay out of the log.
     let logged: Vec<(&str, String)> = overrides
         .iter()
@@ -189,7 +190,13 @@ fn resume_or_branch(
         })
         .collect();
     tracing::info!(checkpoint = %checkpoint.display(), round = header.round, overrides = ?logged, branch = out.is_some(), "resuming");
-    let (mut sim, header) = recagent::checkpoint::resume(checkpoint, &overrides, out)?;
+    let (mut sim, header) =
+        recagent::checkpoint::resume_with(checkpoint, &overrides, out, |b| b.overwrite(overwrite))?;
+    // The log of the run folder as found now (a moved folder resumes in place).
+    let log = match out {
+        Some(d) => d.join("run.log"),
+        None => header.outputs.log.clone(),
+    };
     // A resumed run appends to its log; a branch starts its own.
     open_log(&log, out.is_none())?;
     sim.world_mut().insert_resource(Lineage {
@@ -461,6 +468,7 @@ fn replay(
     mut set: Vec<String>,
     rounds: Option<u32>,
     agents: Option<u32>,
+    overwrite: bool,
     quiet: bool,
 ) -> Result<()> {
     use recagent::llm::transcript;
@@ -539,6 +547,7 @@ fn replay(
         rounds: Some(first_stop),
         agents,
         set: first_set,
+        overwrite,
         quiet: quiet || !points.is_empty(),
     })?;
     for (i, p) in points.iter().enumerate() {
@@ -568,7 +577,14 @@ fn replay(
         } else {
             stage_dir(i + 1)
         };
-        resume_or_branch(&ckpt, &sets, Some(until), Some(&out), quiet || !final_stage)?;
+        resume_or_branch(
+            &ckpt,
+            &sets,
+            Some(until),
+            Some(&out),
+            overwrite,
+            quiet || !final_stage,
+        )?;
     }
     if let Some(n) = agents.filter(|&n| n < recorded_agents) {
         // Exact when every recorded call of these agents and rounds was asked (no fewer: an
@@ -628,6 +644,7 @@ fn real_main() -> Result<()> {
             set,
             rounds,
             agents,
+            overwrite,
             quiet,
         } => replay(
             &transcript,
@@ -636,6 +653,7 @@ fn real_main() -> Result<()> {
             set,
             rounds,
             agents,
+            overwrite,
             quiet,
         ),
         Command::Resume {
@@ -643,14 +661,15 @@ fn real_main() -> Result<()> {
             rounds,
             set,
             quiet,
-        } => resume_or_branch(&checkpoint, &set, rounds, None, quiet),
+        } => resume_or_branch(&checkpoint, &set, rounds, None, false, quiet),
         Command::Branch {
             checkpoint,
             set,
             out,
             rounds,
+            overwrite,
             quiet,
-        } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), quiet),
+        } => resume_or_branch(&checkpoint, &set, rounds, Some(&out), overwrite, quiet),
         Command::EvalRecommender(a) => eval_rec::run(&a),
         Command::Report(a) => report(&a),
         Command::Export(a) => analysis::export(&a),

@@ -68,8 +68,10 @@ pub struct MemoryParams {
     pub embed_batch_size: usize,
     /// Build the HNSW item index for the `search` action (else word overlap only).
     pub item_index: bool,
-    /// Folder for the persisted item embeddings; default: `.recagent-index` beside the item file,
-    /// or `<output_dir>/index` when that is not writable.
+    /// Folder for the persisted item index (read and written); default: a prebuilt
+    /// `.recagent-index` beside the item file is read, and what is built goes to the user cache
+    /// (`$XDG_CACHE_HOME/recagent/index`), else `<output_dir>/index`
+    /// ([`crate::catalog::index_dirs`]).
     pub index_dir: Option<std::path::PathBuf>,
 }
 

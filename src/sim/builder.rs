@@ -14,8 +14,8 @@ use bevy_app::{App, Plugins};
 use sha2::Digest as _;
 
 use super::{
-    ActiveAgents, CorePlugin, DataHash, OutputError, PendingObservations, RecState, RoundLog, Sim,
-    SimError, SimOutputs, SimSetup,
+    ActiveAgents, CorePlugin, DataHash, OutputError, PendingObservations, RecState, RoundLog,
+    RunId, Sim, SimError, SimOutputs, SimSetup,
 };
 use crate::behaviour::offline::OfflineBackend;
 use crate::behaviour::{Behaviour, BehaviourBackend};
@@ -189,6 +189,9 @@ pub struct SimBuilder {
     resume_at: Option<OutputOffsets>,
     data: Option<DataSet>,
     check_keys: bool,
+    run_id: Option<RunId>,
+    overwrite: bool,
+    checkpoint_dir: Option<PathBuf>,
 }
 
 impl SimBuilder {
@@ -204,7 +207,25 @@ impl SimBuilder {
             resume_at: None,
             data: None,
             check_keys: true,
+            run_id: None,
+            overwrite: false,
+            checkpoint_dir: None,
         }
+    }
+
+    /// Replaces an earlier run found in the output folder (see [`run_files`]) instead of
+    /// refusing to start ([`SimError::RunExists`]). Its files are removed only once the new
+    /// run is set up, just before its outputs are created.
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
+
+    /// The folder the run's checkpoints go to, where an earlier run's checkpoints are looked
+    /// for (default `<folder of the manifest>/checkpoints`).
+    pub fn checkpoint_dir(mut self, dir: PathBuf) -> Self {
+        self.checkpoint_dir = Some(dir);
+        self
     }
 
     /// Leaves the check for keys no plugin claims to [`Prepared::check_keys`] (a resume
@@ -245,6 +266,12 @@ impl SimBuilder {
     /// resumed run; see [`crate::checkpoint`]).
     pub fn resume_at(mut self, offsets: OutputOffsets) -> Self {
         self.resume_at = Some(offsets);
+        self
+    }
+
+    /// The run's id (a resumed run keeps its own); default a fresh [`RunId`].
+    pub fn run_id(mut self, id: RunId) -> Self {
+        self.run_id = Some(id);
         self
     }
 
@@ -383,6 +410,17 @@ impl Prepared {
         self
     }
 
+    /// The run's id (see [`SimBuilder::run_id`]).
+    pub fn run_id(mut self, id: RunId) -> Self {
+        self.builder.run_id = Some(id);
+        self
+    }
+
+    /// Whether an earlier run in the output folder is to be replaced ([`SimBuilder::overwrite`]).
+    pub fn overwrites(&self) -> bool {
+        self.builder.overwrite
+    }
+
     /// Builds the world, the recommender, the item index and the backend, runs the plugins'
     /// setup and creates (or reopens) the outputs.
     ///
@@ -401,6 +439,26 @@ impl Prepared {
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        // A fresh run into a folder holding an earlier one is refused before anything is built
+        // (a resume or branch checks its own folder, in `checkpoint::resume`).
+        let earlier = match builder.resume_at {
+            None => {
+                let ckpts = builder
+                    .checkpoint_dir
+                    .clone()
+                    .unwrap_or_else(|| out_dir.join("checkpoints"));
+                let found = run_files(&outputs, &ckpts);
+                if !found.is_empty() && !builder.overwrite {
+                    return Err(SimError::RunExists {
+                        dir: out_dir,
+                        files: found.into_iter().take(6).collect(),
+                        flag: "--output-dir",
+                    });
+                }
+                found
+            }
+            Some(_) => Vec::new(),
+        };
         let kinds = app
             .world()
             .get_resource::<DecisionKinds>()
@@ -446,13 +504,25 @@ impl Prepared {
         world.insert_resource(PendingObservations::default());
         world.insert_resource(OutputError::default());
         world.insert_resource(DataHash(data.hash));
+        world.insert_resource(builder.run_id.unwrap_or_else(RunId::fresh));
         world.run_schedule(SimSetup);
         // Output files are created (or truncated back, on resume) only once everything else is
-        // set up, so a failed start never damages an earlier run's outputs.
+        // set up, so a failed start never damages an earlier run's outputs; the rest of an
+        // earlier run being overwritten is removed once they are.
+        let created = [
+            outputs.messages.clone(),
+            outputs.messages_stream(),
+            outputs.interactions.clone(),
+        ];
         let sink = match builder.resume_at {
             None => OutputSink::create(outputs, cfg.write_messages),
             Some(at) => OutputSink::resume(outputs, cfg.write_messages, at),
         }?;
+        let stale: Vec<PathBuf> = earlier
+            .into_iter()
+            .filter(|f| !created.contains(f))
+            .collect();
+        remove_run_files(&stale)?;
         world.insert_resource(sink);
         world.run_schedule(SimOutputs);
         if let Some(e) = world.resource_mut::<OutputError>().0.take() {
@@ -462,6 +532,88 @@ impl Prepared {
         app.cleanup();
         Ok(Sim { app })
     }
+}
+
+/// The files of an earlier run that a run writing `outputs` (checkpoints in `checkpoints`)
+/// would replace, those that exist: the manifest, the messages (document and stream), the
+/// interactions, `metrics.csv` beside them, the log, `report.html` beside the manifest, and the
+/// checkpoints `round-*.ckpt` (and their temporary files). Other files are not the run's.
+pub fn run_files(outputs: &OutputPaths, checkpoints: &Path) -> Vec<PathBuf> {
+    let dir = outputs.manifest.parent().unwrap_or(Path::new(""));
+    let beside_interactions = outputs.interactions.parent().unwrap_or(Path::new(""));
+    let mut files = vec![
+        outputs.manifest.clone(),
+        outputs.messages.clone(),
+        outputs.messages_stream(),
+        outputs.interactions.clone(),
+        beside_interactions.join("metrics.csv"),
+        outputs.log.clone(),
+        dir.join("report.html"),
+    ];
+    files.extend(recorded_run_files(&outputs.manifest));
+    // In that order (the manifest first), each once.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(f.clone()));
+    let mut found: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
+    if let Ok(entries) = std::fs::read_dir(checkpoints) {
+        let mut ckpts: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("round-") && (n.ends_with(".ckpt") || n.ends_with(".tmp"))
+                }) && p.is_file()
+            })
+            .collect();
+        ckpts.sort();
+        found.extend(ckpts);
+    }
+    found
+}
+
+/// The outputs an earlier run's manifest at `manifest` records beside itself (by file name, in
+/// the folder `manifest` is in now): its messages (and stream), interactions and log may have
+/// had other names than this run's. Files it recorded elsewhere are never counted, so a moved
+/// or copied manifest cannot make a run remove another folder's files.
+fn recorded_run_files(manifest: &Path) -> Vec<PathBuf> {
+    let Some(m) = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let path = |v: &serde_json::Value| v.as_str().map(PathBuf::from);
+    let Some(recorded_dir) = path(&m["outputs"]["manifest"]).map(|p| p.with_file_name("")) else {
+        return Vec::new();
+    };
+    let here = manifest.parent().unwrap_or(Path::new(""));
+    [
+        &m["outputs"]["messages"],
+        &m["messages_stream"],
+        &m["outputs"]["interactions"],
+        &m["outputs"]["log"],
+    ]
+    .into_iter()
+    .filter_map(path)
+    .filter(|p| p.with_file_name("") == recorded_dir)
+    .filter_map(|p| p.file_name().map(|n| here.join(n)))
+    .collect()
+}
+
+/// Removes the files [`run_files`] found.
+fn remove_run_files(files: &[PathBuf]) -> Result<(), SimError> {
+    for f in files {
+        match std::fs::remove_file(f) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(SimError::Io {
+                    path: f.display().to_string(),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The default outputs: in `output_dir` (`./output` for the embedded configuration).
@@ -501,8 +653,9 @@ fn configured_backend(
     )
 }
 
-/// The memory embedder, and the catalogue's item index (`memory.item_index`), persisted in the
-/// first usable of [`crate::catalog::index_dirs`]; a failed index falls back to word search.
+/// The memory embedder, and the catalogue's item index (`memory.item_index`), read from and
+/// persisted in the folders of [`crate::catalog::index_dirs`] (never beside the input data); a
+/// failed index falls back to word search.
 fn embedder_and_index(
     cfg: &SimConfig,
     catalog: &mut Catalog,

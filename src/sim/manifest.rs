@@ -3,7 +3,7 @@
 //! values ([`crate::plugin::SimApp::add_summary_value`]). Rewritten atomically after
 //! each round. Deterministic: no wall-clock time.
 
-use super::{Lineage, RecState, Sim, SimError};
+use super::{Lineage, RecState, RunId, Sim, SimError};
 use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::clock::{format_timestamp, SimClock};
 use crate::config::SimConfig;
@@ -42,6 +42,7 @@ impl Sim {
             "engine": "recagent",
             "version": env!("CARGO_PKG_VERSION"),
             "status": status,
+            "run_id": w.get_resource::<RunId>().map(|r| r.0.as_str()),
             "seed": cfg.seed,
             "backend": w.resource::<Behaviour>().0.name(),
             "recommender": w.resource::<RecState>().model.name(),
@@ -52,7 +53,7 @@ impl Sim {
             "last_round_start": (clock.round > 0).then(|| format_timestamp(clock.now())),
             "data": w.resource::<LoadReport>(),
             "outputs": &sink.paths,
-            "messages_format": "jsonl",
+            "messages_format": if sink.paths.messages_document().is_some() { "json" } else { "jsonl" },
             "summary": w.resource::<Counters>().snapshot(),
             "behaviour_requests": stats.requests,
             "behaviour_fallbacks": stats.fallbacks,
@@ -61,6 +62,9 @@ impl Sim {
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),
             "last_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.last.clone()),
         });
+        if sink.paths.messages_document().is_some() {
+            m["messages_stream"] = sink.paths.messages_stream().display().to_string().into();
+        }
         if let Some(values) = w.get_resource::<SummaryValues>() {
             for (name, v) in values.values(w) {
                 m["summary"][name] = v;

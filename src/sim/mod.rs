@@ -36,7 +36,7 @@ use crate::world::LoadReport;
 
 pub use self::core::CorePlugin;
 pub use crate::schedule::{SimOutputs, SimPhase, SimSetup, SimTick};
-pub use builder::{DataSet, Prepared, SimBuilder};
+pub use builder::{run_files, DataSet, Prepared, SimBuilder};
 pub use manifest::{InterruptedAt, ManifestGuard};
 pub use run::{CheckpointPolicy, RunEnd};
 
@@ -65,6 +65,20 @@ pub enum SimError {
     /// An output could not be written.
     #[error(transparent)]
     File(#[from] crate::io::output::FileError),
+    /// The output folder holds an earlier run, and overwriting was not asked for.
+    #[error(
+        "{} holds an earlier run ({}): pass --overwrite to replace it (that run's manifest, messages, interactions, metrics, log, report and checkpoints are removed; other files stay), or choose another {flag}",
+        dir.display(),
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    RunExists {
+        /// The run folder (where the manifest goes).
+        dir: std::path::PathBuf,
+        /// The earlier run's files found there (the first few).
+        files: Vec<std::path::PathBuf>,
+        /// The option that names another folder (`--output-dir`, `--out`).
+        flag: &'static str,
+    },
     /// Another I/O failure (the manifest).
     #[error("{path}")]
     Io {
@@ -293,6 +307,21 @@ pub struct Lineage {
     pub parent: Option<std::path::PathBuf>,
     /// The latest checkpoint written.
     pub last: Option<std::path::PathBuf>,
+}
+
+/// The run's identity: 32 hex digits drawn from the operating system's randomness when a run
+/// (or a branch) starts, kept by resumes; recorded in the manifest and in every checkpoint's
+/// header, so a checkpoint is only resumed against the run folder it belongs to. The one value
+/// of a run's outputs that is not a function of its configuration.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunId(pub String);
+
+impl RunId {
+    /// A fresh id (128 random bits from [`rand::rng`], seeded by the OS).
+    pub fn fresh() -> Self {
+        let bits: [u8; 16] = rand::random();
+        Self(bits.iter().map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 /// SHA-256 of the input data files (items, users, relationships), hex.

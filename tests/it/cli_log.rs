@@ -44,6 +44,8 @@ fn demo_run(out: &Path, ix: &Path, extra: &[&str]) -> (bool, String, String) {
         "1",
         "--set",
         &index_dir,
+        // The tests re-run into `out`.
+        "--overwrite",
     ];
     args.extend_from_slice(extra);
     cli(&args)

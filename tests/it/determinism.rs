@@ -2,6 +2,8 @@ use crate::common::{demo_config, recagent_config, run, shared};
 
 fn without_paths(mut v: serde_json::Value) -> serde_json::Value {
     v.as_object_mut().unwrap().remove("outputs");
+    // One per run: the only manifest value that is not a function of the configuration.
+    v.as_object_mut().unwrap().remove("run_id");
     v
 }
 

@@ -38,6 +38,17 @@ fn normalise(text: &str, out: &Path, extra: &[(&str, &str)]) -> String {
     t
 }
 
+/// `manifest` with its run id (random, one per run) replaced by a placeholder.
+fn without_run_id(mut manifest: serde_json::Value) -> serde_json::Value {
+    let id = manifest["run_id"].as_str().unwrap_or_default();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "run_id {id:?}"
+    );
+    manifest["run_id"] = "<run-id>".into();
+    manifest
+}
+
 /// Compares `actual` with the golden file `name/file` (or writes it with `BLESS=1`). On a
 /// difference, names the first differing line.
 fn check(name: &str, file: &str, actual: &str) {
@@ -74,7 +85,7 @@ fn check(name: &str, file: &str, actual: &str) {
 fn check_run(name: &str, cfg: SimConfig, extra: &[(&str, &str)]) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = run(cfg, dir.path());
-    let manifest = serde_json::to_string_pretty(&out.manifest).unwrap() + "\n";
+    let manifest = serde_json::to_string_pretty(&without_run_id(out.manifest)).unwrap() + "\n";
     check(name, "messages.jsonl", &out.messages);
     check(name, "interaction.csv", &out.interactions);
     check(name, "metrics.csv", &out.metrics);
@@ -187,7 +198,8 @@ fn golden_mock_llm_record_and_replay() {
     let ports = [(mock.base.as_str(), "<mock>")];
     let dir = tempfile::tempdir().unwrap();
     let out = run(cfg.clone(), dir.path());
-    let manifest = serde_json::to_string_pretty(&out.manifest).unwrap() + "\n";
+    let manifest =
+        serde_json::to_string_pretty(&without_run_id(out.manifest.clone())).unwrap() + "\n";
     check("mock-llm", "messages.jsonl", &out.messages);
     check("mock-llm", "interaction.csv", &out.interactions);
     check("mock-llm", "metrics.csv", &out.metrics);

@@ -1094,7 +1094,11 @@ fn a_run_that_fails_to_start_leaves_the_previous_transcript_alone() {
     bad.temperature = 0.0;
     bad.llm_options.response_cache = true;
     bad.llm_options.response_cache_path = Some(blocker.join("cache.jsonl"));
-    let err = recagent::sim::Sim::new(bad, paths(dir.path()))
+    // Told to overwrite the earlier run, so the start gets as far as the backend.
+    let err = recagent::sim::SimBuilder::new(bad)
+        .outputs(paths(dir.path()))
+        .overwrite(true)
+        .build()
         .err()
         .expect("the cache path is unusable");
     assert!(err.to_string().contains("response cache"), "{err}");

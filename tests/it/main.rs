@@ -17,6 +17,7 @@ mod llm_parse_corpus;
 mod loaders;
 mod memory;
 mod metrics;
+mod outputs;
 mod recommender_eval;
 mod report;
 mod run_shared;

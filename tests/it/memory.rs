@@ -77,7 +77,7 @@ fn hnsw_recall_at_10_against_brute_force_and_exact_title_first() {
         .map(|i| e.embed(&item_text(&cat, i)))
         .collect();
     // The process-wide memo: the simulations in this test binary reuse this graph.
-    let ix = ItemIndex::shared(&cat, Arc::new(e), &[]).unwrap();
+    let ix = ItemIndex::shared(&cat, Arc::new(e), &Default::default()).unwrap();
     // 200 queries: the description of every 19th item, and genre/title-word phrases.
     let queries: Vec<String> = (0..cat.len())
         .step_by(19)

@@ -160,7 +160,14 @@ fn resumed_and_branched_runs_write_the_uninterrupted_metrics() {
 fn a_stale_metrics_file_is_replaced_when_a_run_starts() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("metrics.csv"), "round\n1\n2\n").unwrap();
-    let _sim = Sim::new(demo_config(), paths(dir.path())).unwrap();
+    // A metrics file is an earlier run's: refused unless told to overwrite it.
+    let e = Sim::new(demo_config(), paths(dir.path())).err().unwrap();
+    assert!(e.to_string().contains("holds an earlier run"), "{e}");
+    let _sim = recagent::sim::SimBuilder::new(demo_config())
+        .outputs(paths(dir.path()))
+        .overwrite(true)
+        .build()
+        .unwrap();
     assert_eq!(
         read(&dir.path().join("metrics.csv")),
         COLUMNS.join(",") + "\n"

@@ -243,6 +243,32 @@ fn a_scenario_runs_its_variants_and_tabulates_the_runs_metrics() {
     assert!(stdout.contains("| Pop |"), "the table is printed: {stdout}");
     let html = std::fs::read_to_string(out.join("comparison.html")).unwrap();
     assert!(html.contains("Pop") && html.contains("Random"));
+
+    // Re-running the scenario replaces its own runs (its children run with --overwrite): the
+    // same 4 runs succeed again, as new runs.
+    let id = |dir: &std::path::Path| -> String {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        m["run_id"].as_str().unwrap().to_string()
+    };
+    let pop1 = out.join("Pop/seed-1");
+    let before = id(&pop1);
+    let o = Command::new(env!("CARGO_BIN_EXE_recagent"))
+        .args([
+            "scenario",
+            file.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("2 of 6 runs failed"), "{stderr}");
+    assert_ne!(id(&pop1), before);
 }
 
 #[test]

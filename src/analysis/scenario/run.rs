@@ -84,6 +84,8 @@ impl Scenario {
                     args.push("--set".into());
                     args.push(o.set_arg());
                 }
+                // The runs' folders are the scenario's own: re-running it replaces them.
+                args.push("--overwrite".into());
                 args.push("--quiet".into());
                 runs.push(RunSpec {
                     variant: v.name.clone(),
