@@ -298,10 +298,11 @@ impl SimConfig {
                 text,
             ),
         };
-        let mut cfg: SimConfig = serde_saphyr::from_str(text).map_err(parse_error)?;
+        let mut cfg: SimConfig =
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(parse_error)?;
         // Every top-level key with its value, for the ones the core does not own.
         let all: Option<BTreeMap<String, serde_json::Value>> =
-            serde_saphyr::from_str(text).map_err(parse_error)?;
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(parse_error)?;
         let core = core_keys();
         cfg.extra = all
             .unwrap_or_default()
@@ -536,6 +537,19 @@ impl SimConfig {
     }
 }
 
+/// The YAML reader's limits for a configuration file: a tenth of serde_saphyr's defaults
+/// (1,000,000 events, 250,000 nodes), still 100 times the largest shipped configuration's. A
+/// few hundred bytes of nested aliases (a "billion laughs") expand up to the limit before they
+/// are refused; at the defaults that took seconds.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = 100_000;
+    budget.max_nodes = 25_000;
+    let mut o = serde_saphyr::Options::default();
+    o.budget = Some(budget);
+    o
+}
+
 /// The top-level keys the core owns (the fields of [`SimConfig`]).
 pub fn core_keys() -> &'static BTreeSet<String> {
     static KEYS: OnceLock<BTreeSet<String>> = OnceLock::new();
@@ -747,6 +761,18 @@ mod tests {
             let back = c.to_json()["lr"].as_f64().unwrap();
             assert_eq!(back.to_bits(), x.to_bits(), "{x}");
         }
+    }
+
+    /// 9 levels of 9 aliases (9^9 ≈ 387 million nodes if expanded, 300 bytes of text) are
+    /// refused by the reader's node budget (25,000) instead of being expanded for seconds.
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in ('a'..'i').zip('b'..='i') {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        assert!(parse(&bomb).is_err());
     }
 
     #[test]
