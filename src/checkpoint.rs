@@ -374,6 +374,17 @@ pub fn load(path: &Path) -> Result<(Header, State), CheckpointError> {
         path: p.clone(),
         source,
     })?;
+    from_bytes(&bytes, &p)
+}
+
+/// The header line of a checkpoint's bytes (checked for format and version) and the byte
+/// offset where the compressed state starts. `origin` names the file in errors.
+///
+/// # Errors
+/// [`CheckpointError::Version`] for another format or engine version;
+/// [`CheckpointError::Corrupt`] for bytes that do not start with a checkpoint header.
+pub fn read_header(bytes: &[u8], origin: &str) -> Result<(Header, usize), CheckpointError> {
+    let p = origin.to_string();
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: p.clone(),
         reason,
@@ -409,8 +420,21 @@ pub fn load(path: &Path) -> Result<(Header, State), CheckpointError> {
     }
     let header: Header =
         serde_json::from_value(raw).map_err(|e| corrupt(format!("header: {e}")))?;
+    Ok((header, nl + 1))
+}
+
+/// As [`load`], from a checkpoint's bytes; `origin` names the file in errors.
+///
+/// # Errors
+/// As [`load`].
+pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<(Header, State), CheckpointError> {
+    let (header, start) = read_header(bytes, origin)?;
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: origin.to_string(),
+        reason,
+    };
     let mut body = Vec::new();
-    lz4_flex::frame::FrameDecoder::new(&bytes[nl + 1..])
+    lz4_flex::frame::FrameDecoder::new(&bytes[start..])
         .read_to_end(&mut body)
         .map_err(|e| corrupt(format!("body: {e}")))?;
     if hex(&sha2::Sha256::digest(&body)) != header.state_hash {

@@ -150,9 +150,19 @@ where
     }
 }
 
-/// `RECAGENT_LOG`, else `info`.
+/// `RECAGENT_LOG` (default `info`), with the item index's library (hnsw_rs and its distance
+/// crate) at `warn` unless `RECAGENT_LOG` names it: it logs about 20 INFO lines (its parameters,
+/// its dump) at every start. `RECAGENT_LOG=info,hnsw_rs=info` brings them back.
 fn env_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_env("RECAGENT_LOG").unwrap_or_else(|_| "info".into())
+    let wanted = std::env::var("RECAGENT_LOG").unwrap_or_else(|_| "info".into());
+    let directives = if wanted.contains("hnsw_rs") || wanted.contains("anndists") {
+        wanted
+    } else {
+        format!("{wanted},hnsw_rs=warn,anndists=warn")
+    };
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new("info,hnsw_rs=warn,anndists=warn"))
+        .unwrap_or_else(|_| "info".into())
 }
 
 /// Installs the logger: warnings and errors to stderr (above the progress bar) and, with

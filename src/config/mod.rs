@@ -298,10 +298,11 @@ impl SimConfig {
                 text,
             ),
         };
-        let mut cfg: SimConfig = serde_saphyr::from_str(text).map_err(parse_error)?;
+        let mut cfg: SimConfig =
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(parse_error)?;
         // Every top-level key with its value, for the ones the core does not own.
         let all: Option<BTreeMap<String, serde_json::Value>> =
-            serde_saphyr::from_str(text).map_err(parse_error)?;
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(parse_error)?;
         let core = core_keys();
         cfg.extra = all
             .unwrap_or_default()
@@ -369,7 +370,7 @@ impl SimConfig {
 
     /// The configuration as JSON: the core keys and every key of [`SimConfig::extra`].
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let mut v = json_as_written(self);
         if let Some(m) = v.as_object_mut() {
             for (k, x) in &self.extra {
                 m.insert(k.clone(), x.clone());
@@ -536,6 +537,19 @@ impl SimConfig {
     }
 }
 
+/// The YAML reader's limits for a configuration file: a tenth of serde_saphyr's defaults
+/// (1,000,000 events, 250,000 nodes), still 100 times the largest shipped configuration's. A
+/// few hundred bytes of nested aliases (a "billion laughs") expand up to the limit before they
+/// are refused; at the defaults that took seconds.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = 100_000;
+    budget.max_nodes = 25_000;
+    let mut o = serde_saphyr::Options::default();
+    o.budget = Some(budget);
+    o
+}
+
 /// The top-level keys the core owns (the fields of [`SimConfig`]).
 pub fn core_keys() -> &'static BTreeSet<String> {
     static KEYS: OnceLock<BTreeSet<String>> = OnceLock::new();
@@ -543,6 +557,19 @@ pub fn core_keys() -> &'static BTreeSet<String> {
         Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
         _ => BTreeSet::new(),
     })
+}
+
+/// `value` as JSON, each number as its own type writes it: an `f32` setting as the shortest
+/// decimal that reads back as that `f32` (`0.7`), where `serde_json::to_value` widens it to the
+/// `f64` nearest the `f32` (`0.699999988079071`). Goes through JSON text, whose writer formats
+/// `f32` and `f64` each at their own precision; serde_json's `float_roundtrip` feature makes
+/// reading that text back exact, so an `f64` setting keeps its value bit for bit. `Null` for a
+/// value that does not serialise (a map with non-string keys).
+pub fn json_as_written<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    serde_json::to_vec(value)
+        .ok()
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// What stands in for a removed secret.
@@ -714,6 +741,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("query"), "{e}");
+    }
+
+    /// `serde_json::to_value` widened `0.7f32` to `0.699999988079071` (the f64 nearest
+    /// 0.699999988079071044921875); as written it is `0.7`. An f64 setting keeps its exact bits
+    /// through the text, also for 17-digit values outside the parser's fast path (`0.1 + 0.2` =
+    /// 0.30000000000000004, 1/3, 1e23) and the extremes.
+    #[test]
+    fn f32_settings_serialise_as_written_and_f64_exactly() {
+        let c = parse("memory:\n  enhance_gate: 0.7\n  newest_bonus: 0.15\n").unwrap();
+        let v = c.to_json();
+        assert_eq!(v["memory"]["enhance_gate"].as_f64(), Some(0.7));
+        assert_eq!(v["memory"]["newest_bonus"].as_f64(), Some(0.15));
+        assert_eq!(v["memory"]["importance_gate"].as_f64(), Some(0.62));
+        assert!(!v.to_string().contains("0.699999988079071"));
+        for x in [0.1 + 0.2, 1.0 / 3.0, 1e23, 5e-324, f64::MAX, 0.001] {
+            let mut c = c.clone();
+            c.lr = x;
+            let back = c.to_json()["lr"].as_f64().unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{x}");
+        }
+    }
+
+    /// 9 levels of 9 aliases (9^9 ≈ 387 million nodes if expanded, 300 bytes of text) are
+    /// refused by the reader's node budget (25,000) instead of being expanded for seconds.
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in ('a'..'i').zip('b'..='i') {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        assert!(parse(&bomb).is_err());
     }
 
     #[test]

@@ -187,9 +187,11 @@ pub fn parse_feel(text: &str) -> Result<Feeling, ParseError> {
             for pat in ["/5", " out of 5", " stars", " star"] {
                 if let Some(p) = l.find(pat) {
                     let head = l[..p].trim_end();
+                    // The byte after the last other character (which may be multi-byte).
                     let start = head
-                        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
-                        .map_or(0, |i| i + 1);
+                        .char_indices()
+                        .rfind(|&(_, c)| !(c.is_ascii_digit() || c == '.'))
+                        .map_or(0, |(i, c)| i + c.len_utf8());
                     rating = rating.or_else(|| rating_of(&head[start..]));
                 }
             }
@@ -241,5 +243,15 @@ mod tests {
         assert!(f("MOVIE: Babe; RATING: N/A; FEELING: did not watch").is_err());
         assert!(f("MOVIE: Babe; RATING: Babe; FEELING: x").is_err());
         assert!(f("RATING: 8").is_err());
+    }
+
+    /// Found by the fuzz test (`tests/it/fuzz.rs`): a multi-byte character right before `/5`
+    /// was cut in the middle (a panic). Now: nothing before `/5` is a number, so no rating; and
+    /// `é4/5` reads the digit after the `é` (2 bytes).
+    #[test]
+    fn multibyte_character_before_out_of_five() {
+        assert!(parse_feel("é/5").is_err());
+        assert_eq!(parse_feel("é4/5").unwrap().rating, 4);
+        assert_eq!(parse_feel("très bien：3 out of 5").unwrap().rating, 3);
     }
 }

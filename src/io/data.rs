@@ -21,11 +21,14 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {
-    /// The file could not be opened or read.
-    #[error("{origin}: cannot read")]
+    /// The file could not be opened or read. A missing file's message points to the README's
+    /// "Getting started" section, which says where each data set comes from.
+    #[error("{origin}: cannot read {what}{hint}", hint = missing_hint(source))]
     Io {
         /// File path.
         origin: String,
+        /// What the file is, in the configuration's terms (`the item catalogue (item_path)`).
+        what: &'static str,
         /// The I/O error.
         source: std::io::Error,
     },
@@ -79,6 +82,21 @@ pub enum DataError {
         /// File path.
         origin: String,
     },
+}
+
+/// Where the README says to get the data sets that are not in the repository.
+pub const DATA_HINT: &str =
+    "RecAgent's and Agent4Rec's data sets are not in the repository: the README's \
+    \"Getting started\" section says where to get them and where they go (`../shared/data/` beside \
+    the checkout)";
+
+/// ` (no such file; <DATA_HINT>)` for a missing file, else nothing.
+pub fn missing_hint(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!(" (no such file; {DATA_HINT})")
+    } else {
+        String::new()
+    }
 }
 
 /// One row of RecAgent's `item.csv`.
@@ -228,26 +246,36 @@ pub enum Source<'a> {
     Path(&'a Path),
     /// Embedded text with a display name.
     Text(&'a str, &'a str),
+    /// Bytes in memory with a display name; a name ending in `.dat` is read as MovieLens `::`
+    /// lines, like a path with that extension (the entry point of the robustness tests).
+    Bytes(&'a str, &'a [u8]),
 }
 
 impl Source<'_> {
     fn origin(&self) -> String {
         match self {
             Source::Path(p) => p.display().to_string(),
-            Source::Text(name, _) => name.to_string(),
+            Source::Text(name, _) | Source::Bytes(name, _) => name.to_string(),
         }
     }
-    fn bytes(&self) -> Result<Vec<u8>, DataError> {
+    /// The content; `what` says what the file is in a read error.
+    fn bytes(&self, what: &'static str) -> Result<Vec<u8>, DataError> {
         match self {
             Source::Path(p) => std::fs::read(p).map_err(|source| DataError::Io {
                 origin: self.origin(),
+                what,
                 source,
             }),
             Source::Text(_, t) => Ok(t.as_bytes().to_vec()),
+            Source::Bytes(_, b) => Ok(b.to_vec()),
         }
     }
     fn is_dat(&self) -> bool {
-        matches!(self, Source::Path(p) if p.extension().is_some_and(|e| e == "dat"))
+        match self {
+            Source::Path(p) => p.extension().is_some_and(|e| e == "dat"),
+            Source::Bytes(name, _) => name.ends_with(".dat"),
+            Source::Text(..) => false,
+        }
     }
 }
 
@@ -263,6 +291,65 @@ fn header_of(origin: &str, rdr: &mut csv::Reader<&[u8]>) -> Result<Vec<String>, 
     Ok(h.iter()
         .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
         .collect())
+}
+
+/// Where a quoted field opens that never closes, as `(1-based line, 0-based field)`, if any.
+///
+/// The csv reader takes everything up to the end of the file into such a field (the rest of the
+/// file silently becomes one value), so the loaders look for it first. Follows the reader's
+/// grammar: a `"` opens a quoted field only at the start of a field; inside, `""` is a quote and
+/// a lone `"` closes it; records end at `\n`, `\r` or `\r\n`.
+fn unterminated_quote(bytes: &[u8]) -> Option<(u64, usize)> {
+    let (mut line, mut field, mut at_start) = (1u64, 0usize, true);
+    let mut open: Option<(u64, usize)> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if open.is_some() {
+            match b {
+                b'"' if bytes.get(i + 1) == Some(&b'"') => i += 1,
+                b'"' => {
+                    open = None;
+                    at_start = false;
+                }
+                b'\n' => line += 1,
+                _ => {}
+            }
+        } else {
+            match b {
+                b',' => {
+                    field += 1;
+                    at_start = true;
+                }
+                b'\n' | b'\r' => {
+                    line += u64::from(b == b'\n');
+                    field = 0;
+                    at_start = true;
+                }
+                b'"' if at_start => open = Some((line, field)),
+                _ => at_start = false,
+            }
+        }
+        i += 1;
+    }
+    open
+}
+
+/// [`DataError::Row`] for a quoted field that is never closed (see [`unterminated_quote`]),
+/// naming its line and, past the header, its column.
+fn check_quotes(origin: &str, bytes: &[u8], headers: &[String]) -> Result<(), DataError> {
+    match unterminated_quote(bytes) {
+        None => Ok(()),
+        Some((line, field)) => Err(DataError::Row {
+            origin: origin.to_string(),
+            line,
+            column: (line > 1).then(|| headers.get(field).cloned()).flatten(),
+            message: "unterminated quote: the `\"` that opens this field is never closed (a \
+                      field holding a comma, a quote or a line break is written in double \
+                      quotes, with each quote inside it doubled: `\"\"`)"
+                .into(),
+        }),
+    }
 }
 
 fn csv_error(origin: &str, headers: &[String], e: csv::Error) -> DataError {
@@ -392,11 +479,12 @@ pub fn decode_latin1_or_utf8(bytes: Vec<u8>) -> String {
 
 fn dat_lines(
     src: Source<'_>,
+    what: &'static str,
     fields: usize,
     names: &[&str],
 ) -> Result<Vec<(u64, Vec<String>)>, DataError> {
     let origin = src.origin();
-    let text = decode_latin1_or_utf8(src.bytes()?);
+    let text = decode_latin1_or_utf8(src.bytes(what)?);
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
         let line = i as u64 + 1;
@@ -438,6 +526,10 @@ where
         .map_err(|e| row_err(origin, line, col, format!("{v:?}: {e}")))
 }
 
+const ITEMS: &str = "the item catalogue (`item_path`)";
+const USERS: &str = "the user file (`user_path`)";
+const EDGES: &str = "the social graph (`relationship_path`)";
+
 /// Loads a catalogue: RecAgent `item.csv`, or MovieLens `movies.dat` (by extension).
 ///
 /// # Errors
@@ -452,7 +544,7 @@ pub fn load_items(src: Source<'_>) -> Result<Vec<ItemRecord>, DataError> {
             .collect()
     };
     let items: Vec<(u64, ItemRecord)> = if src.is_dat() {
-        dat_lines(src, 3, &["MovieID", "Title", "Genres"])?
+        dat_lines(src, ITEMS, 3, &["MovieID", "Title", "Genres"])?
             .into_iter()
             .map(|(line, p)| {
                 Ok((
@@ -467,9 +559,10 @@ pub fn load_items(src: Source<'_>) -> Result<Vec<ItemRecord>, DataError> {
             })
             .collect::<Result<_, DataError>>()?
     } else {
-        let bytes = src.bytes()?;
+        let bytes = src.bytes(ITEMS)?;
         let mut rdr = reader(&bytes);
         let headers = header_of(&origin, &mut rdr)?;
+        check_quotes(&origin, &bytes, &headers)?;
         if headers != ["id", "title", "genre", "description"] {
             return Err(DataError::Schema {
                 origin,
@@ -542,6 +635,7 @@ pub fn load_users(src: Source<'_>) -> Result<Vec<UserRecord>, DataError> {
     let users: Vec<(u64, UserRecord)> = if src.is_dat() {
         dat_lines(
             src,
+            USERS,
             5,
             &["UserID", "Gender", "Age", "Occupation", "Zip-code"],
         )?
@@ -574,9 +668,10 @@ pub fn load_users(src: Source<'_>) -> Result<Vec<UserRecord>, DataError> {
         })
         .collect::<Result<_, DataError>>()?
     } else {
-        let bytes = src.bytes()?;
+        let bytes = src.bytes(USERS)?;
         let mut rdr = reader(&bytes);
         let headers = header_of(&origin, &mut rdr)?;
+        check_quotes(&origin, &bytes, &headers)?;
         let h: Vec<&str> = headers.iter().map(String::as_str).collect();
         match h.as_slice() {
             ["id", "name", "gender", "age", "traits", "status", "interest", "feature"] => {
@@ -656,9 +751,10 @@ pub fn load_relationships(
     users: &[UserRecord],
 ) -> Result<Vec<EdgeRecord>, DataError> {
     let origin = src.origin();
-    let bytes = src.bytes()?;
+    let bytes = src.bytes(EDGES)?;
     let mut rdr = reader(&bytes);
     let headers = header_of(&origin, &mut rdr)?;
+    check_quotes(&origin, &bytes, &headers)?;
     let h: Vec<&str> = headers.iter().map(String::as_str).collect();
     let ids: std::collections::BTreeSet<u32> = users.iter().map(|u| u.id).collect();
     let mut out = Vec::new();
@@ -748,26 +844,31 @@ pub fn load_relationships(
 /// [`DataError::Row`] for a malformed line or a rating outside 1..=5.
 pub fn load_ml_ratings(src: Source<'_>) -> Result<Vec<RatingRecord>, DataError> {
     let origin = src.origin();
-    dat_lines(src, 4, &["UserID", "MovieID", "Rating", "Timestamp"])?
-        .into_iter()
-        .map(|(line, p)| {
-            let rating: u8 = parse_field(&origin, line, "Rating", &p[2])?;
-            if !(1..=5).contains(&rating) {
-                return Err(row_err(
-                    &origin,
-                    line,
-                    "Rating",
-                    format!("{rating} is outside 1..=5"),
-                ));
-            }
-            Ok(RatingRecord {
-                user: parse_field(&origin, line, "UserID", &p[0])?,
-                item: parse_field(&origin, line, "MovieID", &p[1])?,
-                rating,
-                timestamp: parse_field(&origin, line, "Timestamp", &p[3])?,
-            })
+    dat_lines(
+        src,
+        "the MovieLens ratings file",
+        4,
+        &["UserID", "MovieID", "Rating", "Timestamp"],
+    )?
+    .into_iter()
+    .map(|(line, p)| {
+        let rating: u8 = parse_field(&origin, line, "Rating", &p[2])?;
+        if !(1..=5).contains(&rating) {
+            return Err(row_err(
+                &origin,
+                line,
+                "Rating",
+                format!("{rating} is outside 1..=5"),
+            ));
+        }
+        Ok(RatingRecord {
+            user: parse_field(&origin, line, "UserID", &p[0])?,
+            item: parse_field(&origin, line, "MovieID", &p[1])?,
+            rating,
+            timestamp: parse_field(&origin, line, "Timestamp", &p[3])?,
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// Reads a whole reader into a string (helper for embedded sources).
@@ -786,5 +887,28 @@ pub(crate) fn shared_or_demo_items_path() -> std::path::PathBuf {
         shared
     } else {
         root.join("data/item.csv")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unterminated_quote;
+
+    /// By hand, `(line, field)` of the quote that never closes: a quote opens a field only at
+    /// its start; `""` inside is a quote; CRLF and a lone CR end records, only `\n` counts lines.
+    #[test]
+    fn unterminated_quote_follows_the_csv_grammar() {
+        assert_eq!(unterminated_quote(b"a,b\n1,\"x\n2,y\n"), Some((2, 1)));
+        assert_eq!(unterminated_quote(b"a,b\n1,\"x\ny\",2\n"), None);
+        assert_eq!(unterminated_quote(b"a,b\n1,\"say \"\"hi\"\"\"\n"), None);
+        assert_eq!(
+            unterminated_quote(b"a,b\n1,\"say \"\"hi\"\"\n"),
+            Some((2, 1))
+        );
+        assert_eq!(unterminated_quote(b"a,b\n1,5\"10\n"), None);
+        assert_eq!(unterminated_quote(b"a,b\r\n1,2\r\n\"3,4\r\n"), Some((3, 0)));
+        assert_eq!(unterminated_quote(b"a,b\r\"1,2"), Some((1, 0)));
+        assert_eq!(unterminated_quote(b"\""), Some((1, 0)));
+        assert_eq!(unterminated_quote(b""), None);
     }
 }

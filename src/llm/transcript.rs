@@ -420,8 +420,20 @@ pub fn load(
         path: path.display().to_string(),
         error: source,
     })?;
+    load_bytes(path, &bytes, kinds)
+}
+
+/// As [`load`], from the transcript's bytes; `path` names it in errors and warnings.
+///
+/// # Errors
+/// [`TranscriptError::Line`] naming the file and line.
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    kinds: &DecisionKinds,
+) -> Result<BTreeMap<(RequestKey, u32), Entry>, TranscriptError> {
     let mut map = BTreeMap::new();
-    for line in entries(path, &bytes, kinds) {
+    for line in entries(path, bytes, kinds) {
         let (_, _, line) = line.map_err(|(line, message)| TranscriptError::Line {
             path: path.display().to_string(),
             line,

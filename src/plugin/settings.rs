@@ -125,8 +125,7 @@ impl SettingsRegistry {
             fixed: S::FIXED,
             to_json: |w| {
                 w.get_resource::<S>()
-                    .and_then(|s| serde_json::to_value(s).ok())
-                    .unwrap_or(serde_json::Value::Null)
+                    .map_or(serde_json::Value::Null, crate::config::json_as_written)
             },
         });
     }

@@ -17,7 +17,7 @@ use crate::rng::{stream_rng, Stream};
 #[derive(Debug, thiserror::Error)]
 pub enum RecDataError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {error}")]
+    #[error("{path}: cannot read{hint}: {error}", hint = crate::io::data::missing_hint(error))]
     Io {
         /// The file.
         path: String,

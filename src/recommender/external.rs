@@ -79,12 +79,48 @@ impl External {
     }
 
     fn ask(&self, req: &SlateRequest) -> Result<SlateReply, ureq::Error> {
-        self.agent
+        let body = self
+            .agent
             .post(&self.url)
             .send_json(req)?
             .body_mut()
-            .read_json::<SlateReply>()
+            .read_to_vec()?;
+        parse_reply(&body).map_err(ureq::Error::Json)
     }
+}
+
+/// Parses a reply body (`{"items": [...], "scores": [...]}`, see the module docs).
+///
+/// # Errors
+/// The JSON error for a body that is not such an object (ids must be integers in
+/// `0..=4294967295`, scores numbers).
+pub fn parse_reply(body: &[u8]) -> Result<SlateReply, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+/// The slate of at most `k` items that `reply` gives for a catalogue of `n_items` items, and the
+/// number of entries dropped as invalid (out of range, excluded or repeated); an item without a
+/// score gets 0. Stops reading at the `k`-th kept item.
+pub fn slate_from_reply(
+    reply: &SlateReply,
+    k: usize,
+    n_items: usize,
+    exclude: &dyn Fn(u32) -> bool,
+) -> (Slate, u64) {
+    let mut s = Slate::default();
+    let mut dropped = 0;
+    for (n, &i) in reply.items.iter().enumerate() {
+        if s.items.len() == k {
+            break;
+        }
+        if (i as usize) >= n_items || exclude(i) || s.items.contains(&i) {
+            dropped += 1;
+            continue;
+        }
+        s.items.push(i);
+        s.scores.push(reply.scores.get(n).copied().unwrap_or(0.0));
+    }
+    (s, dropped)
 }
 
 impl Recommender for External {
@@ -113,18 +149,8 @@ impl Recommender for External {
         };
         match self.ask(&req) {
             Ok(reply) => {
-                let mut s = Slate::default();
-                for (n, &i) in reply.items.iter().enumerate() {
-                    if s.items.len() == k {
-                        break;
-                    }
-                    if (i as usize) >= self.n_items || exclude(i) || s.items.contains(&i) {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    s.items.push(i);
-                    s.scores.push(reply.scores.get(n).copied().unwrap_or(0.0));
-                }
+                let (s, dropped) = slate_from_reply(&reply, k, self.n_items, exclude);
+                self.dropped.fetch_add(dropped, Ordering::Relaxed);
                 s
             }
             Err(e) => {

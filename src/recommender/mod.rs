@@ -19,14 +19,14 @@ pub mod train;
 mod warm;
 
 pub use content::Content;
-pub use external::{External, SlateReply, SlateRequest};
+pub use external::{parse_reply, slate_from_reply, External, SlateReply, SlateRequest};
 pub use itemknn::{cosine_neighbours, ItemKnn, DEFAULT_NEIGHBOURS};
 pub use lightgcn::{LightGcn, NormAdj, LIGHTGCN_DEFAULT_REG};
 pub use mf::{Mf, MF_DEFAULT_REG};
 pub use popularity::Popularity;
 pub use random::RandomRec;
 pub use train::TrainParams;
-pub use warm::{load_initial, map_initial, WarmReport, WarmStart};
+pub use warm::{load_initial, map_initial, parse_initial, WarmReport, WarmStart};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;

@@ -30,9 +30,19 @@ pub fn load_initial(path: &Path) -> Result<Vec<RawInteraction>, RecDataError> {
         path: origin.clone(),
         error: source,
     })?;
+    parse_initial(&text, &origin)
+}
+
+/// Parses the text of an initial interaction file (see [`load_initial`]); `origin` names it in
+/// errors.
+///
+/// # Errors
+/// [`RecDataError::Parse`] naming the line and token.
+pub fn parse_initial(text: &str, origin: &str) -> Result<Vec<RawInteraction>, RecDataError> {
+    let origin = origin.to_string();
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     if !first.contains("::") {
-        let lists = parse_implicit(&text, &origin)?;
+        let lists = parse_implicit(text, &origin)?;
         return Ok(lists
             .into_iter()
             .flat_map(|(u, l)| l.into_iter().map(move |i| (u, i, 0)))

@@ -66,6 +66,10 @@ fn hash_source(h: &mut sha2::Sha256, src: Source<'_>) {
             h.update((t.len() as u64).to_le_bytes());
             h.update(t.as_bytes());
         }
+        Source::Bytes(_, b) => {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        }
     }
 }
 

@@ -217,3 +217,58 @@ fn relationship_to_unknown_user_is_an_error() {
     assert!(s.contains("closeness") && s.contains("[0, 1]"), "{s}");
     let _ = Path::new("");
 }
+
+/// An unterminated quote used to swallow the rest of the file into one field (here item 0's
+/// description would have been `d\n1,B,Drama,e\n` and item 1 lost). Now it is an error naming
+/// the file, the line where the quote opens and its column; a quote that opens a field on line
+/// 3 after a correctly quoted, doubled quote on line 2 is found on line 3.
+#[test]
+fn unterminated_csv_quote_names_file_line_and_column() {
+    let (_d, p) = tmp(
+        "item.csv",
+        b"id,title,genre,description\n0,A,Drama,\"d\n1,B,Drama,e\n",
+    );
+    let e = load_items(Source::Path(&p)).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(&e, DataError::Row { line: 2, column: Some(c), .. } if c == "description"),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with(&format!(
+            "{}: line 2, column `description`: unterminated quote",
+            p.display()
+        )),
+        "{msg}"
+    );
+    let text = "id,name,gender,age,traits,status,interest,feature\n\
+        0,Ann,female,30,\"calm, \"\"kind\"\"\",Nurse,films,Watcher\n\
+        1,Bob,male,40,\"open,Clerk,films,Critic\n";
+    let e = load_users(Source::Text("users.csv", text))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("users.csv: line 3, column `traits`: unterminated quote"),
+        "{e}"
+    );
+    let e = load_relationships(
+        Source::Text(
+            "relationship.csv",
+            "user_1,user_2,relationship,closeness\n0,1,\"friend,0.5\n",
+        ),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("relationship.csv: line 2, column `relationship`: unterminated quote"),
+        "{e}"
+    );
+    // A quote inside an unquoted field is text, as the csv reader reads it: no error.
+    let ok = load_items(Source::Text(
+        "item.csv",
+        "id,title,genre,description\n0,A 5\"10,Drama,d\n",
+    ))
+    .unwrap();
+    assert_eq!(ok[0].title, "A 5\"10");
+}
