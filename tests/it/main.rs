@@ -13,6 +13,7 @@ mod golden;
 mod llm_bridge;
 mod llm_mock;
 mod llm_parse_corpus;
+mod llm_structured;
 mod loaders;
 mod memory;
 mod metrics;
