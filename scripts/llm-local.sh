@@ -64,7 +64,8 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 u = m["llm_usage"]
 wall = float(sys.argv[3]) - float(sys.argv[2])
-req = sum(m["behaviour_requests"]); fb = sum(m["behaviour_fallbacks"])
+# Per-kind counters are objects keyed by decision kind.
+req = sum(m["behaviour_requests"].values()); fb = sum(m["behaviour_fallbacks"].values())
 tok = u["total"]["prompt_tokens"] + u["total"]["completion_tokens"]
 print(f"wall {wall:.1f} s; calls {u['calls']} (failed {u['failed_calls']}); requests {req}")
 print(f"answers/s {u['calls']/wall:.2f}; tokens/s {tok/wall:.1f} "

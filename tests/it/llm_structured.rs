@@ -132,7 +132,8 @@ fn json_schema_mode_sends_each_kinds_schema_and_conforming_answers_parse_at_firs
     assert!(u["calls"].as_u64().unwrap() > 50, "{u}");
     assert_eq!(u["parse_failures"], 0, "{u}");
     assert_eq!(u["corrective_retries"], 0);
-    assert_eq!(r.manifest["behaviour_fallbacks"], json!({}));
+    let fallbacks = r.manifest["behaviour_fallbacks"].as_object().unwrap();
+    assert!(fallbacks.values().all(|v| v == 0), "{fallbacks:?}");
     assert!(
         r.stats["watches"] > 0 && r.stats["ratings"] > 0,
         "{:?}",
@@ -353,4 +354,70 @@ fn redacted_endpoints_drop_credentials_and_query_strings() {
         redacted_endpoint("http://h/v1#frag"),
         "http://h/v1?<redacted>"
     );
+}
+
+#[test]
+fn per_kind_counters_are_objects_keyed_by_every_registered_kind() {
+    // Every page decision's call is refused (400, not retried): each page request falls back
+    // (leave), so fallbacks.page = requests.page; every other kind gets an answer it parses
+    // (importance a score, the rest `sensible_answer`), so 0 fallbacks.
+    let mock = Mock::start(|b, _| {
+        let p = first_prompt(b);
+        if p.contains("[BUY]::") {
+            Step::Status(400, None)
+        } else if p.starts_with("On a scale of 1 to 10") {
+            Step::Answer("7".into())
+        } else {
+            Step::Answer(sensible_answer(b))
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(e2e(&mock.base, StructuredOutput::Off, 8, 2), dir.path());
+    let kinds: Vec<String> = {
+        let mut k: Vec<String> = DecisionKinds::builtin()
+            .iter()
+            .map(|k| k.kind.to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    for field in ["behaviour_requests", "behaviour_fallbacks"] {
+        let m = r.manifest[field].as_object().unwrap();
+        // Sorted by name, every built-in kind present (serde_json keeps the written order).
+        let keys: Vec<String> = m.keys().cloned().collect();
+        assert_eq!(keys, kinds, "{field}");
+    }
+    let (req, fb) = (
+        &r.manifest["behaviour_requests"],
+        &r.manifest["behaviour_fallbacks"],
+    );
+    assert!(req["page"].as_u64().unwrap() > 0, "{req}");
+    assert_eq!(fb["page"], req["page"]);
+    for k in kinds.iter().filter(|k| *k != "page") {
+        assert_eq!(fb[k.as_str()], 0, "{k}");
+    }
+    // Kinds never asked in this run are labelled with 0 (reflections need more rounds).
+    assert_eq!(req["reflect_insights"], 0);
+    // The manifest's text lists them in that order too.
+    let text = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    let at = |k: &str| text.find(&format!("\"{k}\": ")).unwrap();
+    assert!(at("chat") < at("compress") && at("compress") < at("feel"));
+}
+
+#[test]
+fn structured_output_is_read_from_yaml_by_name() {
+    let parse = |v: &str| {
+        SimConfig::from_yaml(
+            &format!("llm_options:\n  structured_output: {v}\n"),
+            "t.yaml",
+            std::path::PathBuf::from("/"),
+        )
+        .map(|c| c.llm_options.structured_output)
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(parse("off"), Ok(StructuredOutput::Off));
+    assert_eq!(parse("json_schema"), Ok(StructuredOutput::JsonSchema));
+    assert_eq!(parse("grammar"), Ok(StructuredOutput::Grammar));
+    let e = parse("jsonschema").unwrap_err();
+    assert!(e.contains("structured_output"), "{e}");
 }
