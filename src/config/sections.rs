@@ -77,6 +77,9 @@ pub enum StructuredOutput {
     /// OpenAI-style `response_format: {type: json_schema, json_schema: {name, schema, strict}}`
     /// (OpenAI, vLLM, Ollama, llama.cpp's `llama-server`).
     JsonSchema,
+    /// `response_format: {type: json_object, schema}`, the form llama-cpp-python's server takes
+    /// on `/chat/completions` (it refuses `json_schema`); `llama-server` takes it too.
+    JsonObject,
     /// A GBNF grammar derived from the schema, in the body's `grammar` field (llama.cpp's
     /// servers, `llama-server` and llama-cpp-python).
     Grammar,
@@ -88,6 +91,7 @@ impl StructuredOutput {
         match self {
             StructuredOutput::Off => "off",
             StructuredOutput::JsonSchema => "json_schema",
+            StructuredOutput::JsonObject => "json_object",
             StructuredOutput::Grammar => "grammar",
         }
     }
@@ -141,8 +145,8 @@ pub struct LlmOptions {
     pub price_prompt_per_mtok: f64,
     /// Price per million completion tokens; >= 0.
     pub price_completion_per_mtok: f64,
-    /// Constrain answers to each decision kind's JSON shape: `off` (default), `json_schema` or
-    /// `grammar` ([`StructuredOutput`]). Part of every request's hash, so a replay or the
+    /// Constrain answers to each decision kind's JSON shape: `off` (default), `json_schema`,
+    /// `json_object` or `grammar` ([`StructuredOutput`]). Part of every request's hash, so a replay or the
     /// response cache never mixes answers given under different settings.
     pub structured_output: StructuredOutput,
 }

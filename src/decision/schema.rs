@@ -42,15 +42,19 @@ impl Constraint {
         )
     }
 
-    /// The `response_format` field of an OpenAI-style request body (`json_schema` mode), else
-    /// `None`.
+    /// The `response_format` field of the request body: OpenAI's form in `json_schema` mode,
+    /// `{type: json_object, schema}` in `json_object` mode, else `None`.
     pub fn response_format(&self) -> Option<Value> {
-        (self.mode == StructuredOutput::JsonSchema).then(|| {
-            json!({
+        match self.mode {
+            StructuredOutput::JsonSchema => Some(json!({
                 "type": "json_schema",
                 "json_schema": {"name": self.name, "schema": self.schema, "strict": true}
-            })
-        })
+            })),
+            StructuredOutput::JsonObject => {
+                Some(json!({"type": "json_object", "schema": self.schema}))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -536,6 +540,13 @@ mod tests {
             ..c
         };
         assert_eq!(g.response_format(), None);
+        let o = Constraint {
+            mode: StructuredOutput::JsonObject,
+            ..g.clone()
+        };
+        let rf = o.response_format().unwrap();
+        assert_eq!(rf["type"], "json_object");
+        assert_eq!(rf["schema"], o.schema);
         assert_eq!(
             g.instruction(),
             "Write that answer as one JSON object instead, exactly in this form: {\"action\": \"A\"}"

@@ -147,8 +147,12 @@ fn json_schema_mode_sends_each_kinds_schema_and_conforming_answers_parse_at_firs
 }
 
 #[test]
-fn grammar_mode_sends_the_kinds_grammar_and_off_sends_neither() {
-    for mode in [StructuredOutput::Grammar, StructuredOutput::Off] {
+fn grammar_mode_sends_the_kinds_grammar_json_object_its_schema_and_off_neither() {
+    for mode in [
+        StructuredOutput::Grammar,
+        StructuredOutput::Off,
+        StructuredOutput::JsonObject,
+    ] {
         // Tag answers: the tolerant parser still reads them in every mode.
         let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
         let dir = tempfile::tempdir().unwrap();
@@ -156,15 +160,28 @@ fn grammar_mode_sends_the_kinds_grammar_and_off_sends_neither() {
         let top_grammar = Top::answer_grammar(&()).unwrap();
         let mut tops = 0;
         for b in bodies(&mock) {
-            assert!(b.get("response_format").is_none(), "{mode:?}: {b}");
             let p = first_prompt(&b);
             let asks_json = p.contains("Write that answer as one JSON object instead");
             match mode {
                 StructuredOutput::Off => {
                     assert!(b.get("grammar").is_none(), "{b}");
+                    assert!(b.get("response_format").is_none(), "{b}");
                     assert!(!asks_json, "{p}");
                 }
+                StructuredOutput::JsonObject => {
+                    // llama-cpp-python's form: the schema beside `type: json_object`.
+                    assert!(b.get("grammar").is_none(), "{b}");
+                    let rf = &b["response_format"];
+                    assert_eq!(rf["type"], "json_object", "{b}");
+                    assert_eq!(rf["schema"]["type"], "object", "{b}");
+                    assert!(asks_json, "{p}");
+                    if p.contains("[RECOMMENDER]::") {
+                        assert_eq!(rf["schema"], Top::answer_schema(&()).unwrap());
+                        tops += 1;
+                    }
+                }
                 _ => {
+                    assert!(b.get("response_format").is_none(), "{mode:?}: {b}");
                     let g = b["grammar"].as_str().unwrap();
                     assert!(g.starts_with("root ::= "), "{g}");
                     assert!(asks_json, "{p}");
@@ -176,8 +193,8 @@ fn grammar_mode_sends_the_kinds_grammar_and_off_sends_neither() {
             }
         }
         assert!(r.manifest["llm_usage"]["calls"].as_u64().unwrap() > 20);
-        if mode == StructuredOutput::Grammar {
-            assert!(tops >= 6, "{tops} top-level requests");
+        if mode != StructuredOutput::Off {
+            assert!(tops >= 6, "{mode:?}: {tops} top-level requests");
         }
         assert_eq!(
             r.manifest["config"]["llm_options"]["structured_output"],
@@ -418,6 +435,7 @@ fn structured_output_is_read_from_yaml_by_name() {
     assert_eq!(parse("off"), Ok(StructuredOutput::Off));
     assert_eq!(parse("json_schema"), Ok(StructuredOutput::JsonSchema));
     assert_eq!(parse("grammar"), Ok(StructuredOutput::Grammar));
+    assert_eq!(parse("json_object"), Ok(StructuredOutput::JsonObject));
     let e = parse("jsonschema").unwrap_err();
     assert!(e.contains("structured_output"), "{e}");
 }
