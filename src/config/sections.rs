@@ -64,6 +64,39 @@ pub enum Protocol {
     Completions,
 }
 
+/// `llm_options.structured_output`: whether requests constrain the answer's shape (each
+/// decision kind's JSON schema, [`crate::decision::Decision::answer_schema`]). The tolerant
+/// parser reads the answer either way; an answer that still does not parse gets the corrective
+/// retry and, after it, the fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredOutput {
+    /// No constraint: the prompts' tag formats, read by the tolerant parser.
+    #[default]
+    Off,
+    /// OpenAI-style `response_format: {type: json_schema, json_schema: {name, schema, strict}}`
+    /// (OpenAI, vLLM, Ollama, llama.cpp's `llama-server`).
+    JsonSchema,
+    /// `response_format: {type: json_object, schema}`, the form llama-cpp-python's server takes
+    /// on `/chat/completions` (it refuses `json_schema`); `llama-server` takes it too.
+    JsonObject,
+    /// A GBNF grammar derived from the schema, in the body's `grammar` field (llama.cpp's
+    /// servers, `llama-server` and llama-cpp-python).
+    Grammar,
+}
+
+impl StructuredOutput {
+    /// The name as written in the configuration (`off`, `json_schema`, `grammar`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StructuredOutput::Off => "off",
+            StructuredOutput::JsonSchema => "json_schema",
+            StructuredOutput::JsonObject => "json_object",
+            StructuredOutput::Grammar => "grammar",
+        }
+    }
+}
+
 /// Settings of the `llm` and `replay` backends (config section `llm_options:`). The model
 /// (`llm`), `api_bases`, `api_keys`, `temperature`, `max_token` and `max_retries` are RecAgent's
 /// top-level keys.
@@ -112,6 +145,10 @@ pub struct LlmOptions {
     pub price_prompt_per_mtok: f64,
     /// Price per million completion tokens; >= 0.
     pub price_completion_per_mtok: f64,
+    /// Constrain answers to each decision kind's JSON shape: `off` (default), `json_schema`,
+    /// `json_object` or `grammar` ([`StructuredOutput`]). Part of every request's hash, so a replay or the
+    /// response cache never mixes answers given under different settings.
+    pub structured_output: StructuredOutput,
 }
 
 impl Default for LlmOptions {
@@ -134,6 +171,7 @@ impl Default for LlmOptions {
             response_cache_path: None,
             price_prompt_per_mtok: 0.0,
             price_completion_per_mtok: 0.0,
+            structured_output: StructuredOutput::Off,
         }
     }
 }

@@ -16,7 +16,9 @@ use rayon::prelude::*;
 use super::offline::{Offline, OfflineParams};
 use super::parse::{clean, ParseError};
 use super::prompt::{Prompts, Rendered};
+use super::schema::Constraint;
 use super::{Context, Decision, Phase, Request, RequestKey};
+use crate::config::StructuredOutput;
 
 /// A failed request (the caller falls back and counts it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +59,10 @@ pub trait Batch: Sync {
     /// # Errors
     /// [`ParseError`] for an empty, unparseable or ill-fitting answer (nothing is kept).
     fn accept(&self, i: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError>;
+    /// The constraint on request `i`'s answer under `mode` (rendered before): the kind's
+    /// schema, and in `grammar` mode its grammar; `None` when `mode` is off, the kind gives no
+    /// schema, or request `i` was not rendered.
+    fn constraint(&self, i: usize, mode: StructuredOutput) -> Option<Constraint>;
     /// Records that request `i` failed (kept unless it has an answer already).
     fn fail(&self, i: usize, why: BackendError);
     /// True when request `i` has an answer or a failure.
@@ -166,6 +172,23 @@ impl<D: Decision> Batch for DecisionBatch<'_, '_, D> {
         }
         self.set(i, Ok(a));
         Ok(())
+    }
+    fn constraint(&self, i: usize, mode: StructuredOutput) -> Option<Constraint> {
+        if mode == StructuredOutput::Off {
+            return None;
+        }
+        let spec = self.specs.get().and_then(|s| s[i].get())?;
+        let schema = D::answer_schema(spec)?;
+        let grammar = match mode {
+            StructuredOutput::Grammar => Some(D::answer_grammar(spec)?),
+            _ => None,
+        };
+        Some(Constraint {
+            mode,
+            name: D::KIND,
+            schema,
+            grammar,
+        })
     }
     fn fail(&self, i: usize, why: BackendError) {
         self.set(i, Err(why));

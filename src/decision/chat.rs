@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::offline::{first_name, opinion, rating_of, Offline};
-use super::parse::{mentions, one_line, strip_line, ParseError};
-use super::{AgentView, Decision, Phase, PromptVars, Request};
+use super::parse::{json_object, mentions, one_line, strip_line, ParseError};
+use super::{schema, AgentView, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::ids::{ItemId, UserId};
 
@@ -100,6 +100,22 @@ impl Decision for Chat {
 
     fn parse(spec: &ChatSpec, text: &str, catalog: &Catalog) -> Result<Vec<Utterance>, ParseError> {
         parse_chat(text, &spec.me, &spec.partner, spec.max_turns, catalog)
+    }
+
+    /// `{"dialogue": [{"speaker": name, "text": text}, ...]}` with 1 to `max_turns` lines,
+    /// each spoken by one of the two agents.
+    fn answer_schema(spec: &ChatSpec) -> Option<serde_json::Value> {
+        let line = schema::object(&[
+            (
+                "speaker",
+                schema::one_of(&[spec.me.1.as_str(), spec.partner.1.as_str()]),
+            ),
+            ("text", schema::text("what the speaker says")),
+        ]);
+        Some(schema::object(&[(
+            "dialogue",
+            schema::array(line, 1, spec.max_turns.max(1)),
+        )]))
     }
 }
 
@@ -216,6 +232,22 @@ pub fn parse_chat(
     catalog: &Catalog,
 ) -> Result<Vec<Utterance>, ParseError> {
     let mut lines = Vec::new();
+    // The structured form (`answer_schema`): the same lines as `[Name]: text`.
+    let from_json: Option<String> = json_object(text).and_then(|m| {
+        let d = ["dialogue", "conversation", "lines"]
+            .iter()
+            .find_map(|k| m.get(*k)?.as_array())?;
+        let lines: Vec<String> = d
+            .iter()
+            .filter_map(|l| {
+                let who = l.get("speaker").or_else(|| l.get("name"))?.as_str()?;
+                let said = l.get("text").or_else(|| l.get("says"))?.as_str()?;
+                Some(format!("[{}]: {}", who.trim_matches(['[', ']']), said))
+            })
+            .collect();
+        Some(lines.join("\n"))
+    });
+    let text = from_json.as_deref().unwrap_or(text);
     for raw in text.lines() {
         let l = strip_line(raw);
         if l.is_empty() {

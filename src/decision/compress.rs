@@ -8,7 +8,7 @@
 
 use super::offline::Offline;
 use super::parse::{sentence, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 
 /// The phase of every memory request (code 6).
@@ -51,6 +51,14 @@ impl Decision for Compress {
 
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<String, ParseError> {
         sentence(text)
+    }
+
+    /// `{"sentence": text}`.
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[(
+            "sentence",
+            schema::text("one sentence"),
+        )]))
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::offline::{affinity, idiosyncrasy, normal, Offline};
 use super::parse::{field, json_object, json_str, one_line, strip_line, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::domain::FeatureSet;
 use crate::ids::ItemId;
@@ -89,6 +89,14 @@ impl Decision for Feel {
 
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<Feeling, ParseError> {
         parse_feel(text)
+    }
+
+    /// `{"rating": 1..=5, "feeling": text}`, the prompt's `RATING` and `FEELING`.
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[
+            ("rating", schema::integer(1, 5)),
+            ("feeling", schema::text("one first-person sentence")),
+        ]))
     }
 }
 

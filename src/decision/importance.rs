@@ -9,7 +9,7 @@
 use super::compress::REMEMBER;
 use super::offline::Offline;
 use super::parse::ParseError;
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::components::MemoryRecord;
 
@@ -53,6 +53,11 @@ impl Decision for Importance {
 
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<u8, ParseError> {
         parse_importance(text)
+    }
+
+    /// `{"importance": 1..=10}` (the first integer of the text is the score).
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[("importance", schema::integer(1, 10))]))
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::compress::REMEMBER;
 use super::offline::{first_name, liked_genre, Offline};
 use super::parse::{sentence, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 
 /// The insight on a transferred memory.
@@ -67,5 +67,10 @@ impl Decision for Insight {
 
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<String, ParseError> {
         sentence(text)
+    }
+
+    /// `{"insight": text}`.
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[("insight", schema::text("one sentence"))]))
     }
 }

@@ -20,6 +20,7 @@ pub mod offline;
 pub mod parse;
 pub mod prompt;
 pub mod registry;
+pub mod schema;
 
 pub mod chat;
 pub mod compress;
@@ -121,6 +122,28 @@ pub trait Decision: Sized + Send + Sync + 'static {
     /// # Errors
     /// [`ParseError`] naming what was expected; it is sent back in the corrective retry.
     fn parse(spec: &Self::Spec, text: &str, catalog: &Catalog) -> Result<Self::Answer, ParseError>;
+
+    /// The JSON schema of an answer to a request with this `spec`, sent when
+    /// `llm_options.structured_output` is on (built with the helpers of [`schema`]). Every
+    /// JSON text it accepts must parse with [`Decision::parse`] (the built-in kinds test this).
+    /// `None` (the default): answers of this kind are never constrained.
+    fn answer_schema(spec: &Self::Spec) -> Option<serde_json::Value> {
+        let _ = spec;
+        None
+    }
+
+    /// The GBNF grammar of an answer (`structured_output: grammar`). The default derives it from
+    /// [`Decision::answer_schema`] ([`schema::gbnf`]); a kind may write its own.
+    fn answer_grammar(spec: &Self::Spec) -> Option<String> {
+        let s = Self::answer_schema(spec)?;
+        match schema::gbnf(&s) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(kind = Self::KIND, "no grammar for the answer schema: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// The request phase of a decision: a name (written in transcripts) and a numeric code (mixed
@@ -306,5 +329,157 @@ impl bevy_app::Plugin for BuiltinDecisions {
         k.add::<insight::Insight>();
         k.add::<reflect_topic::ReflectTopic>();
         k.add::<reflect_insights::ReflectInsights>();
+    }
+}
+
+#[cfg(test)]
+mod structured_tests {
+    //! Every built-in kind's answer schema: a grammar derives from it, and JSON answers that
+    //! conform to it (checked with [`schema::validate`]) parse into the answers written here by
+    //! hand from the prompt's meaning.
+    use super::chat::{Chat, ChatSpec, Utterance};
+    use super::feel::{Feel, Feeling};
+    use super::page::{Page, PageAction, PageSpec};
+    use super::reflect_insights::{CitedInsight, ReflectInsights};
+    use super::social::{Social, SocialAction};
+    use super::top::{Top, TopAction};
+    use super::*;
+    use crate::ids::ItemId;
+    use crate::io::data::ItemRecord;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        Catalog::new(
+            ["Babe (1995)", "Heat (1995)"]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ItemRecord {
+                    id: i as u32,
+                    title: (*t).into(),
+                    genres: vec!["Drama".into()],
+                    description: String::new(),
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    /// `answer` conforms to `D`'s schema for `spec`, its grammar derives, and it parses to
+    /// `want`.
+    fn conforms<D: Decision>(spec: &D::Spec, answer: serde_json::Value, want: D::Answer)
+    where
+        D::Answer: PartialEq,
+    {
+        let s = D::answer_schema(spec).unwrap_or_else(|| panic!("{} has no schema", D::KIND));
+        schema::validate(&s, &answer).unwrap_or_else(|e| panic!("{}: {e}", D::KIND));
+        let g = D::answer_grammar(spec).unwrap_or_else(|| panic!("{} has no grammar", D::KIND));
+        assert!(g.starts_with("root ::= "), "{}: {g}", D::KIND);
+        let got = D::parse(spec, &parse::clean(&answer.to_string()), &catalog());
+        assert_eq!(got, Ok(want), "{}: {answer}", D::KIND);
+    }
+
+    #[test]
+    fn a_schema_conforming_answer_parses_for_every_builtin_kind() {
+        use super::compress::Compress;
+        use super::importance::Importance;
+        use super::insight::Insight;
+        use super::post::Post;
+        use super::reflect_topic::ReflectTopic;
+        conforms::<Top>(&(), json!({"action": "SOCIAL"}), TopAction::Social);
+        let page = PageSpec {
+            titles: vec!["Babe (1995)".into(), "Heat (1995)".into()],
+            can_search: true,
+        };
+        // BUY 2 is the second title: slot 1.
+        let buy = json!({"action": "BUY", "index": 2, "query": ""});
+        conforms::<Page>(&page, buy, PageAction::Watch(vec![1]));
+        let next = json!({"action": "NEXT", "index": 0, "query": ""});
+        conforms::<Page>(&page, next, PageAction::Next);
+        // A search takes its query, not the (required) index.
+        let search = json!({"action": "SEARCH", "index": 0, "query": "Toy Story"});
+        conforms::<Page>(&page, search, PageAction::Search("Toy Story".into()));
+        let leave = json!({"action": "LEAVE", "index": 0, "query": ""});
+        conforms::<Page>(&page, leave, PageAction::Leave);
+        let feel = json!({"rating": 4, "feeling": "I liked <Heat (1995)>."});
+        let felt = Feeling {
+            rating: 4,
+            text: "I liked <Heat (1995)>.".into(),
+        };
+        conforms::<Feel>(&(), feel, felt);
+        let avail = vec![(UserId(3), "Ann Lee".to_string()), (UserId(9), "Bo".into())];
+        let chat = json!({"action": "CHAT", "name": "Bo"});
+        // No length asked for: 60 minutes.
+        let with_bo = SocialAction::Chat {
+            with: UserId(9),
+            minutes: 60,
+        };
+        conforms::<Social>(&avail, chat, with_bo);
+        let post = json!({"action": "POST", "name": "Ann Lee"});
+        conforms::<Social>(&avail, post, SocialAction::Post);
+        conforms::<Social>(&vec![], json!({"action": "POST"}), SocialAction::Post);
+        let spec = ChatSpec {
+            me: (UserId(3), "Ann Lee".into()),
+            partner: (UserId(9), "Bo".into()),
+            max_turns: 2,
+        };
+        let dialogue = json!({"dialogue": [
+            {"speaker": "Ann Lee", "text": "Seen <Heat (1995)>?"},
+            {"speaker": "Bo", "text": "Yes!"}
+        ]});
+        let lines = vec![
+            Utterance {
+                speaker: UserId(3),
+                text: "Seen <Heat (1995)>?".into(),
+                mentions: vec![ItemId(1)],
+            },
+            Utterance {
+                speaker: UserId(9),
+                text: "Yes!".into(),
+                mentions: vec![],
+            },
+        ];
+        conforms::<Chat>(&spec, dialogue, lines);
+        let post = json!({"post": "Loved <Babe (1995)>!"});
+        let draft = super::post::PostDraft {
+            text: "Loved <Babe (1995)>!".into(),
+            mentions: vec![ItemId(0)],
+        };
+        conforms::<Post>(&(), post, draft);
+        let s = json!({"sentence": "Ann likes dramas."});
+        conforms::<Compress>(&(), s, "Ann likes dramas.".to_string());
+        conforms::<Importance>(&(), json!({"importance": 8}), 8);
+        let s = json!({"insight": "Ann values quiet films."});
+        conforms::<Insight>(&(), s, "Ann values quiet films.".to_string());
+        let q = json!({"question": "What does Ann value?"});
+        conforms::<ReflectTopic>(&(), q, vec!["What does Ann value?".to_string()]);
+        let ins = json!({"insight": "Ann prefers films from 1999", "cites": [3, 7]});
+        let cited = vec![CitedInsight {
+            text: "Ann prefers films from 1999".into(),
+            cites: vec![3, 7],
+        }];
+        conforms::<ReflectInsights>(&(), ins, cited);
+    }
+
+    #[test]
+    fn schemas_refuse_what_the_request_does_not_offer() {
+        // The schema is per request: no SEARCH when searching is not allowed, no index past the
+        // page, no partner who is not available, no rating outside 1..=5.
+        let page = PageSpec {
+            titles: vec!["Babe (1995)".into()],
+            can_search: false,
+        };
+        let s = Page::answer_schema(&page).unwrap();
+        let search = json!({"action": "SEARCH", "index": 0, "query": "Heat"});
+        assert!(schema::validate(&s, &search).is_err());
+        let far = json!({"action": "BUY", "index": 2, "query": ""});
+        assert!(schema::validate(&s, &far).is_err());
+        let avail = vec![(UserId(3), "Ann".to_string())];
+        let s = Social::answer_schema(&avail).unwrap();
+        assert!(schema::validate(&s, &json!({"action": "CHAT", "name": "Zed"})).is_err());
+        let s = Feel::answer_schema(&()).unwrap();
+        assert!(schema::validate(&s, &json!({"rating": 6, "feeling": "x"})).is_err());
+        assert!(schema::validate(&s, &json!({"rating": 3})).is_err());
+        let extra = json!({"rating": 3, "feeling": "x", "why": "y"});
+        assert!(schema::validate(&s, &extra).is_err());
     }
 }

@@ -17,7 +17,7 @@ use super::offline::{affinity, idiosyncrasy, softmax_choice, Offline};
 use super::parse::{
     field, find_tag, first_int, json_object, json_str, strip_line, title_slot, ParseError,
 };
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::domain::FeatureSet;
 use crate::ids::ItemId;
@@ -201,6 +201,27 @@ impl Decision for Page {
     fn parse(spec: &PageSpec, text: &str, _: &Catalog) -> Result<PageAction, ParseError> {
         parse_page(text, &spec.titles, spec.can_search)
     }
+
+    /// `{"action": "BUY" | "NEXT" | "SEARCH" | "LEAVE", "index": 0..=n, "query": text}`:
+    /// the prompt's tags (`SEARCH` only when searching is allowed), the 1-based number of the
+    /// movie for `BUY` (0 otherwise) and the title for `SEARCH` (empty otherwise). Strict
+    /// schemas require every property, so all three are always written.
+    fn answer_schema(spec: &PageSpec) -> Option<serde_json::Value> {
+        let mut actions = vec!["BUY", "NEXT"];
+        if spec.can_search {
+            actions.push("SEARCH");
+        }
+        actions.push("LEAVE");
+        let n = spec.titles.len() as i64;
+        Some(schema::object(&[
+            ("action", schema::one_of(&actions)),
+            (
+                "index",
+                schema::described(schema::integer(0, n), "number of the movie for BUY, else 0"),
+            ),
+            ("query", schema::text("movie name for SEARCH, else empty")),
+        ]))
+    }
 }
 
 fn watch_target(arg: &str, titles: &[String]) -> Result<PageAction, ParseError> {
@@ -237,8 +258,13 @@ pub fn parse_page(
     if let Some(m) = json_object(text) {
         if let Some(a) = json_str(&m, &["action", "choice", "decision"]) {
             let a = a.to_ascii_uppercase();
-            let arg = json_str(&m, &["index", "item", "title", "query", "movie", "arg"])
-                .unwrap_or_default();
+            // A search names its query; a watch its number (the schema writes both fields).
+            let keys: &[&str] = if a.contains("SEARCH") {
+                &["query", "title", "movie", "item", "arg"]
+            } else {
+                &["index", "item", "title", "query", "movie", "arg"]
+            };
+            let arg = json_str(&m, keys).unwrap_or_default();
             return page_action(&a, &arg, titles, can_search);
         }
     }

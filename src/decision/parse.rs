@@ -273,6 +273,18 @@ pub fn mentions(text: &str, catalog: &Catalog) -> Vec<ItemId> {
 /// # Errors
 /// An answer with no non-empty line.
 pub fn sentence(text: &str) -> Result<String, ParseError> {
+    // The structured form: the string field of a JSON object (`{"sentence": ".."}`).
+    if text.trim_start().starts_with('{') {
+        if let Some(m) = json_object(text) {
+            let s = ["sentence", "insight", "summary", "text"]
+                .iter()
+                .find_map(|k| m.get(*k)?.as_str())
+                .map(|s| one_line(s.trim()));
+            if let Some(s) = s.filter(|s| !s.is_empty()) {
+                return Ok(s);
+            }
+        }
+    }
     text.lines()
         .map(strip_numbering)
         .find(|l| !l.is_empty())

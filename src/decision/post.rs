@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::offline::{opinion, Offline};
 use super::parse::{find_tag, json_object, json_str, mentions, one_line, ParseError};
-use super::{AgentView, Decision, Phase, PromptVars, Request};
+use super::{schema, AgentView, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::ids::ItemId;
 
@@ -56,6 +56,14 @@ impl Decision for Post {
 
     fn parse(_: &(), text: &str, catalog: &Catalog) -> Result<PostDraft, ParseError> {
         parse_post(text, catalog)
+    }
+
+    /// `{"post": text}`.
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[(
+            "post",
+            schema::text("the post text, one line"),
+        )]))
     }
 }
 

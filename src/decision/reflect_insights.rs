@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::compress::REMEMBER;
 use super::offline::{first_name, liked_genre, Offline};
-use super::parse::{strip_numbering, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::parse::{json_object, strip_numbering, ParseError};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 
 /// Reflection insights.
@@ -82,6 +82,17 @@ impl Decision for ReflectInsights {
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<Vec<CitedInsight>, ParseError> {
         parse_insights(text)
     }
+
+    /// `{"insight": text, "cites": [index, ...]}` (1 to 5 statement numbers).
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[
+            ("insight", schema::text("the insight")),
+            (
+                "cites",
+                schema::array(serde_json::json!({"type": "integer", "minimum": 0}), 1, 5),
+            ),
+        ]))
+    }
 }
 
 /// One insight per non-empty line, citations from its trailing `[...]` span.
@@ -90,6 +101,29 @@ impl Decision for ReflectInsights {
 /// A reply with no insight text.
 pub fn parse_insights(text: &str) -> Result<Vec<CitedInsight>, ParseError> {
     let mut out = Vec::new();
+    // The structured form: `{"insight": "..", "cites": [3, 7]}`.
+    if let Some(m) = json_object(text) {
+        let body = ["insight", "text"]
+            .iter()
+            .find_map(|k| m.get(*k)?.as_str())
+            .map(str::trim);
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            let cites = ["cites", "citations", "statements"]
+                .iter()
+                .find_map(|k| m.get(*k)?.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_u64().and_then(|x| u32::try_from(x).ok()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(CitedInsight {
+                text: body.to_string(),
+                cites,
+            });
+            return Ok(out);
+        }
+    }
     for l in text.lines().map(strip_numbering).filter(|l| !l.is_empty()) {
         // Only the trailing `[...]` span cites statements; numbers in the text are not ids.
         let (body, cites) = match (l.rfind('['), l.trim_end().ends_with(']')) {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use super::compress::REMEMBER;
 use super::offline::{first_name, Offline};
-use super::parse::{strip_numbering, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::parse::{json_object, strip_numbering, ParseError};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 
 /// The reflection topic.
@@ -51,6 +51,14 @@ impl Decision for ReflectTopic {
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<Vec<String>, ParseError> {
         parse_topics(text)
     }
+
+    /// `{"question": text}`.
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[(
+            "question",
+            schema::text("the question"),
+        )]))
+    }
 }
 
 /// Non-empty lines, numbering stripped, at most 3.
@@ -58,6 +66,23 @@ impl Decision for ReflectTopic {
 /// # Errors
 /// A reply with no non-empty line.
 pub fn parse_topics(text: &str) -> Result<Vec<String>, ParseError> {
+    // The structured form: `{"question": ".."}` (or a list under `questions`).
+    let from_json: Option<String> = json_object(text).and_then(|m| {
+        let v = ["question", "questions", "topic", "topics"]
+            .iter()
+            .find_map(|k| m.get(*k))?;
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) => Some(
+                a.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            _ => None,
+        }
+    });
+    let text = from_json.as_deref().unwrap_or(text);
     let v: Vec<String> = text
         .lines()
         .map(strip_numbering)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::chat::CHAT;
 use super::offline::{softmax_choice, Offline};
 use super::parse::{find_tag, json_object, json_str, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::domain::FeatureSet;
 use crate::ids::UserId;
@@ -119,6 +119,20 @@ impl Decision for Social {
         _: &Catalog,
     ) -> Result<SocialAction, ParseError> {
         parse_social(text, spec)
+    }
+
+    /// `{"action": "CHAT" | "POST", "name": one of the available agents' names}`; with nobody
+    /// available, `{"action": "POST"}`. The prompt asks for no chat length, so none is
+    /// written (the parser's default, 60 minutes, snapped to `chat_hours`).
+    fn answer_schema(spec: &Vec<(UserId, String)>) -> Option<serde_json::Value> {
+        if spec.is_empty() {
+            return Some(schema::object(&[("action", schema::one_of(&["POST"]))]));
+        }
+        let names: Vec<&str> = spec.iter().map(|(_, n)| n.as_str()).collect();
+        Some(schema::object(&[
+            ("action", schema::one_of(&["CHAT", "POST"])),
+            ("name", schema::one_of(&names)),
+        ]))
     }
 }
 

@@ -11,7 +11,7 @@
 
 use super::offline::{softmax_choice, Offline};
 use super::parse::{find_tag, json_object, json_str, ParseError};
-use super::{Decision, Phase, PromptVars, Request};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +87,14 @@ impl Decision for Top {
 
     fn parse(_: &(), text: &str, _: &Catalog) -> Result<TopAction, ParseError> {
         parse_top(text)
+    }
+
+    /// `{"action": "RECOMMENDER" | "SOCIAL" | "NOTHING"}`, the prompt's three tags.
+    fn answer_schema(_: &()) -> Option<serde_json::Value> {
+        Some(schema::object(&[(
+            "action",
+            schema::one_of(&["RECOMMENDER", "SOCIAL", "NOTHING"]),
+        )]))
     }
 }
 

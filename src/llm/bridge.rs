@@ -25,12 +25,15 @@ use std::time::Duration;
 
 use crate::behaviour::BehaviourBackend;
 use crate::config::SimConfig;
+use crate::decision::schema::Constraint;
 use crate::decision::{BackendError, Batch, Context, DecisionKinds, Prompts, RequestKey};
 use crate::ids::UserId;
 use crate::llm::cache::ResponseCache;
 use crate::llm::http::Usage;
-use crate::llm::http::{ClientOptions, Completion, HttpClient, LlmError, PromptMessage};
-use crate::llm::transcript::{self, prompt_hash, Entry, TranscriptWriter};
+use crate::llm::http::{
+    redacted_endpoint, CallFailure, ClientOptions, Completion, HttpClient, PromptMessage,
+};
+use crate::llm::transcript::{self, request_hash, Entry, TranscriptWriter};
 use crate::llm::{LlmOptions, LlmSetupError, LlmStats, LlmUsage};
 
 /// One call to make. The conversation is shared with the task that sends it (no copy).
@@ -38,6 +41,8 @@ struct Call {
     key: RequestKey,
     attempt: u32,
     messages: Arc<[PromptMessage]>,
+    /// The answer's shape, when `structured_output` is on and the kind gives one.
+    constraint: Option<Arc<Constraint>>,
     hash: String,
 }
 
@@ -48,6 +53,8 @@ struct Failure {
     tries: u32,
     /// Wall-clock time the call took before it failed, milliseconds (retries included).
     latency_ms: u64,
+    /// The endpoint of the last try (index, and base URL redacted), when one was tried.
+    endpoint: Option<(usize, String)>,
 }
 
 /// How a call was answered.
@@ -394,20 +401,35 @@ impl LlmBackend {
                                         leaders.insert(c.hash.clone(), j);
                                     }
                                     let (cl, tx) = (client.clone(), tx.clone());
-                                    let (key, attempt, msgs) =
-                                        (c.key, c.attempt, c.messages.clone());
+                                    let (key, attempt, msgs, constraint) = (
+                                        c.key,
+                                        c.attempt,
+                                        c.messages.clone(),
+                                        c.constraint.clone(),
+                                    );
                                     rt.spawn(async move {
                                         let t = std::time::Instant::now();
-                                        let r = cl.complete(&key, attempt, &msgs).await;
+                                        let r = cl
+                                            .complete_with(
+                                                &key,
+                                                attempt,
+                                                &msgs,
+                                                constraint.as_deref(),
+                                            )
+                                            .await;
                                         // The receiver outlives every task of the wave; a
                                         // failed send means nobody is left to tell.
                                         if let Some(tx) = tx {
                                             let _ = tx.send((
                                                 j,
-                                                r.map_err(|e: LlmError| Failure {
-                                                    tries: e.tries(),
-                                                    message: e.to_string(),
+                                                r.map_err(|f: CallFailure| Failure {
+                                                    tries: f.error.tries(),
+                                                    message: f.error.to_string(),
                                                     latency_ms: t.elapsed().as_millis() as u64,
+                                                    endpoint: f.endpoint.and_then(|e| {
+                                                        let base = &cl.endpoints().get(e)?.base;
+                                                        Some((e, redacted_endpoint(base)))
+                                                    }),
                                                 }),
                                             ));
                                         }
@@ -453,6 +475,7 @@ impl LlmBackend {
                         message: "the call ended without a result (its task panicked)".into(),
                         tries: 1,
                         latency_ms: 0,
+                        endpoint: None,
                     };
                     deliver(&calls, &followers, on_result, j, Err(f));
                 }
@@ -473,6 +496,7 @@ impl LlmBackend {
                             message: msg,
                             tries: 0,
                             latency_ms: 0,
+                            endpoint: None,
                         })
                     };
                     let r = match entries.get(&(c.key, c.attempt)) {
@@ -488,6 +512,7 @@ impl LlmBackend {
                                 message: e.error.clone().unwrap_or_default(),
                                 tries: e.tries,
                                 latency_ms: e.latency_ms,
+                                endpoint: e.endpoint.zip(e.endpoint_base.clone()),
                             }),
                         },
                     };
@@ -554,6 +579,10 @@ impl BehaviourBackend for LlmBackend {
         // them; a corrective retry builds a longer one.
         let convs: RefCell<Vec<Option<Arc<[PromptMessage]>>>> =
             RefCell::new(vec![None; batch.len()]);
+        // Each request's answer shape, found when its prompt is first rendered (it needs what
+        // the render kept), and sent with every attempt.
+        let mode = self.options.structured_output;
+        let mut constraints: Vec<Option<Arc<Constraint>>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut attempt = 0u32;
         let mut over_budget = 0u64;
@@ -563,15 +592,24 @@ impl BehaviourBackend for LlmBackend {
                 let i = pending[j];
                 let mut convs = convs.borrow_mut();
                 let conv = convs[i].get_or_insert_with(|| {
-                    let p = batch.render(i, &self.prompts, ctx);
+                    let mut p = batch.render(i, &self.prompts, ctx);
                     over_budget += u64::from(p.over_budget);
+                    constraints[i] = batch.constraint(i, mode).map(Arc::new);
+                    if let Some(c) = &constraints[i] {
+                        // The template asks for its tags; a constrained model writes JSON, so
+                        // the prompt says which.
+                        p.text.push('\n');
+                        p.text.push_str(&c.instruction());
+                    }
                     Arc::from([PromptMessage::user(p.text)])
                 });
+                let constraint = constraints[i].clone();
                 Call {
                     key: batch.key(i),
                     attempt,
-                    hash: prompt_hash(conv),
+                    hash: request_hash(conv, constraint.as_deref()),
                     messages: conv.clone(),
+                    constraint,
                 }
             };
             // Per-call slots, filled in completion order, read in call (key) order below.
@@ -595,6 +633,11 @@ impl BehaviourBackend for LlmBackend {
                         temperature: self.temperature,
                         max_tokens: self.max_tokens,
                         endpoint: None,
+                        endpoint_base: None,
+                        structured_output: call
+                            .constraint
+                            .as_ref()
+                            .map(|c| c.mode.name().to_string()),
                         answer: None,
                         error: None,
                         usage: Default::default(),
@@ -610,6 +653,10 @@ impl BehaviourBackend for LlmBackend {
                             entry.error = Some(f.message);
                             entry.tries = f.tries;
                             entry.latency_ms = f.latency_ms;
+                            if let Some((e, base)) = f.endpoint {
+                                entry.endpoint = Some(e);
+                                entry.endpoint_base = Some(base);
+                            }
                         }
                         Ok(c) => {
                             if via == Via::Cache {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::decision::schema::Constraint;
 use crate::decision::RequestKey;
 use crate::rng::{unit_hash, Stream};
 
@@ -85,6 +86,28 @@ pub struct Completion {
     pub endpoint: usize,
     /// HTTP tries made (1 = no retry).
     pub tries: u32,
+}
+
+/// A failed call: the error and the endpoint its last try went to (`None` when no endpoint was
+/// configured).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFailure {
+    /// Why.
+    pub error: LlmError,
+    /// Index into [`HttpClient::endpoints`] of the last try.
+    pub endpoint: Option<usize>,
+}
+
+/// `base` as a failed call's transcript line names it: user-info (`user:pass@`) redacted by
+/// [`crate::config::redact_url`], and a query string or fragment (where keys are sometimes
+/// passed, `?api-key=...`) replaced by `?<redacted>`. The API key itself is never part of a
+/// base URL (it is sent as a header).
+pub fn redacted_endpoint(base: &str) -> String {
+    let u = crate::config::redact_url(base);
+    match u.find(['?', '#']) {
+        Some(q) => format!("{}?{}", &u[..q], crate::config::REDACTED),
+        None => u,
+    }
 }
 
 /// Why a call failed after its retries. Messages never contain an API key.
@@ -253,6 +276,12 @@ struct RequestBody<'a> {
     seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<&'a [String]>,
+    /// `structured_output: json_schema`: OpenAI's `{type: json_schema, json_schema: {..}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<serde_json::Value>,
+    /// `structured_output: grammar`: a GBNF grammar (llama.cpp's servers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grammar: Option<&'a str>,
 }
 
 /// Chat-completions response (only the fields read).
@@ -514,8 +543,33 @@ impl HttpClient {
         attempt: u32,
         messages: &[PromptMessage],
     ) -> Result<Completion, LlmError> {
+        self.complete_with(key, attempt, messages, None)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// As [`HttpClient::complete`], with the answer constrained by `constraint` (a JSON schema
+    /// as `response_format`, or a GBNF `grammar`), and a failure naming the endpoint of its last
+    /// try.
+    ///
+    /// # Errors
+    /// [`CallFailure`]: the [`LlmError`] (after retries, [`LlmError::RetriesExhausted`]) and the
+    /// endpoint.
+    ///
+    /// # Cancel safety
+    /// As [`HttpClient::complete`].
+    pub async fn complete_with(
+        &self,
+        key: &RequestKey,
+        attempt: u32,
+        messages: &[PromptMessage],
+        constraint: Option<&Constraint>,
+    ) -> Result<Completion, CallFailure> {
         if self.endpoints.is_empty() {
-            return Err(LlmError::Transport("no endpoint configured".into()));
+            return Err(CallFailure {
+                error: LlmError::Transport("no endpoint configured".into()),
+                endpoint: None,
+            });
         }
         let started = Instant::now();
         let mut tries = 0u32;
@@ -523,7 +577,7 @@ impl HttpClient {
         loop {
             tries += 1;
             let (ep, load) = self.pick(failed);
-            let res = self.try_once(ep, messages).await;
+            let res = self.try_once(ep, messages, constraint).await;
             drop(load);
             match res {
                 Ok((text, usage)) => {
@@ -538,13 +592,17 @@ impl HttpClient {
                 Err((e, wait)) => {
                     failed = Some(ep);
                     if !e.retryable() || tries > self.opts.max_retries {
-                        return Err(if tries == 1 {
+                        let error = if tries == 1 {
                             e
                         } else {
                             LlmError::RetriesExhausted {
                                 tries,
                                 last: Box::new(e),
                             }
+                        };
+                        return Err(CallFailure {
+                            error,
+                            endpoint: Some(ep),
                         });
                     }
                     let delay = wait
@@ -561,6 +619,7 @@ impl HttpClient {
         &self,
         ep: usize,
         messages: &[PromptMessage],
+        constraint: Option<&Constraint>,
     ) -> Result<(String, Usage), (LlmError, Option<Duration>)> {
         let e = &self.endpoints[ep];
         let _permit = e
@@ -594,9 +653,14 @@ impl HttpClient {
             max_tokens: o.max_tokens,
             seed: o.seed,
             stop: (!o.stop.is_empty()).then_some(&o.stop[..]),
+            response_format: constraint.and_then(Constraint::response_format),
+            grammar: constraint.and_then(|c| c.grammar.as_deref()),
         };
         // Sized for the prompt and the other fields: no regrowing (and copying) while writing.
-        let size = 256 + messages.iter().map(|m| m.content.len() + 32).sum::<usize>();
+        let size = 256
+            + messages.iter().map(|m| m.content.len() + 32).sum::<usize>()
+            // A schema is a few hundred bytes; a grammar about as long again.
+            + constraint.map_or(0, |c| 1024 + c.grammar.as_ref().map_or(0, String::len));
         let mut bytes = Vec::with_capacity(size);
         serde_json::to_writer(&mut bytes, &body).map_err(|err| {
             (

@@ -1,7 +1,7 @@
 //! The transcript: an append-only JSON Lines record of every LLM call (key, corrective attempt,
 //! prompt hash, model, parameters, answer text or error, usage, latency), written in key order
 //! after each batch and flushed, so a crash loses at most the batch in progress. Never holds an
-//! API key or a base URL (only the endpoint's index).
+//! API key; a base URL only on a failed call's line, redacted ([`Entry::endpoint_base`]).
 //!
 //! The replay backend reads it back ([`load`]) and answers by `(key, attempt)`.
 //!
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::decision::schema::Constraint;
 use crate::decision::{DecisionKinds, RecordedKey, RequestKey};
 use crate::llm::http::{PromptMessage, Usage};
 
@@ -39,8 +40,18 @@ pub struct Entry<K = RequestKey> {
     pub temperature: f64,
     /// `max_tokens` sent.
     pub max_tokens: u32,
-    /// Endpoint index (into `api_bases x api_keys`), when a server answered.
+    /// Endpoint index (into `api_bases x api_keys`): the one that answered, or for a failed
+    /// call the one its last try went to (`None` when no endpoint was tried).
     pub endpoint: Option<usize>,
+    /// A failed call's endpoint base URL, redacted ([`crate::llm::http::redacted_endpoint`]:
+    /// no credentials, no query string), so a failure can be traced to its server; absent on
+    /// answered calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_base: Option<String>,
+    /// `json_schema` or `grammar` when the answer was constrained
+    /// (`llm_options.structured_output`); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_output: Option<String>,
     /// The answer text, or `None` when the call failed.
     pub answer: Option<String>,
     /// The failure, when the call failed.
@@ -78,6 +89,8 @@ impl Entry<RecordedKey> {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             endpoint: self.endpoint,
+            endpoint_base: self.endpoint_base,
+            structured_output: self.structured_output,
             answer: self.answer,
             error: self.error,
             usage: self.usage,
@@ -185,6 +198,26 @@ pub fn recorded_calls(
         .filter_map(|l| serde_json::from_slice::<Entry<RecordedKey>>(l).ok())
         .map(|e| (e.key, e.attempt))
         .collect())
+}
+
+/// The hash of a request: [`prompt_hash`] of the conversation when the answer is not
+/// constrained (so transcripts recorded before `structured_output` existed still replay),
+/// else SHA-256 of the conversation's JSON, a newline, and the constraint's JSON (mode, schema,
+/// grammar). The transcript's `prompt_hash` and the response cache's key, so a replay or a
+/// cache hit under another `structured_output` setting, or another schema, is a mismatch.
+pub fn request_hash(messages: &[PromptMessage], constraint: Option<&Constraint>) -> String {
+    let Some(c) = constraint else {
+        return prompt_hash(messages);
+    };
+    let mut h = Sha256::new();
+    if serde_json::to_writer(&mut h, messages).is_err() {
+        h = Sha256::new();
+    }
+    h.update(b"\n");
+    if serde_json::to_writer(&mut h, c).is_err() {
+        h.update(c.mode.name().as_bytes());
+    }
+    crate::llm::cache::hex(&h.finalize())
 }
 
 /// SHA-256 (lower-case hex) of the conversation's JSON.
@@ -491,6 +524,8 @@ mod tests {
             temperature: 0.0,
             max_tokens: 10,
             endpoint: Some(0),
+            endpoint_base: None,
+            structured_output: None,
             answer: Some("[NOTHING]".into()),
             error: None,
             usage: Usage::default(),

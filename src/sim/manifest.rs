@@ -27,6 +27,23 @@ pub fn resolved_config(world: &bevy_ecs::world::World, redact: bool) -> serde_js
     v
 }
 
+/// A per-kind counter as the manifest writes it: an object keyed by decision kind name
+/// ([`crate::decision::Decision::KIND`]), sorted by name, with every registered kind present
+/// (0 when it never counted), so a reader finds each kind's label whether or not it occurred;
+/// counts of a kind no longer registered are kept.
+pub fn per_kind(
+    world: &bevy_ecs::world::World,
+    counts: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut out = counts.clone();
+    if let Some(kinds) = world.get_resource::<crate::decision::DecisionKinds>() {
+        for k in kinds.iter() {
+            out.entry(k.kind.to_string()).or_insert(0);
+        }
+    }
+    out
+}
+
 impl Sim {
     /// Writes the manifest with `status` (`running`, `finished`, `interrupted after round 3`).
     ///
@@ -55,8 +72,8 @@ impl Sim {
             "outputs": &sink.paths,
             "messages_format": if sink.paths.messages_document().is_some() { "json" } else { "jsonl" },
             "summary": w.resource::<Counters>().snapshot(),
-            "behaviour_requests": stats.requests,
-            "behaviour_fallbacks": stats.fallbacks,
+            "behaviour_requests": per_kind(w, &stats.requests),
+            "behaviour_fallbacks": per_kind(w, &stats.fallbacks),
             "base_dir": cfg.base_dir,
             "config": resolved_config(w, true),
             "parent_checkpoint": w.get_resource::<Lineage>().and_then(|l| l.parent.clone()),

@@ -734,6 +734,10 @@ fn transcript_target() -> Target {
         endpoint: answer.map(|_| 0),
         answer: answer.map(str::to_string),
         error: answer.is_none().then(|| "timeout".to_string()),
+        endpoint_base: answer
+            .is_none()
+            .then(|| "http://127.0.0.1:8080/v1".to_string()),
+        structured_output: None,
         usage: Default::default(),
         latency_ms: 12,
         tries: 1,

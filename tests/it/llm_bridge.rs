@@ -362,17 +362,19 @@ fn a_redirect_from_a_plain_http_endpoint_says_what_to_configure() {
 
 // ---- backend-level tests with hand-built agents ----
 
-struct Agents {
+/// Agents `Agent00..` with empty histories, five items and a clock (also used by
+/// `llm_structured`).
+pub(crate) struct Agents {
     profiles: Vec<Profile>,
     taste: Taste,
     hist: Histories,
     rel: Relationships,
     mem: Memory,
-    catalog: Catalog,
-    clock: SimClock,
+    pub(crate) catalog: Catalog,
+    pub(crate) clock: SimClock,
 }
 
-fn agents(n: u32) -> Agents {
+pub(crate) fn agents(n: u32) -> Agents {
     let profile = |i: u32| Profile {
         name: Arc::from(format!("Agent{i:02}").as_str()),
         gender: Arc::from("female"),
@@ -420,7 +422,7 @@ fn answer_all(
         .collect()
 }
 
-fn top_requests(a: &Agents) -> Vec<Request<'_, Top>> {
+pub(crate) fn top_requests(a: &Agents) -> Vec<Request<'_, Top>> {
     a.profiles
         .iter()
         .enumerate()

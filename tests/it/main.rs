@@ -15,6 +15,7 @@ mod lifecycle;
 mod llm_bridge;
 mod llm_mock;
 mod llm_parse_corpus;
+mod llm_structured;
 mod loaders;
 mod memory;
 mod metrics;
