@@ -21,14 +21,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use recagent::analysis::report::{write_run_report, Format, ReportOptions, ReportSettings};
 use recagent::config::SimConfig;
 use recagent::io::output::{absolute, OutputPaths};
 use recagent::sim::{CheckpointPolicy, Lineage, RunEnd, Sim};
 
-use args::{Cli, Command, ReportArgs, ReportFormat, RunArgs};
+use args::{Command, ReportArgs, ReportFormat, RunArgs};
 use log::{init_log, open_log};
 
 fn load_config(path: Option<&Path>) -> Result<SimConfig> {
@@ -343,7 +342,7 @@ pub(crate) fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = args::parse();
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
