@@ -652,6 +652,12 @@ impl SimConfig {
             near.map_or_else(String::new, |k| format!("; did you mean `{k}`?"))
         };
         if let [key] = unknown[..] {
+            if let Some(flag) = self.file.flags.get(key) {
+                return Err(ConfigError::Parse {
+                    origin: format!("command line (`{flag}`)"),
+                    message: format!("unknown key `{key}`{}", hint(key)),
+                });
+            }
             if self.overridden.contains(key) {
                 return Err(ConfigError::Override(
                     key.clone(),
@@ -1123,6 +1129,15 @@ mod tests {
         assert_eq!(
             e,
             "command line (`--set page_size=abc`): invalid value for `page_size`: must be a whole number from 1 to 50, not `abc`"
+        );
+        let o = flagged("page_sise", "5", "--set page_sise=5").unwrap();
+        let e = crate::sim::SimBuilder::new(o)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "command line (`--set page_sise=5`): unknown key `page_sise`; did you mean `page_size`?"
         );
         // A key of the file keeps its line after an unrelated override.
         let c = parse("seed: 1\npage_size: 0\n").unwrap();
