@@ -168,8 +168,8 @@ pub struct SimConfig {
     pub start_time: String,
     /// Length of the watched and heard histories (RecAgent: 10); 1..=1000.
     pub history_size: u32,
-    /// Write a checkpoint every this many rounds (0 = never). Into `simulator_dir` when set, else
-    /// `<output_dir>/checkpoints`.
+    /// Write a checkpoint every this many rounds (0 = never; default 1, so a stopped run can be
+    /// resumed). Into `simulator_dir` when set, else `<output_dir>/checkpoints`.
     pub checkpoint_every: u32,
     /// Write every message to the messages file (`true`), or only counts (`false`, for huge runs).
     pub write_messages: bool,
@@ -248,7 +248,7 @@ impl Default for SimConfig {
             output_dir: "output".into(),
             start_time: "2023-06-01 08:00:00".into(),
             history_size: 10,
-            checkpoint_every: 0,
+            checkpoint_every: 1,
             write_messages: true,
             offline: OfflineParams::default(),
             rec_init_path: None,

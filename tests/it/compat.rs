@@ -93,3 +93,71 @@ fn recagent_readme_v1_runs_verbatim() {
         serde_json::json!(["<redacted>", "<redacted>"])
     );
 }
+
+/// `p` without `dir/..` pairs and `.` parts (lexically).
+fn tidy(p: &Path) -> String {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.iter()
+        .collect::<std::path::PathBuf>()
+        .display()
+        .to_string()
+}
+
+/// The configuration a simulation resolves from `cfg` (core keys and every plugin's settings,
+/// as the manifest records them), with its file paths resolved against its folder.
+fn resolved(cfg: recagent::config::SimConfig) -> serde_json::Map<String, serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let base = cfg.base_dir.clone();
+    let sim = recagent::sim::Sim::new(cfg, crate::common::paths(dir.path())).unwrap();
+    let serde_json::Value::Object(mut m) =
+        recagent::sim::manifest::resolved_config(sim.world(), true)
+    else {
+        panic!("not an object")
+    };
+    for key in ["item_path", "user_path", "relationship_path", "output_dir"] {
+        let p = m[key].as_str().unwrap().to_string();
+        m.insert(key.into(), tidy(&base.join(p)).into());
+    }
+    m
+}
+
+/// One set of defaults: the shipped `config/config.yaml` and an empty file beside the project
+/// resolve to the same configuration, key by key (the shipped file's paths, relative to
+/// `config/`, name the same files as the defaults, relative to the project).
+#[test]
+fn shipped_config_only_restates_the_defaults() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped =
+        resolved(recagent::config::SimConfig::load(&root.join("config/config.yaml")).unwrap());
+    let empty = resolved(
+        recagent::config::SimConfig::from_yaml("", "empty.yaml", root.to_path_buf()).unwrap(),
+    );
+    let keys: std::collections::BTreeSet<&String> = shipped.keys().chain(empty.keys()).collect();
+    let differ: Vec<String> = keys
+        .into_iter()
+        .filter(|k| shipped.get(*k) != empty.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: shipped {:?}, default {:?}",
+                shipped.get(k),
+                empty.get(k)
+            )
+        })
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+    // The values the issue named: a stopped run can be resumed, pages mix one random item.
+    assert_eq!(empty["checkpoint_every"], 1);
+    assert_eq!(empty["rec_random_k"], 1);
+    // Every top-level key was compared (sections as a whole).
+    assert!(shipped.len() > 50, "{}", shipped.len());
+}
