@@ -1155,6 +1155,16 @@ mod tests {
     }
 
     #[test]
+    fn default_random_items_and_one_item_pages() {
+        // rec_random_k defaults to 1, which must stay below page_size: the error says so.
+        assert_eq!(
+            check("page_size: 1\n").unwrap_err(),
+            "test.yaml: invalid value for `rec_random_k`: 1 is out of range: allowed 0..page_size (1) (1 is its default: set `rec_random_k: 0` for pages of 1 item)"
+        );
+        assert!(check("page_size: 1\nrec_random_k: 0\n").is_ok());
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let err = check("seed: 1\npage_sise: 5\n").unwrap_err();
         assert!(err.contains("page_sise"), "{err}");
