@@ -68,9 +68,20 @@ pub(crate) fn tiny(n: u32, edges: &[(u32, u32)], extra: &str, script: Script) ->
     std::fs::write(d.join("item.csv"), ITEMS).expect("write items");
     std::fs::write(d.join("users.csv"), users).expect("write users");
     std::fs::write(d.join("rel.csv"), rel).expect("write relationships");
+    // The settings the unit tests were computed with (every agent active, no cap, no random
+    // items), unless the test sets them.
+    let harness: String = [
+        ("active_prob", "1"),
+        ("active_agent_threshold", ""),
+        ("rec_random_k", "0"),
+    ]
+    .iter()
+    .filter(|(k, _)| !extra.lines().any(|l| l.starts_with(&format!("{k}:"))))
+    .map(|(k, v)| format!("{k}: {v}\n"))
+    .collect();
     let text = format!(
         "item_path: item.csv\nuser_path: users.csv\nrelationship_path: rel.csv\n\
-         rec_model: Popularity\nmemory:\n  item_index: false\n{extra}"
+         rec_model: Popularity\nmemory:\n  item_index: false\n{harness}{extra}"
     );
     let cfg = SimConfig::from_yaml(&text, "test", d.to_path_buf()).expect("test config");
     let out = d.join("out");

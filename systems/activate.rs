@@ -48,9 +48,10 @@ pub enum ActiveMethod {
 pub struct ActivationSettings {
     /// `random`, `sample` or `marginal`.
     pub active_method: ActiveMethod,
-    /// Activation probability (`random`) or Pareto shape / 10 (`sample`, `marginal`); (0, 1].
+    /// Activation probability (`random`) or Pareto shape / 10 (`sample`, `marginal`); (0, 1];
+    /// default 0.8.
     pub active_prob: f64,
-    /// Most agents active in one round (counted per round; empty or 0 = no cap).
+    /// Most agents active in one round (counted per round; empty or 0 = no cap; default 100).
     pub active_agent_threshold: Option<u32>,
 }
 
@@ -58,8 +59,9 @@ impl Default for ActivationSettings {
     fn default() -> Self {
         Self {
             active_method: ActiveMethod::Random,
-            active_prob: 1.0,
-            active_agent_threshold: None,
+            // RecAgent's defaults are 1 and 100: here four agents in five act in a round.
+            active_prob: 0.8,
+            active_agent_threshold: Some(100),
         }
     }
 }

@@ -30,7 +30,8 @@ use crate::world::Roster;
 pub struct RecommendSettings {
     /// Items per recommendation page; 1..=50.
     pub page_size: u32,
-    /// Random items injected into each page (from outside the model's top list); 0..page_size.
+    /// Random items injected into each page (from outside the model's top list); 0..page_size;
+    /// default 1.
     pub rec_random_k: u32,
 }
 
@@ -38,7 +39,9 @@ impl Default for RecommendSettings {
     fn default() -> Self {
         Self {
             page_size: 5,
-            rec_random_k: 0,
+            // One random item per page: pages are not only the model's top list (RecAgent's
+            // default is 0, no random items).
+            rec_random_k: 1,
         }
     }
 }
@@ -48,10 +51,19 @@ impl Settings for RecommendSettings {
     fn validate(&self) -> Result<(), (String, String)> {
         check_range("page_size", self.page_size, 1..=50, "1..=50")?;
         if self.rec_random_k >= self.page_size {
+            // The default (1) alone refuses pages of one item: say so.
+            let hint = if self.rec_random_k == Self::default().rec_random_k {
+                format!(
+                    " ({} is its default: set `rec_random_k: 0` for pages of {} item)",
+                    self.rec_random_k, self.page_size
+                )
+            } else {
+                String::new()
+            };
             return Err((
                 "rec_random_k".into(),
                 format!(
-                    "{} is out of range: allowed 0..page_size ({})",
+                    "{} is out of range: allowed 0..page_size ({}){hint}",
                     self.rec_random_k, self.page_size
                 ),
             ));

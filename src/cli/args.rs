@@ -178,3 +178,157 @@ pub(crate) struct ReportArgs {
     #[arg(long)]
     pub(crate) reference: Option<PathBuf>,
 }
+
+/// The command line with every long flag (and subcommand name) that contains `-` also accepted
+/// with `_` instead (`--config_file`, `--output_file`, `check_config`), as RecAgent's
+/// argparse spells them. The aliases are hidden: `--help` shows the dashed names only.
+///
+/// Added by walking the built command, so a flag added later gets its alias without a line
+/// of its own.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    with_underscore_aliases(Cli::command())
+}
+
+fn with_underscore_aliases(cmd: clap::Command) -> clap::Command {
+    let underscored = |s: &str| s.contains('-').then(|| s.replace('-', "_"));
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let mut cmd = cmd.mut_args(|arg| {
+        let spellings: Vec<String> = arg
+            .get_long()
+            .into_iter()
+            .chain(arg.get_all_aliases().unwrap_or_default())
+            .filter_map(underscored)
+            .collect();
+        spellings.into_iter().fold(arg, |a, s| a.alias(s))
+    });
+    for name in names {
+        cmd = cmd.mut_subcommand(&name, |sub| {
+            let alias = underscored(sub.get_name());
+            let sub = with_underscore_aliases(sub);
+            match alias {
+                Some(a) => sub.alias(a),
+                None => sub,
+            }
+        });
+    }
+    cmd
+}
+
+/// Parses the process's arguments with [`command`] (exits with clap's message on an error, as
+/// `Cli::parse` does).
+pub(crate) fn parse() -> Cli {
+    use clap::FromArgMatches as _;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value a test gives an argument that takes one: its first possible value, else `1`
+    /// (a valid number, path, name or KEY=VALUE-free string for every argument we have).
+    fn sample_value(arg: &clap::Arg) -> String {
+        arg.get_possible_values()
+            .first()
+            .map_or_else(|| "1".to_string(), |v| v.get_name().to_string())
+    }
+
+    fn takes_value(arg: &clap::Arg) -> bool {
+        arg.get_num_args().is_some_and(|n| n.takes_values())
+    }
+
+    /// Every long flag containing `-`, of every subcommand, parses in its `_` spelling, and sets
+    /// the same argument as the dashed one.
+    #[test]
+    fn every_flag_parses_with_underscores() {
+        let mut root = command();
+        // Fills in what derive leaves unset (how many values each argument takes).
+        root.build();
+        let mut checked = 0;
+        for sub in root.get_subcommands() {
+            // The subcommand's required arguments, given in their usual spelling.
+            let mut required: Vec<String> = Vec::new();
+            for a in sub.get_arguments().filter(|a| a.is_required_set()) {
+                if let Some(l) = a.get_long() {
+                    required.push(format!("--{l}"));
+                }
+                if takes_value(a) || a.get_long().is_none() {
+                    required.push(sample_value(a));
+                }
+            }
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long().filter(|l| l.contains('-')) else {
+                    continue;
+                };
+                let mut argv = vec!["recagent".to_string(), sub.get_name().to_string()];
+                if !arg.is_required_set() {
+                    argv.extend(required.iter().cloned());
+                }
+                argv.push(format!("--{}", long.replace('-', "_")));
+                if takes_value(arg) {
+                    argv.push(sample_value(arg));
+                }
+                let m = command()
+                    .try_get_matches_from(&argv)
+                    .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+                let (name, sm) = m.subcommand().unwrap();
+                assert_eq!(name, sub.get_name());
+                assert_eq!(
+                    sm.value_source(arg.get_id().as_str()),
+                    Some(clap::parser::ValueSource::CommandLine),
+                    "{argv:?}"
+                );
+                checked += 1;
+            }
+        }
+        // run: config-file, output-file, log-file, interaction-file, output-dir; replay:
+        // config-file, output-dir; check-config: config-file; and the analysis commands' own.
+        assert!(checked >= 8, "only {checked} dashed flags found");
+    }
+
+    /// RecAgent's own command line, verbatim.
+    #[test]
+    fn recagent_command_line_parses() {
+        let argv = [
+            "recagent",
+            "run",
+            "--config_file",
+            "config/config.yaml",
+            "--output_file",
+            "messages.json",
+            "--log_file",
+            "simulation.log",
+        ];
+        use clap::FromArgMatches as _;
+        let cli = Cli::from_arg_matches(&command().try_get_matches_from(argv).unwrap()).unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("not a run")
+        };
+        assert_eq!(a.config_file, Some(PathBuf::from("config/config.yaml")));
+        assert_eq!(a.output_file, Some(PathBuf::from("messages.json")));
+        assert_eq!(a.log_file, Some(PathBuf::from("simulation.log")));
+        assert!(command()
+            .try_get_matches_from(["recagent", "check_config"])
+            .is_ok());
+    }
+
+    /// The aliases stay out of the help.
+    #[test]
+    fn help_shows_dashed_names_only() {
+        let mut root = command();
+        let run = root.find_subcommand_mut("run").unwrap();
+        let help = run.render_long_help().to_string();
+        assert!(help.contains("--config-file"), "{help}");
+        assert!(
+            !help.contains("config_file") && !help.contains("output_file"),
+            "{help}"
+        );
+        let top = command().render_long_help().to_string();
+        assert!(!top.contains("check_config"), "{top}");
+    }
+}

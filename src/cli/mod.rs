@@ -21,14 +21,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use recagent::analysis::report::{write_run_report, Format, ReportOptions, ReportSettings};
 use recagent::config::SimConfig;
 use recagent::io::output::{absolute, OutputPaths};
 use recagent::sim::{CheckpointPolicy, Lineage, ManifestGuard, RunEnd, Sim};
 
-use args::{Cli, Command, ReportArgs, ReportFormat, RunArgs};
+use args::{Command, ReportArgs, ReportFormat, RunArgs};
 use log::{init_log, open_log};
 use summary::{round_span, rounds_word, Start};
 
@@ -122,16 +121,22 @@ fn run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     let base = load_config(a.config_file.as_deref())?;
     let mut overrides = parse_sets(&a.set)?;
-    if let Some(s) = a.seed {
-        overrides.push(("seed".into(), s.to_string()));
+    // How the user typed each override, for errors ("command line (`--agents 0`)").
+    let mut flags: Vec<String> = a.set.iter().map(|s| format!("--set {s}")).collect();
+    for (flag, key, v) in [
+        ("--seed", "seed", a.seed.map(|s| s.to_string())),
+        ("--rounds", "round", a.rounds.map(|r| r.to_string())),
+        ("--agents", "agent_num", a.agents.map(|n| n.to_string())),
+    ] {
+        if let Some(v) = v {
+            flags.push(format!("{flag} {v}"));
+            overrides.push((key.into(), v));
+        }
     }
-    if let Some(r) = a.rounds {
-        overrides.push(("round".into(), r.to_string()));
+    let cfg = base.with_flagged_overrides(&overrides, &flags)?;
+    for note in cfg.notes() {
+        tracing::info!("note: {note}");
     }
-    if let Some(n) = a.agents {
-        overrides.push(("agent_num".into(), n.to_string()));
-    }
-    let cfg = base.with_overrides(&overrides)?;
     let paths = output_paths(&cfg, &a);
     let ckpt_dir = checkpoint_dir(&cfg, &paths);
     let redacted = cfg.redacted_json();
@@ -628,7 +633,7 @@ pub(crate) fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = args::parse();
     let _ = ctrlc::set_handler(on_ctrl_c);
     // Only the simulation commands write a log file (opened once their setup succeeded).
     init_log(matches!(

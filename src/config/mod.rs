@@ -5,11 +5,17 @@
 //! duplicate keys are errors naming the key and line; values out of range are errors naming the
 //! key, the value and the allowed range.
 //!
-//! Relative paths in the file resolve against the directory that holds the file.
+//! Relative paths in the file resolve against the directory that holds the file (or, for a
+//! RecAgent file whose data files are only in the working directory, against that; see
+//! [`SimConfig::load`]).
 //!
 //! - [`sections`]: the value and section types (recommender model, backend, `llm_options:`);
-//! - [`validate`]: range checks and the parser-message helpers.
+//! - [`validate`]: range checks and the parser-message helpers;
+//! - [`compat`]: RecAgent's old key names and the keys accepted without a use;
+//! - `messages`: type errors in the user's terms, with the range of the key's check.
 
+pub mod compat;
+pub(crate) mod messages;
 pub mod sections;
 pub mod validate;
 
@@ -90,17 +96,20 @@ pub struct SimConfig {
     /// Interaction CSV output (`user_id,item_id,label,rating,round,timestamp`), appended each round.
     /// Default: `<output_dir>/interaction.csv`.
     pub interaction_path: Option<PathBuf>,
-    /// RecAgent's model-weights directory. Accepted; checkpoints are a later feature.
+    /// RecAgent's MF weights directory. Accepted and not used (a note is logged): recagent's
+    /// checkpoints hold the model's state.
     pub ckpt_path: Option<PathBuf>,
-    /// RecAgent's title-index directory. Accepted; unused by this version.
+    /// RecAgent's FAISS title-index directory. Accepted and not used (a note is logged): the
+    /// item index lives in `memory.index_dir`.
     pub index_name: Option<PathBuf>,
-    /// RecAgent's checkpoint directory. Accepted; checkpoints are a later feature.
+    /// Checkpoint directory (RecAgent's pickle directory); default `<output_dir>/checkpoints`.
     pub simulator_dir: Option<PathBuf>,
     /// RecAgent's checkpoint to restore. Accepted; must be empty in this version.
     pub simulator_restore_file_name: Option<String>,
     /// Root seed; every random stream is derived from it.
     pub seed: u64,
-    /// Recommender model.
+    /// Recommender model. Also read as `model` (RecAgent README v1).
+    #[serde(alias = "model")]
     pub rec_model: RecModel,
     /// MF training epochs (RecAgent key; used when MF is available).
     pub epoch_num: u32,
@@ -110,9 +119,13 @@ pub struct SimConfig {
     pub embedding_size: u32,
     /// MF learning rate (RecAgent key).
     pub lr: f64,
-    /// Number of rounds to run; 1..=1,000,000.
+    /// Number of rounds to run; 1..=1,000,000. Also read as `epoch` (RecAgent README v1, where
+    /// it counts rounds).
+    #[serde(alias = "epoch")]
     pub round: u32,
     /// Number of agents: the first `agent_num` users by id. Empty = every user in the file.
+    /// Also read as `num_agents` (RecAgent README v1).
+    #[serde(alias = "num_agents")]
     pub agent_num: Option<u32>,
     /// LLM sampling temperature; 0..=2.
     pub temperature: f64,
@@ -122,9 +135,9 @@ pub struct SimConfig {
     pub execution_mode: ExecutionMode,
     /// Simulated time between rounds (`5h`; units s, m, h, d, M, y).
     pub interval: Interval,
-    /// LLM retries per request; 0..=20.
+    /// LLM retries per request; 0..=100.
     pub max_retries: u32,
-    /// RecAgent key, unused there too.
+    /// RecAgent key, unused there too; accepted and not used (a note is logged).
     pub verbose: bool,
     /// RecAgent key (unused there); only `recagent` is accepted.
     pub agent_memory: String,
@@ -155,8 +168,8 @@ pub struct SimConfig {
     pub start_time: String,
     /// Length of the watched and heard histories (RecAgent: 10); 1..=1000.
     pub history_size: u32,
-    /// Write a checkpoint every this many rounds (0 = never). Into `simulator_dir` when set, else
-    /// `<output_dir>/checkpoints`.
+    /// Write a checkpoint every this many rounds (0 = never; default 1, so a stopped run can be
+    /// resumed). Into `simulator_dir` when set, else `<output_dir>/checkpoints`.
     pub checkpoint_every: u32,
     /// Write every message to the messages file (`true`), or only counts (`false`, for huge runs).
     pub write_messages: bool,
@@ -190,6 +203,10 @@ pub struct SimConfig {
     /// Top-level keys set by overrides (`--set`), reported as such in errors.
     #[serde(skip)]
     pub overridden: BTreeSet<String>,
+    /// What the file said (keys given, old names used, unknown keys inside core sections,
+    /// where its paths resolve) and the flags of command-line overrides: for notes and errors.
+    #[serde(skip)]
+    pub file: compat::FileFacts,
 }
 
 impl Default for SimConfig {
@@ -231,7 +248,7 @@ impl Default for SimConfig {
             output_dir: "output".into(),
             start_time: "2023-06-01 08:00:00".into(),
             history_size: 10,
-            checkpoint_every: 0,
+            checkpoint_every: 1,
             write_messages: true,
             offline: OfflineParams::default(),
             rec_init_path: None,
@@ -243,6 +260,7 @@ impl Default for SimConfig {
             extra: BTreeMap::new(),
             source: None,
             overridden: BTreeSet::new(),
+            file: compat::FileFacts::default(),
         }
     }
 }
@@ -254,7 +272,12 @@ pub const EMBEDDED_CONFIG: &str = include_str!("../../config/config.yaml");
 pub const EMBEDDED_BASE: &str = "<embedded>";
 
 impl SimConfig {
-    /// Reads, parses and validates a configuration file; relative paths resolve against its directory.
+    /// Reads, parses and validates a configuration file; relative paths resolve against its
+    /// directory. When none of the data files it names (`item_path`, `user_path`,
+    /// `relationship_path`, `rec_init_path`) is beside the file but all are in the working
+    /// directory, as in RecAgent, whose paths are relative to where it runs (`config/config.yaml`
+    /// naming `data/item.csv`), every relative path of the file resolves against the working
+    /// directory instead, with a note ([`SimConfig::notes`]).
     ///
     /// # Errors
     /// [`ConfigError`] naming the file, the key and (where known) the line.
@@ -269,7 +292,68 @@ impl SimConfig {
         } else {
             base
         };
-        Self::from_yaml(&text, &path.display().to_string(), base)
+        let mut cfg = Self::from_yaml(&text, &path.display().to_string(), base)?;
+        if cfg.data_only_in_working_dir() {
+            cfg.base_dir = PathBuf::from(".");
+            cfg.file.paths_from_cwd = true;
+        }
+        Ok(cfg)
+    }
+
+    /// True when the relative data paths all miss beside the file and all exist relative to
+    /// the working directory.
+    fn data_only_in_working_dir(&self) -> bool {
+        if self.base_dir == Path::new(".") {
+            return false;
+        }
+        let inputs: Vec<&PathBuf> = [&self.item_path, &self.user_path]
+            .into_iter()
+            .chain(&self.relationship_path)
+            .chain(&self.rec_init_path)
+            .filter(|p| p.is_relative() && !p.as_os_str().is_empty())
+            .collect();
+        !inputs.is_empty()
+            && inputs
+                .iter()
+                .all(|p| !self.resolve(p).exists() && p.exists())
+    }
+
+    /// Notes a run logs about the file: the RecAgent keys it sets that recagent does not use,
+    /// and why; the old key names it uses; API keys given to the offline backend; paths
+    /// resolved against the working directory. Never an error: the file runs as written.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let origin = self
+            .source
+            .as_ref()
+            .map_or("the configuration", |s| &s.origin);
+        if self.file.paths_from_cwd {
+            notes.push(format!(
+                "the data files {origin} names are not beside it but in the working directory: its relative paths are read from there, as RecAgent does"
+            ));
+        }
+        for (old, new) in &self.file.aliased {
+            notes.push(format!(
+                "`{old}` is read as `{new}` (RecAgent's README name for it)"
+            ));
+        }
+        let json = self.to_json();
+        for (key, why) in compat::UNUSED {
+            if self.file.given.contains(*key) && !json[*key].is_null() {
+                notes.push(format!("`{key}` is accepted and not used: {why}"));
+            }
+        }
+        let given = |k: &str| self.file.given.contains(k) && !self.overridden.contains(k);
+        if self.backend == BackendKind::Offline
+            && ((given("api_keys") && !self.api_keys.is_empty())
+                || (given("api_bases") && !self.api_bases.is_empty()))
+        {
+            notes.push(
+                "`api_keys` and `api_bases` are used by `backend: llm` only: the offline backend needs no key and makes no network call"
+                    .into(),
+            );
+        }
+        notes
     }
 
     /// The embedded default configuration (bundled demo data, offline backend).
@@ -298,16 +382,42 @@ impl SimConfig {
                 text,
             ),
         };
-        let mut cfg: SimConfig =
-            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(parse_error)?;
-        // Every top-level key with its value, for the ones the core does not own.
+        // Every top-level key with its value, for the ones the core does not own; syntax
+        // errors show here first.
         let all: Option<BTreeMap<String, serde_json::Value>> =
-            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(parse_error)?;
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
+                match compat::tab_indented_line(text) {
+                    // The parser reports a tab where the scalar before it started, often the line above.
+                    Some(line) => ConfigError::Parse {
+                        origin: origin.to_string(),
+                        message: format!(
+                            "line {line}: a tab indents this line; YAML indents with spaces only"
+                        ),
+                    },
+                    None => parse_error(e),
+                }
+            })?;
+        let all = all.unwrap_or_default();
+        check_aliases(&all, text, origin)?;
+        let mut cfg: SimConfig = serde_saphyr::from_str_with_options(text, yaml_options())
+            .map_err(|e| {
+                let msg = tidy_parse_message(&e.to_string(), origin);
+                wrong_kind_in_file(&msg, text, origin, &all).unwrap_or_else(|| parse_error(e))
+            })?;
         let core = core_keys();
+        cfg.file.given = all
+            .keys()
+            .map(|k| compat::canonical(k).to_string())
+            .collect();
+        cfg.file.aliased = all
+            .keys()
+            .filter(|k| compat::canonical(k) != k.as_str())
+            .map(|k| (k.clone(), compat::canonical(k).to_string()))
+            .collect();
+        cfg.file.unknown_nested = unknown_in_sections(&all);
         cfg.extra = all
-            .unwrap_or_default()
             .into_iter()
-            .filter(|(k, _)| !core.contains(k))
+            .filter(|(k, _)| !core.contains(compat::canonical(k)))
             .collect();
         cfg.base_dir = base_dir;
         cfg.source = Some(Arc::new(ConfigSource {
@@ -388,17 +498,55 @@ impl SimConfig {
     /// [`ConfigError::Override`] for an unknown key inside a core section or a core value of
     /// the wrong type; [`ConfigError::Invalid`] for a core value out of range.
     pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
+        self.with_flagged_overrides(overrides, &[])
+    }
+
+    /// As [`SimConfig::with_overrides`], with `flags[i]` the command-line flag override `i`
+    /// came from as the user typed it (`--agents 0`, `--set page_size=abc`): an error about
+    /// the value, now or when the simulation is built, names the flag and says it came from
+    /// the command line. Old key names ([`compat::ALIASES`]) are accepted.
+    ///
+    /// # Errors
+    /// As [`SimConfig::with_overrides`]; a flagged override's bad value is
+    /// [`ConfigError::Invalid`] with origin ``command line (`FLAG`)``.
+    pub fn with_flagged_overrides(
+        &self,
+        overrides: &[(String, String)],
+        flags: &[String],
+    ) -> Result<Self, ConfigError> {
         if overrides.is_empty() {
             return Ok(self.clone());
         }
         let core = core_keys();
         let mut value = self.to_json();
         let mut overridden = self.overridden.clone();
-        for (key, raw) in overrides {
+        let mut file = self.file.clone();
+        for (i, (key, raw)) in overrides.iter().enumerate() {
             let what = format!("{key}={raw}");
+            let flag = flags.get(i);
+            let refuse = |key: &str, message: String| match flag {
+                Some(f) => ConfigError::Invalid {
+                    origin: format!("command line (`{f}`)"),
+                    line: None,
+                    key: key.to_string(),
+                    message,
+                },
+                None => ConfigError::Override(what.clone(), message),
+            };
             let v: serde_json::Value = serde_saphyr::from_str(raw).map_err(|e| {
-                ConfigError::Override(what.clone(), tidy_parse_message(&e.to_string(), "--set"))
+                let msg = tidy_parse_message(&e.to_string(), "--set");
+                // The value is one line of its own: its position and excerpt say nothing.
+                let first = msg.lines().next().unwrap_or("");
+                let reason = first
+                    .split_once(": ")
+                    .filter(|(pos, _)| pos.starts_with("line "))
+                    .map_or(first, |(_, r)| r);
+                refuse(key, format!("`{raw}` is not a YAML value: {reason}"))
             })?;
+            let key = &match key.split_once('.') {
+                Some((top, rest)) => format!("{}.{rest}", compat::canonical(top)),
+                None => compat::canonical(key).to_string(),
+            };
             let parts: Vec<&str> = key.split('.').collect();
             let is_core = core.contains(parts[0]);
             let mut slot = &mut value;
@@ -422,12 +570,19 @@ impl SimConfig {
                     }
                 });
             }
-            *slot = v;
+            *slot = v.clone();
             overridden.insert(parts[0].to_string());
+            if let Some(f) = flag {
+                file.flags.insert(parts[0].to_string(), f.clone());
+            }
             if is_core {
                 // Deserialise after each override so a type error names its key.
-                serde_json::from_value::<SimConfig>(value.clone())
-                    .map_err(|e| ConfigError::Override(what.clone(), e.to_string()))?;
+                serde_json::from_value::<SimConfig>(value.clone()).map_err(|e| {
+                    let e = e.to_string();
+                    let message =
+                        messages::wrong_kind(&e, Some(&v), |p| core_probe(key, p)).unwrap_or(e);
+                    refuse(key, message)
+                })?;
             }
         }
         let mut cfg = Self::from_json_unvalidated(value, "command line")
@@ -435,13 +590,17 @@ impl SimConfig {
         cfg.base_dir = self.base_dir.clone();
         cfg.source = self.source.clone();
         cfg.overridden = overridden;
-        cfg.validate()
-            .map_err(|(key, message)| ConfigError::Invalid {
-                origin: "command line".into(),
-                line: None,
+        cfg.file = file;
+        cfg.validate().map_err(|(key, message)| {
+            // The key may have come from the file, and only a cross-check involve an override.
+            let (origin, line) = cfg.origin_of(&key);
+            ConfigError::Invalid {
+                origin,
+                line,
                 key,
                 message,
-            })?;
+            }
+        })?;
         Ok(cfg)
     }
 
@@ -449,6 +608,9 @@ impl SimConfig {
     /// overridden key, else the file and the key's line in it (when found).
     pub fn origin_of(&self, key: &str) -> (String, Option<usize>) {
         let top = key.split('.').next().unwrap_or(key);
+        if let Some(flag) = self.file.flags.get(top) {
+            return (format!("command line (`{flag}`)"), None);
+        }
         if self.overridden.contains(top) {
             return ("command line".into(), None);
         }
@@ -458,33 +620,75 @@ impl SimConfig {
         }
     }
 
-    /// Fails for the first key of [`SimConfig::extra`] that is not in `claimed` (a typo, or a
-    /// plugin that is not registered), naming it, its line and the nearest known key.
+    /// Fails when a key of [`SimConfig::extra`] is not in `claimed` (a typo, or a plugin that
+    /// is not registered) or a core section holds a key it does not have, naming every such
+    /// key at once, each with its line and the nearest known key.
     ///
     /// # Errors
-    /// [`ConfigError::Parse`] for a key from the file, [`ConfigError::Override`] for one set on
-    /// the command line.
+    /// [`ConfigError::Parse`] listing the keys; [`ConfigError::Override`] when the only one
+    /// was set on the command line.
     pub fn check_claimed(&self, claimed: &BTreeSet<String>) -> Result<(), ConfigError> {
-        let Some(key) = self.extra.keys().find(|k| !claimed.contains(*k)) else {
+        let mut unknown: Vec<&String> = self
+            .extra
+            .keys()
+            .filter(|k| !claimed.contains(*k))
+            .chain(&self.file.unknown_nested)
+            .collect();
+        if unknown.is_empty() {
             return Ok(());
-        };
-        let known = core_keys().iter().chain(claimed);
-        let near = known
-            .filter(|k| strsim::levenshtein(k, key) <= 2)
-            .min_by_key(|k| (strsim::levenshtein(k, key), (*k).clone()));
-        let hint = near.map_or_else(String::new, |k| format!("; did you mean `{k}`?"));
-        let (origin, line) = self.origin_of(key);
-        if self.overridden.contains(key) {
-            return Err(ConfigError::Override(
-                key.clone(),
-                format!("unknown key `{key}`{hint}"),
-            ));
         }
+        let top: Vec<&str> = core_keys()
+            .iter()
+            .chain(claimed)
+            .map(String::as_str)
+            .collect();
+        let defaults = SimConfig::default().to_json();
+        let hint = |key: &str| {
+            let near = match key.split_once('.') {
+                Some((sec, leaf)) => defaults
+                    .get(sec)
+                    .and_then(serde_json::Value::as_object)
+                    .and_then(|m| compat::nearest(leaf, m.keys().map(String::as_str)))
+                    .map(|n| format!("{sec}.{n}")),
+                None => compat::nearest(key, top.iter().copied()).map(str::to_string),
+            };
+            near.map_or_else(String::new, |k| format!("; did you mean `{k}`?"))
+        };
+        if let [key] = unknown[..] {
+            if let Some(flag) = self.file.flags.get(key) {
+                return Err(ConfigError::Parse {
+                    origin: format!("command line (`{flag}`)"),
+                    message: format!("unknown key `{key}`{}", hint(key)),
+                });
+            }
+            if self.overridden.contains(key) {
+                return Err(ConfigError::Override(
+                    key.clone(),
+                    format!("unknown key `{key}`{}", hint(key)),
+                ));
+            }
+        }
+        // In the order of the file (command-line keys last).
+        unknown.sort_by_key(|k| (self.origin_of(k).1.unwrap_or(usize::MAX), (*k).clone()));
+        let lines: Vec<String> = unknown
+            .iter()
+            .map(|key| match self.origin_of(key) {
+                (_, Some(l)) => format!("line {l}: unknown field `{key}`{}", hint(key)),
+                (o, None) if self.overridden.contains(*key) => {
+                    format!("{o}: unknown key `{key}`{}", hint(key))
+                }
+                _ => format!("unknown field `{key}`{}", hint(key)),
+            })
+            .collect();
+        let origin = self
+            .source
+            .as_ref()
+            .map_or_else(|| "config".to_string(), |s| s.origin.clone());
         Err(ConfigError::Parse {
             origin,
-            message: match line {
-                Some(l) => format!("line {l}: unknown field `{key}`{hint}"),
-                None => format!("unknown field `{key}`{hint}"),
+            message: match &lines[..] {
+                [one] => one.clone(),
+                many => format!("{} unknown keys:\n  {}", many.len(), many.join("\n  ")),
             },
         })
     }
@@ -548,6 +752,110 @@ fn yaml_options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.budget = Some(budget);
     o
+}
+
+/// An old key name and its new one both in the file: an error naming both and their lines.
+fn check_aliases(
+    all: &BTreeMap<String, serde_json::Value>,
+    text: &str,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    for a in compat::ALIASES {
+        if all.contains_key(a.old) && all.contains_key(a.new) {
+            let (old, new) = (key_line(text, a.old), key_line(text, a.new));
+            return Err(ConfigError::Parse {
+                origin: origin.to_string(),
+                message: format!(
+                    "{}`{}` and `{}`{} are the same setting (`{}` is RecAgent's old name for `{}`): give only one",
+                    old.map_or_else(String::new, |l| format!("line {l}: ")),
+                    a.old,
+                    a.new,
+                    new.map_or_else(String::new, |l| format!(" (line {l})")),
+                    a.old,
+                    a.new
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `section.key` for every key of a core section (`offline:`, `memory:`, `llm_options:`) in
+/// `all` that the section does not have.
+fn unknown_in_sections(all: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
+    let defaults = SimConfig::default().to_json();
+    let mut out = Vec::new();
+    for (sec, v) in all {
+        let (Some(given), Some(known)) = (
+            v.as_object(),
+            defaults
+                .get(sec.as_str())
+                .and_then(serde_json::Value::as_object),
+        ) else {
+            continue;
+        };
+        out.extend(
+            given
+                .keys()
+                .filter(|k| !known.contains_key(*k))
+                .map(|k| format!("{sec}.{k}")),
+        );
+    }
+    out
+}
+
+/// The message of a range check of core key `key` (dotted) for the default configuration with
+/// `probe` as that key's value, if the check refuses it.
+fn core_probe(key: &str, probe: serde_json::Value) -> Option<String> {
+    let mut v = SimConfig::default().to_json();
+    let mut slot = &mut v;
+    for part in key.split('.') {
+        slot = slot.get_mut(part)?;
+    }
+    *slot = probe;
+    let c = SimConfig::from_json_unvalidated(v, "").ok()?;
+    match c.validate() {
+        Err((k, m)) if k == key => Some(m),
+        _ => None,
+    }
+}
+
+/// A core value of the wrong kind in the file, in the user's terms (`invalid value for
+/// `round`: must be a whole number from 1 to 1000000, not `abc``), from the parser's message
+/// `msg` (which names the line); `None` for other errors.
+fn wrong_kind_in_file(
+    msg: &str,
+    text: &str,
+    origin: &str,
+    all: &BTreeMap<String, serde_json::Value>,
+) -> Option<ConfigError> {
+    let line = msg
+        .split("line ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse::<usize>()
+        .ok()?;
+    let key = validate::key_path_at(text, line)?;
+    let (top, rest) = match key.split_once('.') {
+        Some((t, r)) => (t, Some(r)),
+        None => (key.as_str(), None),
+    };
+    let mut found = all.get(top);
+    for part in rest.into_iter().flat_map(|r| r.split('.')) {
+        found = found.and_then(|v| v.get(part));
+    }
+    let probe_key = match rest {
+        Some(r) => format!("{}.{r}", compat::canonical(top)),
+        None => compat::canonical(top).to_string(),
+    };
+    let message = messages::wrong_kind(msg, found, |p| core_probe(&probe_key, p))?;
+    Some(ConfigError::Invalid {
+        origin: origin.to_string(),
+        line: Some(line),
+        key,
+        message,
+    })
 }
 
 /// The top-level keys the core owns (the fields of [`SimConfig`]).
@@ -634,6 +942,257 @@ mod tests {
         assert_eq!(c.extra["active_agent_threshold"], 100);
     }
 
+    const README_V1: &str = include_str!("../../tests/compat/recagent-readme-v1.yaml");
+    const README_V3: &str = include_str!("../../tests/compat/recagent-readme-v3.yaml");
+
+    #[test]
+    fn recagent_readme_v1_loads_with_old_names() {
+        let c = check(README_V1).unwrap();
+        // model: Random, epoch: 1, num_agents: 1 (the README's values).
+        assert_eq!(c.rec_model, RecModel::Random);
+        assert_eq!(c.round, 1);
+        assert_eq!(c.agent_num, Some(1));
+        assert_eq!(c.execution_mode, ExecutionMode::Serial);
+        assert_eq!(c.max_token, 1500);
+        assert_eq!(c.temperature, 0.8);
+        assert_eq!(c.api_keys, ["xxxxx", "xxxxx"]);
+        assert_eq!(c.extra["page_size"], 5);
+        // The manifest uses the current names only.
+        let j = c.to_json();
+        assert_eq!(j["rec_model"], "Random");
+        assert!(j.get("model").is_none() && j.get("epoch").is_none());
+        let notes = c.notes();
+        assert_eq!(notes.len(), 5, "{notes:#?}");
+        assert_eq!(
+            notes[0],
+            "`epoch` is read as `round` (RecAgent's README name for it)"
+        );
+        assert!(notes
+            .iter()
+            .any(|n| n.starts_with("`index_name` is accepted and not used")));
+        assert!(notes
+            .iter()
+            .any(|n| n.starts_with("`api_keys` and `api_bases` are used by `backend: llm` only")));
+    }
+
+    #[test]
+    fn recagent_readme_v3_loads() {
+        let c = check(README_V3).unwrap();
+        assert_eq!(
+            (c.rec_model, c.round, c.agent_num),
+            (RecModel::MF, 50, Some(5))
+        );
+        assert_eq!((c.max_retries, c.verbose), (100, true));
+        assert_eq!(c.simulator_restore_file_name, None);
+        assert_eq!(c.llm, "gpt-3.5");
+        let notes = c.notes();
+        let heads: Vec<&str> = notes.iter().filter_map(|n| n.split(':').next()).collect();
+        // ckpt_path, index_name, verbose; and the placeholder key with the offline backend.
+        assert_eq!(
+            heads,
+            [
+                "`index_name` is accepted and not used",
+                "`ckpt_path` is accepted and not used",
+                "`verbose` is accepted and not used",
+                "`api_keys` and `api_bases` are used by `backend",
+            ]
+        );
+        assert_eq!(notes.len(), 4, "{notes:#?}");
+        // With the llm backend the keys are used: no note about them.
+        let llm = parse(&format!(
+            "{README_V3}backend: llm\napi_bases: [http://127.0.0.1:8000/v1]\n"
+        ))
+        .unwrap();
+        assert_eq!(llm.notes().len(), 3, "{:#?}", llm.notes());
+    }
+
+    #[test]
+    fn every_alias_is_read_as_its_new_name() {
+        for a in compat::ALIASES {
+            assert!(core_keys().contains(a.new), "{}", a.new);
+            let v = if a.new == "rec_model" { "MF" } else { "3" };
+            let old = parse(&format!("{}: {v}\n", a.old)).unwrap().to_json();
+            let new = parse(&format!("{}: {v}\n", a.new)).unwrap().to_json();
+            assert_eq!(old[a.new], new[a.new], "{}", a.old);
+            assert_ne!(
+                old[a.new],
+                SimConfig::default().to_json()[a.new],
+                "{}",
+                a.old
+            );
+            // Also on the command line.
+            let o = SimConfig::default()
+                .with_overrides(&[(a.old.to_string(), v.to_string())])
+                .unwrap()
+                .to_json();
+            assert_eq!(o[a.new], new[a.new], "--set {}", a.old);
+        }
+    }
+
+    #[test]
+    fn alias_and_new_name_together_is_an_error() {
+        let e = parse("seed: 1\nmodel: MF\nround: 2\nrec_model: Random\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "test.yaml: line 2: `model` and `rec_model` (line 4) are the same setting (`model` is RecAgent's old name for `rec_model`): give only one"
+        );
+        let e = parse("epoch: 3\nround: 2\n").unwrap_err().to_string();
+        assert!(e.contains("`epoch` and `round` (line 2)"), "{e}");
+    }
+
+    #[test]
+    fn all_unknown_keys_at_once() {
+        let e = check("seed: 1\npage_sise: 5\nrond: 3\noffline:\n  tempreature: 1\n  xyzzy: 2\n")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "test.yaml: 4 unknown keys:\n  line 2: unknown field `page_sise`; did you mean `page_size`?\n  \
+             line 3: unknown field `rond`; did you mean `round`?\n  \
+             line 5: unknown field `offline.tempreature`; did you mean `offline.temperature`?\n  \
+             line 6: unknown field `offline.xyzzy`"
+        );
+    }
+
+    #[test]
+    fn tab_points_at_its_line() {
+        // The parser itself blames line 1 (the scalar `1` it was reading).
+        let e = parse("seed: 1\n\tround: 3\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.yaml: line 2: a tab indents this line; YAML indents with spaces only"
+        );
+        let e = parse("seed: 1\noffline:\n  temperature: 1\n\t next_bias: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.yaml: line 4: a tab"), "{e}");
+        // A tab after the colon is no indentation.
+        assert_eq!(parse("round:\t3\n").unwrap().round, 3);
+    }
+
+    #[test]
+    fn wrong_kinds_in_the_users_terms() {
+        // Ranges are those of the checks: round 1..=1000000, max_retries 0..=100,
+        // page_size 1..=50 (a plugin's), active_prob (0, 1], temperature 0..=2,
+        // memory.ltm_cap 1..=100000.
+        let e = |t: &str| check(t).unwrap_err();
+        assert_eq!(
+            e("seed: 1\nround: abc\n"),
+            "test.yaml:2: invalid value for `round`: must be a whole number from 1 to 1000000, not `abc`"
+        );
+        assert_eq!(
+            e("round: -3\n"),
+            "test.yaml:1: invalid value for `round`: must be a whole number from 1 to 1000000, not `-3`"
+        );
+        assert_eq!(
+            e("epoch: 2.5\n"),
+            "test.yaml:1: invalid value for `epoch`: must be a whole number from 1 to 1000000, not `2.5`"
+        );
+        assert_eq!(
+            e("max_retries: many\n"),
+            "test.yaml:1: invalid value for `max_retries`: must be a whole number from 0 to 100, not `many`"
+        );
+        assert_eq!(
+            e("agent_num: all\n"),
+            "test.yaml:1: invalid value for `agent_num`: must be a whole number of at least 1 (or empty for all users), not `all`"
+        );
+        assert_eq!(
+            e("seed: x\n"),
+            "test.yaml:1: invalid value for `seed`: must be a whole number (0 or more), not `x`"
+        );
+        assert_eq!(
+            e("temperature: hot\n"),
+            "test.yaml:1: invalid value for `temperature`: must be a number from 0 to 2, not `hot`"
+        );
+        assert_eq!(
+            e("verbose: maybe\n"),
+            "test.yaml:1: invalid value for `verbose`: must be true or false, not `maybe`"
+        );
+        assert_eq!(
+            e("api_keys: xxx\n"),
+            "test.yaml:1: invalid value for `api_keys`: must be a list, e.g. [a, b], not `xxx`"
+        );
+        assert_eq!(
+            e("seed: 1\nmemory:\n  ltm_cap: lots\n"),
+            "test.yaml:3: invalid value for `memory.ltm_cap`: must be a whole number from 1 to 100000, not `lots`"
+        );
+        assert_eq!(
+            e("page_size: abc\n"),
+            "test.yaml:1: invalid value for `page_size`: must be a whole number from 1 to 50, not `abc`"
+        );
+        assert_eq!(
+            e("active_prob: often\n"),
+            "test.yaml:1: invalid value for `active_prob`: must be a number in (0, 1], not `often`"
+        );
+    }
+
+    #[test]
+    fn command_line_values_say_so() {
+        let c = parse("seed: 1\n").unwrap();
+        let flagged = |k: &str, v: &str, flag: &str| {
+            c.with_flagged_overrides(&[(k.into(), v.into())], &[flag.into()])
+        };
+        assert_eq!(
+            flagged("agent_num", "0", "--agents 0").unwrap_err().to_string(),
+            "command line (`--agents 0`): invalid value for `agent_num`: 0 is out of range: allowed 1.. (or empty for all users)"
+        );
+        assert_eq!(
+            flagged("round", "abc", "--set round=abc").unwrap_err().to_string(),
+            "command line (`--set round=abc`): invalid value for `round`: must be a whole number from 1 to 1000000, not `abc`"
+        );
+        assert_eq!(
+            flagged("seed", "-1", "--set seed=-1").unwrap_err().to_string(),
+            "command line (`--set seed=-1`): invalid value for `seed`: must be a whole number (0 or more), not `-1`"
+        );
+        assert_eq!(
+            flagged("page_size", "[1", "--set page_size=[1").unwrap_err().to_string(),
+            "command line (`--set page_size=[1`): invalid value for `page_size`: `[1` is not a YAML value: unclosed bracket '['"
+        );
+        // A plugin's key is checked when the simulation is built: still the flag.
+        let o = flagged("page_size", "abc", "--set page_size=abc").unwrap();
+        let e = crate::sim::SimBuilder::new(o)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "command line (`--set page_size=abc`): invalid value for `page_size`: must be a whole number from 1 to 50, not `abc`"
+        );
+        let o = flagged("page_sise", "5", "--set page_sise=5").unwrap();
+        let e = crate::sim::SimBuilder::new(o)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "command line (`--set page_sise=5`): unknown key `page_sise`; did you mean `page_size`?"
+        );
+        // A key of the file keeps its line after an unrelated override.
+        let c = parse("seed: 1\npage_size: 0\n").unwrap();
+        let o = c
+            .with_flagged_overrides(&[("round".into(), "2".into())], &["--rounds 2".into()])
+            .unwrap();
+        let e = crate::sim::SimBuilder::new(o)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.yaml:2: invalid value for `page_size`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn default_random_items_and_one_item_pages() {
+        // rec_random_k defaults to 1, which must stay below page_size: the error says so.
+        assert_eq!(
+            check("page_size: 1\n").unwrap_err(),
+            "test.yaml: invalid value for `rec_random_k`: 1 is out of range: allowed 0..page_size (1) (1 is its default: set `rec_random_k: 0` for pages of 1 item)"
+        );
+        assert!(check("page_size: 1\nrec_random_k: 0\n").is_ok());
+    }
+
     #[test]
     fn unknown_key_names_key_and_line() {
         let err = check("seed: 1\npage_sise: 5\n").unwrap_err();
@@ -668,7 +1227,10 @@ mod tests {
         let err = parse("interval: 1.5h\n").unwrap_err().to_string();
         assert!(err.contains("1.5h") && err.contains("`interval`"), "{err}");
         let err = parse("seed: 1\nround: -5\n").unwrap_err().to_string();
-        assert!(err.contains("`round`") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("`round`") && err.contains("test.yaml:2:"),
+            "{err}"
+        );
         let err = check("page_size: 5\nrec_random_k: 5\n").unwrap_err();
         assert!(
             err.contains("rec_random_k") && err.contains("0..page_size (5)"),

@@ -101,7 +101,9 @@ impl StructuredOutput {
 /// (`llm`), `api_bases`, `api_keys`, `temperature`, `max_token` and `max_retries` are RecAgent's
 /// top-level keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+// Unknown keys are collected and reported with every other unknown key of the file
+// (`SimConfig::check_claimed`), so they are not refused here one at a time.
+#[serde(default)]
 pub struct LlmOptions {
     /// `chat` (`/chat/completions`) or `completions` (`/completions`, for base models).
     pub protocol: Protocol,

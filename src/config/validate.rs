@@ -39,7 +39,8 @@ impl SimConfig {
         }
         check_range("temperature", self.temperature, 0.0..=2.0, "0..=2")?;
         check_range("max_token", self.max_token, 1..=100_000, "1..=100000")?;
-        check_range("max_retries", self.max_retries, 0..=20, "0..=20")?;
+        // RecAgent's README example asks for 100.
+        check_range("max_retries", self.max_retries, 0..=100, "0..=100")?;
         if !(self.lr > 0.0 && self.lr < 10.0) {
             return bad(
                 "lr",
@@ -243,4 +244,38 @@ pub(crate) fn add_line_to_unknown_field(msg: &str, text: &str) -> String {
         }
     }
     msg.to_string()
+}
+
+/// The dotted key (`offline.temperature`) whose value is on 1-based line `line` of `text`: the
+/// key on that line, or for a list item the key above it, under every less indented key above.
+pub(crate) fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    fn key_of(l: &str) -> Option<&str> {
+        let t = l.trim_start().trim_start_matches("- ");
+        let (k, _) = t.split_once(':')?;
+        let k = k.trim();
+        (!k.is_empty() && !k.contains(' ') && !k.starts_with('#')).then_some(k)
+    }
+    let here = *lines.get(line.checked_sub(1)?)?;
+    let mut path = Vec::new();
+    let mut level = indent(here) + 1;
+    if let Some(k) = key_of(here) {
+        path.push(k);
+        level = indent(here);
+    }
+    for l in lines[..line - 1].iter().rev() {
+        if level == 0 {
+            break;
+        }
+        if l.trim().is_empty() || l.trim_start().starts_with('#') || indent(l) >= level {
+            continue;
+        }
+        if let Some(k) = key_of(l) {
+            path.push(k);
+            level = indent(l);
+        }
+    }
+    path.reverse();
+    (!path.is_empty()).then(|| path.join("."))
 }

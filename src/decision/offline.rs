@@ -55,7 +55,9 @@ impl<'a> Offline<'a> {
 /// Parameters of the offline model (`offline:` section of the config). Utilities are in logit
 /// units; raising a weight makes its term matter more.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+// Unknown keys are collected and reported with every other unknown key of the file
+// (`SimConfig::check_claimed`), so they are not refused here one at a time.
+#[serde(default)]
 pub struct OfflineParams {
     /// Softmax temperature `τ` > 0; higher = more random choices.
     pub temperature: f64,

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// Memory parameters (`memory:` config section). Defaults are the original's values (spec §3.1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+// Unknown keys are collected and reported with every other unknown key of the file
+// (`SimConfig::check_claimed`), so they are not refused here one at a time.
+#[serde(default)]
 pub struct MemoryParams {
     /// Sensory → STM gate: an observation is kept when `importance > importance_gate`, in [0, 1]
     /// (original 0.62, i.e. a score of 7 or more out of 10).

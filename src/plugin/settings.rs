@@ -151,6 +151,17 @@ fn culprit<S: Settings>(obj: &serde_json::Map<String, serde_json::Value>) -> Opt
     })
 }
 
+/// The message of `S`'s check for its defaults with `value` as `field`, if the check refuses it
+/// (to learn the field's allowed range).
+fn probe<S: Settings>(field: &str, value: serde_json::Value) -> Option<String> {
+    let mut v = serde_json::to_value(S::default()).ok()?;
+    *v.as_object_mut()?.get_mut(field)? = value;
+    match serde_json::from_value::<S>(v).ok()?.validate() {
+        Err((k, m)) if k == field => Some(m),
+        _ => None,
+    }
+}
+
 /// Reads `S` from `cfg`: its section, or its fields at the top level; absent keys take their
 /// defaults. Returns the settings and the top-level keys they claim.
 ///
@@ -188,17 +199,24 @@ pub fn resolve<S: Settings>(cfg: &SimConfig) -> Result<(S, Vec<String>), ConfigE
     let s: S = match serde_json::from_value::<S>(value.clone()) {
         Ok(s) => s,
         Err(e) => {
-            let key = match (&value, S::SECTION) {
-                (serde_json::Value::Object(m), _) => culprit::<S>(m)
-                    .map(|k| format!("{prefix}{k}"))
-                    .or_else(|| S::SECTION.map(str::to_string)),
-                (_, sec) => sec.map(str::to_string),
-            }
-            .unwrap_or_default();
-            let message = if value.is_object() || S::SECTION.is_none() {
-                e.to_string()
-            } else {
-                format!("expected a mapping of settings ({e})")
+            let field = match &value {
+                serde_json::Value::Object(m) => culprit::<S>(m),
+                _ => None,
+            };
+            let key = field
+                .as_ref()
+                .map(|k| format!("{prefix}{k}"))
+                .or_else(|| S::SECTION.map(str::to_string))
+                .unwrap_or_default();
+            let e = e.to_string();
+            // A field of the wrong kind: say what it must be, with the range its check allows.
+            let in_terms = field.as_ref().and_then(|f| {
+                crate::config::messages::wrong_kind(&e, value.get(f), |p| probe::<S>(f, p))
+            });
+            let message = match in_terms {
+                Some(m) => m,
+                None if value.is_object() || S::SECTION.is_none() => e,
+                None => format!("expected a mapping of settings ({e})"),
             };
             return Err(invalid(key, message));
         }

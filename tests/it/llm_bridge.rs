@@ -958,8 +958,21 @@ fn llm_config_keys_are_validated_with_their_names() {
     );
     let err = error("llm_options:\n  backoff_base_ms: 10\n  backoff_max_ms: 5\n");
     assert!(err.contains("`llm_options.backoff_max_ms`"), "{err}");
-    let err = error("llm_options:\n  protcol: chat\n");
-    assert!(err.contains("protcol"), "{err}");
+    // An unknown key of the section is reported with every other unknown key when the
+    // simulation is built.
+    let typo = SimConfig::from_yaml(
+        "llm_options:\n  protcol: chat\n",
+        "t.yaml",
+        PathBuf::from("/"),
+    );
+    let err = recagent::sim::SimBuilder::new(typo.unwrap())
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown field `llm_options.protcol`; did you mean `llm_options.protocol`?"),
+        "{err}"
+    );
     assert!(parse(
         "backend: llm\napi_bases: [http://127.0.0.1:1/v1]\nllm_options:\n  protocol: completions\n"
     )

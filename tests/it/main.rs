@@ -4,6 +4,7 @@
 mod checkpoint;
 mod cli_log;
 mod common;
+mod compat;
 mod config_errors;
 mod custom_behaviour;
 mod determinism;

@@ -177,7 +177,13 @@ fn activation_statistics() {
     // random: each agent acts with p = 0.3, independently per round. 1000 agents x 10 rounds:
     // mean 3000, sd sqrt(10000 * 0.3 * 0.7) = 45.8; allow 4 sd. (Watching agents sit a round
     // out, so the count is slightly lower; see the bound below.)
-    let (n, _) = activity_run(&dir, "active_method: random\nactive_prob: 0.3\n", 1000, 10);
+    // No cap (the default caps each round at 100 active agents).
+    let (n, _) = activity_run(
+        &dir,
+        "active_method: random\nactive_prob: 0.3\nactive_agent_threshold: 0\n",
+        1000,
+        10,
+    );
     assert!((2700..=3190).contains(&n), "{n}");
 
     // threshold: with everyone a candidate, exactly the 100 lowest ids act in round 1.
@@ -204,14 +210,24 @@ fn activation_statistics() {
         .map(|&l| f64::from(l) * (1.0 - f64::from(l)))
         .sum::<f64>()
         * 5.0;
-    let (n, _) = activity_run(&dir, "active_method: sample\nactive_prob: 1.0\n", 1000, 5);
+    let (n, _) = activity_run(
+        &dir,
+        "active_method: sample\nactive_prob: 1.0\nactive_agent_threshold: 0\n",
+        1000,
+        5,
+    );
     assert!(
         (n as f64 - expected).abs() < 4.0 * var.sqrt() + 5.0,
         "{n} vs {expected:.1}"
     );
 
     // marginal: probability grows with idle rounds, so more activity than sample.
-    let (m, _) = activity_run(&dir, "active_method: marginal\nactive_prob: 1.0\n", 1000, 5);
+    let (m, _) = activity_run(
+        &dir,
+        "active_method: marginal\nactive_prob: 1.0\nactive_agent_threshold: 0\n",
+        1000,
+        5,
+    );
     assert!(
         m as f64 > expected * 1.3,
         "marginal {m} vs sample {expected:.1}"
