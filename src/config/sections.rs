@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// Which recommender model serves pages (`rec_model`, RecAgent §4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Names are read case-insensitively, with the spellings of RecBole and Agent4Rec as aliases
+/// (`Pop` = [`RecModel::Popularity`], `BPR` = [`RecModel::MF`], whose loss is BPR); see
+/// [`RecModel::from_name`]. They are written back in the canonical spelling (`Popularity`, `MF`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum RecModel {
     /// Uniformly random unexposed items (seeded per user and round).
     Random,
@@ -14,20 +18,88 @@ pub enum RecModel {
     Popularity,
     /// Matrix factorisation trained with BPR (RecAgent's default; `epoch_num`, `batch_size`,
     /// `embedding_size`, `lr`).
-    #[serde(alias = "mf")]
     MF,
     /// Item-based k-nearest-neighbours, cosine similarity.
-    #[serde(alias = "itemknn")]
     ItemKNN,
     /// LightGCN (3 propagation layers), trained with BPR like MF.
-    #[serde(alias = "lightgcn")]
     LightGCN,
+    /// Variational autoencoder with a multinomial likelihood (Liang et al., WWW 2018).
+    MultVAE,
     /// Content-based: genre-vector similarity to the user's liked genres and watch history.
-    #[serde(alias = "content")]
     Content,
     /// Slates from an HTTP endpoint (`rec_external_url`), JSON in and out.
-    #[serde(alias = "external")]
     External,
+}
+
+impl RecModel {
+    /// Every model with the names it answers to (canonical first), in the order errors list them.
+    pub const NAMES: &'static [(RecModel, &'static [&'static str])] = &[
+        (RecModel::Random, &["Random"]),
+        (RecModel::Popularity, &["Popularity", "Pop"]),
+        (RecModel::MF, &["MF", "BPR"]),
+        (RecModel::LightGCN, &["LightGCN"]),
+        (RecModel::ItemKNN, &["ItemKNN"]),
+        (RecModel::MultVAE, &["MultVAE"]),
+        (RecModel::Content, &["Content"]),
+        (RecModel::External, &["External"]),
+    ];
+
+    /// The canonical name (as written in manifests and checkpoints).
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map_or("?", |(_, n)| n[0])
+    }
+
+    /// The model called `name`, in any case, by its canonical name or an alias (`Pop`, `BPR`;
+    /// surrounding blanks ignored).
+    ///
+    /// # Errors
+    /// For an unknown name, a message listing the accepted names and, when one is close
+    /// (edit distance ≤ 2, any case), suggesting it: ``unknown recommender `Popp`: accepted ...;
+    /// did you mean `Pop`?``.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        let wanted = name.trim().to_ascii_lowercase();
+        let all = Self::NAMES
+            .iter()
+            .flat_map(|(m, names)| names.iter().map(move |n| (*m, *n)));
+        if let Some((m, _)) = all.clone().find(|(_, n)| n.to_ascii_lowercase() == wanted) {
+            return Ok(m);
+        }
+        let accepted = Self::NAMES
+            .iter()
+            .map(|(_, names)| match names {
+                [one] => (*one).to_string(),
+                [first, rest @ ..] => format!("{first} ({})", rest.join(", ")),
+                [] => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let near = all
+            .map(|(_, n)| (strsim::levenshtein(&n.to_ascii_lowercase(), &wanted), n))
+            .filter(|(d, _)| *d <= 2)
+            .min();
+        let hint = near.map_or_else(String::new, |(_, n)| format!("; did you mean `{n}`?"));
+        Err(format!(
+            "unknown recommender `{}`: accepted {accepted} (any case){hint}",
+            name.trim()
+        ))
+    }
+}
+
+impl std::str::FromStr for RecModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::from_name(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecModel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::from_name(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `execution_mode`: `parallel` spreads per-agent behaviour work over the cores; `serial` runs it on

@@ -9,7 +9,8 @@
 //!
 //! Invalid entries in a reply (out of range, excluded, repeated) are dropped and counted. A failed
 //! request (connection, timeout, HTTP status ≥ 400, bad JSON) is logged and counted, and the slate
-//! comes from the popularity fallback instead, so a flaky endpoint never stops a run. Only plain
+//! comes from the popularity fallback instead (the counts reach the run's counters,
+//! `external_failed_requests` and `external_dropped_items`, through [`Recommender::take_counts`]), so a flaky endpoint never stops a run. Only plain
 //! `http://` URLs are supported (no TLS in the build).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::train::Positives;
-use super::{InteractionLog, Popularity, Recommender, Slate};
+use super::{InteractionLog, ModelCount, Popularity, Recommender, Slate};
 
 /// Per-request timeout (connect + send + read), seconds.
 pub const TIMEOUT_SECS: u64 = 10;
@@ -54,9 +55,9 @@ pub struct External {
     fallback: Popularity,
     pos: Positives,
     n_items: usize,
-    /// Requests that failed (fallback used).
+    /// Requests that failed (fallback used) since the last [`Recommender::take_counts`].
     pub failures: AtomicU64,
-    /// Reply entries dropped as invalid.
+    /// Reply entries dropped as invalid since the last [`Recommender::take_counts`].
     pub dropped: AtomicU64,
 }
 
@@ -78,35 +79,34 @@ impl External {
         }
     }
 
-    fn ask(&self, req: &SlateRequest) -> Result<SlateReply, ureq::Error> {
-        let body = self
-            .agent
+    fn ask(&self, req: &SlateRequest) -> Result<Vec<u8>, ureq::Error> {
+        self.agent
             .post(&self.url)
             .send_json(req)?
             .body_mut()
-            .read_to_vec()?;
-        parse_reply(&body).map_err(ureq::Error::Json)
+            .read_to_vec()
     }
 }
 
-/// Parses a reply body (`{"items": [...], "scores": [...]}`, see the module docs).
+/// What [`parse_slate_reply`] found wrong with a reply body.
+#[derive(Debug, thiserror::Error)]
+#[error("reply is not {{\"items\": [...], \"scores\": [...]}}: {0}")]
+pub struct ReplyError(String);
+
+/// Reads a reply body (see the module docs): at most `k` items, best first, each below
+/// `n_items`, not excluded and not repeated, with its score (0 when `scores` is shorter).
+/// Returns the slate and the number of entries dropped as invalid. Never panics, on any bytes.
 ///
 /// # Errors
-/// The JSON error for a body that is not such an object (ids must be integers in
-/// `0..=4294967295`, scores numbers).
-pub fn parse_reply(body: &[u8]) -> Result<SlateReply, serde_json::Error> {
-    serde_json::from_slice(body)
-}
-
-/// The slate of at most `k` items that `reply` gives for a catalogue of `n_items` items, and the
-/// number of entries dropped as invalid (out of range, excluded or repeated); an item without a
-/// score gets 0. Stops reading at the `k`-th kept item.
-pub fn slate_from_reply(
-    reply: &SlateReply,
+/// [`ReplyError`] when the body is not JSON of the reply's shape (wrong types, ids beyond
+/// `u32`, not UTF-8, truncated).
+pub fn parse_slate_reply(
+    body: &[u8],
     k: usize,
     n_items: usize,
     exclude: &dyn Fn(u32) -> bool,
-) -> (Slate, u64) {
+) -> Result<(Slate, u64), ReplyError> {
+    let reply: SlateReply = serde_json::from_slice(body).map_err(|e| ReplyError(e.to_string()))?;
     let mut s = Slate::default();
     let mut dropped = 0;
     for (n, &i) in reply.items.iter().enumerate() {
@@ -120,8 +120,13 @@ pub fn slate_from_reply(
         s.items.push(i);
         s.scores.push(reply.scores.get(n).copied().unwrap_or(0.0));
     }
-    (s, dropped)
+    Ok((s, dropped))
 }
+
+/// Counter name of [`External`]'s failed requests (see [`Recommender::take_counts`]).
+pub const EXTERNAL_FAILED: &str = "external_failed_requests";
+/// Counter name of the reply entries [`External`] dropped as invalid.
+pub const EXTERNAL_DROPPED: &str = "external_dropped_items";
 
 impl Recommender for External {
     fn name(&self) -> &'static str {
@@ -147,11 +152,13 @@ impl Recommender for External {
             exclude: (0..self.n_items as u32).filter(|&i| exclude(i)).collect(),
             history: self.pos.items_of(user).to_vec(),
         };
-        match self.ask(&req) {
-            Ok(reply) => {
-                let (s, dropped) = slate_from_reply(&reply, k, self.n_items, exclude);
+        let reply = self.ask(&req).map_err(|e| e.to_string()).and_then(|body| {
+            parse_slate_reply(&body, k, self.n_items, exclude).map_err(|e| e.to_string())
+        });
+        match reply {
+            Ok((slate, dropped)) => {
                 self.dropped.fetch_add(dropped, Ordering::Relaxed);
-                s
+                slate
             }
             Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -159,5 +166,20 @@ impl Recommender for External {
                 self.fallback.recommend(user, k, exclude, rng)
             }
         }
+    }
+
+    fn take_counts(&self) -> Vec<ModelCount> {
+        vec![
+            ModelCount {
+                name: EXTERNAL_FAILED,
+                label: "External requests failed (Popularity answered)",
+                n: self.failures.swap(0, Ordering::Relaxed),
+            },
+            ModelCount {
+                name: EXTERNAL_DROPPED,
+                label: "External reply items dropped as invalid",
+                n: self.dropped.swap(0, Ordering::Relaxed),
+            },
+        ]
     }
 }

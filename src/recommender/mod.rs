@@ -4,8 +4,8 @@
 //! id order), users by roster position (`0..n_agents`, id order), followed by any background users
 //! of a warm start (see [`map_initial`]).
 //!
-//! Models: [`RandomRec`], [`Popularity`], [`Mf`] (BPR), [`LightGcn`], [`ItemKnn`], [`Content`],
-//! [`External`] (HTTP). [`eval`] holds the offline metrics; [`train`] the shared training code.
+//! Models: [`RandomRec`], [`Popularity`], [`Mf`] (BPR), [`LightGcn`], [`ItemKnn`], [`MultVae`],
+//! [`Content`], [`External`] (HTTP). [`eval`] holds the offline metrics; [`train`] the shared training code.
 
 mod content;
 pub mod eval;
@@ -13,16 +13,22 @@ mod external;
 mod itemknn;
 mod lightgcn;
 mod mf;
+mod multvae;
 mod popularity;
 mod random;
 pub mod train;
+pub mod tune;
 mod warm;
 
 pub use content::Content;
-pub use external::{parse_reply, slate_from_reply, External, SlateReply, SlateRequest};
+pub use external::{
+    parse_slate_reply, External, ReplyError, SlateReply, SlateRequest, EXTERNAL_DROPPED,
+    EXTERNAL_FAILED,
+};
 pub use itemknn::{cosine_neighbours, ItemKnn, DEFAULT_NEIGHBOURS};
 pub use lightgcn::{LightGcn, NormAdj, LIGHTGCN_DEFAULT_REG};
 pub use mf::{Mf, MF_DEFAULT_REG};
+pub use multvae::{MultVae, MultVaeParams, VaeNet};
 pub use popularity::Popularity;
 pub use random::RandomRec;
 pub use train::TrainParams;
@@ -120,6 +126,17 @@ impl InteractionLog {
     }
 }
 
+/// One count a model keeps of its own ([`Recommender::take_counts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelCount {
+    /// Counter name in the manifest's `summary` (snake case, unique).
+    pub name: &'static str,
+    /// Words shown in the end-of-run summary.
+    pub label: &'static str,
+    /// Events since the last call.
+    pub n: u64,
+}
+
 /// A recommendation model.
 pub trait Recommender: Send + Sync {
     /// Model name as in the config (`Random`, `Popularity`, ...).
@@ -140,6 +157,12 @@ pub trait Recommender: Send + Sync {
     fn save_state(&self) -> Option<Vec<u8>> {
         None
     }
+    /// Events the model counted since the last call (every count it keeps, zeros included),
+    /// added to the run's counters after each round (the manifest's `summary`, the end-of-run
+    /// summary); e.g. [`External`]'s failed requests. Default: none.
+    fn take_counts(&self) -> Vec<ModelCount> {
+        Vec::new()
+    }
     /// Restores what [`Recommender::save_state`] returned.
     ///
     /// # Errors
@@ -147,6 +170,52 @@ pub trait Recommender: Send + Sync {
     fn load_state(&mut self, _bytes: &[u8]) -> Result<(), String> {
         Err(format!("{} keeps no state", self.name()))
     }
+}
+
+/// What [`restore_model`] did with a checkpointed recommender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelRestore {
+    /// The checkpoint's learned state was loaded: the model continues exactly.
+    Restored,
+    /// The checkpoint holds another model (a branch that changed `rec_model`): this one was
+    /// trained afresh on the restored interactions, as the online retraining would.
+    Changed {
+        /// The checkpointed model's name.
+        from: String,
+    },
+    /// The model keeps no state, or its state did not load: it was re-fitted on the restored
+    /// interactions.
+    Refitted {
+        /// Why the state was not loaded (`None`: the checkpoint held no state).
+        reason: Option<String>,
+    },
+}
+
+/// Puts a checkpointed recommender back: `saved` is the name of the model that wrote `state`
+/// (`None` in checkpoints older than this field: then the state is tried as this model's).
+/// When the names differ the state is not even tried (it is another model's): the model is
+/// fitted on `log` instead.
+pub fn restore_model(
+    model: &mut dyn Recommender,
+    log: &InteractionLog,
+    saved: Option<&str>,
+    state: Option<&[u8]>,
+) -> ModelRestore {
+    if let Some(from) = saved.filter(|n| *n != model.name()) {
+        model.fit(log);
+        return ModelRestore::Changed {
+            from: from.to_string(),
+        };
+    }
+    let reason = match state {
+        None => None,
+        Some(bytes) => match model.load_state(bytes) {
+            Ok(()) => return ModelRestore::Restored,
+            Err(e) => Some(e),
+        },
+    };
+    model.fit(log);
+    ModelRestore::Refitted { reason }
 }
 
 /// Scores a model computes for one user over all items (index = item), for [`scored_recommender!`](crate::scored_recommender).

@@ -494,6 +494,12 @@ impl Prepared {
         let mut catalog = data.catalog;
         let embedder = embedder_and_index(&cfg, &mut catalog, &out_dir)?;
         world.insert_resource(crate::embed::Embeddings(embedder));
+        // The model's own counters (External's failed requests) appear from the start, at 0.
+        for c in model.take_counts() {
+            world
+                .resource_mut::<crate::plugin::Counters>()
+                .register("recommender", crate::plugin::Counter::new(c.name, c.label));
+        }
         world.insert_resource(RecState {
             model,
             log,
@@ -718,6 +724,17 @@ fn build_recommender(
             ..params
         })),
         RecModel::ItemKNN => Box::new(ItemKnn::default()),
+        RecModel::MultVAE => Box::new(crate::recommender::MultVae::new(
+            crate::recommender::MultVaeParams {
+                lr: cfg.lr as f32,
+                epochs: cfg.epoch_num,
+                batch: cfg.batch_size as usize,
+                // β reaches its cap at the end of the first fit; later fits keep it there.
+                anneal_epochs: cfg.epoch_num,
+                seed: cfg.seed,
+                ..Default::default()
+            },
+        )),
         RecModel::Content => {
             // Genre multi-hot items; each agent's liked genres (from its profile) as the prior.
             let g = catalog.genre_names().len().max(1);

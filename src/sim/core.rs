@@ -48,6 +48,7 @@ impl Plugin for CorePlugin {
         );
         tick.add_systems((
             begin_round.in_set(SimPhase::Begin),
+            drain_model_counts.in_set(SimPhase::End).before(write_round),
             write_round.in_set(SimPhase::End),
         ));
         app.add_schedule(tick);
@@ -76,6 +77,14 @@ impl Plugin for CorePlugin {
 
 fn begin_round(mut clock: ResMut<SimClock>) {
     clock.round += 1;
+}
+
+/// Adds what the recommender counted this round (e.g. the External model's failed requests,
+/// [`crate::recommender::Recommender::take_counts`]) to the run's counters, group `recommender`.
+pub fn drain_model_counts(rec: Res<RecState>, mut counters: ResMut<Counters>) {
+    for c in rec.model.take_counts() {
+        counters.add(&Counter::new(c.name, c.label), c.n);
+    }
 }
 
 /// Appends the round's messages and interactions to the output files and flushes them.
@@ -110,10 +119,14 @@ impl CheckpointPart for CountersPart {
     }
 }
 
-/// The recommender's interaction log and learned state (MF / LightGCN weights, optimiser
-/// moments), so a warm-started model resumes exactly; a model without saved state is re-fitted
-/// from the restored log (its fit is a pure function of it).
+/// The recommender's interaction log, learned state (MF / LightGCN / MultVAE weights, optimiser
+/// moments) and model name, so a warm-started model resumes exactly; a model without saved
+/// state is re-fitted from the restored log (its fit is a pure function of it), and a branch to
+/// another model trains that model afresh on the log (see [`crate::recommender::restore_model`]).
 struct RecommenderPart;
+
+/// The part as written: (log, the model's state, the model's name).
+type SavedRecommender = (InteractionLog, Option<Vec<u8>>, Option<String>);
 
 impl CheckpointPart for RecommenderPart {
     fn name(&self) -> &str {
@@ -121,23 +134,35 @@ impl CheckpointPart for RecommenderPart {
     }
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
         let rec = world.resource::<RecState>();
-        encode(&(&rec.log, rec.model.save_state()))
+        encode(&(&rec.log, rec.model.save_state(), Some(rec.model.name())))
     }
     fn restore(&self, world: &mut World, bytes: &[u8]) -> Result<(), String> {
-        let (log, model): (InteractionLog, Option<Vec<u8>>) = decode(bytes)?;
+        // Checkpoints written before the name was saved hold a pair.
+        let (log, state, saved): SavedRecommender = decode(bytes).or_else(|e| {
+            decode::<(InteractionLog, Option<Vec<u8>>)>(bytes)
+                .map(|(l, s)| (l, s, None))
+                .map_err(|_| e)
+        })?;
         let mut rec = world.resource_mut::<RecState>();
         let rec = &mut *rec;
         rec.log = log;
-        let restored = match &model {
-            Some(bytes) => rec
-                .model
-                .load_state(bytes)
-                .map_err(|e| tracing::warn!("model state not restored ({e}); re-fitting"))
-                .is_ok(),
-            None => false,
-        };
-        if !restored {
-            rec.model.fit(&rec.log);
+        let outcome = crate::recommender::restore_model(
+            rec.model.as_mut(),
+            &rec.log,
+            saved.as_deref(),
+            state.as_deref(),
+        );
+        match outcome {
+            crate::recommender::ModelRestore::Restored => {}
+            crate::recommender::ModelRestore::Changed { from } => tracing::info!(
+                "recommender {from} of the checkpoint replaced by {}, trained on the {} watches so far",
+                rec.model.name(),
+                rec.log.watches().len()
+            ),
+            crate::recommender::ModelRestore::Refitted { reason: None } => {}
+            crate::recommender::ModelRestore::Refitted { reason: Some(e) } => {
+                tracing::warn!("model state not restored ({e}); re-fitting");
+            }
         }
         Ok(())
     }

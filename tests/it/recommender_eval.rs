@@ -151,7 +151,7 @@ fn warm_file(dir: &std::path::Path) -> std::path::PathBuf {
 fn simulation_with_trained_models_warm_start_and_retraining_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let init = warm_file(dir.path());
-    for model in ["MF", "LightGCN", "ItemKNN", "Content"] {
+    for model in ["MF", "LightGCN", "ItemKNN", "MultVAE", "Content"] {
         let cfg = demo_config()
             .with_overrides(&[
                 ("rec_model".into(), model.into()),
@@ -289,4 +289,286 @@ fn recommender_config_keys_are_checked() {
         recagent::systems::record::RecordSettings::default().retrain_every,
         1
     );
+}
+
+#[test]
+fn recommender_names_are_case_insensitive_with_ecosystem_spellings() {
+    use recagent::config::{RecModel, SimConfig};
+    let parse = |t: &str| SimConfig::from_yaml(t, "t.yaml", std::path::PathBuf::from("/b"));
+    for (name, m) in [
+        ("mf", RecModel::MF),
+        ("Mf", RecModel::MF),
+        ("BPR", RecModel::MF),
+        ("bpr", RecModel::MF),
+        ("popularity", RecModel::Popularity),
+        ("Pop", RecModel::Popularity),
+        ("POP", RecModel::Popularity),
+        ("lightgcn", RecModel::LightGCN),
+        ("LightGCN", RecModel::LightGCN),
+        ("itemknn", RecModel::ItemKNN),
+        ("ItemKNN", RecModel::ItemKNN),
+        ("MultVAE", RecModel::MultVAE),
+        ("multvae", RecModel::MultVAE),
+        ("random", RecModel::Random),
+    ] {
+        assert_eq!(
+            parse(&format!("seed: 1\nrec_model: {name}\n"))
+                .unwrap()
+                .rec_model,
+            m,
+            "{name}"
+        );
+    }
+    // Written back canonically, so manifests and checkpoints keep one spelling.
+    let c = parse("rec_model: pop\n").unwrap();
+    assert_eq!(c.to_json()["rec_model"], "Popularity");
+    // The same names on the command line.
+    let c = c
+        .with_overrides(&[("rec_model".into(), "bpr".into())])
+        .unwrap();
+    assert_eq!(c.rec_model, RecModel::MF);
+    // Unknown: the accepted names, and the nearest one.
+    let e = parse("seed: 1\nrec_model: Popp\n").unwrap_err().to_string();
+    assert!(e.contains("line 2"), "{e}");
+    assert!(
+        e.contains("unknown recommender `Popp`: accepted Random, Popularity (Pop), MF (BPR), LightGCN, ItemKNN, MultVAE, Content, External (any case); did you mean `Pop`?"),
+        "{e}"
+    );
+    let e = c
+        .with_overrides(&[("rec_model".into(), "LightGNC".into())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("did you mean `LightGCN`?"), "{e}");
+    let e = RecModel::from_name("transformer").unwrap_err();
+    assert!(!e.contains("did you mean"), "nothing is close: {e}");
+    // And in eval-recommender, before any data is read.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+        .args([
+            "eval-recommender",
+            "--models",
+            "pop,itemnn",
+            "--cf-dir",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--models: unknown recommender `itemnn`")
+            && err.contains("did you mean `ItemKNN`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tuning_reads_train_and_valid_only() {
+    use recagent::recommender::tune::{tune, Candidate, TuneSplit};
+    // test.txt is not a valid file: reading it would fail (as Split::load shows).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.txt"), "0 0 1\n1 0 1 2\n2 2 3\n").unwrap();
+    std::fs::write(dir.path().join("valid.txt"), "0 2\n2 0\n").unwrap();
+    std::fs::write(dir.path().join("test.txt"), "not a test file\n").unwrap();
+    assert!(Split::load(dir.path()).is_err());
+    let split = TuneSplit::load(dir.path()).unwrap();
+    let cands = vec![Candidate {
+        model: "Popularity".into(),
+        label: String::new(),
+        make: Box::new(|| Box::new(Popularity::default())),
+        step: 0,
+        fits: 1,
+    }];
+    // Counts 0:2, 1:2, 2:2, 3:1; u0 (train {0, 1}) gets item 2, u2 (train {2, 3}) item 0:
+    // both valid items hit at rank 1.
+    let (trials, best) = tune(&split, &cands, 1, |_| {});
+    assert_eq!(trials.len(), 1);
+    assert_eq!(best["Popularity"].trial.valid.recall, 1.0);
+    assert_eq!(best["Popularity"].trial.valid.users, 2);
+    // The CLI's sweep reads the test split only after choosing: with no valid.txt it stops
+    // before reading anything else.
+    std::fs::remove_file(dir.path().join("valid.txt")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+        .args(["eval-recommender", "--tune", "--models", "Pop", "--cf-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("valid.txt"), "{err}");
+}
+
+#[test]
+fn multvae_beats_popularity_on_agent4rec_split() {
+    let Some(dir) = shared("agent4rec/datasets/ml-1m/cf_data") else {
+        return;
+    };
+    let split = Split::load(&dir).unwrap();
+    let mut pop = Popularity::default();
+    let p = split.evaluate(&mut pop, false, 20);
+    // A quarter of the paper's widths and few epochs, so the debug build stays quick.
+    let mut vae = recagent::recommender::MultVae::new(recagent::recommender::MultVaeParams {
+        hidden: 150,
+        latent: 50,
+        epochs: 15,
+        anneal_epochs: 10,
+        lr: 0.002,
+        ..Default::default()
+    });
+    let m = split.evaluate(&mut vae, false, 20);
+    eprintln!(
+        "Popularity {p:?}; MultVAE {m:?}; losses {:?}",
+        vae.epoch_loss
+    );
+    assert!(vae.epoch_loss.last().unwrap() < &vae.epoch_loss[0]);
+    assert!(m.recall > p.recall, "MultVAE {m:?} beats Popularity {p:?}");
+}
+
+/// Serves slates on its own thread: every third request (the 3rd, 6th, ...) gets HTTP 500,
+/// the others the first `k` items not excluded, from the end of the catalogue.
+struct FlakySlates {
+    url: String,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FlakySlates {
+    fn start(n_items: u32) -> Self {
+        use axum::http::StatusCode;
+        use axum::routing::post;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let requests = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (r, f) = (requests.clone(), failed.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().route(
+                    "/slate",
+                    post(move |axum::Json(req): axum::Json<serde_json::Value>| {
+                        let (r, f) = (r.clone(), f.clone());
+                        async move {
+                            let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+                            if n % 3 == 0 {
+                                f.fetch_add(1, Ordering::SeqCst);
+                                return Err(StatusCode::INTERNAL_SERVER_ERROR);
+                            }
+                            let k = req["k"].as_u64().unwrap() as usize;
+                            let ex: Vec<u64> = req["exclude"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|v| v.as_u64().unwrap())
+                                .collect();
+                            let items: Vec<u64> = (0..u64::from(n_items))
+                                .rev()
+                                .filter(|i| !ex.contains(i))
+                                .take(k)
+                                .collect();
+                            Ok(axum::Json(serde_json::json!({ "items": items })))
+                        }
+                    }),
+                );
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        Self {
+            url: format!("http://{addr}/slate"),
+            requests,
+            failed,
+        }
+    }
+}
+
+#[test]
+fn external_failed_requests_are_counted_in_manifest_and_summary() {
+    use std::sync::atomic::Ordering;
+    let server = FlakySlates::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config()
+        .with_overrides(&[
+            ("rec_model".into(), "external".into()),
+            ("rec_external_url".into(), server.url.clone()),
+            ("round".into(), "2".into()),
+            ("rec_random_k".into(), "0".into()),
+            ("execution_mode".into(), "serial".into()),
+        ])
+        .unwrap();
+    let out = run(cfg, dir.path());
+    let (requests, failed) = (
+        server.requests.load(Ordering::SeqCst),
+        server.failed.load(Ordering::SeqCst),
+    );
+    // Every third answer was a 500.
+    assert_eq!(failed, requests / 3);
+    assert!(failed > 0, "{requests} requests");
+    let summary = &out.manifest["summary"];
+    assert_eq!(summary["external_failed_requests"], failed);
+    assert_eq!(summary["external_dropped_items"], 0);
+    assert_eq!(out.stats["external_failed_requests"], failed);
+    // The successful answers were served (items from the end of the catalogue), the failed
+    // ones by Popularity.
+    assert!(out.interactions.lines().skip(1).count() > 0);
+}
+
+#[test]
+fn external_counters_appear_in_the_end_of_run_summary() {
+    let server = FlakySlates::start(200);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = demo_config()
+        .with_overrides(&[
+            ("rec_model".into(), "External".into()),
+            ("rec_external_url".into(), server.url.clone()),
+            ("round".into(), "1".into()),
+        ])
+        .unwrap();
+    let mut sim = recagent::sim::Sim::new(cfg, crate::common::paths(dir.path())).unwrap();
+    sim.step().unwrap();
+    let failed = server.failed.load(std::sync::atomic::Ordering::SeqCst);
+    let lines = sim.counters().summary();
+    let rec = lines
+        .iter()
+        .find(|(g, _)| *g == "recommender")
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        rec,
+        format!(
+            "External requests failed (Popularity answered) {failed} · External reply items dropped as invalid 0"
+        )
+    );
+}
+
+#[test]
+fn slate_reply_parser_drops_invalid_entries_and_refuses_bad_shapes() {
+    use recagent::recommender::parse_slate_reply;
+    // 3 kept; the second 3 repeated, 99 beyond 5 items and 1 excluded are dropped; 0 kept.
+    let (s, dropped) = parse_slate_reply(
+        br#"{"items":[3,3,99,1,0,4],"scores":[0.9,0.8,0.7,0.6]}"#,
+        2,
+        5,
+        &|i| i == 1,
+    )
+    .unwrap();
+    assert_eq!(
+        (s.items, s.scores, dropped),
+        (vec![3, 0], vec![0.9, 0.0], 3)
+    );
+    for bad in [
+        &b"{\"items\": [-1]}"[..],
+        b"{\"items\": [4294967296]}",
+        b"{\"items\": 3}",
+        b"{\"items\": [1,",
+        b"\xff\xfe",
+        b"",
+    ] {
+        assert!(parse_slate_reply(bad, 5, 5, &|_| false).is_err(), "{bad:?}");
+    }
 }
