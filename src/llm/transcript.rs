@@ -356,7 +356,7 @@ pub fn split_for_resume(
         } else {
             in_prefix = false;
             if let Line::Call(e) = line {
-                split.later.insert((e.key, e.attempt), e);
+                split.later.insert((e.key, e.attempt), *e);
             }
         }
     }
@@ -365,7 +365,8 @@ pub fn split_for_resume(
 
 /// A transcript line: a call, or a branch's [`BranchPoint`].
 enum Line {
-    Call(Entry),
+    // Boxed: a call line is many times a branch point's size.
+    Call(Box<Entry>),
     Branch(BranchPoint),
 }
 
@@ -399,7 +400,7 @@ fn entries<'a>(
         return match serde_json::from_str::<Entry<RecordedKey>>(&text) {
             Ok(e) => Some(
                 e.resolve(kinds)
-                    .map(|e| (i + 1, range, Line::Call(e)))
+                    .map(|e| (i + 1, range, Line::Call(Box::new(e))))
                     .map_err(|m| (i + 1, m)),
             ),
             Err(_) if lines.peek().is_none() && !raw.ends_with(b"\n") => {
@@ -473,7 +474,7 @@ pub fn load_bytes(
             message,
         })?;
         if let Line::Call(e) = line {
-            map.insert((e.key, e.attempt), e);
+            map.insert((e.key, e.attempt), *e);
         }
     }
     Ok(map)
