@@ -53,11 +53,31 @@ fn recagent_readme_v1_runs_verbatim() {
     assert!(out.status.success(), "{stderr}");
 
     // num_agents: 1 and epoch: 1: one agent (the file's first user, Tommie, id 0), one round.
+    // `messages.json` is one JSON document in the original's shape (spec section 5.6): a list
+    // of rounds, each a list of `{content, agent_id, action, ...}` messages, in that key order.
     let messages = std::fs::read_to_string(root.join("messages.json")).unwrap();
-    assert!(!messages.trim().is_empty());
-    assert!(messages.contains("\"agent_id\":0"), "{messages}");
-    assert!(messages.contains("Tommie"), "{messages}");
-    assert!(!messages.contains("\"round\":2"), "{messages}");
+    let doc: serde_json::Value = serde_json::from_str(&messages).expect("one JSON document");
+    let rounds = doc.as_array().expect("a list of rounds");
+    assert_eq!(rounds.len(), 1, "{messages}");
+    let round = rounds[0].as_array().expect("a round is a list of messages");
+    assert!(!round.is_empty(), "{messages}");
+    for m in round {
+        assert_eq!(m["agent_id"], 0, "{m}");
+        assert!(m["content"].is_string() && m["action"].is_string(), "{m}");
+    }
+    assert!(
+        round
+            .iter()
+            .any(|m| m["content"].as_str().unwrap().contains("Tommie")),
+        "{messages}"
+    );
+    for line in messages.lines().filter(|l| l.contains("\"agent_id\"")) {
+        let at = |k: &str| line.find(k).unwrap();
+        assert!(
+            at("\"content\"") < at("\"agent_id\"") && at("\"agent_id\"") < at("\"action\""),
+            "{line}"
+        );
+    }
 
     // The data paths are RecAgent's, relative to where it runs: the inputs were read from
     // ./data, and `interaction_path: data/interaction.csv` written there.
