@@ -64,9 +64,12 @@ fn manifest_and_checkpoint_print_f32_settings_as_written() {
     assert!(text.contains("\"enhance_gate\": 0.7,"), "{text}");
 
     // The checkpoint keeps the same numbers, and a resume reads back the same f32 values.
-    let mut sim = recagent::sim::Sim::new(cfg, crate::common::paths(dir.path())).unwrap();
+    // Another folder, outside the first run's (whose manifest would claim the checkpoint).
+    let again_dir = tempfile::tempdir().unwrap();
+    let again = again_dir.path();
+    let mut sim = recagent::sim::Sim::new(cfg, crate::common::paths(again)).unwrap();
     sim.step().unwrap();
-    let ckpt = dir.path().join("round-1.ckpt");
+    let ckpt = again.join("round-1.ckpt");
     let header = recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
     let mut widened = Vec::new();
     widened_f32s(&header.config, "checkpoint", &mut widened);
@@ -142,8 +145,10 @@ fn missing_data_file_says_what_it_is_and_where_to_get_it() {
     let cfg = dir.path().join("recagent-1000.yaml");
     std::fs::write(
         &cfg,
-        "item_path: ../shared/data/recagent/item.csv\nuser_path: ../shared/data/recagent/user_1000.csv\n\
-         relationship_path: ../shared/data/recagent/relationship_1000.csv\nround: 1\n",
+        // A folder that exists neither beside the file nor in the working directory (RecAgent's
+        // paths are also looked up there, see `SimConfig::load`).
+        "item_path: ../no-such-shared/data/recagent/item.csv\nuser_path: ../no-such-shared/data/recagent/user_1000.csv\n\
+         relationship_path: ../no-such-shared/data/recagent/relationship_1000.csv\nround: 1\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -159,7 +164,7 @@ fn missing_data_file_says_what_it_is_and_where_to_get_it() {
         None,
     );
     assert!(!ok);
-    let missing = dir.path().join("../shared/data/recagent/item.csv");
+    let missing = dir.path().join("../no-such-shared/data/recagent/item.csv");
     assert!(err.contains(&missing.display().to_string()), "{err}");
     assert!(
         err.contains("cannot read the item catalogue (`item_path`) (no such file;"),
