@@ -157,16 +157,21 @@ impl BranchPoint {
 /// # Errors
 /// [`TranscriptError::Read`] when the file cannot be read.
 pub fn branch_points(path: &Path) -> Result<Vec<BranchPoint>, TranscriptError> {
-    let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
-        path: path.display().to_string(),
-        error: source,
-    })?;
+    let bytes = read(path)?;
     Ok(bytes
         .split(|&b| b == b'\n')
         .filter(|l| l.starts_with(b"{\"branch\""))
         .filter_map(|l| serde_json::from_slice::<BranchLine>(l).ok())
         .map(|l| l.branch)
         .collect())
+}
+
+/// The transcript file's bytes.
+fn read(path: &Path) -> Result<Vec<u8>, TranscriptError> {
+    std::fs::read(path).map_err(|source| TranscriptError::Read {
+        path: path.display().to_string(),
+        error: source,
+    })
 }
 
 /// Rounds and agents a transcript has calls of: `(highest round, highest user id + 1)`, from
@@ -189,10 +194,7 @@ pub fn extent(path: &Path) -> Result<(u32, u32), TranscriptError> {
 pub fn recorded_calls(
     path: &Path,
 ) -> Result<std::collections::BTreeSet<(RecordedKey, u32)>, TranscriptError> {
-    let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
-        path: path.display().to_string(),
-        error: source,
-    })?;
+    let bytes = read(path)?;
     Ok(bytes
         .split(|&b| b == b'\n')
         .filter_map(|l| serde_json::from_slice::<Entry<RecordedKey>>(l).ok())
@@ -450,10 +452,7 @@ pub fn load(
     path: &Path,
     kinds: &DecisionKinds,
 ) -> Result<BTreeMap<(RequestKey, u32), Entry>, TranscriptError> {
-    let bytes = std::fs::read(path).map_err(|source| TranscriptError::Read {
-        path: path.display().to_string(),
-        error: source,
-    })?;
+    let bytes = read(path)?;
     load_bytes(path, &bytes, kinds)
 }
 
