@@ -24,7 +24,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use recagent::analysis::report::{write_run_report, Format, ReportOptions, ReportSettings};
 use recagent::config::SimConfig;
-use recagent::io::output::{absolute, OutputPaths};
+use recagent::io::output::{absolute, tidy_relative, OutputPaths};
 use recagent::sim::{CheckpointPolicy, Lineage, ManifestGuard, RunEnd, Sim};
 
 use args::{Command, ReportArgs, ReportFormat, RunArgs};
@@ -88,22 +88,6 @@ fn output_paths(cfg: &SimConfig, a: &RunArgs) -> OutputPaths {
         manifest: tidy(paths.manifest),
         log: tidy(paths.log),
     }
-}
-
-/// Removes `dir/..` pairs from a relative path, lexically (`config/../output` -> `output`).
-fn tidy_relative(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out.iter().collect()
 }
 
 fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
@@ -700,6 +684,11 @@ fn real_main() -> Result<()> {
                 "configuration OK: {} items, {} of {} users as agents, {} contacts ({} dropped, {} duplicate)",
                 r.items, r.agents, r.users_in_file, r.edges, r.dropped_edges, r.duplicate_edges
             );
+            // The notes a run would log (old key names, keys with no use here, paths read from
+            // the working directory), so the check shows them before a run does.
+            for note in cfg.notes() {
+                println!("note: {note}");
+            }
             Ok(())
         }
     }

@@ -508,6 +508,24 @@ pub fn absolute(p: &Path) -> PathBuf {
     out
 }
 
+/// `p` with `dir/..` pairs and `.` parts removed lexically (`config/../output` -> `output`),
+/// still relative; a leading `..` stays (nothing to pair it with). For paths shown to the user
+/// and recorded in the manifest, where `std::fs::canonicalize` would need the file to exist.
+pub fn tidy_relative(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
 ///
 /// # Errors
@@ -530,6 +548,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tidy_relative_pairs_names_with_parents_and_keeps_what_it_cannot_pair() {
+        let t = |p: &str| tidy_relative(Path::new(p)).display().to_string();
+        assert_eq!(t("config/../output"), "output");
+        assert_eq!(t("./a/./b/"), "a/b");
+        assert_eq!(t("../x"), "../x");
+        assert_eq!(t("a/../../x"), "../x");
+        assert_eq!(t("a/b/../../.."), "..");
+    }
 
     #[test]
     fn writes_jsonl_and_csv() {

@@ -533,6 +533,16 @@ impl Prepared {
             .filter(|f| !created.contains(f))
             .collect();
         remove_run_files(&stale)?;
+        // A checkpoint folder the earlier run's checkpoints leave empty goes with them (a run
+        // with `checkpoint_every: 0` writes none); `remove_dir` keeps a folder with other files.
+        let ckpt_dirs: std::collections::BTreeSet<&Path> = stale
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "ckpt" || e == "tmp"))
+            .filter_map(|f| f.parent())
+            .collect();
+        for d in ckpt_dirs {
+            let _ = std::fs::remove_dir(d);
+        }
         world.insert_resource(sink);
         world.run_schedule(SimOutputs);
         if let Some(e) = world.resource_mut::<OutputError>().0.take() {

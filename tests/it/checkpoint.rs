@@ -6,7 +6,7 @@ use recagent::checkpoint::{self, CheckpointError};
 use recagent::config::SimConfig;
 use recagent::sim::Sim;
 
-use crate::common::{demo_config, paths};
+use crate::common::{demo_config, paths, read};
 
 fn sim_in(cfg: SimConfig, dir: &Path) -> Sim {
     Sim::new(cfg, paths(dir)).unwrap()
@@ -24,10 +24,6 @@ fn run_with_checkpoint(cfg: SimConfig, dir: &Path, rounds: u32, at: u32) -> Path
         }
     }
     ckpt
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap()
 }
 
 #[test]

@@ -2,31 +2,15 @@
 //! start that fails leaves an earlier run's log alone; a forged index checksum gives a warning,
 //! not a printed panic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{ran, recagent, root};
 
 /// Runs the CLI with `args`; (success, stdout, stderr).
 fn cli(args: &[&str]) -> (bool, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_recagent"))
-        .args(args)
-        .env_remove("RECAGENT_LOG")
-        .output()
-        .unwrap();
-    (
-        status.success(),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
+    let (code, out, err) = ran(recagent().args(args));
+    (code == Some(0), out, err)
 }
 
 /// `recagent run` on the demo configuration for one round, index in `ix`, outputs in `out`.

@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use recagent::config::SimConfig;
 use recagent::io::output::OutputPaths;
@@ -89,4 +90,44 @@ pub fn messages(text: &str) -> Vec<(u32, i64, String, String)> {
             )
         })
         .collect()
+}
+
+/// The checkout (`CARGO_MANIFEST_DIR`).
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file's text (panics naming the file when it cannot be read).
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// `dir/manifest.json`, parsed.
+pub fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(&dir.join("manifest.json"))).unwrap()
+}
+
+/// The `recagent` binary, with `RECAGENT_LOG` unset so the caller's shell does not change what
+/// the logs hold.
+pub fn recagent() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_recagent"));
+    c.env_remove("RECAGENT_LOG");
+    c
+}
+
+/// (exit code, stdout, stderr) of a finished process; the code is `None` when a signal ended it.
+pub fn done(out: std::process::Output) -> (Option<i32>, String, String) {
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `c` to the end: (exit code, stdout, stderr).
+pub fn ran(c: &mut Command) -> (Option<i32>, String, String) {
+    done(
+        c.output()
+            .unwrap_or_else(|e| panic!("cannot start recagent: {e}")),
+    )
 }

@@ -4,9 +4,8 @@
 //! its command line, with underscores, run through the binary from that folder.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::common::shared;
+use crate::common::{ran, recagent, shared};
 
 /// `src` at `dst`: a symbolic link where the system has them, else a copy.
 fn link(src: &Path, dst: &Path) {
@@ -35,7 +34,7 @@ fn recagent_readme_v1_runs_verbatim() {
     }
     // The README's command line: `python -u simulator.py --config_file config/config.yaml
     // --output_file messages.json --log_file simulation.log`.
-    let out = Command::new(env!("CARGO_BIN_EXE_recagent"))
+    let out = recagent()
         .current_dir(root)
         .args([
             "run",
@@ -46,7 +45,6 @@ fn recagent_readme_v1_runs_verbatim() {
             "--log_file",
             "simulation.log",
         ])
-        .env_remove("RECAGENT_LOG")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -86,15 +84,31 @@ fn recagent_readme_v1_runs_verbatim() {
 
     // The log says what the old names were read as and which keys have no use here.
     let log = std::fs::read_to_string(root.join("simulation.log")).unwrap();
-    for note in [
+    let notes = [
         "`model` is read as `rec_model`",
         "`epoch` is read as `round`",
         "`num_agents` is read as `agent_num`",
         "`index_name` is accepted and not used",
         "`api_keys` and `api_bases` are used by `backend: llm` only",
         "its relative paths are read from there, as RecAgent does",
-    ] {
+    ];
+    for note in notes {
         assert_eq!(log.matches(note).count(), 1, "{note}:\n{log}");
+    }
+    // `check_config` (underscores too) prints the same notes, one line each, after its verdict.
+    let (code, stdout, stderr) = ran(recagent().current_dir(root).args([
+        "check_config",
+        "--config_file",
+        "config/config.yaml",
+    ]));
+    assert_eq!(code, Some(0), "{stderr}");
+    let after_ok = stdout.split("configuration OK").nth(1).unwrap_or_default();
+    for note in notes {
+        let lines: Vec<&str> = after_ok
+            .lines()
+            .filter(|l| l.starts_with("note: ") && l.contains(note))
+            .collect();
+        assert_eq!(lines.len(), 1, "{note}:\n{stdout}");
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("output/manifest.json")).unwrap())
@@ -114,25 +128,6 @@ fn recagent_readme_v1_runs_verbatim() {
     );
 }
 
-/// `p` without `dir/..` pairs and `.` parts (lexically).
-fn tidy(p: &Path) -> String {
-    use std::path::Component;
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out.iter()
-        .collect::<std::path::PathBuf>()
-        .display()
-        .to_string()
-}
-
 /// The configuration a simulation resolves from `cfg` (core keys and every plugin's settings,
 /// as the manifest records them), with its file paths resolved against its folder.
 fn resolved(cfg: recagent::config::SimConfig) -> serde_json::Map<String, serde_json::Value> {
@@ -146,7 +141,13 @@ fn resolved(cfg: recagent::config::SimConfig) -> serde_json::Map<String, serde_j
     };
     for key in ["item_path", "user_path", "relationship_path", "output_dir"] {
         let p = m[key].as_str().unwrap().to_string();
-        m.insert(key.into(), tidy(&base.join(p)).into());
+        m.insert(
+            key.into(),
+            recagent::io::output::tidy_relative(&base.join(p))
+                .display()
+                .to_string()
+                .into(),
+        );
     }
     m
 }

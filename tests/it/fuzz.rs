@@ -26,6 +26,8 @@ use recagent::decision::{self, Decision};
 use recagent::ids::UserId;
 use recagent::io::data::{self, Source};
 
+use crate::common::root;
+
 /// Cases per family and target in `cargo test`.
 const SHORT_CASES: u32 = 200;
 /// Largest generated input in bytes (mutations of a seed may grow it by a few tokens).
@@ -320,10 +322,6 @@ fn check(t: &Target) {
 
 // ---------------------------------------------------------------------------------------------
 // Targets
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The first `n` lines of a repository file.
 fn head(rel: &str, n: usize) -> Vec<u8> {

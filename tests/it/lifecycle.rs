@@ -4,35 +4,11 @@
 //! `replay` takes `--rounds` / `--agents`, and a branch of an LLM run replays from round 0.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use crate::common::{done, manifest, read, recagent as exe, root};
 use crate::llm_mock::{sensible_answer, Mock, Step};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn exe() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_recagent"));
-    c.env_remove("RECAGENT_LOG");
-    c
-}
-
-/// (exit code, stdout, stderr).
-fn done(out: Output) -> (Option<i32>, String, String) {
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn manifest(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
-}
 
 /// Waits (up to 120 s) until `path` exists.
 fn wait_for(path: &Path) {
@@ -313,10 +289,6 @@ fn record(agents: u32, rounds: u32) -> (Mock, tempfile::TempDir, PathBuf, PathBu
     );
     assert_eq!(code, Some(0), "stderr: {err}");
     (mock, dir, cfg, out)
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]

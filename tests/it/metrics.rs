@@ -8,11 +8,7 @@ use recagent::analysis::{MetricsTable, COLUMNS};
 use recagent::checkpoint;
 use recagent::sim::Sim;
 
-use crate::common::{demo_config, paths, run};
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap()
-}
+use crate::common::{demo_config, paths, read, run};
 
 #[test]
 fn metrics_agree_with_the_interactions_the_counters_and_the_manifest() {

@@ -7,11 +7,7 @@ use recagent::checkpoint;
 use recagent::io::output::OutputPaths;
 use recagent::sim::Sim;
 
-use crate::common::{demo_config, paths};
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use crate::common::{demo_config, paths, ran, read, recagent, root};
 
 /// Outputs in `dir` with the messages as the document `record.json`.
 fn json_paths(dir: &Path) -> OutputPaths {
@@ -94,21 +90,10 @@ fn a_json_document_is_the_stream_nested_by_round_and_survives_resume_and_branch(
     assert_eq!(read(&out.join("record.jsonl")), stream);
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Runs the CLI with `args`, the user cache in `cache`; (success, stdout + stderr).
 fn cli(args: &[&str], cache: &Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
-        .args(args)
-        .env("RECAGENT_CACHE_DIR", cache)
-        .env_remove("RECAGENT_LOG")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let (code, out, err) = ran(recagent().args(args).env("RECAGENT_CACHE_DIR", cache));
+    (code == Some(0), out + &err)
 }
 
 /// Every file under `dir` with its length and modification time, sorted.
@@ -306,6 +291,17 @@ fn a_run_into_an_earlier_run_is_refused_unless_overwrite_which_clears_only_that_
     let (ok, text) = b(&["--overwrite"]);
     assert!(ok, "{text}");
     assert_ne!(run_id(&branch), first_branch);
+
+    // An overwrite that writes no checkpoints leaves no empty checkpoint folder behind.
+    let (ok, text) = demo_run(
+        &out,
+        &cache,
+        1,
+        &["--overwrite", "--set", "checkpoint_every=0"],
+    );
+    assert!(ok, "{text}");
+    assert!(!out.join("checkpoints").exists(), "{:?}", names(&out));
+    assert_eq!(read(&out.join("notes.txt")), "mine");
 }
 
 #[test]
@@ -377,16 +373,11 @@ fn the_readme_command_runs_on_a_fresh_machine_and_a_second_run_is_refused() {
     // `recagent run` in a folder without config/: the embedded default, writing ./output.
     let t = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_recagent"))
+        let (code, out, err) = ran(recagent()
             .args(args)
             .current_dir(t.path())
-            .env("RECAGENT_CACHE_DIR", t.path().join("cache"))
-            .env_remove("RECAGENT_LOG")
-            .output()
-            .unwrap();
-        let text =
-            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-        (o.status.success(), text)
+            .env("RECAGENT_CACHE_DIR", t.path().join("cache")));
+        (code == Some(0), out + &err)
     };
     let (ok, text) = run(&["run", "-q", "--rounds", "2"]);
     assert!(ok, "{text}");

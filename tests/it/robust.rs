@@ -1,14 +1,9 @@
 //! Issue 17's robustness leftovers: manifest numbers as written, no hnsw_rs INFO lines in
 //! `run.log`, a missing data file named with where the README says to get it.
 
-use std::path::Path;
-use std::process::Command;
-
 use recagent::config::SimConfig;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{ran, recagent, root};
 
 /// A widened `f32`: a float that is exactly an `f32` and whose shortest `f64` decimal is not the
 /// `f32`'s own (`0.699999988079071` for `0.7f32`). Every such number in `v`, by JSON path.
@@ -82,16 +77,13 @@ fn manifest_and_checkpoint_print_f32_settings_as_written() {
 
 /// Runs the CLI; (success, stderr).
 fn cli(args: &[&str], log: Option<&str>) -> (bool, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_recagent"));
-    c.args(args).env_remove("RECAGENT_LOG");
+    let mut c = recagent();
+    c.args(args);
     if let Some(l) = log {
         c.env("RECAGENT_LOG", l);
     }
-    let o = c.output().unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let (code, _, err) = ran(&mut c);
+    (code == Some(0), err)
 }
 
 /// `run.log` lines at INFO from the item index's library (hnsw_rs, anndists).
