@@ -34,6 +34,9 @@ pub enum Stream {
     Memory = 8,
     /// Backoff jitter of LLM retries (wall-clock only; never reaches outputs).
     LlmJitter = 9,
+    /// The fidelity protocol's draws (held-out ratings, positives, negatives, list order), per
+    /// user and ratio (`recagent fidelity`).
+    Fidelity = 10,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

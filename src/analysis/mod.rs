@@ -3,6 +3,7 @@
 //! changes a simulation.
 
 pub mod export;
+pub mod fidelity;
 pub mod formulas;
 pub mod report;
 pub mod scenario;

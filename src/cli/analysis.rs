@@ -295,3 +295,100 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
     }
     Ok(())
 }
+
+/// `recagent fidelity --backend` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FidelityBackend {
+    /// The offline user model of the `offline:` settings (the default configuration's).
+    Offline,
+    /// The LLM backend (not measured by this command yet).
+    Llm,
+}
+
+#[derive(Args)]
+pub(crate) struct FidelityArgs {
+    /// Agent4Rec's data: the folder holding datasets/ml-1m (or ml-1m itself).
+    #[arg(long, default_value = "../shared/data/agent4rec")]
+    pub(crate) data: PathBuf,
+    /// The m of each 1:m ratio of held-out positives to never-interacted items, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,9")]
+    pub(crate) ratios: Vec<u32>,
+    /// Behaviour backend the agents decide with.
+    #[arg(long, value_enum, default_value = "offline")]
+    pub(crate) backend: FidelityBackend,
+    /// Measure the first N users by id (default: all 1,000).
+    #[arg(long)]
+    pub(crate) users: Option<usize>,
+    /// Seed of the held-out ratings, the lists and the offline model.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Page size of the browsing sessions (the simulation's page_size).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) page_size: usize,
+    /// Output folder for fidelity.csv, ratings.csv and fidelity.md.
+    #[arg(long, default_value = "output/fidelity")]
+    pub(crate) out: PathBuf,
+    /// No progress bar and no table on stdout.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
+}
+
+pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use recagent::analysis::fidelity::{self, table, FidelityOptions};
+
+    anyhow::ensure!(
+        a.backend == FidelityBackend::Offline,
+        "--backend llm: fidelity measures the offline backend only so far (the LLM subset of issue 15 is not built)"
+    );
+    anyhow::ensure!(
+        (1..=50).contains(&a.page_size),
+        "--page-size {}: allowed 1 to 50",
+        a.page_size
+    );
+    let started = std::time::Instant::now();
+    let mut opts = FidelityOptions {
+        data: a.data.clone(),
+        ratios: a.ratios.clone(),
+        users: a.users,
+        page_size: a.page_size,
+        ..FidelityOptions::default()
+    };
+    if let Some(s) = a.seed {
+        opts.seed = s;
+    }
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(opts.ratios.len() as u64 + 1);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let report = fidelity::run_offline(&opts, &|stage, done, _| {
+        bar.set_message(stage.to_string());
+        bar.set_position(done);
+    })
+    .map_err(|e| anyhow::anyhow!("fidelity: {e}"))?;
+    bar.finish_and_clear();
+    let files = table::write(&report, &a.out)?;
+    if !a.quiet {
+        print!("{}", table::markdown(&report));
+        println!();
+    }
+    say!(
+        "fidelity: {} users, {} ratios, {} held-out ratings in {:.1} s; wrote {}",
+        report.users,
+        report.ratios.len(),
+        report.ratings.n,
+        started.elapsed().as_secs_f64(),
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}

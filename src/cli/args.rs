@@ -112,6 +112,10 @@ pub(crate) enum Command {
     /// Run a scenario: every variant x seed as its own `recagent run`, in parallel, then one
     /// comparison table (comparison.csv, comparison.md) of the chosen metrics.
     Scenario(analysis::ScenarioArgs),
+    /// Measure simulated users against real ones (Agent4Rec's protocol on its real MovieLens-1M
+    /// users): watch-or-not precision, recall, accuracy and F1 per ratio, rating RMSE and MAE
+    /// beside two baselines, the rating histogram's JS divergence, and the published rows.
+    Fidelity(analysis::FidelityArgs),
 }
 
 #[derive(Args)]

@@ -663,6 +663,7 @@ fn real_main() -> Result<()> {
         Command::Report(a) => report(&a),
         Command::Export(a) => analysis::export(&a),
         Command::Scenario(a) => analysis::scenario(&a, &STOP),
+        Command::Fidelity(a) => analysis::fidelity(&a),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             // Load the data too (into a scratch output directory), so what `run` would reject

@@ -10,6 +10,7 @@ mod custom_behaviour;
 mod determinism;
 mod embed_minilm;
 mod export;
+mod fidelity;
 mod fuzz;
 mod golden;
 mod lifecycle;

@@ -1,0 +1,286 @@
+//! `recagent fidelity`: simulated users measured against real ones, with Agent4Rec's protocol
+//! ([`protocol`]) on Agent4Rec's real MovieLens-1M users ([`data`]), through the simulation's own
+//! page and feel decisions and the behaviour backend a run would use. Writes the tables as CSV
+//! and Markdown ([`table`]).
+
+pub mod data;
+pub mod protocol;
+pub mod table;
+
+use std::path::PathBuf;
+
+use crate::behaviour::offline::{OfflineBackend, OfflineParams};
+use crate::behaviour::{Behaviour, BehaviourStats};
+use crate::catalog::Catalog;
+use crate::clock::SimClock;
+use crate::config::SimConfig;
+use crate::decision::Context;
+
+use protocol::{BuiltAgent, Confusion, HeldOut, Training};
+
+/// What `recagent fidelity` measures and how.
+#[derive(Clone, Debug)]
+pub struct FidelityOptions {
+    /// Agent4Rec's data (`shared/data/agent4rec` or its `datasets/ml-1m`).
+    pub data: PathBuf,
+    /// The `m` of each ratio `1:m`, ascending, each 1..=50.
+    pub ratios: Vec<u32>,
+    /// The first `users` users by id (all when `None`).
+    pub users: Option<usize>,
+    /// Seed of every draw (held-out ratings, lists) and of the offline model.
+    pub seed: u64,
+    /// Page size of the browsing sessions (the simulation's `page_size`).
+    pub page_size: usize,
+    /// The offline model's parameters.
+    pub offline: OfflineParams,
+}
+
+impl Default for FidelityOptions {
+    fn default() -> Self {
+        let cfg = SimConfig::default();
+        Self {
+            data: PathBuf::from("../shared/data/agent4rec"),
+            ratios: vec![1, 2, 3, 9],
+            users: None,
+            seed: cfg.seed,
+            page_size: 5,
+            offline: cfg.offline,
+        }
+    }
+}
+
+/// The scores of one ratio, averaged over users (macro averages, as Agent4Rec's Table 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatioRow {
+    /// `m` of `1:m`.
+    pub m: u32,
+    /// Users scored (those with at least one test item).
+    pub users: usize,
+    /// Items shown, positives, and items watched, summed over users.
+    pub shown: u64,
+    /// Positives shown.
+    pub positives: u64,
+    /// Items watched.
+    pub watched: u64,
+    /// Mean precision.
+    pub precision: f64,
+    /// Mean recall.
+    pub recall: f64,
+    /// Mean accuracy.
+    pub accuracy: f64,
+    /// Mean F1.
+    pub f1: f64,
+}
+
+/// Rating scores on the held-out real ratings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatingRow {
+    /// Held-out ratings scored.
+    pub n: usize,
+    /// The agents' RMSE and MAE.
+    pub agents: (f64, f64),
+    /// The user-mean baseline's RMSE and MAE.
+    pub user_mean: (f64, f64),
+    /// The user-mean-plus-item-bias baseline's RMSE and MAE.
+    pub user_item: (f64, f64),
+    /// Counts of the agents' ratings 1..=5.
+    pub simulated_hist: [u64; 5],
+    /// Counts of the real held-out ratings 1..=5.
+    pub real_hist: [u64; 5],
+    /// Jensen–Shannon divergence (bits) of the two histograms.
+    pub js: f64,
+}
+
+/// Everything `fidelity` measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FidelityReport {
+    /// Backend name (`offline`, `llm`).
+    pub backend: String,
+    /// Seed.
+    pub seed: u64,
+    /// Users in the data and users measured.
+    pub users_in_data: usize,
+    /// Users measured.
+    pub users: usize,
+    /// Items in the catalogue.
+    pub items: usize,
+    /// `agg_top_25.csv` ratings mapped to items and not mapped.
+    pub mapped_ratings: usize,
+    /// Ratings whose title matched no item.
+    pub unmapped_ratings: usize,
+    /// One row per ratio, in the order asked.
+    pub ratios: Vec<RatioRow>,
+    /// The rating check.
+    pub ratings: RatingRow,
+    /// Page and feel requests and fallbacks.
+    pub stats: BehaviourStats,
+}
+
+/// Errors of `fidelity`.
+#[derive(Debug, thiserror::Error)]
+pub enum FidelityError {
+    /// The data could not be read.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    /// The catalogue could not be built from `movie_detail.csv`.
+    #[error("the item table: {0}")]
+    Catalog(String),
+    /// A ratio or option out of range.
+    #[error("{0}")]
+    Option(String),
+}
+
+/// Runs the protocol with the offline model of `opts.offline`.
+///
+/// # Errors
+/// [`FidelityError`] for unreadable data or options out of range.
+pub fn run_offline(
+    opts: &FidelityOptions,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<FidelityReport, FidelityError> {
+    let backend = Behaviour(Box::new(OfflineBackend {
+        params: opts.offline.clone(),
+        parallel: false,
+    }));
+    run(opts, &backend, progress)
+}
+
+/// Runs the protocol through `behaviour` (any backend). `progress(stage, done, total)` is called
+/// after each ratio and once for the ratings.
+///
+/// # Errors
+/// [`FidelityError`] for unreadable data or options out of range.
+pub fn run(
+    opts: &FidelityOptions,
+    behaviour: &Behaviour,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<FidelityReport, FidelityError> {
+    if opts.ratios.is_empty() || opts.ratios.iter().any(|&m| !(1..=50).contains(&m)) {
+        return Err(FidelityError::Option(format!(
+            "--ratios must list whole numbers from 1 to 50 (the m of each 1:m ratio), got {:?}",
+            opts.ratios
+        )));
+    }
+    if opts.users == Some(0) {
+        return Err(FidelityError::Option("--users must be at least 1".into()));
+    }
+    let real = data::load(&opts.data)?;
+    let catalog =
+        Catalog::new(real.items.clone()).map_err(|e| FidelityError::Catalog(e.to_string()))?;
+    let n_items = catalog.len() as u32;
+    let chosen: Vec<&data::RealUser> = real
+        .users
+        .iter()
+        .take(opts.users.unwrap_or(usize::MAX))
+        .collect();
+    let split: Vec<(Training, HeldOut)> = chosen
+        .iter()
+        .map(|u| protocol::split_user(u, opts.seed))
+        .collect();
+    let training: Vec<Training> = split.iter().map(|s| s.0.clone()).collect();
+    let agents: Vec<BuiltAgent> = training
+        .iter()
+        .map(|t| protocol::build_agent(t, &catalog))
+        .collect();
+    let cfg = SimConfig::default();
+    let clock = SimClock::new(
+        cfg.start_datetime()
+            .expect("invariant: the default start parses"),
+        cfg.interval,
+    );
+    let ctx = Context {
+        catalog: &catalog,
+        clock: &clock,
+        seed: opts.seed,
+    };
+    let mut stats = BehaviourStats::default();
+    let total = opts.ratios.len() as u64 + 1;
+    let mut rows = Vec::new();
+    for (n, &m) in opts.ratios.iter().enumerate() {
+        let mut who = Vec::new();
+        let mut samples = Vec::new();
+        for (a, (_, held)) in agents.iter().zip(&split) {
+            let s = protocol::sample(a.id.0, held, n_items, m, opts.seed);
+            if s.positive.iter().any(|&p| p) {
+                who.push(a);
+                samples.push(s);
+            }
+        }
+        let lists: Vec<Vec<u32>> = samples.iter().map(|s| s.items.clone()).collect();
+        let watched =
+            protocol::browse(behaviour, &ctx, &mut stats, &who, &lists, opts.page_size, m);
+        let c: Vec<Confusion> = samples
+            .iter()
+            .zip(&watched)
+            .map(|(s, w)| Confusion::of(s, w))
+            .collect();
+        let mean = |f: fn(&Confusion) -> f64| {
+            if c.is_empty() {
+                0.0
+            } else {
+                c.iter().map(f).sum::<f64>() / c.len() as f64
+            }
+        };
+        rows.push(RatioRow {
+            m,
+            users: c.len(),
+            shown: samples.iter().map(|s| s.items.len() as u64).sum(),
+            positives: samples
+                .iter()
+                .map(|s| s.positive.iter().filter(|&&p| p).count() as u64)
+                .sum(),
+            watched: watched.iter().map(|w| w.len() as u64).sum(),
+            precision: mean(Confusion::precision),
+            recall: mean(Confusion::recall),
+            accuracy: mean(Confusion::accuracy),
+            f1: mean(Confusion::f1),
+        });
+        progress("lists", n as u64 + 1, total);
+    }
+    // Ratings: keyed with a round past every ratio's, so no key repeats a page decision's.
+    let round = opts.ratios.iter().max().copied().unwrap_or(0) + 1;
+    let refs: Vec<&BuiltAgent> = agents.iter().collect();
+    let items: Vec<Vec<u32>> = split
+        .iter()
+        .map(|(_, h)| h.ratings.iter().map(|r| r.0).collect())
+        .collect();
+    let given = protocol::rate(behaviour, &ctx, &mut stats, &refs, &items, round);
+    let base = protocol::Baselines::fit(&training);
+    let mut sim_hist = [0u64; 5];
+    let mut real_hist = [0u64; 5];
+    let (mut ours, mut um, mut ui) = (Vec::new(), Vec::new(), Vec::new());
+    for ((t, (_, held)), g) in training.iter().zip(&split).zip(&given) {
+        for (&(item, real), &sim) in held.ratings.iter().zip(g) {
+            let r = f64::from(real);
+            sim_hist[usize::from(sim.clamp(1, 5) - 1)] += 1;
+            real_hist[usize::from(real - 1)] += 1;
+            ours.push((f64::from(sim), r));
+            um.push((base.user(t.id), r));
+            ui.push((base.user_item(t.id, item), r));
+        }
+    }
+    let to_f = |h: &[u64; 5]| h.map(|x| x as f64);
+    let js = crate::analysis::report::js_divergence(&to_f(&sim_hist), &to_f(&real_hist))
+        .unwrap_or(f64::NAN);
+    progress("ratings", total, total);
+    Ok(FidelityReport {
+        backend: behaviour.0.name().into(),
+        seed: opts.seed,
+        users_in_data: real.users.len(),
+        users: chosen.len(),
+        items: catalog.len(),
+        mapped_ratings: real.mapped_ratings,
+        unmapped_ratings: real.unmapped_ratings,
+        ratios: rows,
+        ratings: RatingRow {
+            n: ours.len(),
+            agents: protocol::rmse_mae(ours),
+            user_mean: protocol::rmse_mae(um),
+            user_item: protocol::rmse_mae(ui),
+            simulated_hist: sim_hist,
+            real_hist,
+            js,
+        },
+        stats,
+    })
+}
