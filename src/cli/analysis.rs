@@ -299,10 +299,14 @@ pub(crate) fn scenario(a: &ScenarioArgs, stop: &std::sync::atomic::AtomicBool) -
 /// `recagent fidelity --backend` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum FidelityBackend {
-    /// The offline user model of the `offline:` settings (the default configuration's).
+    /// The offline user model (the configuration's `offline:` settings).
     Offline,
-    /// The LLM backend (not measured by this command yet).
+    /// The configuration's LLM servers (`api_bases`, `llm`, `llm_options`); the transcript
+    /// goes into --out.
     Llm,
+    /// Answers from the configuration's `transcript_path` (an earlier `--backend llm` run's
+    /// transcript): the same tables, offline.
+    Replay,
 }
 
 #[derive(Args)]
@@ -313,19 +317,25 @@ pub(crate) struct FidelityArgs {
     /// The m of each 1:m ratio of held-out positives to never-interacted items, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,9")]
     pub(crate) ratios: Vec<u32>,
-    /// Behaviour backend the agents decide with.
-    #[arg(long, value_enum, default_value = "offline")]
-    pub(crate) backend: FidelityBackend,
+    /// Configuration whose behaviour settings the agents use (backend, offline:, api_bases,
+    /// llm, llm_options, transcript_path). Default: the embedded one (offline model).
+    #[arg(long = "config-file", visible_alias = "config", short = 'c')]
+    pub(crate) config_file: Option<PathBuf>,
+    /// Behaviour backend (default: the configuration's `backend`).
+    #[arg(long, value_enum)]
+    pub(crate) backend: Option<FidelityBackend>,
     /// Measure the first N users by id (default: all 1,000).
     #[arg(long)]
     pub(crate) users: Option<usize>,
-    /// Seed of the held-out ratings, the lists and the offline model.
+    /// Seed of the held-out ratings, the lists and the offline model (default: the
+    /// configuration's seed).
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     /// Page size of the browsing sessions (the simulation's page_size).
     #[arg(long, default_value_t = 5)]
     pub(crate) page_size: usize,
-    /// Output folder for fidelity.csv, ratings.csv and fidelity.md.
+    /// Output folder for fidelity.csv, ratings.csv and fidelity.md (and an LLM run's
+    /// transcript.jsonl).
     #[arg(long, default_value = "output/fidelity")]
     pub(crate) out: PathBuf,
     /// No progress bar and no table on stdout.
@@ -336,27 +346,33 @@ pub(crate) struct FidelityArgs {
 pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
     use indicatif::{ProgressBar, ProgressStyle};
     use recagent::analysis::fidelity::{self, table, FidelityOptions};
+    use recagent::config::{BackendKind, SimConfig};
 
-    anyhow::ensure!(
-        a.backend == FidelityBackend::Offline,
-        "--backend llm: fidelity measures the offline backend only so far (the LLM subset of issue 15 is not built)"
-    );
     anyhow::ensure!(
         (1..=50).contains(&a.page_size),
         "--page-size {}: allowed 1 to 50",
         a.page_size
     );
     let started = std::time::Instant::now();
-    let mut opts = FidelityOptions {
+    let mut config = match &a.config_file {
+        Some(p) => SimConfig::load(p)?,
+        None => SimConfig::default(),
+    };
+    if let Some(b) = a.backend {
+        config.backend = match b {
+            FidelityBackend::Offline => BackendKind::Offline,
+            FidelityBackend::Llm => BackendKind::Llm,
+            FidelityBackend::Replay => BackendKind::Replay,
+        };
+    }
+    let opts = FidelityOptions {
         data: a.data.clone(),
         ratios: a.ratios.clone(),
         users: a.users,
         page_size: a.page_size,
-        ..FidelityOptions::default()
+        seed: a.seed.unwrap_or(config.seed),
+        config,
     };
-    if let Some(s) = a.seed {
-        opts.seed = s;
-    }
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
@@ -367,7 +383,11 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
         );
         b
     };
-    let report = fidelity::run_offline(&opts, &|stage, done, _| {
+    if opts.config.backend != BackendKind::Offline {
+        std::fs::create_dir_all(&a.out)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", a.out.display()))?;
+    }
+    let report = fidelity::run_configured(&opts, &a.out, &|stage, done, _| {
         bar.set_message(stage.to_string());
         bar.set_position(done);
     })

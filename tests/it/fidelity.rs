@@ -151,3 +151,78 @@ fn every_shared_rating_maps_to_an_item() {
     assert!(md.contains("20 of 1000 real users, 3292 items; 22924 of 22924 `agg_top_25.csv` ratings mapped to items by title (0 not mapped)"), "{md}");
     assert_eq!(read(&t.path().join("fidelity.csv")).lines().count(), 3);
 }
+
+#[test]
+fn an_llm_run_asks_with_the_training_history_and_its_replay_gives_the_same_tables() {
+    use crate::llm_mock::{prompt_of, sensible_answer, Mock, Step};
+    let mock = Mock::start(|b, _| Step::Answer(sensible_answer(b)));
+    let t = tempfile::tempdir().unwrap();
+    fixture(t.path());
+    let llm = t.path().join("llm.yaml");
+    std::fs::write(
+        &llm,
+        format!(
+            "backend: llm\napi_bases: [{}]\nllm_options:\n  backoff_base_ms: 1\n",
+            mock.base
+        ),
+    )
+    .unwrap();
+    let out = t.path().join("llm");
+    let (code, _, err) = fidelity(
+        t.path(),
+        &out,
+        &["-c", llm.to_str().unwrap(), "--ratios", "1,9"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let transcript = out.join("transcript.jsonl");
+    assert!(transcript.is_file());
+    let prompts: Vec<String> = mock
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(b, _)| prompt_of(b))
+        .collect();
+    // User 0's page prompts carry its training ratings as memories, never a held-out item's.
+    let page0: Vec<&String> = prompts
+        .iter()
+        .filter(|p| p.contains("[BUY]::") && p.contains("User 0"))
+        .collect();
+    assert!(!page0.is_empty());
+    assert!(
+        page0[0].contains("User 0 watched <Movie") && page0[0].contains("out of 5."),
+        "{}",
+        page0[0]
+    );
+    let md = read(&out.join("fidelity.md"));
+    assert!(
+        md.contains("LLM: ") && md.contains(" calls (0 failed)"),
+        "{md}"
+    );
+
+    // The replay of that transcript: the same tables, with no server.
+    drop(mock);
+    let replay = t.path().join("replay.yaml");
+    std::fs::write(
+        &replay,
+        format!(
+            "backend: replay\ntranscript_path: {}\n",
+            transcript.display()
+        ),
+    )
+    .unwrap();
+    let again = t.path().join("again");
+    let (code, _, err) = fidelity(
+        t.path(),
+        &again,
+        &["-c", replay.to_str().unwrap(), "--ratios", "1,9"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    // Equal but for the backend's name in fidelity.csv's first column.
+    let tail = |t: String| t.replace("\nllm,", "\n").replace("\nreplay,", "\n");
+    for f in ["fidelity.csv", "ratings.csv"] {
+        let (a, b) = (read(&out.join(f)), read(&again.join(f)));
+        assert_eq!(tail(a), tail(b), "{f}");
+    }
+    assert!(read(&again.join("fidelity.csv")).contains("\nreplay,2023,1:1,"));
+}

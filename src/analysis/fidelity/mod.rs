@@ -7,9 +7,11 @@ pub mod data;
 pub mod protocol;
 pub mod table;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::behaviour::offline::{OfflineBackend, OfflineParams};
+use crate::behaviour::offline::OfflineBackend;
 use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
@@ -31,8 +33,10 @@ pub struct FidelityOptions {
     pub seed: u64,
     /// Page size of the browsing sessions (the simulation's `page_size`).
     pub page_size: usize,
-    /// The offline model's parameters.
-    pub offline: OfflineParams,
+    /// The behaviour backend's settings: `backend` (offline, llm or replay), the offline
+    /// model's `offline:` section, and the LLM settings (`api_bases`, `llm`, `llm_options`,
+    /// `transcript_path`) as a run reads them.
+    pub config: SimConfig,
 }
 
 impl Default for FidelityOptions {
@@ -44,7 +48,7 @@ impl Default for FidelityOptions {
             users: None,
             seed: cfg.seed,
             page_size: 5,
-            offline: cfg.offline,
+            config: cfg,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct FidelityReport {
     pub backend: String,
     /// Seed.
     pub seed: u64,
+    /// Page size of the sessions.
+    pub page_size: usize,
     /// Users in the data and users measured.
     pub users_in_data: usize,
     /// Users measured.
@@ -114,6 +120,8 @@ pub struct FidelityReport {
     pub ratings: RatingRow,
     /// Page and feel requests and fallbacks.
     pub stats: BehaviourStats,
+    /// The LLM backend's counters (calls, tokens, parse failures), for `llm` and `replay`.
+    pub llm: Option<crate::llm::LlmUsage>,
 }
 
 /// Errors of `fidelity`.
@@ -128,21 +136,52 @@ pub enum FidelityError {
     /// A ratio or option out of range.
     #[error("{0}")]
     Option(String),
+    /// The LLM backend could not be set up.
+    #[error("the LLM backend: {0}")]
+    Llm(#[from] crate::llm::LlmSetupError),
 }
 
-/// Runs the protocol with the offline model of `opts.offline`.
+/// Runs the protocol with the backend `opts.config` names: the offline model, an LLM (its
+/// transcript then in `out_dir/transcript.jsonl` unless `transcript_path` says otherwise) or a
+/// replay of such a transcript, which gives the same tables byte for byte.
 ///
 /// # Errors
-/// [`FidelityError`] for unreadable data or options out of range.
-pub fn run_offline(
+/// [`FidelityError`] for unreadable data, options out of range, or an LLM backend that cannot
+/// be set up.
+pub fn run_configured(
     opts: &FidelityOptions,
+    out_dir: &Path,
     progress: &dyn Fn(&str, u64, u64),
 ) -> Result<FidelityReport, FidelityError> {
-    let backend = Behaviour(Box::new(OfflineBackend {
-        params: opts.offline.clone(),
-        parallel: false,
-    }));
-    run(opts, &backend, progress)
+    let cfg = &opts.config;
+    let n_users = data::load(&opts.data)?.users.len();
+    let names: BTreeMap<crate::ids::UserId, Arc<str>> = (0..n_users as u32)
+        .map(|u| {
+            (
+                crate::ids::UserId(u),
+                Arc::from(format!("User {u}").as_str()),
+            )
+        })
+        .collect();
+    let mut kinds = crate::decision::DecisionKinds::default();
+    kinds.add::<crate::decision::page::Page>();
+    kinds.add::<crate::decision::feel::Feel>();
+    let (backend, stats): (Box<dyn crate::behaviour::BehaviourBackend>, _) =
+        match crate::llm::backend_for(cfg, names, out_dir, None, &kinds)? {
+            Some((b, stats)) => (b, Some(stats)),
+            None => (
+                Box::new(OfflineBackend {
+                    params: cfg.offline.clone(),
+                    parallel: false,
+                }),
+                None,
+            ),
+        };
+    let behaviour = Behaviour(backend);
+    let mut report = run(opts, &behaviour, progress)?;
+    drop(behaviour);
+    report.llm = stats.map(|s| s.snapshot());
+    Ok(report)
 }
 
 /// Runs the protocol through `behaviour` (any backend). `progress(stage, done, total)` is called
@@ -266,6 +305,7 @@ pub fn run(
     Ok(FidelityReport {
         backend: behaviour.0.name().into(),
         seed: opts.seed,
+        page_size: opts.page_size,
         users_in_data: real.users.len(),
         users: chosen.len(),
         items: catalog.len(),
@@ -282,5 +322,6 @@ pub fn run(
             js,
         },
         stats,
+        llm: None,
     })
 }

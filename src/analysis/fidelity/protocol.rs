@@ -182,7 +182,9 @@ pub struct BuiltAgent {
     pub histories: Histories,
     /// No contacts.
     pub contacts: Relationships,
-    /// Empty (the offline model reads none; prompts then show no memories).
+    /// Short-term memory: one sentence per training rating, the last [`SEEDED_MEMORIES`]
+    /// (`User 7 watched <Heat (1995)> and rated it 4 out of 5.`), which an LLM prompt shows
+    /// among the agent's memories; the offline model reads none.
     pub memory: Memory,
 }
 
@@ -199,6 +201,9 @@ impl BuiltAgent {
         }
     }
 }
+
+/// Training ratings written into an agent's short-term memory.
+pub const SEEDED_MEMORIES: usize = 10;
 
 /// Genres in an agent's taste.
 pub const LIKED_GENRES: usize = 3;
@@ -256,7 +261,30 @@ pub fn build_agent(t: &Training, catalog: &Catalog) -> BuiltAgent {
             heard: Vec::new(),
         },
         contacts: Relationships::default(),
-        memory: Memory::default(),
+        memory: seeded_memory(t, catalog),
+    }
+}
+
+fn seeded_memory(t: &Training, catalog: &Catalog) -> Memory {
+    let from = t.ratings.len().saturating_sub(SEEDED_MEMORIES);
+    let stm = t.ratings[from..]
+        .iter()
+        .map(|&(i, r)| {
+            let title = catalog.by_id(ItemId(i)).map_or("?", |it| &it.title);
+            crate::memory::StmEntry {
+                text: format!("User {} watched <{title}> and rated it {r} out of 5.", t.id).into(),
+                importance: 0.5,
+                emb: Default::default(),
+                enhancers: Vec::new(),
+            }
+        })
+        .collect();
+    Memory {
+        state: crate::memory::MemoryState {
+            stm,
+            ..Default::default()
+        },
+        observed: Vec::new(),
     }
 }
 
@@ -612,7 +640,10 @@ mod tests {
         assert_eq!(agent.histories.watched, agent2.histories.watched);
         assert_eq!(agent.taste, agent2.taste);
         assert_eq!(&*agent.profile.interest, &*agent2.profile.interest);
-        assert_eq!(Baselines::fit(std::slice::from_ref(&t)), Baselines::fit(&[t2]));
+        assert_eq!(
+            Baselines::fit(std::slice::from_ref(&t)),
+            Baselines::fit(&[t2])
+        );
         let watched: Vec<u32> = agent.histories.watched.iter().map(|w| w.0 .0).collect();
         for (i, _) in &held.ratings {
             assert!(
@@ -643,6 +674,13 @@ mod tests {
             "diversity tier 1"
         );
         assert_eq!(a.histories.watched.len(), 4);
+        let texts = a.memory.recalled(300);
+        assert_eq!(texts.len(), 4);
+        let (item, r) = t.ratings[0];
+        assert_eq!(
+            texts[0],
+            format!("User 7 watched <Movie {item} (2000)> and rated it {r} out of 5.")
+        );
     }
 
     #[test]

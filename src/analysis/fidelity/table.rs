@@ -202,7 +202,28 @@ pub fn markdown(r: &FidelityReport) -> String {
         shares(&g.real_hist),
         f(g.js)
     );
-    let _ = writeln!(s, "## Published\n");
+    let kinds = ["page", "feel"].map(|k| {
+        format!(
+            "{k} {} requests, {} fallbacks",
+            r.stats.requests_of(k),
+            r.stats.fallbacks_of(k)
+        )
+    });
+    let _ = writeln!(s, "Decisions: {}.", kinds.join("; "));
+    if let Some(u) = &r.llm {
+        let _ = writeln!(
+            s,
+            "LLM: {} calls ({} failed), {} prompt + {} completion tokens, {} answers that did not parse, {} corrective retries, {} requests without a usable answer.",
+            u.calls,
+            u.failed_calls,
+            u.total.prompt_tokens,
+            u.total.completion_tokens,
+            u.parse_failures,
+            u.corrective_retries,
+            u.unparsed_requests
+        );
+    }
+    let _ = writeln!(s, "\n## Published\n");
     let _ = writeln!(
         s,
         "| simulator | ratio | accuracy | F1 | rating RMSE | protocol difference |"
@@ -222,7 +243,8 @@ pub fn markdown(r: &FidelityReport) -> String {
     }
     let _ = writeln!(
         s,
-        "\nOurs: the agent decides through the simulation's page decision, in pages of 5, a watch removing the item and the session going on until `NEXT` past the last page or `LEAVE`; the rating check holds out 20% of each user's real ratings (the data has no real rating of a test item) and asks the feel decision."
+        "\nOurs: the agent decides through the simulation's page decision, in pages of {}, a watch removing the item and the session going on until `NEXT` past the last page or `LEAVE`; the rating check holds out 20% of each user's real ratings (the data has no real rating of a test item) and asks the feel decision.",
+        r.page_size
     );
     s
 }
