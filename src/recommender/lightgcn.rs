@@ -216,7 +216,7 @@ impl LightGcn {
     }
 }
 
-crate::scored_recommender!(LightGcn, "LightGCN");
+crate::scored_recommender!(LightGcn, "LightGCN", params);
 
 #[cfg(test)]
 mod tests {

@@ -136,7 +136,7 @@ pub(crate) fn zero_rows(g: &mut Array2<f32>, rows: &[u32]) {
     }
 }
 
-crate::scored_recommender!(Mf, "MF");
+crate::scored_recommender!(Mf, "MF", params);
 
 #[cfg(test)]
 mod tests {
@@ -157,5 +157,39 @@ mod tests {
         mf.fit_positives(&pos);
         let loss = mf.epoch_loss.clone();
         crate::recommender::train::assert_learned_two_blocks(&mf, &pos, &loss);
+    }
+
+    #[test]
+    fn a_restored_model_keeps_its_embeddings_and_takes_the_configured_hyper_parameters() {
+        use crate::recommender::Recommender;
+        let pos = crate::recommender::train::two_block_positives();
+        let trained = TrainParams {
+            dim: 8,
+            lr: 0.05,
+            epochs: 3,
+            batch: 4,
+            ..TrainParams::default()
+        };
+        let mut a = Mf::new(trained.clone());
+        a.fit_positives(&pos);
+        let state = a.save_state().unwrap();
+        // A branch that changes lr and epoch_num: the checkpoint's embeddings, the new values.
+        let branch = TrainParams {
+            lr: 0.01,
+            epochs: 7,
+            ..trained.clone()
+        };
+        let mut b = Mf::new(branch.clone());
+        b.load_state(&state).unwrap();
+        assert_eq!(b.params, branch);
+        assert_eq!(b.scores(0), a.scores(0));
+        assert_eq!(b.fits, a.fits);
+        // Another embedding size cannot take the checkpoint's embeddings.
+        let mut c = Mf::new(TrainParams { dim: 16, ..trained });
+        let e = c.load_state(&state).unwrap_err();
+        assert_eq!(
+            e,
+            "embedding_size is 8 in the checkpoint and 16 now: the embeddings cannot change size"
+        );
     }
 }

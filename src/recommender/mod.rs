@@ -242,8 +242,14 @@ impl ItemScores for ndarray::Array1<f32> {
 #[macro_export]
 macro_rules! scored_recommender {
     ($ty:ty, $name:literal) => {
+        $crate::scored_recommender!($ty, $name, {});
+    };
+    ($ty:ty, $name:literal, params) => {
+        $crate::scored_recommender!($ty, $name, { params });
+    };
+    ($ty:ty, $name:literal, { $($params:ident)? }) => {
         impl $crate::recommender::Recommender for $ty {
-            $crate::model_state_via_serde!();
+            $crate::model_state_via_serde!($($params)?);
 
             fn name(&self) -> &'static str {
                 $name
@@ -280,6 +286,35 @@ macro_rules! model_state_via_serde {
             Ok(())
         }
     };
+    // A model whose `params` field holds its hyper-parameters: the configured ones (a branch's
+    // `--set lr=...`) replace the checkpoint's, see [`ConfiguredParams`].
+    ($params:ident) => {
+        fn save_state(&self) -> Option<Vec<u8>> {
+            rmp_serde::to_vec_named(self).ok()
+        }
+        fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+            let mut restored: Self = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+            $crate::recommender::ConfiguredParams::keep_configured(
+                &self.$params,
+                &mut restored.$params,
+            )?;
+            *self = restored;
+            Ok(())
+        }
+    };
+}
+
+/// Hyper-parameters of a model restored from a checkpoint. The learned state (embeddings,
+/// optimiser moments, fit count) comes from the checkpoint; the hyper-parameters come from the
+/// configuration the resumed or branched run was given, so a branch that changes `lr` or
+/// `epoch_num` trains on with the new values. Those that shape the learned state (an embedding
+/// size) cannot change: the restore then fails and the model is fitted again.
+pub trait ConfiguredParams {
+    /// Replaces `restored` with `self` (the configured values).
+    ///
+    /// # Errors
+    /// A shape-defining value differs, named with both values.
+    fn keep_configured(&self, restored: &mut Self) -> Result<(), String>;
 }
 
 /// Builds a page of `page_size` items for `user`: the model's top `page_size - random_k`, plus

@@ -66,6 +66,19 @@ pub struct MultVaeParams {
     pub seed: u64,
 }
 
+impl super::ConfiguredParams for MultVaeParams {
+    fn keep_configured(&self, restored: &mut Self) -> Result<(), String> {
+        if (self.hidden, self.latent) != (restored.hidden, restored.latent) {
+            return Err(format!(
+                "MultVAE's hidden / latent sizes are {} / {} in the checkpoint and {} / {} now",
+                restored.hidden, restored.latent, self.hidden, self.latent
+            ));
+        }
+        *restored = self.clone();
+        Ok(())
+    }
+}
+
 impl Default for MultVaeParams {
     fn default() -> Self {
         Self {
@@ -489,7 +502,9 @@ impl Recommender for MultVae {
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        *self = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+        let mut restored: Self = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+        super::ConfiguredParams::keep_configured(&self.params, &mut restored.params)?;
+        *self = restored;
         self.rebuild_cache();
         Ok(())
     }

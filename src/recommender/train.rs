@@ -30,6 +30,25 @@ pub struct TrainParams {
     pub layers: usize,
 }
 
+impl super::ConfiguredParams for TrainParams {
+    fn keep_configured(&self, restored: &mut Self) -> Result<(), String> {
+        if self.dim != restored.dim {
+            return Err(format!(
+                "embedding_size is {} in the checkpoint and {} now: the embeddings cannot change size",
+                restored.dim, self.dim
+            ));
+        }
+        if self.layers != restored.layers {
+            return Err(format!(
+                "LightGCN's layers are {} in the checkpoint and {} now",
+                restored.layers, self.layers
+            ));
+        }
+        *restored = self.clone();
+        Ok(())
+    }
+}
+
 impl Default for TrainParams {
     fn default() -> Self {
         Self {
