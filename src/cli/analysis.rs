@@ -383,17 +383,18 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
         );
         b
     };
-    if opts.config.backend != BackendKind::Offline {
-        std::fs::create_dir_all(&a.out)
-            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", a.out.display()))?;
-    }
+    // Before the work, so a folder that cannot be written is found before it is done.
+    std::fs::create_dir_all(&a.out).map_err(|e| {
+        anyhow::anyhow!("{}: cannot create the output folder: {e}", a.out.display())
+    })?;
     let report = fidelity::run_configured(&opts, &a.out, &|stage, done, _| {
         bar.set_message(stage.to_string());
         bar.set_position(done);
     })
     .map_err(|e| anyhow::anyhow!("fidelity: {e}"))?;
     bar.finish_and_clear();
-    let files = table::write(&report, &a.out)?;
+    let files = table::write(&report, &a.out)
+        .map_err(|e| anyhow::anyhow!("cannot write the tables: {e}"))?;
     if !a.quiet {
         print!("{}", table::markdown(&report));
         println!();
@@ -410,5 +411,14 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let (fell, asked) = (report.fallbacks(), report.requests());
+    anyhow::ensure!(
+        fell < asked,
+        "every one of the {asked} decisions fell back (see the warnings above): the tables in {} measure the fallback, not the backend",
+        a.out.display()
+    );
+    if fell > 0 {
+        eprintln!("warning: {fell} of {asked} decisions fell back; fidelity.md says so");
+    }
     Ok(())
 }

@@ -72,18 +72,19 @@ fn a_fixed_seed_gives_the_same_tables_with_counts_by_hand() {
     assert_eq!(rows.len(), 4, "{csv}");
     // k = min(#test, ⌊20/(m+1)⌋): user 0 has 4 test items, user 1 has 2, so k is 4 and 2 at
     // every ratio up to 1:3 (⌊20/4⌋ = 5) and 2 and 2 at 1:9; shown = k·(m+1) while enough
-    // never-interacted items remain (30 items, 10 and 9 interacted).
+    // never-interacted items remain (30 items, 10 and 6 interacted).
     let want = [
         ("1:1", 12, 6),
         ("1:2", 18, 6),
         ("1:3", 24, 6),
         ("1:9", 40, 4),
     ];
-    for (row, (ratio, shown, pos)) in rows.iter().zip(want) {
-        assert_eq!(row[2], ratio);
-        assert_eq!(row[3], "2", "users");
-        assert_eq!(row[4], shown.to_string(), "{ratio} shown");
-        assert_eq!(row[5], pos.to_string(), "{ratio} positives");
+    for (row, (ratio, listed, pos)) in rows.iter().zip(want) {
+        assert_eq!(row[2], "5", "page size");
+        assert_eq!(row[3], ratio);
+        assert_eq!(row[4], "2", "users");
+        assert_eq!(row[5], listed.to_string(), "{ratio} listed");
+        assert_eq!(row[6], pos.to_string(), "{ratio} positives");
     }
     // Ratings: user 0 has 5 (1 held out), user 1 has 2 mapped (1 held out): 2 scored, and the
     // unmapped title is counted.
@@ -111,12 +112,49 @@ fn bad_input_is_a_clear_error() {
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
     let out = t.path().join("out");
-    let (code, _, err) = fidelity(t.path(), &out, &["--ratios", "1,0"]);
-    assert_eq!(code, Some(1));
-    assert!(
-        err.contains("--ratios must list whole numbers from 1 to 50"),
-        "{err}"
-    );
+    for (args, want) in [
+        (
+            &["--ratios", "1,0"][..],
+            "--ratios must list whole numbers from 1 to 19",
+        ),
+        (
+            &["--ratios", "20"],
+            "from 1:20 on, no positive fits a 20-item list",
+        ),
+        (&["--ratios", "1,9,1"], "--ratios lists 1:1 twice"),
+        (&["--users", "3"], "--users 3: the data has 2 users"),
+        (&["--backend", "llm"], "the LLM backend needs `api_bases`"),
+    ] {
+        let (code, _, err) = fidelity(t.path(), &out, args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let stats = t.path().join("simulation/user_statistic.csv");
+    let good = read(&stats);
+    for (bad, want) in [
+        (
+            "0,4,1,2",
+            "user_statistic.csv, line 2: activity 4 is not a tier 1 to 3",
+        ),
+        (
+            "0,3,1,2\n0,3,1,2",
+            "user_statistic.csv, line 3: user_id 0 has a second row",
+        ),
+        (
+            "9,3,1,2",
+            "user_statistic.csv, line 2: user_id 9 is in no split and has no ratings",
+        ),
+    ] {
+        std::fs::write(
+            &stats,
+            format!("user_id,activity,diversity,conformity\n{bad}\n"),
+        )
+        .unwrap();
+        let (code, _, err) = fidelity(t.path(), &out, &[]);
+        assert_eq!(code, Some(1));
+        assert!(err.contains(want), "{err}");
+    }
+    std::fs::write(&stats, good).unwrap();
     std::fs::write(t.path().join("cf_data/test.txt"), "0 15 x\n").unwrap();
     let (code, _, err) = fidelity(t.path(), &out, &[]);
     assert_eq!(code, Some(1));
@@ -136,7 +174,10 @@ fn bad_input_is_a_clear_error() {
         err.contains("movie_detail.csv") && err.contains("SOURCE.md"),
         "{err}"
     );
-    assert!(!out.exists(), "nothing written on failure");
+    assert!(
+        !out.join("fidelity.csv").exists(),
+        "no table written on failure"
+    );
 }
 
 #[test]
@@ -224,5 +265,24 @@ fn an_llm_run_asks_with_the_training_history_and_its_replay_gives_the_same_table
         let (a, b) = (read(&out.join(f)), read(&again.join(f)));
         assert_eq!(tail(a), tail(b), "{f}");
     }
-    assert!(read(&again.join("fidelity.csv")).contains("\nreplay,2023,1:1,"));
+    assert!(read(&again.join("fidelity.csv")).contains("\nreplay,2023,5,1:1,"));
+
+    // A replay of other lists (another seed) finds no transcript entry for any decision: the
+    // tables are written, say so, and the command fails.
+    let other = t.path().join("other");
+    let (code, _, err) = fidelity(
+        t.path(),
+        &other,
+        &[
+            "-c",
+            replay.to_str().unwrap(),
+            "--ratios",
+            "1,9",
+            "--seed",
+            "9",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("decisions fell back"), "{err}");
+    assert!(read(&other.join("fidelity.md")).contains("**Warning**: "));
 }

@@ -93,6 +93,21 @@ fn read(path: &Path) -> Result<String, DataError> {
     })
 }
 
+/// A CSV reader's error, at the line it names.
+fn csv_err(path: &Path, e: &csv::Error) -> DataError {
+    let line = match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos: Some(p), .. } => p.line(),
+        _ => e.position().map_or(0, |p| p.line()),
+    };
+    let why = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("{len} fields where the header has {expected_len}"),
+        _ => e.to_string(),
+    };
+    row_err(path, line, why)
+}
+
 fn row_err(path: &Path, line: u64, why: impl Into<String>) -> DataError {
     DataError::Row {
         path: path.display().to_string(),
@@ -104,12 +119,17 @@ fn row_err(path: &Path, line: u64, why: impl Into<String>) -> DataError {
 /// Loads the data set from `dir` ([`ml1m_dir`]).
 ///
 /// # Errors
-/// [`DataError`] for a missing file, a split line that is not integers, an item id past the item
-/// table, a CSV row with missing columns or a rating outside 1..=5, or lists of different
-/// lengths in one `agg_top_25.csv` row.
+/// [`DataError`] for a missing file, an empty item table, a split line that is not integers, an
+/// item id past the item table, a CSV row with missing columns, a rating outside 1..=5, lists of
+/// different lengths in one `agg_top_25.csv` row, an unknown age bucket, a tier outside 1..=3,
+/// or a user with two rows in one file.
 pub fn load(dir: &Path) -> Result<RealData, DataError> {
     let root = ml1m_dir(dir);
-    let items = load_items(&root.join("simulation/movie_detail.csv"))?;
+    let items_path = root.join("simulation/movie_detail.csv");
+    let items = load_items(&items_path)?;
+    if items.is_empty() {
+        return Err(row_err(&items_path, 1, "no items"));
+    }
     let n_items = items.len() as u32;
     let mut users: BTreeMap<u32, RealUser> = BTreeMap::new();
     for (file, which) in [("train.txt", 0), ("valid.txt", 1), ("test.txt", 2)] {
@@ -128,12 +148,12 @@ pub fn load(dir: &Path) -> Result<RealData, DataError> {
     }
     let by_title: BTreeMap<&str, u32> = items.iter().map(|i| (i.title.as_str(), i.id)).collect();
     let (mut mapped, mut unmapped) = (0, 0);
+    let mut rated = std::collections::BTreeSet::new();
     let agg = root.join("raw_data/agg_top_25.csv");
     let text = read(&agg)?;
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     for rec in rdr.records() {
-        let rec =
-            rec.map_err(|e| row_err(&agg, e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let rec = rec.map_err(|e| csv_err(&agg, &e))?;
         let line = rec.position().map_or(0, |p| p.line());
         let col = |i: usize| rec.get(i).unwrap_or("").trim();
         if rec.len() < 7 {
@@ -153,6 +173,19 @@ pub fn load(dir: &Path) -> Result<RealData, DataError> {
                 &agg,
                 line,
                 format!("{} titles but {} ratings", titles.len(), ratings.len()),
+            ));
+        }
+        if !rated.insert(u) {
+            return Err(row_err(&agg, line, format!("user_id {u} has a second row")));
+        }
+        if !col(5).is_empty() && age_years(col(5)).is_none() {
+            return Err(row_err(
+                &agg,
+                line,
+                format!(
+                    "age {:?} is not an ML-1M age bucket (Under 18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+)",
+                    col(5)
+                ),
             ));
         }
         let user = users.entry(u).or_insert_with(|| RealUser {
@@ -179,24 +212,43 @@ pub fn load(dir: &Path) -> Result<RealData, DataError> {
         }
     }
     let stats = root.join("simulation/user_statistic.csv");
-    if stats.is_file() {
-        let text = read(&stats)?;
-        let mut rdr = csv::Reader::from_reader(text.as_bytes());
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| row_err(&stats, 0, e.to_string()))?;
-            let line = rec.position().map_or(0, |p| p.line());
-            let num = |i: usize| rec.get(i).and_then(|v| v.trim().parse::<u32>().ok());
-            let (Some(u), Some(a), Some(d), Some(c)) = (num(0), num(1), num(2), num(3)) else {
-                return Err(row_err(
-                    &stats,
-                    line,
-                    "expected user_id,activity,diversity,conformity as whole numbers",
-                ));
-            };
-            let tier = |t: u32| u8::try_from(t.clamp(1, 3)).unwrap_or(1);
-            if let Some(user) = users.get_mut(&u) {
-                user.tiers = Some([tier(a), tier(d), tier(c)]);
-            }
+    let text = read(&stats)?;
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| csv_err(&stats, &e))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let num = |i: usize| rec.get(i).and_then(|v| v.trim().parse::<u32>().ok());
+        let (Some(u), Some(a), Some(d), Some(c)) = (num(0), num(1), num(2), num(3)) else {
+            return Err(row_err(
+                &stats,
+                line,
+                "expected user_id,activity,diversity,conformity as whole numbers",
+            ));
+        };
+        let mut tiers = [0u8; 3];
+        for (slot, (name, t)) in
+            tiers
+                .iter_mut()
+                .zip([("activity", a), ("diversity", d), ("conformity", c)])
+        {
+            *slot = u8::try_from(t)
+                .ok()
+                .filter(|t| (1..=3).contains(t))
+                .ok_or_else(|| row_err(&stats, line, format!("{name} {t} is not a tier 1 to 3")))?;
+        }
+        let Some(user) = users.get_mut(&u) else {
+            return Err(row_err(
+                &stats,
+                line,
+                format!("user_id {u} is in no split and has no ratings"),
+            ));
+        };
+        if user.tiers.replace(tiers).is_some() {
+            return Err(row_err(
+                &stats,
+                line,
+                format!("user_id {u} has a second row"),
+            ));
         }
     }
     Ok(RealData {
@@ -212,7 +264,7 @@ fn load_items(path: &Path) -> Result<Vec<ItemRecord>, DataError> {
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let mut items = Vec::new();
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| row_err(path, 0, e.to_string()))?;
+        let rec = rec.map_err(|e| csv_err(path, &e))?;
         let line = rec.position().map_or(0, |p| p.line());
         let id: u32 = rec
             .get(0)

@@ -25,7 +25,8 @@ use protocol::{BuiltAgent, Confusion, HeldOut, Training};
 pub struct FidelityOptions {
     /// Agent4Rec's data (`shared/data/agent4rec` or its `datasets/ml-1m`).
     pub data: PathBuf,
-    /// The `m` of each ratio `1:m`, ascending, each 1..=50.
+    /// The `m` of each ratio `1:m`, each 1..=19 (at 1:20 and above ⌊20/(m+1)⌋ = 0: no positive
+    /// fits the 20-item list), none twice.
     pub ratios: Vec<u32>,
     /// The first `users` users by id (all when `None`).
     pub users: Option<usize>,
@@ -37,6 +38,24 @@ pub struct FidelityOptions {
     /// model's `offline:` section, and the LLM settings (`api_bases`, `llm`, `llm_options`,
     /// `transcript_path`) as a run reads them.
     pub config: SimConfig,
+}
+
+impl FidelityReport {
+    /// Page and feel decisions that fell back (the backend's answer failed or did not fit).
+    pub fn fallbacks(&self) -> u64 {
+        ["page", "feel"]
+            .iter()
+            .map(|k| self.stats.fallbacks_of(k))
+            .sum()
+    }
+
+    /// Page and feel decisions asked.
+    pub fn requests(&self) -> u64 {
+        ["page", "feel"]
+            .iter()
+            .map(|k| self.stats.requests_of(k))
+            .sum()
+    }
 }
 
 impl Default for FidelityOptions {
@@ -60,8 +79,9 @@ pub struct RatioRow {
     pub m: u32,
     /// Users scored (those with at least one test item).
     pub users: usize,
-    /// Items shown, positives, and items watched, summed over users.
-    pub shown: u64,
+    /// Items listed (shown or not: a session may end before the last page; an item never shown
+    /// counts as a "no"), summed over users.
+    pub listed: u64,
     /// Positives shown.
     pub positives: u64,
     /// Items watched.
@@ -141,6 +161,9 @@ pub enum FidelityError {
     Llm(#[from] crate::llm::LlmSetupError),
 }
 
+/// The round the rating requests are keyed with (page decisions use round `m`).
+pub const RATING_ROUND: u32 = 100;
+
 /// Runs the protocol with the backend `opts.config` names: the offline model, an LLM (its
 /// transcript then in `out_dir/transcript.jsonl` unless `transcript_path` says otherwise) or a
 /// replay of such a transcript, which gives the same tables byte for byte.
@@ -154,6 +177,11 @@ pub fn run_configured(
     progress: &dyn Fn(&str, u64, u64),
 ) -> Result<FidelityReport, FidelityError> {
     let cfg = &opts.config;
+    if cfg.backend == crate::config::BackendKind::Llm && cfg.api_bases.is_empty() {
+        return Err(FidelityError::Option(
+            "the LLM backend needs `api_bases` (the servers' URLs) in the configuration given with -c".into(),
+        ));
+    }
     let n_users = data::load(&opts.data)?.users.len();
     let names: BTreeMap<crate::ids::UserId, Arc<str>> = (0..n_users as u32)
         .map(|u| {
@@ -194,16 +222,34 @@ pub fn run(
     behaviour: &Behaviour,
     progress: &dyn Fn(&str, u64, u64),
 ) -> Result<FidelityReport, FidelityError> {
-    if opts.ratios.is_empty() || opts.ratios.iter().any(|&m| !(1..=50).contains(&m)) {
+    let max_m = protocol::LIST - 1;
+    if opts.ratios.is_empty() || opts.ratios.iter().any(|&m| !(1..=max_m).contains(&m)) {
         return Err(FidelityError::Option(format!(
-            "--ratios must list whole numbers from 1 to 50 (the m of each 1:m ratio), got {:?}",
+            "--ratios must list whole numbers from 1 to {max_m} (the m of each 1:m ratio; from 1:{} on, no positive fits a {}-item list), got {:?}",
+            protocol::LIST,
+            protocol::LIST,
             opts.ratios
         )));
+    }
+    if let Some(m) = opts
+        .ratios
+        .iter()
+        .enumerate()
+        .find(|(i, m)| opts.ratios[..*i].contains(m))
+        .map(|x| x.1)
+    {
+        return Err(FidelityError::Option(format!("--ratios lists 1:{m} twice")));
     }
     if opts.users == Some(0) {
         return Err(FidelityError::Option("--users must be at least 1".into()));
     }
     let real = data::load(&opts.data)?;
+    if let Some(n) = opts.users.filter(|&n| n > real.users.len()) {
+        return Err(FidelityError::Option(format!(
+            "--users {n}: the data has {} users",
+            real.users.len()
+        )));
+    }
     let catalog =
         Catalog::new(real.items.clone()).map_err(|e| FidelityError::Catalog(e.to_string()))?;
     let n_items = catalog.len() as u32;
@@ -263,7 +309,7 @@ pub fn run(
         rows.push(RatioRow {
             m,
             users: c.len(),
-            shown: samples.iter().map(|s| s.items.len() as u64).sum(),
+            listed: samples.iter().map(|s| s.items.len() as u64).sum(),
             positives: samples
                 .iter()
                 .map(|s| s.positive.iter().filter(|&&p| p).count() as u64)
@@ -276,8 +322,14 @@ pub fn run(
         });
         progress("lists", n as u64 + 1, total);
     }
-    // Ratings: keyed with a round past every ratio's, so no key repeats a page decision's.
-    let round = opts.ratios.iter().max().copied().unwrap_or(0) + 1;
+    if rows.iter().all(|r| r.users == 0) {
+        return Err(FidelityError::Option(
+            "no user has an item in test.txt: there is nothing to score".into(),
+        ));
+    }
+    // Ratings are keyed with a round of their own, the same whatever the ratios (a ratio's page
+    // decisions use round m <= 19), so the held-out ratings' answers never depend on the lists.
+    let round = RATING_ROUND;
     let refs: Vec<&BuiltAgent> = agents.iter().collect();
     let items: Vec<Vec<u32>> = split
         .iter()

@@ -82,20 +82,22 @@ fn opt(x: Option<f64>) -> String {
     x.map_or("-".into(), f)
 }
 
-/// `fidelity.csv`: `backend,seed,ratio,users,shown,positives,watched,precision,recall,accuracy,f1`.
+/// `fidelity.csv`:
+/// `backend,seed,page_size,ratio,users,listed,positives,watched,precision,recall,accuracy,f1`.
 pub fn ratios_csv(r: &FidelityReport) -> String {
     let mut s = String::from(
-        "backend,seed,ratio,users,shown,positives,watched,precision,recall,accuracy,f1\n",
+        "backend,seed,page_size,ratio,users,listed,positives,watched,precision,recall,accuracy,f1\n",
     );
     for row in &r.ratios {
         let _ = writeln!(
             s,
-            "{},{},1:{},{},{},{},{},{:.6},{:.6},{:.6},{:.6}",
+            "{},{},{},1:{},{},{},{},{},{:.6},{:.6},{:.6},{:.6}",
             r.backend,
             r.seed,
+            r.page_size,
             row.m,
             row.users,
-            row.shown,
+            row.listed,
             row.positives,
             row.watched,
             row.precision,
@@ -166,7 +168,7 @@ pub fn markdown(r: &FidelityReport) -> String {
     let _ = writeln!(s, "## Watch or not\n");
     let _ = writeln!(
         s,
-        "| ratio | users | shown | positives | watched | precision | recall | accuracy | F1 |"
+        "| ratio | users | listed | positives | watched | precision | recall | accuracy | F1 |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for row in &r.ratios {
@@ -175,7 +177,7 @@ pub fn markdown(r: &FidelityReport) -> String {
             "| 1:{} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.m,
             row.users,
-            row.shown,
+            row.listed,
             row.positives,
             row.watched,
             f(row.precision),
@@ -210,10 +212,18 @@ pub fn markdown(r: &FidelityReport) -> String {
         )
     });
     let _ = writeln!(s, "Decisions: {}.", kinds.join("; "));
+    if r.fallbacks() > 0 {
+        let _ = writeln!(
+            s,
+            "\n**Warning**: {} of {} decisions fell back (a failed call, an answer that did not parse or fit, or no transcript entry: see the log); those scores measure the fallback, not the backend.",
+            r.fallbacks(),
+            r.requests()
+        );
+    }
     if let Some(u) = &r.llm {
         let _ = writeln!(
             s,
-            "LLM: {} calls ({} failed), {} prompt + {} completion tokens, {} answers that did not parse, {} corrective retries, {} requests without a usable answer.",
+            "LLM: {} calls ({} failed), {} prompt + {} completion tokens, {} answers that did not parse, {} corrective retries, {} requests whose answers never parsed.",
             u.calls,
             u.failed_calls,
             u.total.prompt_tokens,
@@ -254,7 +264,8 @@ pub fn markdown(r: &FidelityReport) -> String {
 /// # Errors
 /// I/O errors, naming the file.
 pub fn write(r: &FidelityReport, dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     let mut out = Vec::new();
     for (name, text) in [
         ("fidelity.csv", ratios_csv(r)),
