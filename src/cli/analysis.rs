@@ -338,7 +338,7 @@ pub(crate) struct FidelityArgs {
     /// transcript.jsonl).
     #[arg(long, default_value = "output/fidelity")]
     pub(crate) out: PathBuf,
-    /// No progress bar and no table on stdout.
+    /// No progress bar and no tables on stdout (the one-line summary stays).
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
 }
