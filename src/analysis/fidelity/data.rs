@@ -40,19 +40,26 @@ pub enum DataError {
     },
 }
 
-/// One real user, everything the files say about them.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RealUser {
-    /// Remapped user id (0-based, the splits' first column).
-    pub id: u32,
+/// Who a real user is: demographics (`agg_top_25.csv`) and tiers (`user_statistic.csv`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Person {
     /// `Male` / `Female` as written, or empty.
     pub gender: String,
     /// ML-1M's age bucket as written (`Under 18`, `25-34`, `56+`), or empty.
     pub age: String,
     /// Occupation as written, or empty.
     pub occupation: String,
-    /// Activity, diversity and conformity tiers, each 1..=3 (`user_statistic.csv`).
+    /// Activity, diversity and conformity tiers, each 1..=3.
     pub tiers: Option<[u8; 3]>,
+}
+
+/// One real user, everything the files say about them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RealUser {
+    /// Remapped user id (0-based, the splits' first column).
+    pub id: u32,
+    /// Demographics and tiers.
+    pub person: Person,
     /// Train split items, in file order.
     pub train: Vec<u32>,
     /// Valid split items, in file order.
@@ -192,9 +199,9 @@ pub fn load(dir: &Path) -> Result<RealData, DataError> {
             id: u,
             ..RealUser::default()
         });
-        user.gender = col(4).to_string();
-        user.age = col(5).to_string();
-        user.occupation = col(6).to_string();
+        user.person.gender = col(4).to_string();
+        user.person.age = col(5).to_string();
+        user.person.occupation = col(6).to_string();
         for (t, r) in titles.iter().zip(&ratings) {
             let r: u8 = r
                 .trim()
@@ -243,7 +250,7 @@ pub fn load(dir: &Path) -> Result<RealData, DataError> {
                 format!("user_id {u} is in no split and has no ratings"),
             ));
         };
-        if user.tiers.replace(tiers).is_some() {
+        if user.person.tiers.replace(tiers).is_some() {
             return Err(row_err(
                 &stats,
                 line,

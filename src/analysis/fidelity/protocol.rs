@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 
 use rand::seq::{IndexedRandom, SliceRandom};
 
-use super::data::{age_years, RealUser};
+use super::data::{age_years, Person, RealUser};
 use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::components::{Histories, Memory, Profile, Relationships, Taste};
@@ -50,14 +50,8 @@ pub const LIST: u32 = 20;
 pub struct Training {
     /// User id.
     pub id: u32,
-    /// Gender, age bucket and occupation as written.
-    pub gender: String,
-    /// ML-1M age bucket.
-    pub age: String,
-    /// Occupation.
-    pub occupation: String,
-    /// Activity, diversity and conformity tiers (1..=3).
-    pub tiers: Option<[u8; 3]>,
+    /// Demographics and tiers.
+    pub person: Person,
     /// Train split items.
     pub train: Vec<u32>,
     /// Real ratings not held out.
@@ -111,10 +105,7 @@ pub fn split_user(u: &RealUser, seed: u64) -> (Training, HeldOut) {
     (
         Training {
             id: u.id,
-            gender: u.gender.clone(),
-            age: u.age.clone(),
-            occupation: u.occupation.clone(),
-            tiers: u.tiers,
+            person: u.person.clone(),
             train: u.train.clone(),
             ratings: kept,
         },
@@ -230,7 +221,7 @@ pub fn build_agent(t: &Training, catalog: &Catalog) -> BuiltAgent {
     let interest: Vec<&str> = order.iter().map(|&g| names[g].as_str()).collect();
     let mean = mean_rating(&t.ratings);
     let mut features = 0u8;
-    let [activity, diversity, conformity] = t.tiers.unwrap_or([2, 2, 2]);
+    let [activity, diversity, conformity] = t.person.tiers.unwrap_or([2, 2, 2]);
     if activity == 3 {
         features |= FeatureSet::WATCHER;
     }
@@ -247,10 +238,10 @@ pub fn build_agent(t: &Training, catalog: &Catalog) -> BuiltAgent {
         id: UserId(t.id),
         profile: Profile {
             name: format!("User {}", t.id).into(),
-            gender: t.gender.as_str().into(),
-            age: age_years(&t.age).unwrap_or(30),
+            gender: t.person.gender.as_str().into(),
+            age: age_years(&t.person.age).unwrap_or(30),
             traits: traits.into(),
-            status: t.occupation.as_str().into(),
+            status: t.person.occupation.as_str().into(),
             interest: interest.join(", ").into(),
             features: FeatureSet(features),
             observations: "".into(),
@@ -568,10 +559,12 @@ mod tests {
     fn user() -> RealUser {
         RealUser {
             id: 7,
-            gender: "Female".into(),
-            age: "25-34".into(),
-            occupation: "writer".into(),
-            tiers: Some([3, 1, 2]),
+            person: Person {
+                gender: "Female".into(),
+                age: "25-34".into(),
+                occupation: "writer".into(),
+                tiers: Some([3, 1, 2]),
+            },
             train: vec![0, 4, 8, 1],
             valid: vec![12, 13],
             test: vec![20, 21, 22, 23, 24, 25, 26],
@@ -722,10 +715,7 @@ mod tests {
     fn baselines_by_hand() {
         let t = |id, ratings: Vec<(u32, u8)>| Training {
             id,
-            gender: String::new(),
-            age: String::new(),
-            occupation: String::new(),
-            tiers: None,
+            person: Person::default(),
             train: Vec::new(),
             ratings,
         };
