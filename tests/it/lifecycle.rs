@@ -63,20 +63,26 @@ fn demo_config_file(dir: &Path, rest: &str) -> PathBuf {
 }
 
 #[cfg(unix)]
+/// `recagent run -q -c cfg --output-dir out --rounds rounds`, started and left running (to be
+/// interrupted), its output piped.
+fn spawn_run(cfg: &Path, out: &Path, rounds: u32) -> Child {
+    exe()
+        .args(["run", "-q", "--rounds", &rounds.to_string(), "-c"])
+        .arg(cfg)
+        .arg("--output-dir")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_ctrl_c_stop_is_a_stop_and_resumes_say_which_rounds_they_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = demo_config_file(dir.path(), "checkpoint_every: 1\n");
     let out = dir.path().join("out");
-    let child = exe()
-        .args(["run", "-q", "--rounds", "1000", "-c"])
-        .arg(&cfg)
-        .arg("--output-dir")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg, &out, 1000);
     wait_for(&out.join("checkpoints/round-000003.ckpt"));
     sigint(&child);
     let (code, _, err) = done(child.wait_with_output().unwrap());
@@ -155,15 +161,7 @@ fn a_second_ctrl_c_quits_at_once_and_leaves_the_manifest_interrupted() {
         ),
     );
     let out = dir.path().join("out");
-    let child = exe()
-        .args(["run", "-q", "--rounds", "100", "-c"])
-        .arg(&cfg)
-        .arg("--output-dir")
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg, &out, 100);
     wait_for(&out.join("checkpoints/round-000001.ckpt"));
     std::thread::sleep(Duration::from_millis(50));
     sigint(&child);
