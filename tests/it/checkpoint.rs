@@ -6,7 +6,7 @@ use recagent::checkpoint::{self, CheckpointError};
 use recagent::config::SimConfig;
 use recagent::sim::Sim;
 
-use crate::common::{demo_config, paths, read};
+use crate::common::{demo_config, paths, read, steps_with_checkpoint};
 
 fn sim_in(cfg: SimConfig, dir: &Path) -> Sim {
     Sim::new(cfg, paths(dir)).unwrap()
@@ -15,15 +15,7 @@ fn sim_in(cfg: SimConfig, dir: &Path) -> Sim {
 /// Runs `cfg` for `rounds` rounds into `dir`, writing `dir/round-<at>.ckpt` after round `at`
 /// (`at > rounds`: none). Returns the checkpoint's path.
 fn run_with_checkpoint(cfg: SimConfig, dir: &Path, rounds: u32, at: u32) -> PathBuf {
-    let mut sim = sim_in(cfg, dir);
-    let ckpt = dir.join(format!("round-{at}.ckpt"));
-    for r in 1..=rounds {
-        sim.step().unwrap();
-        if r == at {
-            checkpoint::save(&mut sim, &ckpt, None).unwrap();
-        }
-    }
-    ckpt
+    steps_with_checkpoint(sim_in(cfg, dir), dir, rounds, at)
 }
 
 #[test]

@@ -131,3 +131,16 @@ pub fn ran(c: &mut Command) -> (Option<i32>, String, String) {
             .unwrap_or_else(|e| panic!("cannot start recagent: {e}")),
     )
 }
+
+/// Steps `sim` for `rounds` rounds, writing `dir/round-<at>.ckpt` after round `at` (`at` 0 or
+/// past `rounds`: none), and returns that checkpoint's path.
+pub fn steps_with_checkpoint(mut sim: Sim, dir: &Path, rounds: u32, at: u32) -> PathBuf {
+    let ckpt = dir.join(format!("round-{at}.ckpt"));
+    for r in 1..=rounds {
+        sim.step().unwrap();
+        if r == at {
+            recagent::checkpoint::save(&mut sim, &ckpt, None).unwrap();
+        }
+    }
+    ckpt
+}

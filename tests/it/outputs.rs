@@ -7,7 +7,7 @@ use recagent::checkpoint;
 use recagent::io::output::OutputPaths;
 use recagent::sim::Sim;
 
-use crate::common::{demo_config, paths, ran, read, recagent, root};
+use crate::common::{demo_config, paths, ran, read, recagent, root, steps_with_checkpoint};
 
 /// Outputs in `dir` with the messages as the document `record.json`.
 fn json_paths(dir: &Path) -> OutputPaths {
@@ -20,15 +20,12 @@ fn json_paths(dir: &Path) -> OutputPaths {
 /// Runs the demo for `rounds` rounds into `dir` (messages as `record.json`), writing a
 /// checkpoint after round `at` (0: none), and returns its path.
 fn json_run(dir: &Path, rounds: u32, at: u32) -> PathBuf {
-    let mut sim = Sim::new(demo_config(), json_paths(dir)).unwrap();
-    let ckpt = dir.join(format!("round-{at}.ckpt"));
-    for r in 1..=rounds {
-        sim.step().unwrap();
-        if r == at {
-            checkpoint::save(&mut sim, &ckpt, None).unwrap();
-        }
-    }
-    ckpt
+    steps_with_checkpoint(
+        Sim::new(demo_config(), json_paths(dir)).unwrap(),
+        dir,
+        rounds,
+        at,
+    )
 }
 
 #[test]
