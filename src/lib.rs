@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod behaviour;
+pub mod calibration;
 pub mod catalog;
 pub mod checkpoint;
 pub mod clock;

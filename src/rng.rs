@@ -37,6 +37,8 @@ pub enum Stream {
     /// The fidelity protocol's draws (held-out ratings, positives, negatives, list order), per
     /// user and ratio (`recagent fidelity`).
     Fidelity = 10,
+    /// `recagent calibrate`: embedding initialisation, BPR sampling and the rating folds.
+    Calibration = 11,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use recagent::analysis::export::{self, ExportFormat, ExportOptions};
+use recagent::decision::offline::OfflineModel;
 
 /// `recagent export` format names.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -334,6 +335,20 @@ pub(crate) struct FidelityArgs {
     /// Page size of the browsing sessions (the simulation's page_size).
     #[arg(long, default_value_t = 5)]
     pub(crate) page_size: usize,
+    /// The offline model (default: the configuration's `offline.model`, `heuristic`).
+    #[arg(long, value_enum)]
+    pub(crate) model: Option<ModelArg>,
+    /// The calibrated model's file, made by `recagent calibrate` (sets `offline.model:
+    /// calibrated` unless --model says otherwise).
+    #[arg(long)]
+    pub(crate) calibration: Option<PathBuf>,
+    /// Agents from the profile only (no watched history, no memory), as RecAgent's users start.
+    #[arg(long)]
+    pub(crate) cold_start: bool,
+    /// Also run the ablation of the calibrated model (each term removed in turn, beside the
+    /// heuristic model): ablation.csv and ablation.md. Needs --calibration.
+    #[arg(long)]
+    pub(crate) ablation: bool,
     /// Output folder for fidelity.csv, ratings.csv and fidelity.md (and an LLM run's
     /// transcript.jsonl).
     #[arg(long, default_value = "output/fidelity")]
@@ -341,6 +356,24 @@ pub(crate) struct FidelityArgs {
     /// No progress bar and no tables on stdout (the one-line summary stays).
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
+}
+
+/// `--model` names.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum ModelArg {
+    /// The hand-set model (genre affinity, taste draw, templates).
+    Heuristic,
+    /// The model fitted by `recagent calibrate`.
+    Calibrated,
+}
+
+impl From<ModelArg> for OfflineModel {
+    fn from(m: ModelArg) -> Self {
+        match m {
+            ModelArg::Heuristic => OfflineModel::Heuristic,
+            ModelArg::Calibrated => OfflineModel::Calibrated,
+        }
+    }
 }
 
 pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
@@ -365,14 +398,31 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
             FidelityBackend::Replay => BackendKind::Replay,
         };
     }
+    if let Some(f) = &a.calibration {
+        config.offline.calibration = Some(f.display().to_string());
+        config.offline.model = OfflineModel::Calibrated;
+    }
+    if let Some(m) = a.model {
+        config.offline.model = m.into();
+    }
+    if config.offline.model == OfflineModel::Calibrated && config.offline.calibration.is_none() {
+        anyhow::bail!(
+            "--model calibrated needs --calibration FILE, a file made by `recagent calibrate`"
+        );
+    }
     let opts = FidelityOptions {
         data: a.data.clone(),
         ratios: a.ratios.clone(),
         users: a.users,
         page_size: a.page_size,
         seed: a.seed.unwrap_or(config.seed),
+        cold_start: a.cold_start,
         config,
     };
+    anyhow::ensure!(
+        !a.ablation || opts.config.offline.calibration.is_some(),
+        "--ablation needs --calibration FILE (the model whose terms it removes)"
+    );
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
@@ -411,6 +461,30 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if a.ablation {
+        let path = opts.config.offline.calibration.clone().unwrap_or_default();
+        let model = recagent::calibration::CalibratedModel::load(
+            &opts.config.resolve(std::path::Path::new(&path)),
+        )?;
+        let rows = fidelity::ablation(&opts, &model, &|v, _, _| {
+            if !a.quiet {
+                eprintln!("ablation: {v}");
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("fidelity --ablation: {e}"))?;
+        let md = table::ablation_markdown(&rows);
+        for (name, text) in [
+            ("ablation.csv", table::ablation_csv(&rows)),
+            ("ablation.md", md.clone()),
+        ] {
+            let p = a.out.join(name);
+            std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        }
+        if !a.quiet {
+            println!("{md}");
+        }
+        say!("fidelity: wrote {}", a.out.join("ablation.md").display());
+    }
     let (fell, asked) = (report.fallbacks(), report.requests());
     anyhow::ensure!(
         fell < asked,
@@ -420,5 +494,101 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
     if fell > 0 {
         eprintln!("warning: {fell} of {asked} decisions fell back; fidelity.md says so");
     }
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct CalibrateArgs {
+    /// Agent4Rec's data: the folder holding datasets/ml-1m (or ml-1m itself).
+    #[arg(long, default_value = "../shared/data/agent4rec")]
+    pub(crate) data: PathBuf,
+    /// The calibration file to write.
+    #[arg(long, default_value = "output/calibration.bin")]
+    pub(crate) out: PathBuf,
+    /// Seed of the fit and of the held-out ratings it leaves out (use the same with
+    /// `fidelity --seed`; default: the embedded configuration's seed).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Embedding sizes tried on the valid split, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+    pub(crate) dims: Vec<usize>,
+    /// Epoch counts tried on the valid split, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100")]
+    pub(crate) epochs: Vec<usize>,
+    /// SGD learning rate of the preference model.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) lr: f64,
+    /// L2 weight of the preference model.
+    #[arg(long, default_value_t = 0.01)]
+    pub(crate) reg: f64,
+    /// Fit on the first N users by id (default: all).
+    #[arg(long)]
+    pub(crate) users: Option<usize>,
+    /// No progress bar and no list of what was tried.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
+}
+
+pub(crate) fn calibrate(a: &CalibrateArgs) -> Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use recagent::calibration::fit::{self, CalibrateOptions};
+
+    let started = std::time::Instant::now();
+    let opts = CalibrateOptions {
+        data: a.data.clone(),
+        seed: a
+            .seed
+            .unwrap_or(recagent::config::SimConfig::default().seed),
+        dims: a.dims.clone(),
+        epochs: a.epochs.clone(),
+        lr: a.lr,
+        reg: a.reg,
+        users: a.users,
+        ..CalibrateOptions::default()
+    };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new((opts.dims.len() * opts.epochs.len()) as u64 + 2);
+        b.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let model = fit::calibrate(&opts, &|stage, done, _| {
+        bar.set_message(stage.to_string());
+        bar.set_position(done);
+    })
+    .map_err(|e| anyhow::anyhow!("calibrate: {e}"))?;
+    bar.finish_and_clear();
+    model
+        .save(&a.out)
+        .map_err(|e| anyhow::anyhow!("calibrate: {e}"))?;
+    if !a.quiet {
+        for t in &model.fit.tried {
+            println!("  {t}");
+        }
+    }
+    let f = &model.fit;
+    say!(
+        "calibrate: {} users, {} interactions, {} ratings; chose dim {}, {} epochs, threshold {:.1}, temperature {}, watcher shift {}, rating spread {:.1}, noise {}; valid accuracy 1:1 {:.3}, F1 1:9 {:.3}, rating RMSE {:.3}, JS {:.4}; wrote {} in {:.1} s",
+        f.users,
+        f.interactions,
+        f.ratings,
+        f.dim,
+        f.epochs,
+        model.choice.threshold,
+        model.choice.temperature,
+        model.choice.watcher_shift,
+        model.rating.spread,
+        model.rating.noise,
+        f.valid[0],
+        f.valid[1],
+        f.valid[2],
+        f.valid[3],
+        a.out.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

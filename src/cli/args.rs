@@ -116,6 +116,10 @@ pub(crate) enum Command {
     /// users): watch-or-not precision, recall, accuracy and F1 per ratio, rating RMSE and MAE
     /// beside two baselines, the rating histogram's JS divergence, and the published rows.
     Fidelity(analysis::FidelityArgs),
+    /// Fit the calibrated offline user model (`offline.model: calibrated`) on Agent4Rec's real
+    /// users, training data only, every hyper-parameter chosen on the valid split; writes a
+    /// versioned, checksummed file for `offline.calibration` and `fidelity --calibration`.
+    Calibrate(analysis::CalibrateArgs),
 }
 
 #[derive(Args)]

@@ -664,6 +664,7 @@ fn real_main() -> Result<()> {
         Command::Export(a) => analysis::export(&a),
         Command::Scenario(a) => analysis::scenario(&a, &STOP),
         Command::Fidelity(a) => analysis::fidelity(&a),
+        Command::Calibrate(a) => analysis::calibrate(&a),
         Command::CheckConfig { config_file } => {
             let cfg = load_config(config_file.as_deref())?;
             // Load the data too (into a scratch output directory), so what `run` would reject

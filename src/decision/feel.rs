@@ -69,6 +69,9 @@ impl Decision for Feel {
             + p.rating_noise * normal(&mut m.rng)
             + p.critic_shift * if critic { 1.0 } else { 0.0 };
         let rating = q.round().clamp(1.0, 5.0) as u8;
+        let rating = m.calibrated().map_or(rating, |model| {
+            calibrated_rating(model, a, item, ctx.catalog, &mut m.rng)
+        });
         let title = it.map_or("it", |i| &i.title);
         let genre = cat
             .index_of(item)
@@ -225,6 +228,31 @@ pub fn parse_feel(text: &str) -> Result<Feeling, ParseError> {
         rating,
         text: one_line(&text),
     })
+}
+
+/// The calibrated model's rating of `item` ([`crate::calibration`], "Rating").
+fn calibrated_rating(
+    model: &crate::calibration::CalibratedModel,
+    a: &crate::decision::AgentView<'_>,
+    item: crate::ids::ItemId,
+    cat: &Catalog,
+    rng: &mut ChaCha8Rng,
+) -> u8 {
+    let r = &model.rating;
+    let (mean, sd) = model.user_rating(a);
+    let dev = cat.index_of(item).map_or(0.0, |ix| {
+        let x = model.user_vector(a, cat);
+        let (mu, sigma) = model.user_moments(&x);
+        r.w_bias * f64::from(r.item_bias[ix as usize])
+            + r.w_pref * (model.preference(&x, ix) - mu) / sigma
+            + r.intercept
+    });
+    let noise = if r.noise > 0.0 {
+        r.noise * sd * normal(rng)
+    } else {
+        0.0
+    };
+    (mean + r.spread * dev + noise).round().clamp(1.0, 5.0) as u8
 }
 
 #[cfg(test)]

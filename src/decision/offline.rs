@@ -21,11 +21,14 @@
 //!   however often the item was heard of.
 //! - satiation `s(u,i)` ∈ \[0,1\]: share of the watched history that shares a genre with the item.
 
+use std::sync::Arc;
+
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{AgentView, Context, RequestKey};
+use crate::calibration::CalibratedModel;
 use crate::catalog::Catalog;
 use crate::ids::{ItemId, UserId};
 use crate::rng::{stream_rng, unit_hash, Stream};
@@ -42,6 +45,14 @@ pub struct Offline<'a> {
 }
 
 impl<'a> Offline<'a> {
+    /// The calibrated model when `offline.model: calibrated` (loaded), else `None`.
+    pub fn calibrated(&self) -> Option<&'a CalibratedModel> {
+        match self.params.model {
+            OfflineModel::Calibrated => self.params.loaded.as_deref(),
+            OfflineModel::Heuristic => None,
+        }
+    }
+
     /// The draw for the request keyed `key`.
     pub fn for_key(ctx: &'a Context<'a>, params: &'a OfflineParams, key: &RequestKey) -> Self {
         Self {
@@ -112,6 +123,25 @@ pub struct OfflineParams {
     pub post_bias: f64,
     /// Most lines in an offline dialogue (2..=8).
     pub chat_turns: u32,
+    /// Which model answers: `heuristic` (the terms above, the default) or `calibrated` (fitted
+    /// on real users by `recagent calibrate`, read from `calibration`; [`crate::calibration`]).
+    pub model: OfflineModel,
+    /// The calibration file of `model: calibrated` (relative paths from the config's folder).
+    pub calibration: Option<String>,
+    /// The calibrated model, read from `calibration` when the run is built (never configured).
+    #[serde(skip)]
+    pub loaded: Option<Arc<CalibratedModel>>,
+}
+
+/// `offline.model`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OfflineModel {
+    /// The hand-set model of this module.
+    #[default]
+    Heuristic,
+    /// The model fitted by `recagent calibrate` ([`crate::calibration`]).
+    Calibrated,
 }
 
 impl Default for OfflineParams {
@@ -142,6 +172,9 @@ impl Default for OfflineParams {
             chat_bias: 0.0,
             post_bias: 0.0,
             chat_turns: 4,
+            model: OfflineModel::Heuristic,
+            calibration: None,
+            loaded: None,
         }
     }
 }
@@ -168,6 +201,12 @@ impl OfflineParams {
             return Err((
                 "chat_turns".into(),
                 format!("{} is out of range: allowed 2..=8", self.chat_turns),
+            ));
+        }
+        if self.model == OfflineModel::Calibrated && self.calibration.is_none() {
+            return Err((
+                "calibration".into(),
+                "`model: calibrated` needs `calibration: <file>`, a file made by `recagent calibrate`".into(),
             ));
         }
         if !(self.rating_noise >= 0.0 && self.rating_noise <= 5.0) {

@@ -91,6 +91,9 @@ impl Decision for Page {
     }
 
     fn offline(req: &Request<'_, Self>, m: &mut Offline<'_>) -> PageAction {
+        if let Some(model) = m.calibrated() {
+            return calibrated(req, model, m);
+        }
         let (p, ctx, a) = (m.params, m.ctx, &req.agent);
         let PageAsk {
             items,
@@ -371,6 +374,50 @@ fn page_action(
         _ => Err(ParseError(
             "expected [BUY], [NEXT], [SEARCH] or [LEAVE]".into(),
         )),
+    }
+}
+
+/// The calibrated model's page decision ([`crate::calibration`], "Choice"): the best item not
+/// yet watched, by `z(u,i) + heard_weight·h(u,i)`, is watched with probability
+/// `σ((z − θ_u) / τ)`; otherwise the agent turns the page.
+fn calibrated(
+    req: &Request<'_, Page>,
+    model: &crate::calibration::CalibratedModel,
+    m: &mut Offline<'_>,
+) -> PageAction {
+    use rand::Rng;
+    let (p, ctx, a) = (m.params, m.ctx, &req.agent);
+    let cat = ctx.catalog;
+    let x = model.user_vector(a, cat);
+    let (mu, sd) = model.user_moments(&x);
+    let best = req
+        .ask
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !a.histories.has_watched(**id))
+        .filter_map(|(slot, &id)| {
+            let ix = cat.index_of(id)?;
+            let heard = a.histories.heard_round(id).map_or(0.0, |r| {
+                heard_signal(r, ctx.clock.round, p.heard_half_life_rounds)
+            });
+            let z = (model.preference(&x, ix) - mu) / sd + p.heard_weight * heard;
+            Some((slot, z))
+        })
+        // The first of equal scores, so the answer does not depend on float ties' order.
+        .fold(None, |b: Option<(usize, f64)>, c| match b {
+            Some(b) if b.1 >= c.1 => Some(b),
+            _ => Some(c),
+        });
+    let choice = &model.choice;
+    match best {
+        Some((slot, z))
+            if m.rng.random::<f64>()
+                < crate::calibration::sigmoid((z - model.threshold(a)) / choice.temperature) =>
+        {
+            PageAction::Watch(vec![slot as u32])
+        }
+        _ => PageAction::Next,
     }
 }
 

@@ -64,8 +64,14 @@ impl Decision for Top {
         let has_topic = !a.histories.watched.is_empty()
             || !a.histories.heard.is_empty()
             || !a.memory.state.recalled.is_empty();
+        // Calibrated: the Watcher term is the log activity of the agent's tier
+        // ([`crate::calibration`], "Top level").
+        let activity = match m.calibrated() {
+            Some(model) => model.activity[if f.has(FeatureSet::WATCHER) { 2 } else { 1 }].ln(),
+            None => fw * bit(FeatureSet::WATCHER),
+        };
         let u = [
-            p.recommender_bias + fw * (bit(FeatureSet::WATCHER) + 0.5 * bit(FeatureSet::EXPLORER)),
+            p.recommender_bias + activity + fw * 0.5 * bit(FeatureSet::EXPLORER),
             p.social_bias
                 + fw * 0.5 * (bit(FeatureSet::CHATTER) + bit(FeatureSet::POSTER))
                 + if has_topic { 0.5 } else { -0.5 }

@@ -471,7 +471,7 @@ impl Prepared {
         let resume = builder.resume_at.map(|o| o.round);
         let (backend, llm_stats) = match builder.backend {
             Some(b) => (b, None),
-            None => configured_backend(&cfg, &data.users, &out_dir, resume, &kinds)?,
+            None => configured_backend(&cfg, &data, &out_dir, resume, &kinds)?,
         };
         let world = app.world_mut();
         let report: LoadReport = world::populate(
@@ -650,12 +650,13 @@ fn default_outputs(cfg: &SimConfig) -> OutputPaths {
 /// offline model.
 fn configured_backend(
     cfg: &SimConfig,
-    users: &[UserRecord],
+    data: &DataSet,
     out_dir: &Path,
     resume: Option<u32>,
     kinds: &DecisionKinds,
 ) -> Result<(Box<dyn BehaviourBackend>, Option<crate::llm::LlmStats>), SimError> {
-    let names: BTreeMap<UserId, Arc<str>> = users
+    let names: BTreeMap<UserId, Arc<str>> = data
+        .users
         .iter()
         .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
         .collect();
@@ -664,7 +665,12 @@ fn configured_backend(
             Some((b, stats)) => (b, Some(stats)),
             None => (
                 Box::new(OfflineBackend {
-                    params: cfg.offline.clone(),
+                    params: crate::calibration::load_for(
+                        &cfg.offline,
+                        |f| cfg.resolve(Path::new(f)),
+                        &data.catalog,
+                        &cfg.item_path.display().to_string(),
+                    )?,
                     parallel: cfg.execution_mode == ExecutionMode::Parallel,
                 }),
                 None,

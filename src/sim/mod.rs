@@ -59,6 +59,9 @@ pub enum SimError {
     /// The LLM backend could not be set up.
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmSetupError),
+    /// The calibrated offline model could not be loaded (`offline.model: calibrated`).
+    #[error("offline.calibration: {0}")]
+    Calibration(#[from] crate::calibration::CalibrationError),
     /// The embedder could not be set up (`memory.embedder: minilm` with a missing model).
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),

@@ -8,7 +8,7 @@ use crate::common::{ran, read, recagent, shared};
 
 /// A two-user data set in Agent4Rec's layout under `dir`: 30 items (genres cycling Comedy,
 /// Drama, Horror), user 0 with 4 test items, user 1 with 2.
-fn fixture(dir: &Path) {
+pub(crate) fn fixture(dir: &Path) {
     let g = ["Comedy", "Drama", "Horror"];
     let mut items = String::from("movie_id,title,genres,rating,summary\n");
     for i in 0..30 {

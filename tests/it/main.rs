@@ -1,6 +1,7 @@
 //! Integration tests (one binary). Tests that need `../shared` print a message and return early
 //! when it is absent.
 
+mod calibrate;
 mod checkpoint;
 mod cli_log;
 mod common;

@@ -34,6 +34,9 @@ pub struct FidelityOptions {
     pub seed: u64,
     /// Page size of the browsing sessions (the simulation's `page_size`).
     pub page_size: usize,
+    /// Agents built from the profile only (demographics, tiers, liked genres): no watched
+    /// history and no memory, as RecAgent's users start (the calibrated model's cold start).
+    pub cold_start: bool,
     /// The behaviour backend's settings: `backend` (offline, llm or replay), the offline
     /// model's `offline:` section, and the LLM settings (`api_bases`, `llm`, `llm_options`,
     /// `transcript_path`) as a run reads them.
@@ -67,6 +70,7 @@ impl Default for FidelityOptions {
             users: None,
             seed: cfg.seed,
             page_size: 5,
+            cold_start: false,
             config: cfg,
         }
     }
@@ -159,6 +163,9 @@ pub enum FidelityError {
     /// The LLM backend could not be set up.
     #[error("the LLM backend: {0}")]
     Llm(#[from] crate::llm::LlmSetupError),
+    /// The calibrated model could not be loaded.
+    #[error("the calibrated model: {0}")]
+    Calibration(#[from] crate::calibration::CalibrationError),
 }
 
 /// The round the rating requests are keyed with (page decisions use round `m`).
@@ -182,7 +189,31 @@ pub fn run_configured(
             "the LLM backend needs `api_bases` (the servers' URLs) in the configuration given with -c".into(),
         ));
     }
-    let n_users = data::load(&opts.data)?.users.len();
+    let real = data::load(&opts.data)?;
+    let n_users = real.users.len();
+    let offline = {
+        let catalog =
+            Catalog::new(real.items).map_err(|e| FidelityError::Catalog(e.to_string()))?;
+        let source = data::ml1m_dir(&opts.data)
+            .join("simulation/movie_detail.csv")
+            .display()
+            .to_string();
+        let p = crate::calibration::load_for(
+            &cfg.offline,
+            |f| cfg.resolve(Path::new(f)),
+            &catalog,
+            &source,
+        )?;
+        if let Some(m) = &p.loaded {
+            if m.fit.seed != opts.seed {
+                return Err(FidelityError::Option(format!(
+                    "the calibration file was fitted with --seed {}, which holds out other ratings than --seed {}: the rating check would score ratings the model was fitted on. Fit one with `recagent calibrate --seed {}`, or run fidelity with --seed {}",
+                    m.fit.seed, opts.seed, opts.seed, m.fit.seed
+                )));
+            }
+        }
+        p
+    };
     let names: BTreeMap<crate::ids::UserId, Arc<str>> = (0..n_users as u32)
         .map(|u| {
             (
@@ -199,7 +230,7 @@ pub fn run_configured(
             Some((b, stats)) => (b, Some(stats)),
             None => (
                 Box::new(OfflineBackend {
-                    params: cfg.offline.clone(),
+                    params: offline,
                     parallel: false,
                 }),
                 None,
@@ -209,6 +240,12 @@ pub fn run_configured(
     let mut report = run(opts, &behaviour, progress)?;
     drop(behaviour);
     report.llm = stats.map(|s| s.snapshot());
+    if cfg.backend == crate::config::BackendKind::Offline {
+        report.backend = match cfg.offline.model {
+            crate::decision::offline::OfflineModel::Heuristic => "offline-heuristic".into(),
+            crate::decision::offline::OfflineModel::Calibrated => "offline-calibrated".into(),
+        };
+    }
     Ok(report)
 }
 
@@ -263,10 +300,16 @@ pub fn run(
         .map(|u| protocol::split_user(u, opts.seed))
         .collect();
     let training: Vec<Training> = split.iter().map(|s| s.0.clone()).collect();
-    let agents: Vec<BuiltAgent> = training
+    let mut agents: Vec<BuiltAgent> = training
         .iter()
         .map(|t| protocol::build_agent(t, &catalog))
         .collect();
+    if opts.cold_start {
+        for a in &mut agents {
+            a.histories = Default::default();
+            a.memory = Default::default();
+        }
+    }
     let cfg = SimConfig::default();
     let clock = SimClock::new(
         cfg.start_datetime()
@@ -376,4 +419,101 @@ pub fn run(
         stats,
         llm: None,
     })
+}
+
+/// One row of the ablation: a variant of the calibrated model and what it scored.
+#[derive(Clone, Debug)]
+pub struct AblationRow {
+    /// What was changed.
+    pub variant: String,
+    /// Its report.
+    pub report: FidelityReport,
+}
+
+/// The ablation of the calibrated model `model` (each term removed in turn, [`crate::calibration`]),
+/// beside the heuristic model, on the lists and held-out ratings of `opts`. `progress(variant,
+/// done, total)` after each variant.
+///
+/// # Errors
+/// [`FidelityError`] as [`run`].
+pub fn ablation(
+    opts: &FidelityOptions,
+    model: &crate::calibration::CalibratedModel,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<Vec<AblationRow>, FidelityError> {
+    use crate::calibration::{CalibratedModel, Moments};
+    use crate::decision::offline::{OfflineModel, OfflineParams};
+    let zeroed = |m: &mut CalibratedModel, taste: bool, bias: bool| {
+        if taste {
+            m.history.iter_mut().for_each(|v| *v = 0.0);
+            m.target.iter_mut().for_each(|v| *v = 0.0);
+            m.centroids.iter_mut().for_each(|v| *v = 0.0);
+        }
+        if bias {
+            m.bias.iter_mut().for_each(|v| *v = 0.0);
+        }
+        m.moments = Moments::of(&m.target, &m.bias, m.dim);
+    };
+    let mut variants: Vec<(String, Option<CalibratedModel>, bool)> = vec![
+        ("heuristic model".into(), None, false),
+        ("calibrated, every term".into(), Some(model.clone()), false),
+    ];
+    let mut m = model.clone();
+    zeroed(&mut m, true, false);
+    variants.push((
+        "no taste (x_u = 0: popularity b_i only)".into(),
+        Some(m),
+        false,
+    ));
+    let mut m = model.clone();
+    zeroed(&mut m, false, true);
+    variants.push(("no popularity (b_i = 0)".into(), Some(m), false));
+    variants.push((
+        "cold start (no history: genre centroids, damped global mean)".into(),
+        Some(model.clone()),
+        true,
+    ));
+    let mut m = model.clone();
+    m.choice.watcher_shift = 0.0;
+    variants.push(("no Watcher shift (δ = 0)".into(), Some(m), false));
+    let mut m = model.clone();
+    m.rating.spread = 1.0;
+    m.rating.noise = 0.0;
+    variants.push((
+        "ratings: no histogram matching (c = 1, κ = 0)".into(),
+        Some(m),
+        false,
+    ));
+    let total = variants.len() as u64;
+    let mut rows = Vec::new();
+    for (n, (name, m, cold)) in variants.into_iter().enumerate() {
+        let params = match m {
+            Some(m) => OfflineParams {
+                model: OfflineModel::Calibrated,
+                calibration: Some("(ablation)".into()),
+                loaded: Some(Arc::new(m)),
+                ..opts.config.offline.clone()
+            },
+            None => OfflineParams {
+                model: OfflineModel::Heuristic,
+                loaded: None,
+                ..opts.config.offline.clone()
+            },
+        };
+        let behaviour = Behaviour(Box::new(OfflineBackend {
+            params,
+            parallel: false,
+        }));
+        let o = FidelityOptions {
+            cold_start: cold,
+            ..opts.clone()
+        };
+        let report = run(&o, &behaviour, &|_, _, _| {})?;
+        rows.push(AblationRow {
+            variant: name.clone(),
+            report,
+        });
+        progress(&name, n as u64 + 1, total);
+    }
+    Ok(rows)
 }

@@ -169,7 +169,8 @@ pub struct BuiltAgent {
     /// The [`LIKED_GENRES`] genres most frequent among the train split's items (ties by the
     /// catalogue's genre order).
     pub taste: Taste,
-    /// Watched: the training ratings, in file order.
+    /// Watched: the train split's unrated items (rating 0), then the training ratings, in file
+    /// order.
     pub histories: Histories,
     /// No contacts.
     pub contacts: Relationships,
@@ -248,12 +249,27 @@ pub fn build_agent(t: &Training, catalog: &Catalog) -> BuiltAgent {
         },
         taste: Taste { liked },
         histories: Histories {
-            watched: t.ratings.iter().map(|&(i, r)| (ItemId(i), r)).collect(),
+            watched: watched_history(t),
             heard: Vec::new(),
         },
         contacts: Relationships::default(),
         memory: seeded_memory(t, catalog),
     }
+}
+
+/// The train split's items the user did not rate (rating 0, "watched, not rated"), in file
+/// order, then the training ratings in file order; no item twice.
+fn watched_history(t: &Training) -> Vec<(ItemId, u8)> {
+    let rated: BTreeSet<u32> = t.ratings.iter().map(|r| r.0).collect();
+    let mut seen = BTreeSet::new();
+    t.train
+        .iter()
+        .filter(|i| !rated.contains(i))
+        .map(|&i| (i, 0))
+        .chain(t.ratings.iter().copied())
+        .filter(|(i, _)| seen.insert(*i))
+        .map(|(i, r)| (ItemId(i), r))
+        .collect()
 }
 
 fn seeded_memory(t: &Training, catalog: &Catalog) -> Memory {

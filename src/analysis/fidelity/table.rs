@@ -279,3 +279,54 @@ pub fn write(r: &FidelityReport, dir: &Path) -> Result<Vec<PathBuf>, std::io::Er
     }
     Ok(out)
 }
+
+/// The ablation ([`super::ablation`]) as CSV: one row per variant, accuracy and F1 per ratio,
+/// then rating RMSE, MAE and JS.
+pub fn ablation_csv(rows: &[super::AblationRow]) -> String {
+    let mut out = String::from("variant");
+    if let Some(r) = rows.first() {
+        for x in &r.report.ratios {
+            out += &format!(",accuracy_1_{m},f1_1_{m}", m = x.m);
+        }
+    }
+    out += ",rating_rmse,rating_mae,rating_js\n";
+    for r in rows {
+        out += &format!("\"{}\"", r.variant.replace('"', "\"\""));
+        for x in &r.report.ratios {
+            out += &format!(",{},{}", f(x.accuracy), f(x.f1));
+        }
+        let g = &r.report.ratings;
+        out += &format!(",{},{},{}\n", f(g.agents.0), f(g.agents.1), f(g.js));
+    }
+    out
+}
+
+/// The ablation as a Markdown table.
+pub fn ablation_markdown(rows: &[super::AblationRow]) -> String {
+    let mut out = String::from("# Ablation of the calibrated model\n\n| variant |");
+    let mut rule = String::from("|---|");
+    if let Some(r) = rows.first() {
+        out = format!(
+            "# Ablation of the calibrated model\n\nSeed {}, {} users, page size {}.\n\n| variant |",
+            r.report.seed, r.report.users, r.report.page_size
+        );
+        for x in &r.report.ratios {
+            out += &format!(" acc 1:{m} | F1 1:{m} |", m = x.m);
+            rule += "---|---|";
+        }
+    }
+    out += " rating RMSE | JS |\n";
+    rule += "---|---|\n";
+    out += &rule;
+    for r in rows {
+        out += &format!("| {} |", r.variant);
+        for x in &r.report.ratios {
+            out += &format!(" {:.3} | {:.3} |", x.accuracy, x.f1);
+        }
+        out += &format!(
+            " {:.3} | {:.3} |\n",
+            r.report.ratings.agents.0, r.report.ratings.js
+        );
+    }
+    out
+}
