@@ -541,6 +541,109 @@ pub fn calibrate(
     Ok(model)
 }
 
+/// A title without its trailing year and with a trailing article moved to the front, lower
+/// case: `American President, The (1995)` and `The American President` both read
+/// `the american president`.
+fn plain_title(t: &str) -> String {
+    let mut t = t.trim();
+    if let Some(open) = t.rfind(" (") {
+        if t.ends_with(')') && t[open + 2..t.len() - 1].chars().all(|c| c.is_ascii_digit()) {
+            t = &t[..open];
+        }
+    }
+    for article in [
+        "The", "A", "An", "Les", "La", "Le", "L'", "Il", "Das", "Der", "Die", "El",
+    ] {
+        if let Some(stem) = t.strip_suffix(&format!(", {article}")) {
+            return format!("{article} {stem}").to_lowercase();
+        }
+    }
+    t.to_lowercase()
+}
+
+/// The model fitted on Agent4Rec's catalogue, moved onto a run's catalogue `items` whose ids
+/// are the line order of ML-1M's `movies.dat` (RecAgent's `item.csv`: id `k` is line `k + 1`).
+/// Returns the model and `(mapped, unmapped)` run items.
+///
+/// - A run item is the ML-1M movie of its line when their titles agree ([`plain_title`]);
+///   otherwise it is unmapped.
+/// - An ML-1M movie is an Agent4Rec item when their titles with year are equal, after undoing
+///   the double encoding Agent4Rec's files carry (`ï¿½` for U+FFFD, its SOURCE.md). Agent4Rec
+///   publishes no table of its remapped ids, so this join is the only one the data allows; on
+///   the shipped files every one of its 3,292 items finds its movie.
+/// - An unmapped item, or one no Agent4Rec user interacted with, keeps no embedding
+///   (`y = q = 0`) and the 5th percentile of the item biases, the popularity of the least
+///   watched items; its rating bias is 0.
+///
+/// # Errors
+/// [`FidelityError`] when `movies.dat` cannot be read or the run's item file cannot be loaded.
+pub fn map_onto(
+    model: &CalibratedModel,
+    fitted: &Catalog,
+    data_dir: &std::path::Path,
+    items_path: &std::path::Path,
+) -> Result<(CalibratedModel, usize, usize), FidelityError> {
+    let movies_path = data::ml1m_dir(data_dir).join("raw_data/movies.dat");
+    let bytes = std::fs::read(&movies_path).map_err(|source| {
+        FidelityError::Data(data::DataError::Read {
+            path: movies_path.display().to_string(),
+            source,
+        })
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let movies: Vec<&str> = text
+        .lines()
+        .map(|l| l.split("::").nth(1).unwrap_or(""))
+        .collect();
+    let line_of: std::collections::BTreeMap<&str, usize> =
+        movies.iter().enumerate().map(|(n, t)| (*t, n)).collect();
+    let fitted_of_line: std::collections::BTreeMap<usize, u32> = fitted
+        .items()
+        .iter()
+        .enumerate()
+        .filter_map(|(ix, it)| {
+            let t = it.title.replace("ï¿½", "\u{FFFD}");
+            line_of.get(t.as_str()).map(|&n| (n, ix as u32))
+        })
+        .collect();
+    let records = crate::io::data::load_items(crate::io::data::Source::Path(items_path))
+        .map_err(|e| FidelityError::Catalog(e.to_string()))?;
+    let run = Catalog::new(records).map_err(|e| FidelityError::Catalog(e.to_string()))?;
+    let d = model.dim;
+    let mut sorted: Vec<f32> = model.bias.clone();
+    sorted.sort_by(f32::total_cmp);
+    let low = sorted.get(sorted.len() / 20).copied().unwrap_or(0.0);
+    let n = run.len();
+    let (mut history, mut target) = (vec![0f32; n * d], vec![0f32; n * d]);
+    let (mut bias, mut item_bias) = (vec![low; n], vec![0f32; n]);
+    let mut mapped = 0;
+    for (ix, it) in run.items().iter().enumerate() {
+        let line = it.id.0 as usize;
+        let Some(&j) = movies
+            .get(line)
+            .filter(|t| plain_title(t) == plain_title(&it.title))
+            .and_then(|_| fitted_of_line.get(&line))
+        else {
+            continue;
+        };
+        let (j, o) = (j as usize * d, ix * d);
+        history[o..o + d].copy_from_slice(&model.history[j..j + d]);
+        target[o..o + d].copy_from_slice(&model.target[j..j + d]);
+        bias[ix] = model.bias[j / d];
+        item_bias[ix] = model.rating.item_bias[j / d];
+        mapped += 1;
+    }
+    let mut m = model.clone();
+    m.catalogue = CatalogueStamp::of(&run, &items_path.display().to_string());
+    m.moments = Moments::of(&target, &bias, d);
+    m.history = history;
+    m.target = target;
+    m.bias = bias;
+    m.rating.item_bias = item_bias;
+    m.fit.mapped_items = Some((mapped, n - mapped));
+    Ok((m, mapped, n - mapped))
+}
+
 /// `a_t`: mean train interactions per activity tier over the mean of all users (1 for a tier
 /// with no user).
 fn activity(users: &[Fitted]) -> [f64; 3] {

@@ -524,6 +524,11 @@ pub(crate) struct CalibrateArgs {
     /// Fit on the first N users by id (default: all).
     #[arg(long)]
     pub(crate) users: Option<usize>,
+    /// Move the model onto a run's item file whose ids are ML-1M's movies.dat line order
+    /// (RecAgent's item.csv, the bundled data/item.csv), so `offline.model: calibrated` can
+    /// drive a simulation on it. Default: Agent4Rec's catalogue, for `fidelity`.
+    #[arg(long)]
+    pub(crate) items: Option<PathBuf>,
     /// No progress bar and no list of what was tried.
     #[arg(long, short = 'q')]
     pub(crate) quiet: bool,
@@ -562,6 +567,22 @@ pub(crate) fn calibrate(a: &CalibrateArgs) -> Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("calibrate: {e}"))?;
     bar.finish_and_clear();
+    let model = match &a.items {
+        None => model,
+        Some(items) => {
+            let real = recagent::analysis::fidelity::data::load(&a.data)?;
+            let fitted = recagent::catalog::Catalog::new(real.items)?;
+            let (m, mapped, unmapped) = fit::map_onto(&model, &fitted, &a.data, items)
+                .map_err(|e| anyhow::anyhow!("calibrate --items: {e}"))?;
+            say!(
+                "calibrate: {} of {} items of {} mapped onto fitted movies ({unmapped} kept the cold-item default)",
+                mapped,
+                mapped + unmapped,
+                items.display()
+            );
+            m
+        }
+    };
     model
         .save(&a.out)
         .map_err(|e| anyhow::anyhow!("calibrate: {e}"))?;
