@@ -240,8 +240,10 @@ fn assemble(
             global_mean: 3.5,
             global_sd: 1.0,
             user_damping: USER_DAMPING,
+            user_spread: 0.0,
             w_bias: 0.0,
             w_pref: 0.0,
+            z_ref: 0.0,
             intercept: 0.0,
             spread: 1.0,
             noise: 0.0,
@@ -712,18 +714,42 @@ fn fit_ratings(
     let sd = (all.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / all.len().max(1) as f64).sqrt();
     let base_a = protocol::Baselines::fit(&fold_a);
     // Features of fold B: (user mean from fold A, item bias from fold A, z).
-    let xs: Vec<Vec<f64>> = users
+    // z_ref: the mean z a cold-start agent (genre centroids, no history) gives the items real
+    // users watched, over the fitted users; then z − z̄_u of each fold-B rating.
+    let zbars: Vec<f64> = users
         .iter()
-        .map(|u| model.user_vector(&u.agent.view(), catalog))
+        .map(|u| {
+            let mut cold = u.agent.clone();
+            cold.histories = Default::default();
+            let x = model.user_vector(&cold.view(), catalog);
+            let (mu, sigma) = model.user_moments(&x);
+            let h = &u.history;
+            h.iter()
+                .map(|&ix| (model.preference(&x, ix) - mu) / sigma)
+                .sum::<f64>()
+                / h.len().max(1) as f64
+        })
         .collect();
-    let moments: Vec<(f64, f64)> = xs.iter().map(|x| model.user_moments(x)).collect();
+    model.rating.z_ref = zbars.iter().sum::<f64>() / zbars.len().max(1) as f64;
+    // σ_b: the spread of the users' fold-A mean ratings (users with 5 or more).
+    let means: Vec<f64> = fold_a
+        .iter()
+        .filter(|t| t.ratings.len() >= 5)
+        .map(|t| t.ratings.iter().map(|x| f64::from(x.1)).sum::<f64>() / t.ratings.len() as f64)
+        .collect();
+    let mm = means.iter().sum::<f64>() / means.len().max(1) as f64;
+    let user_spread =
+        (means.iter().map(|x| (x - mm).powi(2)).sum::<f64>() / means.len().max(1) as f64).sqrt();
+    model.rating.global_mean = mu;
+    model.rating.user_spread = user_spread;
     let mut rows = Vec::new();
     for &(n, item, r) in &fold_b {
         let rated: Vec<f64> = fold_a[n].ratings.iter().map(|x| f64::from(x.1)).collect();
-        let (m_u, sd_u) = damped_mean_sd(&rated, mu, sd, USER_DAMPING);
+        let prior = model.prior_mean(seed, users[n].training.id);
+        let (m_u, sd_u) = damped_mean_sd(&rated, prior, sd, USER_DAMPING);
         let bi = base_a.item_bias.get(&item).copied().unwrap_or(0.0);
         let z = catalog.index_of(ItemId(item)).map_or(0.0, |ix| {
-            (model.preference(&xs[n], ix) - moments[n].0) / moments[n].1
+            model.relative_preference(&users[n].agent.view(), catalog, ix)
         });
         rows.push((m_u, sd_u, bi, z, f64::from(r)));
     }
@@ -810,8 +836,10 @@ fn fit_ratings(
         global_mean: mu,
         global_sd: sd,
         user_damping: USER_DAMPING,
+        user_spread,
         w_bias: w[0],
         w_pref: w[1],
+        z_ref: model.rating.z_ref,
         intercept: w[2],
         spread,
         noise,

@@ -26,8 +26,13 @@
 //!   watched, plus `heard_weight·h(u,i)` of the heuristic model for social influence) and
 //!   watches it with probability `σ((z(u,i*) − θ_u) / τ)`, `θ_u = θ + δ·[Watcher]`; otherwise it
 //!   turns the page (the session ends at the list's end or at `max_session_steps`).
-//! - **Rating**: `stars = clamp(round(m_u + c·(w_b·b^r_i + w_z·z(u,i) + w_0) + κ·sd_u·ε), 1, 5)`,
-//!   `m_u` the agent's damped mean rating (`(Σ r + λ_u·μ) / (n + λ_u)`), `b^r_i` the damped item
+//! - **Rating**: `stars = clamp(round(m_u + c·(w_b·b^r_i + w_z·(z(u,i) − z̄_u) + w_0) + κ·sd_u·ε), 1, 5)`,
+//!   `z̄_u` the agent's mean `z` over its watched history (how much more it likes this item than
+//!   what it usually watches; relative, so an agent that only watches items it scores high does
+//!   not drift to 5 stars as its own ratings feed `m_u`),
+//!   `m_u` the agent's damped mean rating (`(Σ r + λ_u·μ_u⁰) / (n + λ_u)`, the prior
+//!   `μ_u⁰ = μ + σ_b·ζ_u` a fixed per-agent draw around the mean rating `μ`, `σ_b` the spread of
+//!   the real users' means), `b^r_i` the damped item
 //!   bias of the training ratings (Koren, TKDD 2010, eq. 2), `sd_u` the agent's damped rating
 //!   spread, `ε ~ N(0,1)`; `w` by least squares, then the spread `c` and the noise `κ` chosen so
 //!   the histogram of stars matches the real one (Jensen–Shannon divergence ≤ 0.02) at the
@@ -106,12 +111,19 @@ pub struct RatingParams {
     pub global_mean: f64,
     /// Spread of all training ratings (standard deviation).
     pub global_sd: f64,
-    /// `λ_u`: pseudo-ratings at `μ` in an agent's mean and spread.
+    /// `λ_u`: pseudo-ratings at the agent's prior mean `μ_u⁰` in its mean and spread.
     pub user_damping: f64,
+    /// `σ_b`: spread of the users' mean ratings; an agent's prior mean is
+    /// `μ_u⁰ = μ + σ_b·ζ_u`, `ζ_u` a fixed per-(seed, agent) draw with mean 0 and variance 1, so
+    /// agents without ratings (cold start) do not all rate alike.
+    pub user_spread: f64,
     /// `w_b`: weight of the item bias.
     pub w_bias: f64,
-    /// `w_z`: weight of the standardised preference.
+    /// `w_z`: weight of the relative preference `z(u,i) − z̄_u`.
     pub w_pref: f64,
+    /// `z̄` of an agent with no history: the mean `z` its cold-start vector gives the items the
+    /// fitted users watched (their train items), averaged over users.
+    pub z_ref: f64,
     /// `w_0`.
     pub intercept: f64,
     /// `c`: spread of the deviation from the agent's mean.
@@ -470,7 +482,7 @@ impl CalibratedModel {
 
     /// The agent's damped mean rating and spread over its rated history (module docs,
     /// "Rating").
-    pub fn user_rating(&self, agent: &AgentView<'_>) -> (f64, f64) {
+    pub fn user_rating(&self, agent: &AgentView<'_>, seed: u64) -> (f64, f64) {
         let r = &self.rating;
         let rated: Vec<f64> = agent
             .histories
@@ -479,7 +491,43 @@ impl CalibratedModel {
             .filter(|w| w.1 > 0)
             .map(|w| f64::from(w.1))
             .collect();
-        damped_mean_sd(&rated, r.global_mean, r.global_sd, r.user_damping)
+        damped_mean_sd(
+            &rated,
+            self.prior_mean(seed, agent.id.0),
+            r.global_sd,
+            r.user_damping,
+        )
+    }
+
+    /// `μ_u⁰ = μ + σ_b·ζ_u` ("Rating").
+    pub fn prior_mean(&self, seed: u64, user: u32) -> f64 {
+        let zeta =
+            (crate::rng::unit_hash(seed, crate::rng::Stream::Taste, &[u64::from(user), 1 << 40])
+                - 0.5)
+                * 2.0
+                * 3f64.sqrt();
+        self.rating.global_mean + self.rating.user_spread * zeta
+    }
+
+    /// `z(u,i) − z̄_u` for catalogue index `ix` ("Rating"): `z̄_u` over the agent's watched
+    /// history, [`RatingParams::z_ref`] when it has none.
+    pub fn relative_preference(&self, agent: &AgentView<'_>, catalog: &Catalog, ix: u32) -> f64 {
+        let x = self.user_vector(agent, catalog);
+        let (mu, sigma) = self.user_moments(&x);
+        let z = |i: u32| (self.preference(&x, i) - mu) / sigma;
+        let seen: Vec<f64> = agent
+            .histories
+            .watched
+            .iter()
+            .filter_map(|w| catalog.index_of(w.0))
+            .map(z)
+            .collect();
+        let zbar = if seen.is_empty() {
+            self.rating.z_ref
+        } else {
+            seen.iter().sum::<f64>() / seen.len() as f64
+        };
+        z(ix) - zbar
     }
 
     /// `θ_u`.
@@ -738,8 +786,10 @@ mod tests {
                 global_mean: 3.5,
                 global_sd: 1.0,
                 user_damping: 3.0,
+                user_spread: 0.0,
                 w_bias: 0.0,
                 w_pref: 0.0,
+                z_ref: 0.0,
                 intercept: 0.0,
                 spread: 1.0,
                 noise: 0.0,

@@ -70,7 +70,7 @@ impl Decision for Feel {
             + p.critic_shift * if critic { 1.0 } else { 0.0 };
         let rating = q.round().clamp(1.0, 5.0) as u8;
         let rating = m.calibrated().map_or(rating, |model| {
-            calibrated_rating(model, a, item, ctx.catalog, &mut m.rng)
+            calibrated_rating(model, a, item, ctx, &mut m.rng)
         });
         let title = it.map_or("it", |i| &i.title);
         let genre = cat
@@ -235,16 +235,14 @@ fn calibrated_rating(
     model: &crate::calibration::CalibratedModel,
     a: &crate::decision::AgentView<'_>,
     item: crate::ids::ItemId,
-    cat: &Catalog,
+    ctx: &crate::decision::Context<'_>,
     rng: &mut ChaCha8Rng,
 ) -> u8 {
-    let r = &model.rating;
-    let (mean, sd) = model.user_rating(a);
+    let (r, cat) = (&model.rating, ctx.catalog);
+    let (mean, sd) = model.user_rating(a, ctx.seed);
     let dev = cat.index_of(item).map_or(0.0, |ix| {
-        let x = model.user_vector(a, cat);
-        let (mu, sigma) = model.user_moments(&x);
         r.w_bias * f64::from(r.item_bias[ix as usize])
-            + r.w_pref * (model.preference(&x, ix) - mu) / sigma
+            + r.w_pref * model.relative_preference(a, cat, ix)
             + r.intercept
     });
     let noise = if r.noise > 0.0 {

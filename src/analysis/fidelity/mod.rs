@@ -469,7 +469,7 @@ pub fn ablation(
     zeroed(&mut m, false, true);
     variants.push(("no popularity (b_i = 0)".into(), Some(m), false));
     variants.push((
-        "cold start (no history: genre centroids, damped global mean)".into(),
+        "cold start (no history: genre centroids, prior mean)".into(),
         Some(model.clone()),
         true,
     ));
