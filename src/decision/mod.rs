@@ -33,6 +33,7 @@ pub mod reflect_insights;
 pub mod reflect_topic;
 pub mod social;
 pub mod top;
+pub mod words;
 
 use std::fmt;
 

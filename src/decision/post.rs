@@ -1,13 +1,20 @@
 //! A post to all of the agent's contacts (spec §2.4).
 //!
 //! - Prompt `post.txt`; answer the text itself (a leading `[POST]::` is dropped), or JSON.
-//! - Offline: a templated line about the latest watch (with its rating), else a heard-of item,
-//!   else a request for suggestions; the item it names is its mention.
+//! - Offline: a line about the latest watch (with its rating), else a heard-of item, else a
+//!   request for suggestions, its words drawn from the request's stream and the context (item,
+//!   rating, profile: [`super::words`]); the item it names is its mention.
 //! - Fallback: "Looking for something good to watch.".
 
+use std::fmt::Write as _;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::offline::{opinion, Offline};
+use super::chat::opinion_words;
+use super::offline::Offline;
+use super::words::{capitalise, chance, liked_genre, pick, profile_aside, ItemWords};
 use super::parse::{find_tag, json_object, json_str, mentions, one_line, ParseError};
 use super::{schema, AgentView, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
@@ -49,7 +56,7 @@ impl Decision for Post {
     }
 
     fn offline(req: &Request<'_, Self>, m: &mut Offline<'_>) -> PostDraft {
-        post_text(m.ctx.catalog, &req.agent)
+        post_text(m.ctx.catalog, &req.agent, &mut m.rng)
     }
 
     fn prompt(_: &Request<'_, Self>, _: &mut PromptVars<'_>) {}
@@ -65,30 +72,161 @@ impl Decision for Post {
             schema::text("the post text, one line"),
         )]))
     }
+
 }
 
-fn post_text(cat: &Catalog, a: &AgentView<'_>) -> PostDraft {
+/// The offline post, its words drawn from `rng` ([`super::words`]): about the latest watch (an
+/// opening, the rating written one of four ways, an opinion, a detail from the description or
+/// genres, an aside from the profile, a question, genre hashtags), else about an item heard of,
+/// else a request for suggestions in a genre the agent likes. The item it names is its
+/// mention; which item that is depends only on the histories.
+fn post_text(cat: &Catalog, a: &AgentView<'_>, rng: &mut ChaCha8Rng) -> PostDraft {
+    let words = |id: ItemId| {
+        ItemWords::of(cat, id).unwrap_or_else(|| ItemWords {
+            title: "a movie".into(),
+            genres: Vec::new(),
+            about: None,
+            kind: None,
+        })
+    };
     if let Some((x, r)) = a.histories.last_watched() {
-        let t = cat.by_id(x).map_or("a movie", |i| &i.title);
-        let text = if r > 0 {
-            format!("Just watched <{t}>: {r}/5, {}.", opinion(r))
-        } else {
-            format!("Just watched <{t}>. Has anyone else seen it?")
-        };
+        let w = words(x);
+        let opener = pick(
+            rng,
+            &[
+                "Just watched <{t}>",
+                "Finally saw <{t}>",
+                "Watched <{t}> last night",
+                "Caught <{t}> today",
+                "Movie night with <{t}>",
+                "Tonight's pick was <{t}>",
+            ],
+        )
+        .replace("{t}", &w.title);
+        if r == 0 {
+            let ask = pick(
+                rng,
+                &[
+                    "Has anyone else seen it?",
+                    "Still not sure what to make of it.",
+                    "Anyone want to talk about it?",
+                ],
+            );
+            return PostDraft {
+                text: format!("{opener}. {ask}"),
+                mentions: vec![x],
+            };
+        }
+        let score = pick(rng, &["{r}/5", "{r} out of 5", "{r} stars", "rated it {r}/5"])
+            .replace("{r}", &r.to_string());
+        let mut text = format!("{opener}: {score}, {}.", opinion_words(r, rng));
+        let genre = w.genre(rng);
+        match (&w.about, &genre, rng.random_range(0..3)) {
+            (Some(ab), _, 0) => {
+                let _ = write!(text, " {}.", capitalise(&format!("{} about {ab}", w.noun(rng))));
+            }
+            (_, Some(g), 1) => {
+                let line = match r {
+                    4..=5 => pick(rng, &["If you like {g}, give it a try.", "A must for {g} fans."]),
+                    3 => pick(rng, &["Decent {g}, nothing more.", "Fine for a {g} evening."]),
+                    _ => pick(rng, &["Even {g} fans can skip this one.", "Not the {g} I hoped for."]),
+                };
+                let _ = write!(text, " {}", line.replace("{g}", g));
+            }
+            _ => {}
+        }
+        if let Some(aside) = profile_aside(a.profile, r, genre.as_deref(), rng) {
+            let _ = write!(text, " {}.", capitalise(&aside));
+        }
+        if chance(rng, 0.5) {
+            let ask = pick(
+                rng,
+                &[
+                    "Anyone else seen it?",
+                    "What should I watch next?",
+                    "Thoughts?",
+                    "Recommendations welcome!",
+                ],
+            );
+            let _ = write!(text, " {ask}");
+        }
+        if chance(rng, 0.3) && !w.genres.is_empty() {
+            let g = &w.genres[rng.random_range(0..w.genres.len())];
+            let tag: String = g.chars().filter(|c| c.is_alphanumeric()).collect();
+            let _ = write!(text, " #{tag} #movienight");
+        }
         return PostDraft {
             text,
             mentions: vec![x],
         };
     }
     if let Some(&(h, _)) = a.histories.heard.last() {
-        let t = cat.by_id(h).map_or("a movie", |i| &i.title);
+        let w = words(h);
+        let q = pick(
+            rng,
+            &[
+                "Has anyone seen <{t}>?",
+                "Is <{t}> worth watching?",
+                "Who has seen <{t}>?",
+                "Thinking about watching <{t}>.",
+            ],
+        )
+        .replace("{t}", &w.title);
+        let buzz = pick(
+            rng,
+            &[
+                "I keep hearing about it.",
+                "My friends keep mentioning it.",
+                "It keeps coming up.",
+                "Tell me before I start it.",
+            ],
+        );
+        let mut text = format!("{q} {buzz}");
+        if chance(rng, 0.5) {
+            let _ = write!(text, " Apparently it is {}.", w.noun(rng));
+        }
         return PostDraft {
-            text: format!("Has anyone seen <{t}>? I keep hearing about it."),
+            text,
             mentions: vec![h],
         };
     }
+    // Names no item: lower case but for the first word.
+    let opener = match liked_genre(cat, a.taste.liked, rng) {
+        Some(g) if chance(rng, 0.5) => pick(
+            rng,
+            &[
+                "In the mood for some {g} tonight.",
+                "Craving a good {g} movie.",
+                "Need a {g} fix for the weekend.",
+                "Looking for {g} recommendations.",
+            ],
+        )
+        .replace("{g}", &g),
+        _ => pick(
+            rng,
+            &[
+                "Looking for a good movie to watch tonight.",
+                "Movie night and no plan yet.",
+                "Free evening ahead.",
+                "Bored tonight.",
+                "Need something new to watch.",
+            ],
+        )
+        .to_string(),
+    };
+    let ask = pick(
+        rng,
+        &[
+            "Any suggestions?",
+            "What should I watch?",
+            "Tell me your favourites!",
+            "Recommendations welcome.",
+            "What are you all watching?",
+        ],
+    );
+    let text = format!("{opener} {ask}");
     PostDraft {
-        text: "Looking for a good movie to watch tonight. Any suggestions?".into(),
+        text,
         mentions: vec![],
     }
 }
