@@ -37,6 +37,9 @@ pub enum Stream {
     /// The fidelity protocol's draws (held-out ratings, positives, negatives, list order), per
     /// user and ratio (`recagent fidelity`).
     Fidelity = 10,
+    /// The hybrid backend's choice of the agents whose words an LLM writes, per user
+    /// (`hybrid.text_share`).
+    HybridText = 20,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

@@ -18,6 +18,18 @@ pub struct OfflineBackend {
     pub parallel: bool,
 }
 
+impl OfflineBackend {
+    /// The offline backend of a configuration: its `offline:` parameters, on the rayon pool when
+    /// `execution_mode: parallel`. The one place both `backend: offline` and the hybrid
+    /// backend's decisions are built from, so they answer alike.
+    pub fn for_config(cfg: &crate::config::SimConfig) -> Self {
+        Self {
+            params: cfg.offline.clone(),
+            parallel: cfg.execution_mode == crate::config::ExecutionMode::Parallel,
+        }
+    }
+}
+
 impl BehaviourBackend for OfflineBackend {
     fn name(&self) -> &'static str {
         "offline"

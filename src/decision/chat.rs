@@ -16,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::offline::{first_name, rating_of, Offline};
-use super::words::{chance, liked_genre, pick, ItemWords};
 use super::parse::{json_object, mentions, one_line, strip_line, ParseError};
+use super::words::{chance, kept_mentions, liked_genre, pick, ItemWords};
 use super::{schema, AgentView, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::domain::GenreSet;
@@ -126,6 +126,123 @@ impl Decision for Chat {
         )]))
     }
 
+    /// `chat_words.txt`: both agents as in `chat.txt`, and the decided plan: the number of
+    /// lines, who says each one and which movie it names (with the speaker's rating of it).
+    const WORDS: Option<(&'static str, &'static str)> = Some((
+        "chat_words",
+        include_str!("../../config/prompts/chat_words.txt"),
+    ));
+
+    fn words_prompt(
+        req: &Request<'_, Self>,
+        decided: &Vec<Utterance>,
+        vars: &mut PromptVars<'_>,
+    ) -> ChatSpec {
+        let mut spec = Self::prompt(req, vars);
+        let cat = vars.catalog();
+        let partner = req.ask.partner;
+        let n = decided.len();
+        let mut plan = Vec::with_capacity(n);
+        for (k, line) in decided.iter().enumerate() {
+            let (who, view, other) = if line.speaker == req.agent.id {
+                (&spec.me.1, &req.agent, &spec.partner.1)
+            } else {
+                (&spec.partner.1, &partner, &spec.me.1)
+            };
+            let named = crate::social::resolve_mentions(cat, &line.mentions, &line.text);
+            let what = match named.first() {
+                Some(&x) => {
+                    let t = vars.title_of(x);
+                    match rating_of(view, x) {
+                        0 if view.histories.has_watched(x) => {
+                            format!("talks about <{t}>, which {who} watched")
+                        }
+                        0 => format!("talks about <{t}>, which {who} heard of"),
+                        r => format!("talks about <{t}>, which {who} rated {r} out of 5"),
+                    }
+                }
+                None if k == 0 => {
+                    format!("greets {other} and asks for a movie suggestion; names no movie")
+                }
+                None if k + 1 == n && n > 1 => "says goodbye; names no movie".to_string(),
+                None => "answers; names no movie".to_string(),
+            };
+            plan.push(format!("{}. [{who}]: {what}", k + 1));
+        }
+        vars.set("turns", n.to_string());
+        vars.set("plan", plan.join("\n"));
+        // The reply may hold more lines than the plan; `with_words` picks them by speaker.
+        spec.max_turns = (2 * n as u32 + 2).max(spec.max_turns);
+        spec
+    }
+
+    /// The decided lines (speakers, order, mentions) with the reply's words: each decided line
+    /// takes the next reply line of the same speaker ([`parse_chat`]); its mentions are kept
+    /// ([`super::words::kept_mentions`]).
+    ///
+    /// # Errors
+    /// A decided line without a reply line of its speaker, or a line naming a movie where the
+    /// decided line names none.
+    fn with_words(
+        spec: &ChatSpec,
+        decided: &Vec<Utterance>,
+        text: &str,
+        catalog: &Catalog,
+    ) -> Result<Vec<Utterance>, ParseError> {
+        let written = parse_chat(text, &spec.me, &spec.partner, spec.max_turns, catalog)?;
+        let name = |u: UserId| {
+            if u == spec.me.0 {
+                spec.me.1.as_str()
+            } else {
+                spec.partner.1.as_str()
+            }
+        };
+        let mut next = 0;
+        let mut out = Vec::with_capacity(decided.len());
+        for (k, line) in decided.iter().enumerate() {
+            let Some(off) = written[next..]
+                .iter()
+                .position(|w| w.speaker == line.speaker)
+            else {
+                return Err(ParseError(format!(
+                    "expected {} lines in the order given; line {} by [{}] is missing",
+                    decided.len(),
+                    k + 1,
+                    name(line.speaker)
+                )));
+            };
+            let w = &written[next + off];
+            next += off + 1;
+            let mentions =
+                kept_mentions(catalog, &line.mentions, &line.text, &w.text).map_err(|e| {
+                    ParseError(format!(
+                        "line {} by [{}]: {}",
+                        k + 1,
+                        name(line.speaker),
+                        e.0
+                    ))
+                })?;
+            out.push(Utterance {
+                speaker: line.speaker,
+                text: w.text.clone(),
+                mentions,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `{"dialogue": [...]}` with exactly the decided number of lines.
+    fn words_schema(spec: &ChatSpec, decided: &Vec<Utterance>) -> Option<serde_json::Value> {
+        let line = schema::object(&[
+            (
+                "speaker",
+                schema::one_of(&[spec.me.1.as_str(), spec.partner.1.as_str()]),
+            ),
+            ("text", schema::text("what the speaker says")),
+        ]);
+        let n = decided.len().max(1) as u32;
+        Some(schema::object(&[("dialogue", schema::array(line, n, n))]))
+    }
 }
 
 /// A first-person opinion of an item rated `rating` (1..=5; 0 = not rated yet), drawn from
@@ -413,7 +530,11 @@ fn dialogue(
                 .replace("{t}", &w.title)
                 .replace("{o}", opinion_words(r, rng));
                 let tip = if (1..=2).contains(&r) {
-                    pick(rng, &["Maybe skip that one, though.", "I would not bother."]).to_string()
+                    pick(
+                        rng,
+                        &["Maybe skip that one, though.", "I would not bother."],
+                    )
+                    .to_string()
                 } else if shares(a.taste.liked, y) {
                     match liked_genre(cat, a.taste.liked.intersect(genres_of(cat, y)), rng) {
                         Some(g) => pick(
@@ -474,7 +595,14 @@ fn dialogue(
                 } else {
                     let thanks = pick(
                         rng,
-                        &["Thanks!", "Good tip.", "Nice.", "Oh, cool.", "Noted!", "Thanks, {b}!"],
+                        &[
+                            "Thanks!",
+                            "Good tip.",
+                            "Nice.",
+                            "Oh, cool.",
+                            "Noted!",
+                            "Thanks, {b}!",
+                        ],
                     );
                     let plan = pick(
                         rng,
@@ -534,7 +662,14 @@ fn dialogue(
     if turns >= 4 {
         let yes = pick(
             rng,
-            &["Sounds good", "Deal", "Perfect", "Great", "Sure thing", "Okay"],
+            &[
+                "Sounds good",
+                "Deal",
+                "Perfect",
+                "Great",
+                "Sure thing",
+                "Okay",
+            ],
         );
         let mut bye = pick(
             rng,
@@ -662,4 +797,70 @@ pub fn parse_chat(
         )));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::data::ItemRecord;
+
+    fn catalog() -> Catalog {
+        Catalog::new(
+            ["Heat", "Babe"]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ItemRecord {
+                    id: i as u32,
+                    title: (*t).into(),
+                    genres: vec!["Drama".into()],
+                    description: String::new(),
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn line(speaker: u32, text: &str, mentions: Vec<ItemId>) -> Utterance {
+        Utterance {
+            speaker: UserId(speaker),
+            text: text.into(),
+            mentions,
+        }
+    }
+
+    #[test]
+    fn words_fill_the_decided_lines_by_speaker() {
+        let cat = catalog();
+        let spec = ChatSpec {
+            me: (UserId(3), "Ann Lee".into()),
+            partner: (UserId(9), "Bo".into()),
+            max_turns: 10,
+        };
+        let decided = vec![
+            line(3, "Hi Bo! I watched <Heat>.", vec![ItemId(0)]),
+            line(9, "I watched <Babe>.", vec![ItemId(1)]),
+            line(3, "Let's talk soon.", vec![]),
+        ];
+        // An extra line of Bo's before Ann's second is skipped: each decided line takes the next
+        // line of its own speaker.
+        let text = "[Ann Lee]: Bo, <Heat> was great!\n[Bo]: Oh? <Babe> for me.\n[Bo]: Really.\n[Ann Lee]: See you!";
+        let got = Chat::with_words(&spec, &decided, text, &cat).unwrap();
+        let want = vec![
+            line(3, "Bo, <Heat> was great!", vec![ItemId(0)]),
+            line(9, "Oh? <Babe> for me.", vec![ItemId(1)]),
+            line(3, "See you!", vec![]),
+        ];
+        assert_eq!(got, want);
+        // Ann's last line missing: refused (the offline words stay).
+        let short = "[Ann Lee]: Hi!\n[Bo]: Hello.";
+        let e = Chat::with_words(&spec, &decided, short, &cat).unwrap_err();
+        assert!(e.0.contains("line 3 by [Ann Lee] is missing"), "{e}");
+        // A line the decision lets name nothing names a movie: refused.
+        let named = "[Ann Lee]: Hi!\n[Bo]: Hello.\n[Ann Lee]: Watch <Babe>!";
+        let e = Chat::with_words(&spec, &decided, named, &cat).unwrap_err();
+        assert!(
+            e.0.starts_with("line 3 by [Ann Lee]: this text must not name"),
+            "{e}"
+        );
+    }
 }

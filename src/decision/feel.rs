@@ -16,8 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::offline::{affinity, idiosyncrasy, normal, Offline};
-use super::words::{capitalise, pick, profile_aside, ItemWords};
 use super::parse::{field, json_object, json_str, one_line, strip_line, ParseError};
+use super::words::{capitalise, pick, profile_aside, ItemWords};
 use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
 use crate::components::Profile;
@@ -97,6 +97,76 @@ impl Decision for Feel {
         ]))
     }
 
+    /// `feel_words.txt`: the item (with all its genres) and the decided rating; the answer is
+    /// the sentence only.
+    const WORDS: Option<(&'static str, &'static str)> = Some((
+        "feel_words",
+        include_str!("../../config/prompts/feel_words.txt"),
+    ));
+
+    fn words_prompt(req: &Request<'_, Self>, decided: &Feeling, vars: &mut PromptVars<'_>) {
+        Self::prompt(req, vars);
+        let genres = vars.item_genres(req.ask);
+        vars.set(
+            "genres",
+            if genres.is_empty() {
+                "none".into()
+            } else {
+                genres
+            },
+        );
+        vars.set("rating", decided.rating.to_string());
+    }
+
+    /// The decided rating with the reply's sentence ([`parse_feeling_words`]).
+    fn with_words(
+        _: &(),
+        decided: &Feeling,
+        text: &str,
+        _: &Catalog,
+    ) -> Result<Feeling, ParseError> {
+        Ok(Feeling {
+            rating: decided.rating,
+            text: parse_feeling_words(text)?,
+        })
+    }
+
+    /// `{"feeling": text}`.
+    fn words_schema(_: &(), _: &Feeling) -> Option<serde_json::Value> {
+        Some(schema::object(&[(
+            "feeling",
+            schema::text("one first-person sentence"),
+        )]))
+    }
+}
+
+/// The sentence of a words reply: JSON `{"feeling": ...}` (or `text`, `comment`), a
+/// `FEELING:` field, else the first line that is not a `RATING:` line; quotes around it
+/// dropped.
+///
+/// # Errors
+/// No sentence.
+pub fn parse_feeling_words(text: &str) -> Result<String, ParseError> {
+    let found = if let Some(m) = json_object(text) {
+        json_str(&m, &["feeling", "feelings", "text", "comment"])
+    } else {
+        text.lines()
+            .find_map(|l| field(strip_line(l), "FEELING").map(str::to_string))
+    };
+    let line = found.unwrap_or_else(|| {
+        text.lines()
+            .map(strip_line)
+            .find(|l| !l.is_empty() && field(l, "RATING").is_none())
+            .unwrap_or("")
+            .to_string()
+    });
+    let line = one_line(line.trim().trim_matches('"').trim());
+    if line.is_empty() {
+        return Err(ParseError(
+            "expected one line: `FEELING: <one first-person sentence>`".into(),
+        ));
+    }
+    Ok(line)
 }
 
 /// The offline feeling: one first-person line about `item` for a `rating` of 1..=5, built from
@@ -221,7 +291,11 @@ pub fn feeling_text(
         _ => pick(rng, kind).replace("{noun}", &w.noun(rng)),
     };
     let sep = pick(rng, &["; ", ": ", ", and ", " - "]);
-    let sep = if rating <= 2 && sep == ", and " { "; " } else { sep };
+    let sep = if rating <= 2 && sep == ", and " {
+        "; "
+    } else {
+        sep
+    };
     let mut s = capitalise(&format!("{opener}{sep}{reason}."));
     let critic = profile.features.has(FeatureSet::CRITIC);
     if critic && rating <= 3 {
@@ -353,6 +427,78 @@ mod tests {
         assert!(f("MOVIE: Babe; RATING: N/A; FEELING: did not watch").is_err());
         assert!(f("MOVIE: Babe; RATING: Babe; FEELING: x").is_err());
         assert!(f("RATING: 8").is_err());
+    }
+
+    #[test]
+    fn words_keep_the_rating() {
+        let decided = Feeling {
+            rating: 2,
+            text: "offline".into(),
+        };
+        let cat = Catalog::new(vec![]).unwrap();
+        let w = |s: &str| Feel::with_words(&(), &decided, &clean(s), &cat);
+        let want = |t: &str| {
+            Ok(Feeling {
+                rating: 2,
+                text: t.into(),
+            })
+        };
+        assert_eq!(w("FEELING: Too slow for me."), want("Too slow for me."));
+        // A rating in the reply is not a decision: the decided 2 stays.
+        assert_eq!(w("RATING: 5; FEELING: Loved it."), want("Loved it."));
+        assert_eq!(w("RATING: 5\n\"It dragged.\""), want("It dragged."));
+        assert_eq!(w("{\"feeling\": \"Meh.\"}"), want("Meh."));
+        assert!(w("FEELING:").is_err());
+    }
+
+    #[test]
+    fn offline_feelings_name_the_item_and_critics_blame_the_recommender() {
+        use crate::io::data::ItemRecord;
+        use rand::SeedableRng;
+        let cat = Catalog::new(vec![ItemRecord {
+            id: 7,
+            title: "Jumanji".into(),
+            genres: vec!["Adventure".into(), "Fantasy".into()],
+            description: "<Jumanji> is a fantasy adventure film about a magical board game that unleashes creatures.".into(),
+        }])
+        .unwrap();
+        let mut profile = Profile {
+            name: "Ann Lee".into(),
+            gender: "female".into(),
+            age: 41,
+            traits: "curious, patient".into(),
+            status: "teacher".into(),
+            interest: "".into(),
+            features: FeatureSet(FeatureSet::CRITIC),
+            observations: "".into(),
+        };
+        let mut texts = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let t = feeling_text(&cat, ItemId(7), 2, &profile, &mut rng);
+            assert!(t.contains("<Jumanji>"), "{t}");
+            let blames = [
+                "The recommender should do better.",
+                "I expected a better pick from the recommender.",
+                "My standards are high, and this did not meet them.",
+            ];
+            assert!(blames.iter().any(|b| t.ends_with(b)), "{t}");
+            // Same stream, same words.
+            let mut again = ChaCha8Rng::seed_from_u64(seed);
+            assert_eq!(feeling_text(&cat, ItemId(7), 2, &profile, &mut again), t);
+            texts.insert(t);
+        }
+        // 6 openings x (3 story reasons + 3 kind reasons x nouns) x 3 blames: many distinct.
+        assert!(texts.len() > 100, "{}", texts.len());
+        // The description's phrase and both genres appear over the draws.
+        let all: String = texts.iter().cloned().collect();
+        assert!(all.contains("a magical board game"));
+        assert!(all.contains("adventure and fantasy"));
+        // Not a Critic: a rating of 5 never blames the recommender.
+        profile.features = FeatureSet(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let t = feeling_text(&cat, ItemId(7), 5, &profile, &mut rng);
+        assert!(!t.contains("recommender"), "{t}");
     }
 
     /// Found by the fuzz test (`tests/it/fuzz.rs`): a multi-byte character right before `/5`

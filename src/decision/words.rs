@@ -151,7 +151,9 @@ pub fn about_phrase(description: &str) -> Option<String> {
         .filter_map(|m| description.find(m).map(|p| (p, m.len())))
         .min_by_key(|&(p, l)| (p, std::cmp::Reverse(l)))?;
     let rest = &description[at + len..];
-    let end = rest.find([',', '.', ';', '(', ':', '!', '?']).unwrap_or(rest.len());
+    let end = rest
+        .find([',', '.', ';', '(', ':', '!', '?'])
+        .unwrap_or(rest.len());
     let mut words: Vec<&str> = Vec::new();
     let mut cut = false;
     let mut it = rest[..end].split_whitespace().peekable();
@@ -173,7 +175,11 @@ pub fn about_phrase(description: &str) -> Option<String> {
         }
     }
     // A name cut in the middle ("a man named Captain" of "Captain Howdy") goes entirely.
-    while cut && words.last().is_some_and(|w| w.starts_with(char::is_uppercase)) {
+    while cut
+        && words
+            .last()
+            .is_some_and(|w| w.starts_with(char::is_uppercase))
+    {
         words.pop();
     }
     while words
@@ -300,7 +306,13 @@ pub fn profile_aside(
     }
     if let Some(job) = occupation(p) {
         let what = if good {
-            pick(rng, &["could relate to a lot of it", "noticed details others might miss"])
+            pick(
+                rng,
+                &[
+                    "could relate to a lot of it",
+                    "noticed details others might miss",
+                ],
+            )
         } else if bad {
             pick(rng, &["found it hard to believe", "saw through it quickly"])
         } else {
@@ -338,6 +350,38 @@ pub fn profile_aside(
     Some(options.swap_remove(i))
 }
 
+/// The mention ids a line keeps when its words are replaced by `text` (hybrid backend): the
+/// items the decided line names as the engine resolves them
+/// ([`crate::social::resolve_mentions`] of `decided` and `decided_text`), so what listeners
+/// hear is the decision's, not the words'.
+///
+/// # Errors
+/// When the decided line names no item but `text` does ([`crate::social::detect_mentions`]):
+/// the engine would then take the words' items, a decision the offline model did not make.
+pub fn kept_mentions(
+    cat: &Catalog,
+    decided: &[ItemId],
+    decided_text: &str,
+    text: &str,
+) -> Result<Vec<ItemId>, super::ParseError> {
+    let kept = crate::social::resolve_mentions(cat, decided, decided_text);
+    if kept.is_empty() {
+        let named = crate::social::detect_mentions(cat, text);
+        if !named.is_empty() {
+            let titles: Vec<String> = named
+                .iter()
+                .filter_map(|i| cat.by_id(*i))
+                .map(|i| format!("<{}>", i.title))
+                .collect();
+            return Err(super::ParseError(format!(
+                "this text must not name any movie, but it names {}",
+                titles.join(", ")
+            )));
+        }
+    }
+    Ok(kept)
+}
+
 /// `s` with its first character in upper case.
 pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
@@ -358,14 +402,23 @@ mod tests {
         let toy = "Toy Story is a computer-animated comedy film that tells the story of a group of toys belonging to a young boy named Andy.";
         // The phrase after "tells the story of", cut before the participle "belonging".
         assert_eq!(about_phrase(toy).as_deref(), Some("a group of toys"));
-        assert_eq!(kind_phrase(toy).as_deref(), Some("computer-animated comedy film"));
+        assert_eq!(
+            kind_phrase(toy).as_deref(),
+            Some("computer-animated comedy film")
+        );
         let grumpy = "<Grumpier Old Men> is a comedy film about two lifelong friends, Max and John, who have been feuding for years over a woman.";
-        assert_eq!(about_phrase(grumpy).as_deref(), Some("two lifelong friends"));
+        assert_eq!(
+            about_phrase(grumpy).as_deref(),
+            Some("two lifelong friends")
+        );
         assert_eq!(kind_phrase(grumpy).as_deref(), Some("comedy film"));
         let trial = "<Trial by Jury> is a crime thriller movie that revolves around a young woman named Valerie Alston who is a juror.";
         // A name cut at the seventh word is dropped with the "named" before it.
         let strange = "<Strangeland> is a horror film about a sadistic and twisted man named Captain Howdy who kidnaps.";
-        assert_eq!(about_phrase(strange).as_deref(), Some("a sadistic and twisted man"));
+        assert_eq!(
+            about_phrase(strange).as_deref(),
+            Some("a sadistic and twisted man")
+        );
         // Six words, then "who" ends the phrase.
         assert_eq!(
             about_phrase(trial).as_deref(),

@@ -22,7 +22,7 @@ use crate::behaviour::{Behaviour, BehaviourBackend};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::components::Taste;
-use crate::config::{ExecutionMode, RecModel, SimConfig};
+use crate::config::{RecModel, SimConfig};
 use crate::decision::DecisionKinds;
 use crate::ids::{ItemId, UserId};
 use crate::io::data::{self, EdgeRecord, Source, UserRecord};
@@ -662,13 +662,7 @@ fn configured_backend(
     Ok(
         match crate::llm::backend_for(cfg, names, out_dir, resume, kinds)? {
             Some((b, stats)) => (b, Some(stats)),
-            None => (
-                Box::new(OfflineBackend {
-                    params: cfg.offline.clone(),
-                    parallel: cfg.execution_mode == ExecutionMode::Parallel,
-                }),
-                None,
-            ),
+            None => (Box::new(OfflineBackend::for_config(cfg)), None),
         },
     )
 }
