@@ -871,7 +871,10 @@ pub fn resume_with(
                 header.offsets.interactions,
             )
             .map_err(io(&o.interactions))?;
-            if cfg.backend == crate::config::BackendKind::Llm {
+            if cfg.backend == crate::config::BackendKind::Llm
+                || (cfg.backend == crate::config::BackendKind::Hybrid
+                    && cfg.hybrid.text_source == crate::config::TextSource::Llm)
+            {
                 // The branch's transcript starts with the parent's calls up to the checkpoint
                 // and the branch point (round and changed settings), so `recagent replay`
                 // reproduces it from round 0; it never writes into the parent's.

@@ -39,6 +39,9 @@ pub enum Stream {
     Fidelity = 10,
     /// `recagent calibrate`: embedding initialisation, BPR sampling and the rating folds.
     Calibration = 11,
+    /// The hybrid backend's choice of the agents whose words an LLM writes, per user
+    /// (`hybrid.text_share`).
+    HybridText = 20,
 }
 
 /// SplitMix64-style finaliser over a seed, a stream and one id. Frozen.

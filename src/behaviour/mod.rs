@@ -7,8 +7,10 @@
 //! is written once for every decision kind.
 //!
 //! Backends: [`offline::OfflineBackend`] (the default user model), the LLM and replay backends
-//! ([`crate::llm::LlmBackend`]), and [`scripted::ScriptedBackend`] for tests and benches.
+//! ([`crate::llm::LlmBackend`]), [`hybrid::HybridBackend`] (the offline model's decisions with
+//! an LLM's words), and [`scripted::ScriptedBackend`] for tests and benches.
 
+pub mod hybrid;
 pub mod offline;
 pub mod scripted;
 
@@ -29,7 +31,7 @@ pub use crate::decision::{
 
 /// A behaviour backend.
 pub trait BehaviourBackend: Send + Sync {
-    /// Name recorded in the manifest (`offline`, `llm`, `replay`, `scripted`).
+    /// Name recorded in the manifest (`offline`, `llm`, `replay`, `hybrid`, `scripted`).
     fn name(&self) -> &'static str;
     /// Answers every request of `batch` (one decision kind, in key order) by filling its
     /// slots, whatever order the work completed in. A request left unanswered, or answered
@@ -49,6 +51,15 @@ pub struct BehaviourStats {
     /// engine error, logged; never silently skipped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unbuilt: BTreeMap<String, u64>,
+    /// Hybrid backend: requests whose words (feeling, dialogue, post text) were asked of the
+    /// LLM, per kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_requests: BTreeMap<String, u64>,
+    /// Hybrid backend: of those, the requests whose LLM words failed (the call failed, or the
+    /// reply had no usable words after the corrective retries) and kept the offline words; the
+    /// decisions are the offline model's either way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text_fallbacks: BTreeMap<String, u64>,
 }
 
 impl BehaviourStats {
@@ -97,6 +108,9 @@ impl Behaviour {
         let batch = DecisionBatch::new(requests);
         self.0.answer_batch(ctx, &batch);
         BehaviourStats::bump(&mut stats.requests, D::KIND, requests.len() as u64);
+        let (asked, failed) = batch.words_counts();
+        BehaviourStats::bump(&mut stats.text_requests, D::KIND, asked);
+        BehaviourStats::bump(&mut stats.text_fallbacks, D::KIND, failed);
         let mut fallbacks = 0;
         let out = requests
             .iter()

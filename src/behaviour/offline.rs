@@ -18,6 +18,19 @@ pub struct OfflineBackend {
     pub parallel: bool,
 }
 
+impl OfflineBackend {
+    /// The offline backend of a configuration: `params` (its `offline:` parameters with the
+    /// calibrated model loaded, [`crate::calibration::load_for`]), on the rayon pool when
+    /// `execution_mode: parallel`. The one place both `backend: offline` and the hybrid
+    /// backend's decisions are built from, so they answer alike.
+    pub fn for_config(cfg: &crate::config::SimConfig, params: OfflineParams) -> Self {
+        Self {
+            params,
+            parallel: cfg.execution_mode == crate::config::ExecutionMode::Parallel,
+        }
+    }
+}
+
 impl BehaviourBackend for OfflineBackend {
     fn name(&self) -> &'static str {
         "offline"

@@ -124,13 +124,13 @@ fn run(a: RunArgs) -> Result<()> {
     let paths = output_paths(&cfg, &a);
     let ckpt_dir = checkpoint_dir(&cfg, &paths);
     let redacted = cfg.redacted_json();
-    if cfg.backend == recagent::config::BackendKind::Llm && cfg.llm_options.has_prices() && !a.quiet
-    {
+    let llm_backend = matches!(
+        cfg.backend,
+        recagent::config::BackendKind::Llm | recagent::config::BackendKind::Hybrid
+    );
+    if llm_backend && cfg.llm_options.has_prices() && !a.quiet {
         let e = recagent::llm::estimate::estimate(&cfg)?;
-        println!(
-            "recagent: estimated LLM use: {} requests in round 1, ~{} prompt + ~{} completion tokens over {} rounds, ~{:.4} (at the configured prices)",
-            e.requests_round_one, e.run.prompt_tokens, e.run.completion_tokens, cfg.round, e.cost
-        );
+        println!("{}", estimate_lines(&e, cfg.round, cfg.hybrid.text_share));
     }
     tracing::info!(pid = std::process::id(), config = %redacted, "starting");
     // The log file is opened only once the data loaded, so a failed start leaves an earlier
@@ -142,6 +142,22 @@ fn run(a: RunArgs) -> Result<()> {
         .build()?;
     open_log(&paths.log, false)?;
     drive(sim, &paths, ckpt_dir, a.quiet, started, Start::New)
+}
+
+/// The estimate `run` prints before an LLM or hybrid run: the full LLM backend's figures and,
+/// beside them, the hybrid backend's (words only, at `text_share`).
+fn estimate_lines(e: &recagent::llm::estimate::Estimate, rounds: u32, text_share: f64) -> String {
+    format!(
+        "recagent: estimated LLM use over {rounds} rounds (at the configured prices):\n  full LLM (backend: llm): {} requests in round 1, ~{} prompt + ~{} completion tokens, ~{:.4}\n  hybrid (words only, text_share {text_share}): {} requests in round 1, ~{} prompt + ~{} completion tokens, ~{:.4}",
+        e.requests_round_one,
+        e.run.prompt_tokens,
+        e.run.completion_tokens,
+        e.cost,
+        e.hybrid_requests_round_one,
+        e.hybrid_run.prompt_tokens,
+        e.hybrid_run.completion_tokens,
+        e.hybrid_cost
+    )
 }
 
 /// Where checkpoints go: `simulator_dir` (from the file, relative to it) or `<output dir>/checkpoints`.
@@ -484,7 +500,17 @@ fn replay(
             recorded_agents.saturating_sub(1)
         );
     }
-    set.push("backend=replay".into());
+    // A hybrid run's transcript holds its words only: the decisions are the offline model's
+    // again, and the words come from the transcript.
+    let hybrid = load_config(config_file.as_deref())?
+        .with_overrides(&parse_sets(&set)?)?
+        .backend
+        == recagent::config::BackendKind::Hybrid;
+    set.push(if hybrid {
+        "hybrid.text_source=replay".into()
+    } else {
+        "backend=replay".into()
+    });
     set.push(format!(
         "transcript_path={}",
         serde_json::to_string(&t.display().to_string())?

@@ -30,7 +30,10 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Interval;
 use crate::decision::offline::OfflineParams;
 
-pub use sections::{BackendKind, ExecutionMode, LlmOptions, Protocol, RecModel, StructuredOutput};
+pub use sections::{
+    BackendKind, ExecutionMode, HybridOptions, LlmOptions, Protocol, RecModel, StructuredOutput,
+    TextSource,
+};
 use validate::{add_line_to_unknown_field, key_line, name_key_of_bad_value, tidy_parse_message};
 
 /// Errors from reading, parsing or validating a configuration.
@@ -160,7 +163,7 @@ pub struct SimConfig {
     pub log_name: Option<String>,
 
     // ---- recagent keys ----
-    /// Behaviour backend: `offline` (default), `llm`, `replay`.
+    /// Behaviour backend: `offline` (default), `llm`, `replay`, `hybrid`.
     pub backend: BackendKind,
     /// Directory for the default output files (messages, interactions, manifest, log).
     pub output_dir: PathBuf,
@@ -188,6 +191,8 @@ pub struct SimConfig {
     pub transcript_path: Option<PathBuf>,
     /// Settings of the `llm` / `replay` backends (protocol, prompts, timeouts, limits, prices).
     pub llm_options: LlmOptions,
+    /// Settings of the `hybrid` backend (`text_share`, `text_source`).
+    pub hybrid: HybridOptions,
 
     /// Directory the relative paths resolve against (the config file's directory). Not a YAML key.
     #[serde(skip)]
@@ -256,6 +261,7 @@ impl Default for SimConfig {
             memory: crate::memory::MemoryParams::default(),
             transcript_path: None,
             llm_options: LlmOptions::default(),
+            hybrid: HybridOptions::default(),
             base_dir: PathBuf::from("."),
             extra: BTreeMap::new(),
             source: None,

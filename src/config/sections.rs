@@ -123,6 +123,57 @@ pub enum BackendKind {
     Llm,
     /// Answers from a recorded transcript (`transcript_path`), offline and byte for byte.
     Replay,
+    /// Every decision from the offline model (as `offline`), the words (feelings, dialogues,
+    /// posts) of a share of the agents from an LLM (`hybrid:` section, [`HybridOptions`]; the
+    /// servers as for `llm`); see `src/behaviour/hybrid.rs`.
+    Hybrid,
+}
+
+/// Where the `hybrid` backend's words come from (`hybrid.text_source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TextSource {
+    /// The LLM servers (`api_bases`, `llm`, `llm_options`), recorded to the transcript.
+    #[default]
+    Llm,
+    /// A recorded hybrid run's transcript (`transcript_path`), offline and byte for byte.
+    Replay,
+}
+
+/// Settings of the `hybrid` backend (config section `hybrid:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+// Unknown keys are collected and reported with every other unknown key of the file
+// (`SimConfig::check_claimed`), so they are not refused here one at a time.
+#[serde(default)]
+pub struct HybridOptions {
+    /// Share of the agents whose words the LLM writes, [0, 1]: agent `u` writes when a fixed
+    /// per-agent draw `unit_hash(seed, u)` is below it (`behaviour::hybrid::writes_words`), so
+    /// the set is stable over the run. 1 (the default) = every agent; 0 = none (an offline run).
+    pub text_share: f64,
+    /// `llm` (ask the servers) or `replay` (answer from `transcript_path`).
+    pub text_source: TextSource,
+}
+
+impl Default for HybridOptions {
+    fn default() -> Self {
+        Self {
+            text_share: 1.0,
+            text_source: TextSource::Llm,
+        }
+    }
+}
+
+impl HybridOptions {
+    /// Checks ranges; returns `(key, message)` for the first problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if !(0.0..=1.0).contains(&self.text_share) {
+            return Err((
+                "text_share".into(),
+                format!("{} is out of range: allowed 0..=1", self.text_share),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which wire protocol to speak.

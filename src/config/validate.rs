@@ -1,7 +1,7 @@
 //! Range and cross-field checks of the core configuration, and the helpers that turn parser
 //! messages into errors naming the key and its line.
 
-use super::{redact_url, BackendKind, RecModel, SimConfig, REDACTED};
+use super::{redact_url, BackendKind, RecModel, SimConfig, TextSource, REDACTED};
 
 /// `Ok` when `value` lies in `range`, else `Err((key, "<value> is out of range: allowed
 /// <allowed>"))`, the message every settings check gives.
@@ -110,13 +110,24 @@ impl SimConfig {
                 ),
             );
         }
-        if self.backend == BackendKind::Llm && self.api_bases.iter().all(|b| b.trim().is_empty()) {
+        let asks_servers = self.backend == BackendKind::Llm
+            || (self.backend == BackendKind::Hybrid
+                && self.hybrid.text_source == TextSource::Llm
+                && self.hybrid.text_share > 0.0);
+        if asks_servers && self.api_bases.iter().all(|b| b.trim().is_empty()) {
             return bad(
                 "api_bases",
-                "backend llm needs at least one base URL, e.g. [http://127.0.0.1:8080/v1]".into(),
+                format!(
+                    "backend {} needs at least one base URL, e.g. [http://127.0.0.1:8080/v1]",
+                    if self.backend == BackendKind::Llm {
+                        "llm"
+                    } else {
+                        "hybrid"
+                    }
+                ),
             );
         }
-        if self.backend == BackendKind::Llm {
+        if asks_servers {
             for b in &self.api_bases {
                 if b.contains(&format!("{REDACTED}@")) {
                     return bad(
@@ -152,7 +163,10 @@ impl SimConfig {
                 }
             }
         }
-        if self.backend == BackendKind::Replay
+        let replays = self.backend == BackendKind::Replay
+            || (self.backend == BackendKind::Hybrid
+                && self.hybrid.text_source == TextSource::Replay);
+        if replays
             && self
                 .transcript_path
                 .as_ref()
@@ -160,9 +174,16 @@ impl SimConfig {
         {
             return bad(
                 "transcript_path",
-                "backend replay needs the transcript of a recorded run".into(),
+                if self.backend == BackendKind::Replay {
+                    "backend replay needs the transcript of a recorded run".into()
+                } else {
+                    "hybrid.text_source replay needs the transcript of a recorded hybrid run".into()
+                },
             );
         }
+        self.hybrid
+            .validate()
+            .map_err(|(k, m)| (format!("hybrid.{k}"), m))?;
         self.llm_options
             .validate()
             .map_err(|(k, m)| (format!("llm_options.{k}"), m))?;

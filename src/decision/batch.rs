@@ -67,6 +67,28 @@ pub trait Batch: Sync {
     fn fail(&self, i: usize, why: BackendError);
     /// True when request `i` has an answer or a failure.
     fn is_answered(&self, i: usize) -> bool;
+
+    /// The name of the kind's words template ([`Decision::WORDS`]), `None` when it has none.
+    fn words_name(&self) -> Option<&'static str>;
+    /// Renders the words prompt of request `i` from its answer (the decisions: answer the
+    /// batch first, e.g. with [`Batch::answer_offline`]); `None` when the kind has no words or
+    /// request `i` has no answer.
+    fn render_words(&self, i: usize, prompts: &Prompts, ctx: &Context<'_>) -> Option<Rendered>;
+    /// Parses `raw` as the words of request `i` (rendered before) and keeps its answer with
+    /// those words ([`Decision::with_words`]); the decisions stay as they were.
+    ///
+    /// # Errors
+    /// [`ParseError`] when the reply has no usable words (the answer keeps its own words).
+    fn accept_words(&self, i: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError>;
+    /// The constraint on request `i`'s words under `mode` (rendered before), as
+    /// [`Batch::constraint`].
+    fn words_constraint(&self, i: usize, mode: StructuredOutput) -> Option<Constraint>;
+    /// Records that the words of request `i` failed: its answer keeps its own words, and the
+    /// failure is counted ([`Batch::words_counts`]).
+    fn fail_words(&self, i: usize, why: BackendError);
+    /// `(asked, failed)`: requests whose words were rendered, and those of them whose words
+    /// failed (the answer kept its own words).
+    fn words_counts(&self) -> (u64, u64);
 }
 
 /// The batch of one kind: the requests and one answer slot each.
@@ -75,6 +97,14 @@ pub struct DecisionBatch<'r, 'a, D: Decision> {
     /// Allocated on the first render (the offline model never renders).
     specs: OnceLock<Vec<OnceLock<D::Spec>>>,
     answers: Vec<OnceLock<Result<D::Answer, BackendError>>>,
+    /// The words of the hybrid backend: allocated on the first words render.
+    words: OnceLock<Vec<WordsSlot<D>>>,
+}
+
+/// One request's words: what parsing them needs, and the answer with them (or why not).
+struct WordsSlot<D: Decision> {
+    spec: OnceLock<D::Spec>,
+    answer: OnceLock<Result<D::Answer, BackendError>>,
 }
 
 impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
@@ -84,6 +114,7 @@ impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
             requests,
             specs: OnceLock::new(),
             answers: (0..requests.len()).map(|_| OnceLock::new()).collect(),
+            words: OnceLock::new(),
         }
     }
     /// The requests.
@@ -94,9 +125,35 @@ impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
     pub fn set(&self, i: usize, answer: Result<D::Answer, BackendError>) {
         let _ = self.answers[i].set(answer);
     }
-    /// The answers in request order, `None` where a backend left a request unanswered.
+    /// The answers in request order, `None` where a backend left a request unanswered. An
+    /// answer whose words were written separately ([`Batch::accept_words`]) comes with them.
     pub fn into_answers(self) -> impl Iterator<Item = Option<Result<D::Answer, BackendError>>> {
-        self.answers.into_iter().map(OnceLock::into_inner)
+        let mut words: Vec<Option<D::Answer>> = match self.words.into_inner() {
+            Some(w) => w
+                .into_iter()
+                .map(|s| s.answer.into_inner().and_then(Result::ok))
+                .collect(),
+            None => Vec::new(),
+        };
+        words.resize_with(self.answers.len(), || None);
+        self.answers
+            .into_iter()
+            .zip(words)
+            .map(|(a, w)| match (a.into_inner(), w) {
+                (Some(Ok(_)), Some(w)) => Some(Ok(w)),
+                (a, _) => a,
+            })
+    }
+
+    fn words_slots(&self) -> &[WordsSlot<D>] {
+        self.words.get_or_init(|| {
+            (0..self.requests.len())
+                .map(|_| WordsSlot {
+                    spec: OnceLock::new(),
+                    answer: OnceLock::new(),
+                })
+                .collect()
+        })
     }
 }
 
@@ -195,6 +252,78 @@ impl<D: Decision> Batch for DecisionBatch<'_, '_, D> {
     }
     fn is_answered(&self, i: usize) -> bool {
         self.answers[i].get().is_some()
+    }
+    fn words_name(&self) -> Option<&'static str> {
+        D::WORDS.map(|w| w.0)
+    }
+    fn render_words(&self, i: usize, prompts: &Prompts, ctx: &Context<'_>) -> Option<Rendered> {
+        let decided = self.answers[i].get()?.as_ref().ok()?;
+        let (rendered, spec) = prompts.render_words(ctx, &self.requests[i], decided)?;
+        let _ = self.words_slots()[i].spec.set(spec);
+        Some(rendered)
+    }
+    fn accept_words(&self, i: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError> {
+        let slot = self
+            .words
+            .get()
+            .map(|w| &w[i])
+            .ok_or_else(|| ParseError("no words prompt was rendered".into()))?;
+        let spec = slot
+            .spec
+            .get()
+            .ok_or_else(|| ParseError("no words prompt was rendered".into()))?;
+        let decided = match self.answers[i].get() {
+            Some(Ok(a)) => a,
+            _ => {
+                return Err(ParseError(
+                    "the request has no decisions to add words to".into(),
+                ))
+            }
+        };
+        let text = clean(raw);
+        if text.is_empty() {
+            return Err(ParseError("the answer was empty".into()));
+        }
+        let a = D::with_words(spec, decided, &text, ctx.catalog)?;
+        if !D::fits(&self.requests[i], &a) {
+            return Err(ParseError(
+                "the words do not fit the decisions (speakers, lines)".into(),
+            ));
+        }
+        let _ = slot.answer.set(Ok(a));
+        Ok(())
+    }
+    fn words_constraint(&self, i: usize, mode: StructuredOutput) -> Option<Constraint> {
+        if mode == StructuredOutput::Off {
+            return None;
+        }
+        let spec = self.words.get()?[i].spec.get()?;
+        let decided = self.answers[i].get()?.as_ref().ok()?;
+        let schema = D::words_schema(spec, decided)?;
+        let grammar = match mode {
+            StructuredOutput::Grammar => Some(super::schema::gbnf(&schema).ok()?),
+            _ => None,
+        };
+        Some(Constraint {
+            mode,
+            name: D::WORDS.map_or(D::KIND, |w| w.0),
+            schema,
+            grammar,
+        })
+    }
+    fn fail_words(&self, i: usize, why: BackendError) {
+        let _ = self.words_slots()[i].answer.set(Err(why));
+    }
+    fn words_counts(&self) -> (u64, u64) {
+        let Some(w) = self.words.get() else {
+            return (0, 0);
+        };
+        let asked = w.iter().filter(|s| s.spec.get().is_some()).count() as u64;
+        let failed = w
+            .iter()
+            .filter(|s| s.spec.get().is_some() && !matches!(s.answer.get(), Some(Ok(_))))
+            .count() as u64;
+        (asked, failed)
     }
 }
 

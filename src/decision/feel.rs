@@ -5,7 +5,8 @@
 //!   in place of the rating is a parse failure.
 //! - Offline: `q = rating_intercept + rating_affinity·a(u,i) + rating_idiosyncrasy·ζ(u,i) +
 //!   rating_noise·ε + critic_shift·Critic`, ε ~ N(0,1); stars = clamp(round(q), 1, 5); the
-//!   sentence is one of two templates per star count.
+//!   sentence is assembled by [`feeling_text`] from the rating, the item's description and
+//!   genres and the agent's profile.
 //! - Fallback: 3 stars, "I have no strong feelings about it.".
 
 use std::fmt::Write as _;
@@ -16,8 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::offline::{affinity, idiosyncrasy, normal, Offline};
 use super::parse::{field, json_object, json_str, one_line, strip_line, ParseError};
+use super::words::{capitalise, pick, profile_aside, ItemWords};
 use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
+use crate::components::Profile;
 use crate::domain::FeatureSet;
 use crate::ids::ItemId;
 
@@ -72,14 +75,9 @@ impl Decision for Feel {
         let rating = m.calibrated().map_or(rating, |model| {
             calibrated_rating(model, a, item, ctx, &mut m.rng)
         });
-        let title = it.map_or("it", |i| &i.title);
-        let genre = cat
-            .index_of(item)
-            .map_or("", |x| cat.first_genre(x))
-            .to_lowercase();
         Feeling {
             rating,
-            text: feeling_text(rating, title, &genre, critic, &mut m.rng),
+            text: feeling_text(cat, item, rating, a.profile, &mut m.rng),
         }
     }
 
@@ -101,45 +99,223 @@ impl Decision for Feel {
             ("feeling", schema::text("one first-person sentence")),
         ]))
     }
+
+    /// `feel_words.txt`: the item (with all its genres) and the decided rating; the answer is
+    /// the sentence only.
+    const WORDS: Option<(&'static str, &'static str)> = Some((
+        "feel_words",
+        include_str!("../../config/prompts/feel_words.txt"),
+    ));
+
+    fn words_prompt(req: &Request<'_, Self>, decided: &Feeling, vars: &mut PromptVars<'_>) {
+        Self::prompt(req, vars);
+        let genres = vars.item_genres(req.ask);
+        vars.set(
+            "genres",
+            if genres.is_empty() {
+                "none".into()
+            } else {
+                genres
+            },
+        );
+        vars.set("rating", decided.rating.to_string());
+    }
+
+    /// The decided rating with the reply's sentence ([`parse_feeling_words`]).
+    fn with_words(
+        _: &(),
+        decided: &Feeling,
+        text: &str,
+        _: &Catalog,
+    ) -> Result<Feeling, ParseError> {
+        Ok(Feeling {
+            rating: decided.rating,
+            text: parse_feeling_words(text)?,
+        })
+    }
+
+    /// `{"feeling": text}`.
+    fn words_schema(_: &(), _: &Feeling) -> Option<serde_json::Value> {
+        Some(schema::object(&[(
+            "feeling",
+            schema::text("one first-person sentence"),
+        )]))
+    }
 }
 
-fn feeling_text(
+/// The sentence of a words reply: JSON `{"feeling": ...}` (or `text`, `comment`), a
+/// `FEELING:` field, else the first line that is not a `RATING:` line; quotes around it
+/// dropped.
+///
+/// # Errors
+/// No sentence.
+pub fn parse_feeling_words(text: &str) -> Result<String, ParseError> {
+    let found = if let Some(m) = json_object(text) {
+        json_str(&m, &["feeling", "feelings", "text", "comment"])
+    } else {
+        text.lines()
+            .find_map(|l| field(strip_line(l), "FEELING").map(str::to_string))
+    };
+    let line = found.unwrap_or_else(|| {
+        text.lines()
+            .map(strip_line)
+            .find(|l| !l.is_empty() && field(l, "RATING").is_none())
+            .unwrap_or("")
+            .to_string()
+    });
+    let line = one_line(line.trim().trim_matches('"').trim());
+    if line.is_empty() {
+        return Err(ParseError(
+            "expected one line: `FEELING: <one first-person sentence>`".into(),
+        ));
+    }
+    Ok(line)
+}
+
+/// The offline feeling: one first-person line about `item` for a `rating` of 1..=5, built from
+/// parts drawn from `rng` ([`super::words`]): an opening by rating (six per star count) naming
+/// the item, a reason drawn from its description ([`super::words::about_phrase`]), its kind
+/// ([`super::words::kind_phrase`]) or one or two of its genres, and an aside from the profile
+/// ([`super::words::profile_aside`]: feature codes, occupation, a trait, age). A Critic rating 3 or
+/// less always adds a word about the recommender.
+pub fn feeling_text(
+    cat: &Catalog,
+    item: ItemId,
     rating: u8,
-    title: &str,
-    genre: &str,
-    critic: bool,
+    profile: &Profile,
     rng: &mut ChaCha8Rng,
 ) -> String {
-    let g = if genre.is_empty() {
-        "movie".to_string()
+    let w = ItemWords::of(cat, item).unwrap_or_else(|| ItemWords {
+        title: "it".into(),
+        genres: Vec::new(),
+        about: None,
+        kind: None,
+    });
+    let t = format!("<{}>", w.title);
+    let opener = match rating {
+        5 => pick(
+            rng,
+            &[
+                "I loved {t}",
+                "{t} blew me away",
+                "{t} was a real treat",
+                "I am still thinking about {t}",
+                "{t} is exactly why I watch movies",
+                "what a pleasure {t} was",
+            ],
+        ),
+        4 => pick(
+            rng,
+            &[
+                "I really enjoyed {t}",
+                "{t} was a good watch",
+                "I had a good time with {t}",
+                "{t} was better than I expected",
+                "{t} kept me interested all the way",
+                "I liked {t} a lot",
+            ],
+        ),
+        3 => pick(
+            rng,
+            &[
+                "{t} was fine",
+                "{t} was okay, nothing more",
+                "I have mixed feelings about {t}",
+                "{t} had its moments",
+                "I found {t} decent enough",
+                "{t} was watchable",
+            ],
+        ),
+        2 => pick(
+            rng,
+            &[
+                "I was disappointed by {t}",
+                "{t} did not really work for me",
+                "{t} was a letdown",
+                "I struggled to stay interested in {t}",
+                "{t} never quite clicked for me",
+                "I expected more from {t}",
+            ],
+        ),
+        _ => pick(
+            rng,
+            &[
+                "I did not enjoy {t} at all",
+                "{t} was a waste of my evening",
+                "I almost stopped watching {t}",
+                "{t} was painful to sit through",
+                "I really disliked {t}",
+                "{t} was not for me, not at all",
+            ],
+        ),
+    }
+    .replace("{t}", &t);
+    let genre = w.genre(rng);
+    // Reasons: about the story when the description says what it is about, else about the
+    // kind of film or its genres.
+    let about: &[&str] = match rating {
+        4..=5 => &[
+            "the story of {about} really drew me in",
+            "I did not expect to care so much about {about}",
+            "{about} made for a gripping story",
+            "the part about {about} was the best",
+        ],
+        3 => &[
+            "the idea of {about} was better than the execution",
+            "{about} held my attention only part of the time",
+            "the part about {about} was the most interesting",
+        ],
+        _ => &[
+            "the story about {about} never came together",
+            "I could not bring myself to care about {about}",
+            "{about} should have been more interesting than this",
+        ],
+    };
+    let kind: &[&str] = match rating {
+        4..=5 => &[
+            "it is {noun} done right",
+            "it works beautifully as {noun}",
+            "{noun} with real heart",
+            "as {noun} it has everything I want",
+        ],
+        3 => &[
+            "as {noun} it is solid but forgettable",
+            "{noun} like many others",
+            "a middling entry for {noun}",
+        ],
+        _ => &[
+            "as {noun} it felt flat",
+            "{noun} without any spark",
+            "it is {noun} that forgets to be interesting",
+        ],
+    };
+    let reason = match (&w.about, rng.random_range(0..3)) {
+        (Some(ab), 0 | 1) => pick(rng, about).replace("{about}", ab),
+        _ => pick(rng, kind).replace("{noun}", &w.noun(rng)),
+    };
+    let sep = pick(rng, &["; ", ": ", ", and ", " - "]);
+    let sep = if rating <= 2 && sep == ", and " {
+        "; "
     } else {
-        format!("{genre} film")
+        sep
     };
-    let options: [String; 2] = match rating {
-        5 => [
-            format!("I loved <{title}>; a {g} that stayed with me long after it ended."),
-            format!("<{title}> was wonderful, one of the best {g}s I have seen in a while."),
-        ],
-        4 => [
-            format!("<{title}> was really enjoyable; I liked it as a {g}."),
-            format!("I had a good time with <{title}>, a solid {g}."),
-        ],
-        3 => [
-            format!("<{title}> was fine, a decent {g} but nothing I will remember for long."),
-            format!("I found <{title}> okay; some parts worked, others dragged."),
-        ],
-        2 => [
-            format!("I was disappointed by <{title}>; as a {g} it felt flat."),
-            format!("<{title}> did not really work for me, it was slow and predictable."),
-        ],
-        _ => [
-            format!("I did not enjoy <{title}> at all; it was a waste of my evening."),
-            format!("<{title}> was a poor {g}, I almost stopped watching."),
-        ],
-    };
-    let mut s = options[rng.random_range(0..2)].clone();
+    let mut s = capitalise(&format!("{opener}{sep}{reason}."));
+    let critic = profile.features.has(FeatureSet::CRITIC);
     if critic && rating <= 3 {
-        let _ = write!(s, " The recommender should do better.");
+        let _ = write!(
+            s,
+            " {}",
+            pick(
+                rng,
+                &[
+                    "The recommender should do better.",
+                    "I expected a better pick from the recommender.",
+                    "My standards are high, and this did not meet them.",
+                ]
+            )
+        );
+    } else if let Some(aside) = profile_aside(profile, rating, genre.as_deref(), rng) {
+        let _ = write!(s, " {}.", capitalise(&aside));
     }
     s
 }
@@ -277,6 +453,78 @@ mod tests {
         assert!(f("MOVIE: Babe; RATING: N/A; FEELING: did not watch").is_err());
         assert!(f("MOVIE: Babe; RATING: Babe; FEELING: x").is_err());
         assert!(f("RATING: 8").is_err());
+    }
+
+    #[test]
+    fn words_keep_the_rating() {
+        let decided = Feeling {
+            rating: 2,
+            text: "offline".into(),
+        };
+        let cat = Catalog::new(vec![]).unwrap();
+        let w = |s: &str| Feel::with_words(&(), &decided, &clean(s), &cat);
+        let want = |t: &str| {
+            Ok(Feeling {
+                rating: 2,
+                text: t.into(),
+            })
+        };
+        assert_eq!(w("FEELING: Too slow for me."), want("Too slow for me."));
+        // A rating in the reply is not a decision: the decided 2 stays.
+        assert_eq!(w("RATING: 5; FEELING: Loved it."), want("Loved it."));
+        assert_eq!(w("RATING: 5\n\"It dragged.\""), want("It dragged."));
+        assert_eq!(w("{\"feeling\": \"Meh.\"}"), want("Meh."));
+        assert!(w("FEELING:").is_err());
+    }
+
+    #[test]
+    fn offline_feelings_name_the_item_and_critics_blame_the_recommender() {
+        use crate::io::data::ItemRecord;
+        use rand::SeedableRng;
+        let cat = Catalog::new(vec![ItemRecord {
+            id: 7,
+            title: "Jumanji".into(),
+            genres: vec!["Adventure".into(), "Fantasy".into()],
+            description: "<Jumanji> is a fantasy adventure film about a magical board game that unleashes creatures.".into(),
+        }])
+        .unwrap();
+        let mut profile = Profile {
+            name: "Ann Lee".into(),
+            gender: "female".into(),
+            age: 41,
+            traits: "curious, patient".into(),
+            status: "teacher".into(),
+            interest: "".into(),
+            features: FeatureSet(FeatureSet::CRITIC),
+            observations: "".into(),
+        };
+        let mut texts = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let t = feeling_text(&cat, ItemId(7), 2, &profile, &mut rng);
+            assert!(t.contains("<Jumanji>"), "{t}");
+            let blames = [
+                "The recommender should do better.",
+                "I expected a better pick from the recommender.",
+                "My standards are high, and this did not meet them.",
+            ];
+            assert!(blames.iter().any(|b| t.ends_with(b)), "{t}");
+            // Same stream, same words.
+            let mut again = ChaCha8Rng::seed_from_u64(seed);
+            assert_eq!(feeling_text(&cat, ItemId(7), 2, &profile, &mut again), t);
+            texts.insert(t);
+        }
+        // 6 openings x (3 story reasons + 3 kind reasons x nouns) x 3 blames: many distinct.
+        assert!(texts.len() > 100, "{}", texts.len());
+        // The description's phrase and both genres appear over the draws.
+        let all: String = texts.iter().cloned().collect();
+        assert!(all.contains("a magical board game"));
+        assert!(all.contains("adventure and fantasy"));
+        // Not a Critic: a rating of 5 never blames the recommender.
+        profile.features = FeatureSet(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let t = feeling_text(&cat, ItemId(7), 5, &profile, &mut rng);
+        assert!(!t.contains("recommender"), "{t}");
     }
 
     /// Found by the fuzz test (`tests/it/fuzz.rs`): a multi-byte character right before `/5`

@@ -33,6 +33,7 @@ pub mod reflect_insights;
 pub mod reflect_topic;
 pub mod social;
 pub mod top;
+pub mod words;
 
 use std::fmt;
 
@@ -129,6 +130,52 @@ pub trait Decision: Sized + Send + Sync + 'static {
     /// `None` (the default): answers of this kind are never constrained.
     fn answer_schema(spec: &Self::Spec) -> Option<serde_json::Value> {
         let _ = spec;
+        None
+    }
+
+    /// The words of a kind whose answer carries free text beside its decisions (a feeling, a
+    /// dialogue, a post): `(name, embedded template)` of the prompt that asks only for that
+    /// text, given the decisions (`config/prompts/<name>.txt`, e.g. `feel_words`). The hybrid
+    /// backend ([`crate::behaviour::hybrid`]) takes every decision from the offline model and
+    /// asks the LLM for these words. `None` (the default): the kind has no words of its own.
+    const WORDS: Option<(&'static str, &'static str)> = None;
+
+    /// Sets the words prompt's variables for `req`, whose decisions are `decided` (the offline
+    /// answer), and returns what [`Decision::with_words`] will need. The default sets the
+    /// kind's own prompt variables ([`Decision::prompt`]).
+    fn words_prompt(
+        req: &Request<'_, Self>,
+        decided: &Self::Answer,
+        vars: &mut PromptVars<'_>,
+    ) -> Self::Spec {
+        let _ = decided;
+        Self::prompt(req, vars)
+    }
+
+    /// `decided` with its words replaced by those of the model's reply `text` (already cleaned
+    /// and not empty); every decision of `decided` (a rating, speakers, the number of lines,
+    /// mentioned items) is kept as it is.
+    ///
+    /// # Errors
+    /// [`ParseError`] when the reply has no usable words (the offline words stay, counted as a
+    /// text fallback). The default: the kind has no words.
+    fn with_words(
+        spec: &Self::Spec,
+        decided: &Self::Answer,
+        text: &str,
+        catalog: &Catalog,
+    ) -> Result<Self::Answer, ParseError> {
+        let _ = (spec, decided, text, catalog);
+        Err(ParseError(format!(
+            "decision kind `{}` has no words",
+            Self::KIND
+        )))
+    }
+
+    /// The JSON schema of a words answer to a request with this `spec` and `decided` answer
+    /// (`structured_output`); `None` (the default): not constrained.
+    fn words_schema(spec: &Self::Spec, decided: &Self::Answer) -> Option<serde_json::Value> {
+        let _ = (spec, decided);
         None
     }
 

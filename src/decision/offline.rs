@@ -75,7 +75,7 @@ pub struct OfflineParams {
     /// Top level: `U_rec = recommender_bias + feature_weight·(Watcher + 0.5·Explorer)`.
     pub recommender_bias: f64,
     /// Top level: `U_social = social_bias + feature_weight·0.5·(Chatter + Poster) ± 0.5` (+0.5 when the
-    /// agent has watched or heard of something or recalls a long-term memory, −0.5 otherwise) `− no_contacts_penalty` without contacts.
+    /// agent has watched or heard of something, −0.5 otherwise) `− no_contacts_penalty` without contacts.
     pub social_bias: f64,
     /// Top level: `U_nothing = nothing_bias`.
     pub nothing_bias: f64,

@@ -140,6 +140,19 @@ impl<'a> PromptVars<'a> {
             None => (format!("item {id}"), String::new(), String::new()),
         }
     }
+    /// Every genre of an item, joined by ", " (empty when unknown or genre-less).
+    pub fn item_genres(&self, id: ItemId) -> String {
+        let cat = self.ctx.catalog;
+        cat.by_id(id).map_or_else(String::new, |it| {
+            let names = cat.genre_names();
+            let gs: Vec<&str> = it
+                .genres
+                .iter()
+                .filter_map(|g| names.get(g).map(String::as_str))
+                .collect();
+            gs.join(", ")
+        })
+    }
     /// A second agent in the prompt (a chat partner): `{partner_name}`, `{partner_age}`,
     /// `{partner_interest}`, `{partner_watched}`, `{partner_heard}` and `{partner_memories}`
     /// (which the token budget drops after the agent's own memories).
@@ -283,6 +296,45 @@ impl Prompts {
         ctx: &Context<'_>,
         req: &Request<'_, D>,
     ) -> (Rendered, D::Spec) {
+        self.render_with(ctx, req, (D::KIND, D::TEMPLATE), |r, v| D::prompt(r, v))
+    }
+
+    /// Renders the words prompt ([`Decision::WORDS`]) for `req`, whose decisions are `decided`,
+    /// and returns it with what [`Decision::with_words`] needs; `None` when `D` has no words.
+    pub fn render_words<D: Decision>(
+        &self,
+        ctx: &Context<'_>,
+        req: &Request<'_, D>,
+        decided: &D::Answer,
+    ) -> Option<(Rendered, D::Spec)> {
+        let words = D::WORDS?;
+        Some(self.render_with(ctx, req, words, |r, v| D::words_prompt(r, decided, v)))
+    }
+
+    /// Loads more templates `(name, embedded text)` (the words templates of the hybrid
+    /// backend), from `dir` as in [`Prompts::load`].
+    ///
+    /// # Errors
+    /// [`PromptError`] naming a missing or unreadable file.
+    pub fn add_templates<'k>(
+        &mut self,
+        dir: Option<&Path>,
+        templates: impl IntoIterator<Item = (&'k str, &'k str)>,
+    ) -> Result<(), PromptError> {
+        let more = Self::load(dir, self.names.clone(), self.budget, templates)?;
+        for (k, t) in more.templates {
+            self.templates.entry(k).or_insert(t);
+        }
+        Ok(())
+    }
+
+    fn render_with<D: Decision>(
+        &self,
+        ctx: &Context<'_>,
+        req: &Request<'_, D>,
+        (name, embedded): (&str, &str),
+        kind_vars: impl FnOnce(&Request<'_, D>, &mut PromptVars<'_>) -> D::Spec,
+    ) -> (Rendered, D::Spec) {
         let cat = ctx.catalog;
         let a = &req.agent;
         let mut pv = PromptVars {
@@ -293,7 +345,7 @@ impl Prompts {
         };
         self.agent_vars(&mut pv.vars, cat, a);
         pv.vars.insert("time", format_timestamp(ctx.clock.now()));
-        let spec = D::prompt(req, &mut pv);
+        let spec = kind_vars(req, &mut pv);
         let PromptVars {
             mut vars,
             partner_memories: mut partner_mems,
@@ -320,7 +372,7 @@ impl Prompts {
             );
             let context = fill(self.template("_context", CORE[0].1), &vars);
             vars.insert("context", context.trim_end().to_string());
-            let text = fill(self.template(D::KIND, D::TEMPLATE), &vars);
+            let text = fill(self.template(name, embedded), &vars);
             let fits = approx_tokens(&text) <= self.budget;
             if fits || (mems.is_empty() && partner_mems.is_empty()) {
                 let r = Rendered {

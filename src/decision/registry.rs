@@ -16,6 +16,8 @@ pub struct KindInfo {
     pub template: &'static str,
     /// [`Decision::TYPICAL_COMPLETION_TOKENS`].
     pub typical_completion_tokens: u64,
+    /// [`Decision::WORDS`]: the words template `(name, embedded text)`, if the kind has one.
+    pub words: Option<(&'static str, &'static str)>,
 }
 
 /// Registered decision kinds, in registration order (a world resource).
@@ -36,6 +38,7 @@ impl DecisionKinds {
             phase: D::PHASE,
             template: D::TEMPLATE,
             typical_completion_tokens: D::TYPICAL_COMPLETION_TOKENS,
+            words: D::WORDS,
         };
         if self.kinds.contains(&info) {
             return;
@@ -69,6 +72,12 @@ impl DecisionKinds {
     /// The kinds, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = &KindInfo> {
         self.kinds.iter()
+    }
+
+    /// The words templates `(name, embedded text)` of the kinds that have words
+    /// ([`Decision::WORDS`]), in registration order.
+    pub fn words_templates(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.kinds.iter().filter_map(|k| k.words)
     }
 
     /// The registered phase named `name`.

@@ -5,7 +5,7 @@
 //!   optional, any case) or JSON `{"action": "recommender"}`.
 //! - Offline: `U_rec = recommender_bias + feature_weight·(Watcher + 0.5·Explorer)`,
 //!   `U_social = social_bias + feature_weight·0.5·(Chatter + Poster) ± 0.5 − no_contacts_penalty`
-//!   (+0.5 with something to talk about: a watched or heard-of item or a recalled memory; the
+//!   (+0.5 with something to talk about: a watched or heard-of item; the
 //!   penalty only without contacts), `U_nothing = nothing_bias`; softmax at `τ`.
 //! - Fallback: do nothing.
 
@@ -60,10 +60,10 @@ impl Decision for Top {
         let f = a.profile.features;
         let fw = p.feature_weight;
         let bit = |b: u8| if f.has(b) { 1.0 } else { 0.0 };
-        // Something to talk about: a watched or heard-of item, or a recalled memory.
-        let has_topic = !a.histories.watched.is_empty()
-            || !a.histories.heard.is_empty()
-            || !a.memory.state.recalled.is_empty();
+        // Something to talk about: a watched or heard-of item. Not the memories: what is
+        // recalled depends on the words of chats and posts, which the hybrid backend lets an LLM
+        // write, and the decisions must not.
+        let has_topic = !a.histories.watched.is_empty() || !a.histories.heard.is_empty();
         // Calibrated: the Watcher term is the log activity of the agent's tier
         // ([`crate::calibration`], "Top level").
         let activity = match m.calibrated() {

@@ -25,8 +25,11 @@ use std::time::Duration;
 
 use crate::behaviour::BehaviourBackend;
 use crate::config::SimConfig;
+use crate::config::StructuredOutput;
 use crate::decision::schema::Constraint;
-use crate::decision::{BackendError, Batch, Context, DecisionKinds, Prompts, RequestKey};
+use crate::decision::{
+    BackendError, Batch, Context, DecisionKinds, ParseError, Prompts, Rendered, RequestKey,
+};
 use crate::ids::UserId;
 use crate::llm::cache::ResponseCache;
 use crate::llm::http::Usage;
@@ -323,6 +326,27 @@ impl LlmBackend {
         Ok(true)
     }
 
+    /// Loads the words templates of `kinds` ([`DecisionKinds::words_templates`]) beside the
+    /// decision templates, from `llm_options.prompt_dir` when set (the hybrid backend).
+    ///
+    /// # Errors
+    /// [`LlmSetupError::Prompt`] naming a missing template file.
+    pub fn load_words_prompts(
+        &mut self,
+        cfg: &SimConfig,
+        kinds: &DecisionKinds,
+    ) -> Result<(), LlmSetupError> {
+        let dir = cfg
+            .llm_options
+            .prompt_dir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| cfg.resolve(p));
+        self.prompts
+            .add_templates(dir.as_deref(), kinds.words_templates())?;
+        Ok(())
+    }
+
     /// The shared counters (insert into the world to read them from `Sim`).
     pub fn stats(&self) -> LlmStats {
         self.stats.clone()
@@ -563,6 +587,118 @@ impl BehaviourBackend for LlmBackend {
     }
 
     fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch) {
+        self.answer_calls(ctx, &Decisions(batch));
+    }
+}
+
+/// The calls of one `answer_batch`: every request's decision ([`Decisions`]), or the words of
+/// some requests whose decisions are made ([`Words`]). Indices are the calls', `0..len()`.
+trait Calls {
+    fn len(&self) -> usize;
+    fn key(&self, j: usize) -> RequestKey;
+    /// The name usage is counted under (the kind, or its words template).
+    fn kind(&self) -> &'static str;
+    fn render(&self, j: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered;
+    fn constraint(&self, j: usize, mode: StructuredOutput) -> Option<Constraint>;
+    fn accept(&self, j: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError>;
+    fn fail(&self, j: usize, why: BackendError);
+}
+
+/// Every request of a batch, for its decision.
+struct Decisions<'a>(&'a dyn Batch);
+
+impl Calls for Decisions<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn key(&self, j: usize) -> RequestKey {
+        self.0.key(j)
+    }
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn render(&self, j: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered {
+        self.0.render(j, prompts, ctx)
+    }
+    fn constraint(&self, j: usize, mode: StructuredOutput) -> Option<Constraint> {
+        self.0.constraint(j, mode)
+    }
+    fn accept(&self, j: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError> {
+        self.0.accept(j, raw, ctx)
+    }
+    fn fail(&self, j: usize, why: BackendError) {
+        self.0.fail(j, why);
+    }
+}
+
+/// The words of the requests `picks` of an answered batch (hybrid backend).
+struct Words<'a> {
+    batch: &'a dyn Batch,
+    picks: &'a [usize],
+    name: &'static str,
+}
+
+impl Calls for Words<'_> {
+    fn len(&self) -> usize {
+        self.picks.len()
+    }
+    fn key(&self, j: usize) -> RequestKey {
+        self.batch.key(self.picks[j])
+    }
+    fn kind(&self) -> &'static str {
+        self.name
+    }
+    fn render(&self, j: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered {
+        // `answer_words` only picks answered requests of kinds with words.
+        self.batch
+            .render_words(self.picks[j], prompts, ctx)
+            .unwrap_or(Rendered {
+                text: String::new(),
+                dropped_memories: 0,
+                over_budget: false,
+            })
+    }
+    fn constraint(&self, j: usize, mode: StructuredOutput) -> Option<Constraint> {
+        self.batch.words_constraint(self.picks[j], mode)
+    }
+    fn accept(&self, j: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError> {
+        self.batch.accept_words(self.picks[j], raw, ctx)
+    }
+    fn fail(&self, j: usize, why: BackendError) {
+        self.batch.fail_words(self.picks[j], why);
+    }
+}
+
+impl LlmBackend {
+    /// Asks for the words ([`crate::decision::Decision::WORDS`]) of the requests `picks` of
+    /// `batch`, whose decisions are already made (answered, e.g. by the offline model): each
+    /// one's words prompt is rendered from its answer and sent, as decisions are (waves,
+    /// corrective retries, transcript under the request's key, replay, response cache); a
+    /// request whose words fail keeps the words of its answer ([`Batch::fail_words`]).
+    /// Nothing happens for a kind without words; unanswered picks are skipped.
+    pub fn answer_words(&self, ctx: &Context<'_>, batch: &dyn Batch, picks: &[usize]) {
+        let Some(name) = batch.words_name() else {
+            return;
+        };
+        let picks: Vec<usize> = picks
+            .iter()
+            .copied()
+            .filter(|&i| i < batch.len() && batch.is_answered(i))
+            .collect();
+        if picks.is_empty() {
+            return;
+        }
+        self.answer_calls(
+            ctx,
+            &Words {
+                batch,
+                picks: &picks,
+                name,
+            },
+        );
+    }
+
+    fn answer_calls(&self, ctx: &Context<'_>, batch: &dyn Calls) {
         let mut usage = LlmUsage::default();
         if let Some(t) = &self.transcript {
             // Setup is over once agents ask: the transcript of a previous run (or the part of an

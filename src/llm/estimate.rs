@@ -1,6 +1,9 @@
 //! Cost estimate before an LLM run: round one is simulated with the offline model while every
 //! request's prompt is rendered (not sent) and its tokens counted; the figure is scaled by the
-//! number of rounds.
+//! number of rounds. Beside it, the `hybrid` backend's cost on the same round: only the words
+//! calls (feelings, dialogues, posts: [`crate::decision::Decision::WORDS`]) of the agents that
+//! write at `hybrid.text_share` ([`crate::behaviour::hybrid::writes_words`]), their words
+//! prompts rendered from the offline decisions.
 //!
 //! # Units
 //! Tokens are estimated as `chars / 4` (see [`approx_tokens`]); completion tokens per request are
@@ -9,6 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::behaviour::hybrid::writes_words;
 use crate::behaviour::BehaviourBackend;
 use crate::config::{BackendKind, SimConfig};
 use crate::decision::prompt::approx_tokens;
@@ -28,6 +32,14 @@ pub struct Estimate {
     pub run: Usage,
     /// Estimated cost of the run at the configured prices.
     pub cost: f64,
+    /// Hybrid backend: words requests in round one (at `hybrid.text_share`).
+    pub hybrid_requests_round_one: u64,
+    /// Hybrid backend: estimated tokens of round one's words requests.
+    pub hybrid_round_one: Usage,
+    /// Hybrid backend: estimated tokens of the whole run (round one x rounds).
+    pub hybrid_run: Usage,
+    /// Hybrid backend: estimated cost of the run at the configured prices.
+    pub hybrid_cost: f64,
 }
 
 struct DryRender {
@@ -35,7 +47,9 @@ struct DryRender {
     parallel: bool,
     prompts: Prompts,
     max_token: u64,
-    acc: Arc<Mutex<(u64, Usage)>>,
+    text_share: f64,
+    /// `(requests, usage)` of the full LLM backend, then of the hybrid backend's words.
+    acc: Arc<Mutex<[(u64, Usage); 2]>>,
 }
 
 impl BehaviourBackend for DryRender {
@@ -48,15 +62,34 @@ impl BehaviourBackend for DryRender {
             u.prompt_tokens += approx_tokens(&batch.render(i, &self.prompts, ctx).text) as u64;
             u.completion_tokens += batch.typical_completion_tokens().min(self.max_token);
         }
-        if let Ok(mut a) = self.acc.lock() {
-            a.0 += batch.len() as u64;
-            a.1.add(u);
-        }
         batch.answer_offline(ctx, &self.params, self.parallel);
+        // The hybrid backend asks only for the words of the writing agents, rendered from the
+        // offline decisions just made.
+        let mut words = (0u64, Usage::default());
+        if batch.words_name().is_some() && self.text_share > 0.0 {
+            for i in 0..batch.len() {
+                if !writes_words(ctx.seed, batch.key(i).user, self.text_share) {
+                    continue;
+                }
+                if let Some(r) = batch.render_words(i, &self.prompts, ctx) {
+                    words.0 += 1;
+                    words.1.prompt_tokens += approx_tokens(&r.text) as u64;
+                    words.1.completion_tokens +=
+                        batch.typical_completion_tokens().min(self.max_token);
+                }
+            }
+        }
+        if let Ok(mut a) = self.acc.lock() {
+            a[0].0 += batch.len() as u64;
+            a[0].1.add(u);
+            a[1].0 += words.0;
+            a[1].1.add(words.1);
+        }
     }
 }
 
-/// Estimates the tokens and cost of running `cfg` with the LLM backend. Writes round one's
+/// Estimates the tokens and cost of running `cfg` with the LLM backend, and with the hybrid
+/// backend at `cfg.hybrid.text_share`. Writes round one's
 /// outputs to a scratch directory under the system temp dir, removed afterwards.
 ///
 /// # Errors
@@ -90,28 +123,33 @@ pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
             .get_resource::<DecisionKinds>()
             .cloned()
             .unwrap_or_default();
-        let prompts = Prompts::load(
+        let mut prompts = Prompts::load(
             dir.as_deref(),
             names,
             cfg.llm_options.prompt_token_budget as usize,
             kinds.iter().map(|k| (k.kind, k.template)),
         )
         .map_err(crate::llm::LlmSetupError::from)?;
-        let acc = Arc::new(Mutex::new((0u64, Usage::default())));
+        prompts
+            .add_templates(dir.as_deref(), kinds.words_templates())
+            .map_err(crate::llm::LlmSetupError::from)?;
+        let acc = Arc::new(Mutex::new([(0u64, Usage::default()); 2]));
         sim.set_backend(Box::new(DryRender {
             params: cfg.offline.clone(),
             parallel: cfg.execution_mode == crate::config::ExecutionMode::Parallel,
             prompts,
             max_token: u64::from(cfg.max_token),
+            text_share: cfg.hybrid.text_share,
             acc: acc.clone(),
         }));
         sim.step()?;
-        let (n, u) = acc.lock().map(|g| *g).unwrap_or_default();
+        let [(n, u), (hn, hu)] = acc.lock().map(|g| *g).unwrap_or_default();
         let rounds = u64::from(cfg.round);
-        let run = Usage {
+        let scale = |u: Usage| Usage {
             prompt_tokens: u.prompt_tokens * rounds,
             completion_tokens: u.completion_tokens * rounds,
         };
+        let (run, hybrid_run) = (scale(u), scale(hu));
         Ok(Estimate {
             requests_round_one: n,
             round_one: u,
@@ -119,6 +157,12 @@ pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
             cost: cfg
                 .llm_options
                 .cost(run.prompt_tokens, run.completion_tokens),
+            hybrid_requests_round_one: hn,
+            hybrid_round_one: hu,
+            hybrid_run,
+            hybrid_cost: cfg
+                .llm_options
+                .cost(hybrid_run.prompt_tokens, hybrid_run.completion_tokens),
         })
     })();
     let _ = std::fs::remove_dir_all(&scratch);

@@ -119,7 +119,9 @@ pub fn transcript_of(cfg: &crate::config::SimConfig, output_dir: &std::path::Pat
 }
 
 /// The backend `cfg.backend` names, for `Sim::new`: `None` for `offline` (the caller builds
-/// the offline model), else the LLM or replay backend and its counters. `names` are the agents'
+/// the offline model), else the LLM, replay or hybrid backend and its (LLM) counters; the
+/// hybrid backend's decisions come from `offline` (the `offline:` parameters, calibrated model
+/// loaded). `names` are the agents'
 /// names by id; `output_dir` is where the default transcript goes; `kinds` are the registered
 /// decision kinds (their templates, and the phases a transcript's keys resolve to).
 ///
@@ -127,17 +129,67 @@ pub fn transcript_of(cfg: &crate::config::SimConfig, output_dir: &std::path::Pat
 /// [`LlmSetupError`] as in [`LlmBackend::http`] and [`LlmBackend::replay`].
 pub fn backend_for(
     cfg: &crate::config::SimConfig,
+    offline: &crate::decision::offline::OfflineParams,
     names: BTreeMap<crate::ids::UserId, Arc<str>>,
     output_dir: &std::path::Path,
     resume_after: Option<u32>,
     kinds: &crate::decision::DecisionKinds,
 ) -> Result<Option<(Box<dyn crate::behaviour::BehaviourBackend>, LlmStats)>, LlmSetupError> {
-    use crate::config::BackendKind;
+    use crate::config::{BackendKind, TextSource};
     let names = Arc::new(names);
     let transcript = configured_transcript(cfg);
+    if cfg.backend == BackendKind::Hybrid {
+        let words = if cfg.hybrid.text_share > 0.0 {
+            let mut w = match cfg.hybrid.text_source {
+                TextSource::Llm => live(cfg, names, output_dir, resume_after, kinds, transcript)?,
+                TextSource::Replay => {
+                    let t = transcript.ok_or_else(|| {
+                        LlmSetupError::Setup(
+                            "hybrid.text_source replay needs transcript_path".into(),
+                        )
+                    })?;
+                    LlmBackend::replay(cfg, names, &t, kinds)?
+                }
+            };
+            w.load_words_prompts(cfg, kinds)?;
+            Some(w)
+        } else {
+            None
+        };
+        let stats = words.as_ref().map(LlmBackend::stats).unwrap_or_default();
+        let b = crate::behaviour::hybrid::HybridBackend {
+            offline: crate::behaviour::offline::OfflineBackend::for_config(cfg, offline.clone()),
+            words,
+            text_share: cfg.hybrid.text_share,
+        };
+        return Ok(Some((Box::new(b), stats)));
+    }
     let b = match cfg.backend {
-        BackendKind::Offline => return Ok(None),
-        BackendKind::Llm => {
+        BackendKind::Offline | BackendKind::Hybrid => return Ok(None),
+        BackendKind::Llm => live(cfg, names, output_dir, resume_after, kinds, transcript)?,
+        BackendKind::Replay => {
+            let t = transcript.ok_or_else(|| {
+                LlmSetupError::Setup("backend replay needs transcript_path".into())
+            })?;
+            LlmBackend::replay(cfg, names, &t, kinds)?
+        }
+    };
+    let stats = b.stats();
+    Ok(Some((Box::new(b), stats)))
+}
+
+/// The backend asking the configuration's servers, recording to the transcript (resuming it
+/// after round `resume_after`), with the response cache when configured.
+fn live(
+    cfg: &crate::config::SimConfig,
+    names: Arc<BTreeMap<crate::ids::UserId, Arc<str>>>,
+    output_dir: &std::path::Path,
+    resume_after: Option<u32>,
+    kinds: &crate::decision::DecisionKinds,
+    transcript: Option<PathBuf>,
+) -> Result<LlmBackend, LlmSetupError> {
+    Ok({
+        {
             let t = transcript.unwrap_or_else(|| output_dir.join("transcript.jsonl"));
             let mut b = match resume_after {
                 // A resumed run keeps the transcript up to the checkpoint and answers the calls
@@ -164,13 +216,5 @@ pub fn backend_for(
             }
             b
         }
-        BackendKind::Replay => {
-            let t = transcript.ok_or_else(|| {
-                LlmSetupError::Setup("backend replay needs transcript_path".into())
-            })?;
-            LlmBackend::replay(cfg, names, &t, kinds)?
-        }
-    };
-    let stats = b.stats();
-    Ok(Some((Box::new(b), stats)))
+    })
 }

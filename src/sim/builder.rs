@@ -22,7 +22,7 @@ use crate::behaviour::{Behaviour, BehaviourBackend};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::components::Taste;
-use crate::config::{ExecutionMode, RecModel, SimConfig};
+use crate::config::{RecModel, SimConfig};
 use crate::decision::DecisionKinds;
 use crate::ids::{ItemId, UserId};
 use crate::io::data::{self, EdgeRecord, Source, UserRecord};
@@ -660,21 +660,16 @@ fn configured_backend(
         .iter()
         .map(|u| (UserId(u.id), Arc::from(u.name.as_str())))
         .collect();
+    let offline = crate::calibration::load_for(
+        &cfg.offline,
+        |f| cfg.resolve(Path::new(f)),
+        &data.catalog,
+        &cfg.item_path.display().to_string(),
+    )?;
     Ok(
-        match crate::llm::backend_for(cfg, names, out_dir, resume, kinds)? {
+        match crate::llm::backend_for(cfg, &offline, names, out_dir, resume, kinds)? {
             Some((b, stats)) => (b, Some(stats)),
-            None => (
-                Box::new(OfflineBackend {
-                    params: crate::calibration::load_for(
-                        &cfg.offline,
-                        |f| cfg.resolve(Path::new(f)),
-                        &data.catalog,
-                        &cfg.item_path.display().to_string(),
-                    )?,
-                    parallel: cfg.execution_mode == ExecutionMode::Parallel,
-                }),
-                None,
-            ),
+            None => (Box::new(OfflineBackend::for_config(cfg, offline)), None),
         },
     )
 }

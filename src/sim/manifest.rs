@@ -93,6 +93,17 @@ impl Sim {
         if !stats.unbuilt.is_empty() {
             m["behaviour_unbuilt"] = serde_json::to_value(&stats.unbuilt).unwrap_or_default();
         }
+        if !stats.text_requests.is_empty() {
+            // Hybrid backend: the words the LLM was asked for, and those that kept the offline
+            // words (the decisions are the offline model's either way).
+            m["text_requests"] = serde_json::to_value(&stats.text_requests).unwrap_or_default();
+            let failed: std::collections::BTreeMap<&String, u64> = stats
+                .text_requests
+                .keys()
+                .map(|k| (k, stats.text_fallbacks.get(k).copied().unwrap_or(0)))
+                .collect();
+            m["text_fallbacks"] = serde_json::to_value(failed).unwrap_or_default();
+        }
         let bytes = serde_json::to_vec_pretty(&m).expect("invariant: JSON values serialise");
         let write = || {
             crate::io::output::write_atomic(&sink.paths.manifest, &bytes).map_err(|source| {

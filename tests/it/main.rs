@@ -14,6 +14,7 @@ mod export;
 mod fidelity;
 mod fuzz;
 mod golden;
+mod hybrid;
 mod lifecycle;
 mod llm_bridge;
 mod llm_mock;

@@ -226,7 +226,7 @@ pub fn run_configured(
     kinds.add::<crate::decision::page::Page>();
     kinds.add::<crate::decision::feel::Feel>();
     let (backend, stats): (Box<dyn crate::behaviour::BehaviourBackend>, _) =
-        match crate::llm::backend_for(cfg, names, out_dir, None, &kinds)? {
+        match crate::llm::backend_for(cfg, &offline, names, out_dir, None, &kinds)? {
             Some((b, stats)) => (b, Some(stats)),
             None => (
                 Box::new(OfflineBackend {
