@@ -57,10 +57,10 @@ pub struct CalibrateOptions {
     pub dims: Vec<usize>,
     /// Epoch counts tried.
     pub epochs: Vec<usize>,
-    /// SGD learning rate.
-    pub lr: f64,
-    /// L2 weight.
-    pub reg: f64,
+    /// SGD learning rates tried.
+    pub lr: Vec<f64>,
+    /// L2 weights tried.
+    pub reg: Vec<f64>,
     /// Page size of the validation sessions.
     pub page_size: usize,
     /// The first `users` users (all when `None`).
@@ -72,10 +72,10 @@ impl Default for CalibrateOptions {
         Self {
             data: PathBuf::from("../shared/data/agent4rec"),
             seed: SimConfig::default().seed,
-            dims: vec![16, 32, 64],
-            epochs: vec![25, 50, 100],
-            lr: 0.1,
-            reg: 0.01,
+            dims: vec![32, 64],
+            epochs: vec![50, 100],
+            lr: vec![0.05, 0.1],
+            reg: vec![0.003, 0.01],
             page_size: 5,
             users: None,
         }
@@ -399,10 +399,17 @@ pub fn calibrate(
             opts.epochs
         )));
     }
-    if !(opts.lr > 0.0 && opts.lr <= 10.0 && opts.reg >= 0.0 && opts.reg <= 10.0) {
-        return Err(FidelityError::Option(
-            "--lr must be in (0, 10] and --reg in [0, 10]".into(),
-        ));
+    if opts.lr.is_empty() || opts.lr.iter().any(|&l| !(l > 0.0 && l <= 10.0)) {
+        return Err(FidelityError::Option(format!(
+            "--lr must list learning rates in (0, 10], got {:?}",
+            opts.lr
+        )));
+    }
+    if opts.reg.is_empty() || opts.reg.iter().any(|&r| !(0.0..=10.0).contains(&r)) {
+        return Err(FidelityError::Option(format!(
+            "--reg must list L2 weights in [0, 10], got {:?}",
+            opts.reg
+        )));
     }
     if opts.users == Some(0) {
         return Err(FidelityError::Option("--users must be at least 1".into()));
@@ -437,24 +444,36 @@ pub fn calibrate(
         ratings: users.iter().map(|u| u.training.ratings.len()).sum(),
         dim: 0,
         epochs: 0,
-        lr: opts.lr,
-        reg: opts.reg,
+        lr: 0.0,
+        reg: 0.0,
         tried: Vec::new(),
         valid: [0.0; 4],
         mapped_items: None,
     };
 
     // 1. The preference model, by valid AUC.
-    let grid: Vec<(usize, usize)> = opts
-        .dims
-        .iter()
-        .flat_map(|&d| opts.epochs.iter().map(move |&e| (d, e)))
-        .collect();
+    let mut grid: Vec<(usize, usize, f64, f64)> = Vec::new();
+    for &d in &opts.dims {
+        for &e in &opts.epochs {
+            for &lr in &opts.lr {
+                for &reg in &opts.reg {
+                    grid.push((d, e, lr, reg));
+                }
+            }
+        }
+    }
     let total = grid.len() as u64 + 2;
     let mut tried = Vec::new();
-    let mut best: Option<(f64, usize, usize, Fism)> = None;
-    for (n, &(d, e)) in grid.iter().enumerate() {
-        let f = train_fism(&histories, n_items, d, e, opts.lr, opts.reg, opts.seed);
+    let mut best: Option<(f64, (usize, usize, f64, f64), Fism)> = None;
+    for (n, &(d, e, lr, reg)) in grid.iter().enumerate() {
+        let f = train_fism(&histories, n_items, d, e, lr, reg, opts.seed);
+        if !f.0.iter().chain(&f.1).chain(&f.2).all(|v| v.is_finite()) {
+            tried.push(format!(
+                "preference dim={d} epochs={e} lr={lr} reg={reg}: diverged (weights not finite), skipped"
+            ));
+            progress("preference", n as u64 + 1, total);
+            continue;
+        }
         let model = assemble(
             f.clone(),
             d,
@@ -467,17 +486,24 @@ pub fn calibrate(
         let a9 = auc(&model, &who9, &s9, &catalog);
         let score = (a1 + a9) / 2.0;
         tried.push(format!(
-            "preference dim={d} epochs={e}: valid AUC 1:1 {a1:.4}, 1:9 {a9:.4}"
+            "preference dim={d} epochs={e} lr={lr} reg={reg}: valid AUC 1:1 {a1:.4}, 1:9 {a9:.4}"
         ));
         if best.as_ref().is_none_or(|b| score > b.0) {
-            best = Some((score, d, e, f));
+            best = Some((score, (d, e, lr, reg), f));
         }
         progress("preference", n as u64 + 1, total);
     }
-    let (_, d, e, f) = best.expect("invariant: the grid is not empty");
+    let Some((_, (d, e, lr, reg), f)) = best else {
+        return Err(FidelityError::Option(format!(
+            "every preference setting diverged (its weights grew past floating point): try a smaller --lr than {:?}",
+            opts.lr
+        )));
+    };
     let mut record = record;
     record.dim = d;
     record.epochs = e;
+    record.lr = lr;
+    record.reg = reg;
     let mut model = assemble(f, d, &catalog, stamp, &users, record);
 
     // 2. The choice, by accuracy at 1:1 + F1 at 1:9 of the page decisions on valid lists.
@@ -634,6 +660,12 @@ pub fn map_onto(
         bias[ix] = model.bias[j / d];
         item_bias[ix] = model.rating.item_bias[j / d];
         mapped += 1;
+    }
+    if mapped == 0 {
+        return Err(FidelityError::Option(format!(
+            "no item of {} maps onto a fitted movie: --items takes an item file whose ids are the line order of ML-1M's movies.dat (id 0 is its first line), such as RecAgent's item.csv",
+            items_path.display()
+        )));
     }
     let mut m = model.clone();
     m.catalogue = CatalogueStamp::of(&run, &items_path.display().to_string());

@@ -205,7 +205,7 @@ pub struct FitRecord {
     pub interactions: usize,
     /// Training ratings.
     pub ratings: usize,
-    /// Embedding size, epochs, learning rate, L2 of the chosen preference model.
+    /// Embedding size of the chosen preference model.
     pub dim: usize,
     /// Epochs.
     pub epochs: usize,
@@ -264,12 +264,12 @@ impl std::fmt::Debug for CalibratedModel {
 #[derive(Debug, thiserror::Error)]
 pub enum CalibrationError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a calibration file of this version, or it is damaged.
     #[error("{path}: {why}")]
@@ -280,7 +280,7 @@ pub enum CalibrationError {
         why: String,
     },
     /// The file was fitted for another catalogue.
-    #[error("{path} was fitted for the catalogue {fitted} ({fitted_items} items), not for this run's {here} ({here_items} items): fit one for it with `recagent calibrate --items {here}`")]
+    #[error("{path} was fitted for the catalogue {fitted} ({fitted_items} items), not for this run's {here} ({here_items} items): {hint}")]
     Catalogue {
         /// The file.
         path: String,
@@ -292,6 +292,8 @@ pub enum CalibrationError {
         here: String,
         /// Its items.
         here_items: usize,
+        /// How to get a file for it.
+        hint: String,
     },
 }
 
@@ -313,9 +315,9 @@ impl CalibratedModel {
     /// # Errors
     /// [`CalibrationError::Io`] when the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), CalibrationError> {
-        let io = |source| CalibrationError::Io {
+        let io = |error| CalibrationError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         let body = rmp_serde::to_vec_named(self).map_err(|e| CalibrationError::Format {
             path: path.display().to_string(),
@@ -346,9 +348,9 @@ impl CalibratedModel {
     /// (damaged or edited) or a body of the wrong shape.
     pub fn load(path: &Path) -> Result<Self, CalibrationError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| CalibrationError::Io {
+        let bytes = std::fs::read(path).map_err(|error| CalibrationError::Io {
             path: p.clone(),
-            source,
+            error,
         })?;
         let bad = |why: String| CalibrationError::Format {
             path: p.clone(),
@@ -379,7 +381,16 @@ impl CalibratedModel {
                 "the checksum does not match: the file is damaged or was edited; fit it again with `recagent calibrate`".into(),
             ));
         }
-        let m: Self = rmp_serde::from_slice(body).map_err(|e| bad(format!("body: {e}")))?;
+        let m: Self = rmp_serde::from_slice(body).map_err(|e| {
+            bad(format!(
+                "its body does not read as a calibrated model ({e}): fit it again with `recagent calibrate`"
+            ))
+        })?;
+        if m.catalogue != header.catalogue {
+            return Err(bad(
+                "its header and body name different catalogues: the file was edited; fit it again with `recagent calibrate`".into(),
+            ));
+        }
         let n = m.catalogue.items;
         let d = m.dim;
         if d == 0
@@ -418,6 +429,11 @@ impl CalibratedModel {
             fitted_items: self.catalogue.items,
             here: source.to_string(),
             here_items: here.items,
+            hint: if source.ends_with("movie_detail.csv") {
+                "fit one for it with `recagent calibrate` (without --items: Agent4Rec's catalogue is the default)".into()
+            } else {
+                format!("fit one for it with `recagent calibrate --items {source}`")
+            },
         })
     }
 

@@ -483,7 +483,11 @@ pub(crate) fn fidelity(a: &FidelityArgs) -> Result<()> {
         if !a.quiet {
             println!("{md}");
         }
-        say!("fidelity: wrote {}", a.out.join("ablation.md").display());
+        say!(
+            "fidelity: wrote {}, {}",
+            a.out.join("ablation.csv").display(),
+            a.out.join("ablation.md").display()
+        );
     }
     let (fell, asked) = (report.fallbacks(), report.requests());
     anyhow::ensure!(
@@ -510,17 +514,17 @@ pub(crate) struct CalibrateArgs {
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     /// Embedding sizes tried on the valid split, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "16,32,64")]
+    #[arg(long, value_delimiter = ',', default_value = "32,64")]
     pub(crate) dims: Vec<usize>,
     /// Epoch counts tried on the valid split, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "25,50,100")]
+    #[arg(long, value_delimiter = ',', default_value = "50,100")]
     pub(crate) epochs: Vec<usize>,
-    /// SGD learning rate of the preference model.
-    #[arg(long, default_value_t = 0.1)]
-    pub(crate) lr: f64,
-    /// L2 weight of the preference model.
-    #[arg(long, default_value_t = 0.01)]
-    pub(crate) reg: f64,
+    /// SGD learning rates of the preference model tried, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1")]
+    pub(crate) lr: Vec<f64>,
+    /// L2 weights of the preference model tried, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.003,0.01")]
+    pub(crate) reg: Vec<f64>,
     /// Fit on the first N users by id (default: all).
     #[arg(long)]
     pub(crate) users: Option<usize>,
@@ -539,6 +543,15 @@ pub(crate) fn calibrate(a: &CalibrateArgs) -> Result<()> {
     use recagent::calibration::fit::{self, CalibrateOptions};
 
     let started = std::time::Instant::now();
+    // Before the fit, so an --out that cannot be written is found before the work is done.
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", dir.display()))?;
+    }
+    let probe = a.out.with_extension("tmp");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| anyhow::anyhow!("{}: cannot write there: {e}", a.out.display()))?;
     let opts = CalibrateOptions {
         data: a.data.clone(),
         seed: a
@@ -546,15 +559,17 @@ pub(crate) fn calibrate(a: &CalibrateArgs) -> Result<()> {
             .unwrap_or(recagent::config::SimConfig::default().seed),
         dims: a.dims.clone(),
         epochs: a.epochs.clone(),
-        lr: a.lr,
-        reg: a.reg,
+        lr: a.lr.clone(),
+        reg: a.reg.clone(),
         users: a.users,
         ..CalibrateOptions::default()
     };
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
-        let b = ProgressBar::new((opts.dims.len() * opts.epochs.len()) as u64 + 2);
+        let b = ProgressBar::new(
+            (opts.dims.len() * opts.epochs.len() * opts.lr.len() * opts.reg.len()) as u64 + 2,
+        );
         b.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -593,12 +608,14 @@ pub(crate) fn calibrate(a: &CalibrateArgs) -> Result<()> {
     }
     let f = &model.fit;
     say!(
-        "calibrate: {} users, {} interactions, {} ratings; chose dim {}, {} epochs, threshold {:.1}, temperature {}, watcher shift {}, rating spread {:.1}, noise {}; valid accuracy 1:1 {:.3}, F1 1:9 {:.3}, rating RMSE {:.3}, JS {:.4}; wrote {} in {:.1} s",
+        "calibrate: {} users, {} interactions, {} ratings; chose dim {}, {} epochs, lr {}, reg {}, threshold {:.1}, temperature {}, watcher shift {}, rating spread {:.1}, noise {}; valid accuracy 1:1 {:.3}, F1 1:9 {:.3}, rating RMSE {:.3}, JS {:.4}; wrote {} in {:.1} s",
         f.users,
         f.interactions,
         f.ratings,
         f.dim,
         f.epochs,
+        f.lr,
+        f.reg,
         model.choice.threshold,
         model.choice.temperature,
         model.choice.watcher_shift,

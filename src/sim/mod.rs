@@ -60,7 +60,7 @@ pub enum SimError {
     #[error(transparent)]
     Llm(#[from] crate::llm::LlmSetupError),
     /// The calibrated offline model could not be loaded (`offline.model: calibrated`).
-    #[error("offline.calibration: {0}")]
+    #[error(transparent)]
     Calibration(#[from] crate::calibration::CalibrationError),
     /// The embedder could not be set up (`memory.embedder: minilm` with a missing model).
     #[error(transparent)]

@@ -17,6 +17,8 @@ fn options(dir: &Path) -> CalibrateOptions {
         seed: 5,
         dims: vec![4],
         epochs: vec![3],
+        lr: vec![0.1],
+        reg: vec![0.01],
         ..CalibrateOptions::default()
     }
 }
@@ -40,6 +42,10 @@ fn the_file_round_trips_and_is_refused_when_damaged_or_foreign() {
             "4",
             "--epochs",
             "3",
+            "--lr",
+            "0.1",
+            "--reg",
+            "0.01",
             "--data",
         ])
         .arg(t.path())
@@ -58,6 +64,10 @@ fn the_file_round_trips_and_is_refused_when_damaged_or_foreign() {
             "4",
             "--epochs",
             "3",
+            "--lr",
+            "0.1",
+            "--reg",
+            "0.01",
             "--data",
         ])
         .arg(t.path())
@@ -129,7 +139,10 @@ fn the_file_round_trips_and_is_refused_when_damaged_or_foreign() {
         err.contains("was fitted for the catalogue") && err.contains("(30 items)"),
         "{err}"
     );
-    assert!(err.contains("recagent calibrate --items"), "{err}");
+    assert!(
+        err.contains("`recagent calibrate` (without --items"),
+        "{err}"
+    );
 }
 
 #[test]
