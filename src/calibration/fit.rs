@@ -32,7 +32,6 @@ use crate::analysis::fidelity::FidelityError;
 use crate::behaviour::offline::OfflineBackend;
 use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
-use crate::clock::SimClock;
 use crate::config::SimConfig;
 use crate::decision::offline::{OfflineModel, OfflineParams};
 use crate::decision::Context;
@@ -507,12 +506,7 @@ pub fn calibrate(
     let mut model = assemble(f, d, &catalog, stamp, &users, record);
 
     // 2. The choice, by accuracy at 1:1 + F1 at 1:9 of the page decisions on valid lists.
-    let cfg = SimConfig::default();
-    let clock = SimClock::new(
-        cfg.start_datetime()
-            .expect("invariant: the default start parses"),
-        cfg.interval,
-    );
+    let clock = crate::analysis::fidelity::session_clock();
     let ctx = Context {
         catalog: &catalog,
         clock: &clock,

@@ -27,52 +27,35 @@ fn fit(dir: &Path) -> CalibratedModel {
     calibrate(&options(dir), &|_, _, _| {}).unwrap()
 }
 
+/// `recagent calibrate` on `data` with the settings of [`options`], into `out`.
+fn calibrate_cli(data: &Path, out: &Path) -> (Option<i32>, String, String) {
+    ran(recagent()
+        .args([
+            "calibrate",
+            "-q",
+            "--seed",
+            "5",
+            "--dims",
+            "4",
+            "--epochs",
+            "3",
+        ])
+        .args(["--lr", "0.1", "--reg", "0.01", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out))
+}
+
 #[test]
 fn the_file_round_trips_and_is_refused_when_damaged_or_foreign() {
     let t = tempfile::tempdir().unwrap();
     fixture(t.path());
     let file = t.path().join("cal.bin");
-    let (code, out, err) = ran(recagent()
-        .args([
-            "calibrate",
-            "-q",
-            "--seed",
-            "5",
-            "--dims",
-            "4",
-            "--epochs",
-            "3",
-            "--lr",
-            "0.1",
-            "--reg",
-            "0.01",
-            "--data",
-        ])
-        .arg(t.path())
-        .arg("--out")
-        .arg(&file));
+    let (code, out, err) = calibrate_cli(t.path(), &file);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("calibrate: 2 users, 8 interactions"), "{out}");
     let again = t.path().join("again.bin");
-    let (code, _, err) = ran(recagent()
-        .args([
-            "calibrate",
-            "-q",
-            "--seed",
-            "5",
-            "--dims",
-            "4",
-            "--epochs",
-            "3",
-            "--lr",
-            "0.1",
-            "--reg",
-            "0.01",
-            "--data",
-        ])
-        .arg(t.path())
-        .arg("--out")
-        .arg(&again));
+    let (code, _, err) = calibrate_cli(t.path(), &again);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         std::fs::read(&file).unwrap(),

@@ -168,6 +168,17 @@ pub enum FidelityError {
     Calibration(#[from] crate::calibration::CalibrationError),
 }
 
+/// The clock of the protocol's sessions: the default configuration's start and interval (the
+/// page and feel decisions read only its round).
+pub fn session_clock() -> SimClock {
+    let cfg = SimConfig::default();
+    SimClock::new(
+        cfg.start_datetime()
+            .expect("invariant: the default start parses"),
+        cfg.interval,
+    )
+}
+
 /// The round the rating requests are keyed with (page decisions use round `m`).
 pub const RATING_ROUND: u32 = 100;
 
@@ -310,12 +321,7 @@ pub fn run(
             a.memory = Default::default();
         }
     }
-    let cfg = SimConfig::default();
-    let clock = SimClock::new(
-        cfg.start_datetime()
-            .expect("invariant: the default start parses"),
-        cfg.interval,
-    );
+    let clock = session_clock();
     let ctx = Context {
         catalog: &catalog,
         clock: &clock,
