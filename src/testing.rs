@@ -253,3 +253,41 @@ pub(crate) fn obs_text(
     r.text = Some(Arc::from(text));
     (u, r)
 }
+
+/// A catalogue of `n` Drama items `T0..T{n-1}` with ids `0..n`, for decision tests.
+pub fn drama_catalog(n: u32) -> crate::catalog::Catalog {
+    crate::catalog::Catalog::new(
+        (0..n)
+            .map(|i| crate::io::data::ItemRecord {
+                id: i,
+                title: format!("T{i}"),
+                genres: vec!["Drama".into()],
+                description: String::new(),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// A profile named "A", 30 years old, with no traits, interests or features.
+pub fn plain_profile() -> crate::components::Profile {
+    crate::components::Profile {
+        name: "A".into(),
+        gender: "".into(),
+        age: 30,
+        traits: "".into(),
+        status: "".into(),
+        interest: "".into(),
+        features: crate::domain::FeatureSet(0),
+        observations: "".into(),
+    }
+}
+
+/// A clock starting 2023-06-01 08:00 with hour-long rounds.
+pub fn hourly_clock() -> SimClock {
+    let start = chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
+    SimClock::new(start, crate::clock::Interval::Seconds(3600))
+}

@@ -643,38 +643,17 @@ mod tests {
     /// no bias: s = (0, 2, −2), μ = 0, σ = √(8/3), so z(item 1) = 2/√(8/3) ≈ 1.2247.
     #[test]
     fn the_page_decision_watches_the_best_item_above_the_threshold() {
-        use crate::clock::{Interval, SimClock};
-        use crate::components::{Histories, Memory, Profile, Relationships, Taste};
+        use crate::components::{Histories, Memory, Relationships, Taste};
         use crate::decision::offline::{Offline, OfflineModel, OfflineParams};
         use crate::decision::page::{Page, PageAction, PageAsk, WATCH};
         use crate::decision::{Context, Decision, Request, RequestKey};
         use crate::ids::{ItemId, UserId};
-        use crate::io::data::ItemRecord;
-        let cat = Catalog::new(
-            (0..3)
-                .map(|i| ItemRecord {
-                    id: i,
-                    title: format!("T{i}"),
-                    genres: vec!["Drama".into()],
-                    description: String::new(),
-                })
-                .collect(),
-        )
-        .unwrap();
+        let cat = crate::testing::drama_catalog(3);
         let target = vec![0.0f32, 2.0, -2.0];
         let bias = vec![0.0f32; 3];
         let mut model = tiny(Moments::of(&target, &bias, 1), target, bias);
         model.history = vec![1.0, 0.0, 0.0];
-        let profile = Profile {
-            name: "A".into(),
-            gender: "".into(),
-            age: 30,
-            traits: "".into(),
-            status: "".into(),
-            interest: "".into(),
-            features: FeatureSet(0),
-            observations: "".into(),
-        };
+        let profile = crate::testing::plain_profile();
         let (taste, contacts, memory) = (
             Taste::default(),
             Relationships::default(),
@@ -692,11 +671,7 @@ mod tests {
             contacts: &contacts,
             memory: &memory,
         };
-        let start = chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
-            .unwrap()
-            .and_hms_opt(8, 0, 0)
-            .unwrap();
-        let clock = SimClock::new(start, Interval::Seconds(3600));
+        let clock = crate::testing::hourly_clock();
         let ctx = Context {
             catalog: &cat,
             clock: &clock,

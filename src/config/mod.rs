@@ -713,6 +713,16 @@ impl SimConfig {
         }
     }
 
+    /// `llm_options.prompt_dir` resolved against the config's folder; `None` when unset or
+    /// empty (the embedded templates).
+    pub fn prompt_dir(&self) -> Option<PathBuf> {
+        self.llm_options
+            .prompt_dir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| self.resolve(p))
+    }
+
     /// True when the data paths point into the embedded demo data set.
     pub fn is_embedded(&self) -> bool {
         self.base_dir.as_os_str() == EMBEDDED_BASE

@@ -473,41 +473,16 @@ mod tests {
     /// added to U_i, so hearing raises the choice probability, and less so as it ages.
     #[test]
     fn heard_signal_raises_watch_probability_and_decays() {
-        use crate::clock::{Interval, SimClock};
-        use crate::components::{Histories, Memory, Profile, Relationships, Taste};
+        use crate::components::{Histories, Memory, Relationships, Taste};
         use crate::decision::{AgentView, Context, RequestKey};
         use crate::ids::UserId;
-        use crate::io::data::ItemRecord;
-        let cat = Catalog::new(
-            (0..2)
-                .map(|i| ItemRecord {
-                    id: i,
-                    title: format!("T{i}"),
-                    genres: vec!["Drama".into()],
-                    description: String::new(),
-                })
-                .collect(),
-        )
-        .unwrap();
-        let profile = Profile {
-            name: "A".into(),
-            gender: "".into(),
-            age: 30,
-            traits: "".into(),
-            status: "".into(),
-            interest: "".into(),
-            features: FeatureSet(0),
-            observations: "".into(),
-        };
+        let cat = crate::testing::drama_catalog(2);
+        let profile = crate::testing::plain_profile();
         let taste = Taste::default();
         let (contacts, memory) = (Relationships::default(), Memory::default());
         let params = crate::decision::OfflineParams::default();
         let p = &params;
-        let start = chrono::NaiveDate::from_ymd_opt(2023, 6, 1)
-            .unwrap()
-            .and_hms_opt(8, 0, 0)
-            .unwrap();
-        let mut clock = SimClock::new(start, Interval::Seconds(3600));
+        let mut clock = crate::testing::hourly_clock();
         clock.round = 7;
         let items = [ItemId(0), ItemId(1)];
         let n = 40_000u16;

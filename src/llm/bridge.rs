@@ -112,11 +112,7 @@ impl LlmBackend {
         kinds: &DecisionKinds,
     ) -> Result<Prompts, LlmSetupError> {
         let o = &cfg.llm_options;
-        let dir = o
-            .prompt_dir
-            .as_deref()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(|p| cfg.resolve(p));
+        let dir = cfg.prompt_dir();
         Ok(Prompts::load(
             dir.as_deref(),
             names,
@@ -336,12 +332,7 @@ impl LlmBackend {
         cfg: &SimConfig,
         kinds: &DecisionKinds,
     ) -> Result<(), LlmSetupError> {
-        let dir = cfg
-            .llm_options
-            .prompt_dir
-            .as_deref()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(|p| cfg.resolve(p));
+        let dir = cfg.prompt_dir();
         self.prompts
             .add_templates(dir.as_deref(), kinds.words_templates())?;
         Ok(())

@@ -112,12 +112,7 @@ pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
                 .into_iter()
                 .collect::<std::collections::BTreeMap<_, _>>(),
         );
-        let dir = cfg
-            .llm_options
-            .prompt_dir
-            .as_deref()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(|p| cfg.resolve(p));
+        let dir = cfg.prompt_dir();
         let kinds = sim
             .world()
             .get_resource::<DecisionKinds>()
