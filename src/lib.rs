@@ -23,6 +23,7 @@ pub mod decision;
 pub mod domain;
 pub mod embed;
 pub mod ids;
+pub mod intervention;
 pub mod io;
 pub mod llm;
 pub mod memory;
@@ -60,6 +61,7 @@ impl bevy_app::Plugin for SimPlugins {
             systems::record::RecordPlugin,
             systems::metrics::MetricsPlugin,
             analysis::report::ReportPlugin,
+            intervention::InterventionPlugin,
         ));
     }
 }

@@ -72,6 +72,13 @@ impl Settings for ActivationSettings {
         "active_method",
         "activity levels are drawn at the start of a run",
     )];
+    const LIVE: &'static [&'static str] = &["active_prob"];
+    /// The agents' activity levels follow the new `active_prob`: every level becomes it
+    /// (`random`), or the levels are drawn again with the new shape from the same per-agent
+    /// streams (`sample`, `marginal`); the idle counts stay.
+    fn on_change(world: &mut World) {
+        set_activity_levels(world, false);
+    }
     fn validate(&self) -> Result<(), (String, String)> {
         if self.active_prob > 0.0 {
             check_range("active_prob", self.active_prob, ..=1.0, "(0, 1]")
@@ -175,6 +182,11 @@ pub fn activity_levels(seed: u64, ids: &[UserId], shape: f64) -> Vec<f32> {
 
 /// Sets every agent's [`Activity`] level: `active_prob` (`random`) or its Pareto level.
 fn init_activity(world: &mut World) {
+    set_activity_levels(world, true);
+}
+
+/// Sets every agent's activity level from the settings; `reset_idle`: the idle counts start at 0.
+fn set_activity_levels(world: &mut World, reset_idle: bool) {
     let s = world.resource::<ActivationSettings>().clone();
     let seed = world.resource::<SimConfig>().seed;
     let roster = world.resource::<Roster>().clone();
@@ -187,10 +199,10 @@ fn init_activity(world: &mut World) {
     let mut q = world.query::<&mut Activity>();
     for (&e, level) in roster.entities.iter().zip(levels) {
         if let Ok(mut a) = q.get_mut(world, e) {
-            *a = Activity {
-                level,
-                idle_rounds: 0,
-            };
+            a.level = level;
+            if reset_idle {
+                a.idle_rounds = 0;
+            }
         }
     }
 }

@@ -48,6 +48,8 @@ impl Default for RecommendSettings {
 
 impl Settings for RecommendSettings {
     const SECTION: Option<&'static str> = None;
+    // Read when each page is built.
+    const LIVE: &'static [&'static str] = &["page_size", "rec_random_k"];
     fn validate(&self) -> Result<(), (String, String)> {
         check_range("page_size", self.page_size, 1..=50, "1..=50")?;
         if self.rec_random_k >= self.page_size {

@@ -53,6 +53,13 @@ pub trait Settings: Resource + Clone + Default + Serialize + DeserializeOwned {
     /// Keys (fields, without the section prefix) that cannot change when a run is resumed or
     /// branched, each with the reason shown to the user.
     const FIXED: &'static [(&'static str, &'static str)] = &[];
+    /// Keys (fields, without the section prefix) that may change between two rounds of a
+    /// running simulation ([`crate::intervention`]'s settings change): the plugin reads them
+    /// afresh every round, or [`Settings::on_change`] brings its state in line.
+    const LIVE: &'static [&'static str] = &[];
+    /// Called after one of [`Settings::LIVE`] changed mid-run (the new settings are in the
+    /// world): derived state follows them. Default: nothing.
+    fn on_change(_world: &mut World) {}
     /// Checks ranges and cross-field rules; `Err((field, message))` names the field (without
     /// the section prefix) and the allowed range.
     ///
@@ -71,7 +78,12 @@ pub struct SettingsEntry {
     pub keys: Vec<String>,
     /// [`Settings::FIXED`].
     pub fixed: &'static [(&'static str, &'static str)],
+    /// [`Settings::LIVE`].
+    pub live: &'static [&'static str],
     to_json: fn(&World) -> serde_json::Value,
+    /// Resolves the settings from a configuration, puts them in the world and calls
+    /// [`Settings::on_change`].
+    reload: fn(&mut World, &SimConfig) -> Result<(), ConfigError>,
 }
 
 /// The registered settings (a world resource).
@@ -95,6 +107,58 @@ impl SettingsRegistry {
             };
             e.fixed.iter().find(|(k, _)| *k == field).map(|(_, r)| *r)
         })
+    }
+
+    /// True when `key` (top level, or `section.field`) is one of a registered settings'
+    /// [`Settings::LIVE`] keys.
+    pub fn is_live(&self, key: &str) -> bool {
+        self.entry_of(key)
+            .is_some_and(|(e, field)| e.live.contains(&field))
+    }
+
+    /// Every live key, as written in a configuration (`section.field` for sections), sorted.
+    pub fn live_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .entries
+            .iter()
+            .flat_map(|e| {
+                e.live.iter().map(move |k| match e.section {
+                    Some(s) => format!("{s}.{k}"),
+                    None => (*k).to_string(),
+                })
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The entry claiming `key`, and the field `key` names in it.
+    fn entry_of<'k>(&self, key: &'k str) -> Option<(&SettingsEntry, &'k str)> {
+        self.entries.iter().find_map(|e| match e.section {
+            Some(s) => {
+                let field = key.strip_prefix(s)?.strip_prefix('.')?;
+                Some((e, field))
+            }
+            None => e.keys.iter().any(|k| k == key).then_some((e, key)),
+        })
+    }
+
+    /// Reloads, from `cfg`, the settings that claim the live key `key` (see
+    /// [`SettingsRegistry::is_live`]); `Ok(false)` when no registered settings claim it live.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key when `cfg`'s value is refused by the settings'
+    /// check (the world is then unchanged).
+    pub fn reload_live(world: &mut World, key: &str, cfg: &SimConfig) -> Result<bool, ConfigError> {
+        let reload = world.get_resource::<SettingsRegistry>().and_then(|r| {
+            r.entry_of(key)
+                .filter(|(e, field)| e.live.contains(field))
+                .map(|(e, _)| e.reload)
+        });
+        match reload {
+            Some(f) => f(world, cfg).map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// `core` (a configuration as JSON) with every registered settings' resolved values added:
@@ -123,9 +187,16 @@ impl SettingsRegistry {
             section: S::SECTION,
             keys,
             fixed: S::FIXED,
+            live: S::LIVE,
             to_json: |w| {
                 w.get_resource::<S>()
                     .map_or(serde_json::Value::Null, crate::config::json_as_written)
+            },
+            reload: |w, cfg| {
+                let (s, _) = resolve::<S>(cfg)?;
+                w.insert_resource(s);
+                S::on_change(w);
+                Ok(())
             },
         });
     }

@@ -567,6 +567,7 @@ pub fn run_files(outputs: &OutputPaths, checkpoints: &Path) -> Vec<PathBuf> {
         outputs.messages_stream(),
         outputs.interactions.clone(),
         beside_interactions.join("metrics.csv"),
+        beside_interactions.join(crate::intervention::LOG_FILE),
         outputs.log.clone(),
         dir.join("report.html"),
     ];
@@ -714,6 +715,41 @@ fn build_recommender(
     ),
     SimError,
 > {
+    let model = configured_model(cfg, catalog, world);
+    let roster = world.resource::<Roster>();
+    let n_agents = roster.len();
+    let Some(path) = cfg
+        .rec_init_path
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok((model, InteractionLog::new(n_agents, catalog.len()), None));
+    };
+    let records = crate::recommender::load_initial(&cfg.resolve(path))?;
+    let warm = crate::recommender::map_initial(
+        &records,
+        n_agents,
+        |u| roster.index_of(UserId(u)),
+        |i| catalog.index_of(ItemId(i)),
+    );
+    if warm.report.unknown_items > 0 {
+        tracing::warn!(path = %path.display(), unknown_items = warm.report.unknown_items, "warm start: interactions with item ids not in the catalogue dropped");
+    }
+    tracing::info!(report = ?warm.report, "warm start loaded");
+    let mut log = InteractionLog::new(n_agents + warm.n_background, catalog.len());
+    for &(u, i, r) in &warm.pairs {
+        log.add_initial(u, i, r);
+    }
+    Ok((model, log, Some(warm.report)))
+}
+
+/// A fresh, unfitted model of the configured `rec_model` with the configured training
+/// parameters (the content model's prior from the agents' tastes in `world`).
+pub(crate) fn configured_model(
+    cfg: &SimConfig,
+    catalog: &Catalog,
+    world: &bevy_ecs::world::World,
+) -> Box<dyn Recommender> {
     let roster = world.resource::<Roster>();
     let params = TrainParams {
         dim: cfg.embedding_size as usize,
@@ -723,7 +759,7 @@ fn build_recommender(
         seed: cfg.seed,
         ..TrainParams::default()
     };
-    let model: Box<dyn Recommender> = match cfg.rec_model {
+    match cfg.rec_model {
         RecModel::Random => Box::new(RandomRec::default()),
         RecModel::Popularity => Box::new(Popularity::default()),
         RecModel::MF => Box::new(Mf::new(TrainParams {
@@ -764,29 +800,5 @@ fn build_recommender(
         RecModel::External => {
             Box::new(External::new(cfg.rec_external_url.as_deref().unwrap_or("")))
         }
-    };
-    let n_agents = roster.len();
-    let Some(path) = cfg
-        .rec_init_path
-        .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-    else {
-        return Ok((model, InteractionLog::new(n_agents, catalog.len()), None));
-    };
-    let records = crate::recommender::load_initial(&cfg.resolve(path))?;
-    let warm = crate::recommender::map_initial(
-        &records,
-        n_agents,
-        |u| roster.index_of(UserId(u)),
-        |i| catalog.index_of(ItemId(i)),
-    );
-    if warm.report.unknown_items > 0 {
-        tracing::warn!(path = %path.display(), unknown_items = warm.report.unknown_items, "warm start: interactions with item ids not in the catalogue dropped");
     }
-    tracing::info!(report = ?warm.report, "warm start loaded");
-    let mut log = InteractionLog::new(n_agents + warm.n_background, catalog.len());
-    for &(u, i, r) in &warm.pairs {
-        log.add_initial(u, i, r);
-    }
-    Ok((model, log, Some(warm.report)))
 }

@@ -75,7 +75,8 @@ impl Plugin for CorePlugin {
     }
 }
 
-fn begin_round(mut clock: ResMut<SimClock>) {
+/// Advances the clock to the next round (the first system of every round).
+pub fn begin_round(mut clock: ResMut<SimClock>) {
     clock.round += 1;
 }
 

@@ -141,6 +141,16 @@ impl RoundLog {
             content,
         });
     }
+    /// Records a system message (`agent_id` -1), e.g. a setting changed between rounds.
+    pub fn say_system(&mut self, action: &'static str, content: String) {
+        if self.enabled {
+            self.messages.push(MessageRecord {
+                agent_id: -1,
+                action,
+                content,
+            });
+        }
+    }
     /// Records that `item` was shown to `user` (once per round and pair).
     pub fn shown(&mut self, user: UserId, item: ItemId) {
         let n = self.interactions.len();

@@ -15,6 +15,7 @@ mod fidelity;
 mod fuzz;
 mod golden;
 mod hybrid;
+mod intervention;
 mod lifecycle;
 mod llm_bridge;
 mod llm_mock;
