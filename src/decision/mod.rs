@@ -27,6 +27,7 @@ pub mod compress;
 pub mod feel;
 pub mod importance;
 pub mod insight;
+pub mod interview;
 pub mod page;
 pub mod post;
 pub mod reflect_insights;
@@ -376,6 +377,7 @@ impl bevy_app::Plugin for BuiltinDecisions {
         k.add::<insight::Insight>();
         k.add::<reflect_topic::ReflectTopic>();
         k.add::<reflect_insights::ReflectInsights>();
+        k.add::<interview::Interview>();
     }
 }
 
@@ -430,9 +432,16 @@ mod structured_tests {
         use super::compress::Compress;
         use super::importance::Importance;
         use super::insight::Insight;
+        use super::interview::Interview;
         use super::post::Post;
         use super::reflect_topic::ReflectTopic;
         conforms::<Top>(&(), json!({"action": "SOCIAL"}), TopAction::Social);
+        let answer = json!({"answer": "Mostly comedies; <Heat (1995)> was great."});
+        conforms::<Interview>(
+            &(),
+            answer,
+            "Mostly comedies; <Heat (1995)> was great.".into(),
+        );
         let page = PageSpec {
             titles: vec!["Babe (1995)".into(), "Heat (1995)".into()],
             can_search: true,

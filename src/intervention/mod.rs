@@ -10,14 +10,14 @@
 //! other decision (answered by the behaviour backend, in the transcript, replayed by key).
 //!
 //! Every applied intervention is kept (checkpoint part `interventions`) and written, in the order
-//! applied, to `interventions.jsonl` beside `interaction.csv`. A run configured with
+//! applied, to `interventions.jsonl` beside `interaction.csv` (created with the first one). A run configured with
 //! `interventions: {replay: <that file>}` applies them again at the same boundaries, so a session
 //! is reproduced from its seed, its transcript (for an LLM backend) and its intervention log.
 //!
 //! What each kind does:
 //! - `message`: the text goes into the agent's memory (an observation of importance 8,
 //!   `"<name> received a message: <text>"`) and the messages output (action `MESSAGE`).
-//! - `interview`: the [`interview::Interview`] decision answers; question and answer go into
+//! - `interview`: the [`crate::decision::interview`] decision answers; question and answer go into
 //!   the agent's memory and the messages output (action `INTERVIEW`); the answer is returned.
 //! - `profile`: age, gender, traits, occupation and interests, validated; the liked genres are
 //!   derived again from the interests. The name cannot change (chats are parsed by name).
@@ -25,8 +25,6 @@
 //!   interactions so far) and every plugin setting marked live
 //!   ([`crate::plugin::Settings::LIVE`]: `page_size`, `rec_random_k`, `active_prob`). Any other key
 //!   is refused with the reason.
-
-pub mod interview;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -41,17 +39,14 @@ use crate::catalog::Catalog;
 use crate::clock::SimClock;
 use crate::components::{ObservationKind, Profile};
 use crate::config::{ConfigError, RecModel, SimConfig};
-use crate::decision::{Context, Phase, Request};
+use crate::decision::interview::{self, Interview};
+use crate::decision::{Context, Request};
 use crate::ids::UserId;
 use crate::io::output::{write_atomic, FileError, OutputSink};
 use crate::plugin::{CheckpointPart, Counter, Settings, SettingsRegistry, SimApp};
 use crate::sim::{view, AgentData, OutputError, PendingObservations, RecState, RoundLog, Sim};
 use crate::sim::{SimError, SimOutputs, SimPhase, SimTick};
 use crate::world::Roster;
-use interview::Interview;
-
-/// The phase of interview requests (their transcript keys).
-pub const INTERVIEW: Phase = Phase::new("Interview", 7);
 
 /// The intervention log's file name (beside `interaction.csv`).
 pub const LOG_FILE: &str = "interventions.jsonl";
@@ -203,7 +198,6 @@ pub struct InterventionPlugin;
 impl Plugin for InterventionPlugin {
     fn build(&self, app: &mut App) {
         app.add_settings::<InterventionSettings>()
-            .add_decision::<Interview>()
             .add_counters("interventions", &[APPLIED, REPLAY_FAILED])
             .init_resource::<InterventionState>()
             .checkpoint_part(InterventionPart)
@@ -266,7 +260,12 @@ fn load_replay(world: &mut World) {
     }
 }
 
+/// Writes the log when the run starts with interventions applied already (a resume); a run
+/// without interventions has no log file.
 fn write_log_system(world: &mut World) {
+    if world.resource::<InterventionState>().applied.is_empty() {
+        return;
+    }
     if let Err(e) = write_log(world) {
         world.resource_mut::<OutputError>().0 = Some(SimError::File(e));
     }
@@ -654,7 +653,18 @@ impl CheckpointPart for InterventionPart {
                 patch_profile(world, e, patch).map_err(|e| e.to_string())?;
             }
         }
+        let none = applied.is_empty();
         world.resource_mut::<InterventionState>().applied = applied;
+        if none {
+            // The log of rounds after the checkpoint (a resumed run runs them again).
+            if let Some(sink) = world.get_resource::<OutputSink>() {
+                let path = log_path(sink);
+                if path.is_file() {
+                    std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+            }
+            return Ok(());
+        }
         write_log(world).map_err(|e| e.to_string())
     }
 }

@@ -1,5 +1,6 @@
-//! The interview: a question put to one agent between two rounds (the web demo's and the Python
-//! API's `interview`), answered through the behaviour backend like any decision.
+//! The interview: a question put to one agent between two rounds ([`crate::intervention`]: the
+//! web demo's and the Python API's `interview`), answered through the behaviour backend like any
+//! decision.
 //!
 //! - Prompt `interview.txt` (the shared context, the question); answer one line
 //!   `ANSWER: <text>` (or `{"answer": text}` with structured output).
@@ -8,11 +9,14 @@
 //!   likes and the best-rated movie it watched lately.
 //! - Fallback: "I would rather not say."
 
-use super::INTERVIEW;
+use super::offline::{affinity, first_name, opinion, Offline};
+use super::parse::{json_object, json_str, mentions, one_line, ParseError};
+use super::{schema, Decision, Phase, PromptVars, Request};
 use crate::catalog::Catalog;
-use crate::decision::offline::{affinity, first_name, opinion, Offline};
-use crate::decision::parse::{json_object, json_str, mentions, one_line, ParseError};
-use crate::decision::{schema, Decision, Phase, PromptVars, Request};
+
+/// The phase of interview requests (their transcript keys; asked between rounds, see
+/// [`crate::intervention`]).
+pub const INTERVIEW: Phase = Phase::new("Interview", 16);
 
 /// The interview decision kind.
 pub struct Interview;
