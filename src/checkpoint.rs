@@ -481,7 +481,8 @@ pub fn check_branch_key(key: &str) -> Result<(), CheckpointError> {
 }
 
 /// The difference between two sets of part names, in words (empty when equal).
-fn parts_difference(checkpoint: &[String], here: &[String]) -> String {
+/// `optional`: parts of `here` a checkpoint may lack.
+fn parts_difference(checkpoint: &[String], here: &[String], optional: &[String]) -> String {
     let missing: Vec<&str> = checkpoint
         .iter()
         .filter(|n| !here.contains(n))
@@ -489,7 +490,7 @@ fn parts_difference(checkpoint: &[String], here: &[String]) -> String {
         .collect();
     let extra: Vec<&str> = here
         .iter()
-        .filter(|n| !checkpoint.contains(n))
+        .filter(|n| !checkpoint.contains(n) && !optional.contains(n))
         .map(String::as_str)
         .collect();
     let mut out = Vec::new();
@@ -515,11 +516,11 @@ fn parts_difference(checkpoint: &[String], here: &[String]) -> String {
 /// [`CheckpointError::Part`] for a part that could not be read.
 pub fn restore(sim: &mut Sim, state: State) -> Result<(), CheckpointError> {
     let world = sim.world_mut();
-    let here = world
+    let (here, optional) = world
         .get_resource::<CheckpointParts>()
-        .map(CheckpointParts::names)
+        .map(|p| (p.names(), p.optional_names()))
         .unwrap_or_default();
-    let difference = parts_difference(&state.names(), &here);
+    let difference = parts_difference(&state.names(), &here, &optional);
     if !difference.is_empty() {
         return Err(CheckpointError::Parts {
             path: "checkpoint".into(),
@@ -528,7 +529,11 @@ pub fn restore(sim: &mut Sim, state: State) -> Result<(), CheckpointError> {
     }
     world.resource_scope(
         |world, parts: bevy_ecs::change_detection::Mut<CheckpointParts>| {
-            for ((name, bytes), p) in state.parts.iter().zip(parts.iter()) {
+            // By name: a part the checkpoint lacks (allowed above) keeps the built state.
+            for p in parts.iter() {
+                let Some((name, bytes)) = state.parts.iter().find(|(n, _)| n == p.name()) else {
+                    continue;
+                };
                 p.restore(world, bytes)
                     .map_err(|message| CheckpointError::Part {
                         part: name.clone(),
@@ -717,7 +722,11 @@ pub fn resume_with(
             });
         }
     }
-    let difference = parts_difference(&header.parts, &prepared.checkpoint_parts());
+    let difference = parts_difference(
+        &header.parts,
+        &prepared.checkpoint_parts(),
+        &prepared.optional_checkpoint_parts(),
+    );
     if !difference.is_empty() {
         return Err(CheckpointError::Parts {
             path: path.display().to_string(),
@@ -918,4 +927,32 @@ pub fn resume_with(
         e => e,
     })?;
     Ok((sim, header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parts_difference;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn a_checkpoint_may_lack_only_the_optional_parts() {
+        let ckpt = names(&["clock", "memory"]);
+        let here = names(&["clock", "interventions", "memory"]);
+        assert_eq!(
+            parts_difference(&ckpt, &here, &names(&["interventions"])),
+            ""
+        );
+        assert_eq!(
+            parts_difference(&ckpt, &here, &[]),
+            "this simulation registers interventions that the checkpoint lacks (it was written without that plugin)"
+        );
+        // Optional or not, a part the checkpoint holds must be registered here.
+        assert_eq!(
+            parts_difference(&here, &ckpt, &names(&["interventions"])),
+            "it holds interventions that no plugin of this simulation registers (resume with the plugins of the checkpointed run)"
+        );
+    }
 }

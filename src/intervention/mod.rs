@@ -642,6 +642,10 @@ impl CheckpointPart for InterventionPart {
     fn name(&self) -> &str {
         "interventions"
     }
+    // Checkpoints written before interventions existed hold none.
+    fn absent_ok(&self) -> bool {
+        true
+    }
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
         crate::plugin::parts::encode(&world.resource::<InterventionState>().applied)
     }

@@ -30,6 +30,12 @@ pub trait CheckpointPart: Send + Sync + 'static {
     /// # Errors
     /// A message saying what could not be read.
     fn restore(&self, world: &mut World, bytes: &[u8]) -> Result<(), String>;
+    /// True when a checkpoint may lack this part: one written before the part existed (a
+    /// shipped plugin that gained state later) is resumed with the world as the plugin built it.
+    /// Default: false (a checkpoint without the part is refused).
+    fn absent_ok(&self) -> bool {
+        false
+    }
 }
 
 /// The registered parts (a world resource), sorted by name.
@@ -55,6 +61,14 @@ impl CheckpointParts {
     /// The names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.parts.iter().map(|p| p.name().to_string()).collect()
+    }
+    /// The names of the parts a checkpoint may lack ([`CheckpointPart::absent_ok`]), sorted.
+    pub fn optional_names(&self) -> Vec<String> {
+        self.parts
+            .iter()
+            .filter(|p| p.absent_ok())
+            .map(|p| p.name().to_string())
+            .collect()
     }
 }
 

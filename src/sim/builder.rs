@@ -385,6 +385,16 @@ impl Prepared {
             .unwrap_or_default()
     }
 
+    /// The names of the checkpoint parts a checkpoint may lack
+    /// ([`crate::plugin::CheckpointPart::absent_ok`]).
+    pub fn optional_checkpoint_parts(&self) -> Vec<String> {
+        self.app
+            .world()
+            .get_resource::<crate::plugin::CheckpointParts>()
+            .map(crate::plugin::CheckpointParts::optional_names)
+            .unwrap_or_default()
+    }
+
     /// The registered decision kinds.
     pub fn decision_kinds(&self) -> DecisionKinds {
         self.app
