@@ -308,10 +308,17 @@ impl Engine {
         let round = self.sim.round();
         let mut now: BTreeMap<u32, AgentState> = BTreeMap::new();
         for m in messages.iter().filter(|m| m.round == round) {
-            if let (Ok(id), Some(s)) = (u32::try_from(m.agent_id), AgentState::of_action(&m.action))
-            {
+            let Ok(id) = u32::try_from(m.agent_id) else {
+                continue;
+            };
+            if let Some(s) = AgentState::of_message(&m.action, &m.content) {
                 let e = now.entry(id).or_default();
                 *e = (*e).max(s);
+                if s == AgentState::Chatting {
+                    if let Some(p) = AgentState::chat_partner(&m.content) {
+                        now.insert(p, AgentState::Chatting);
+                    }
+                }
             }
         }
         let ids: Vec<u32> = self.graph.nodes.iter().map(|n| n.id).collect();

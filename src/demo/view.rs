@@ -33,15 +33,27 @@ pub enum AgentState {
 }
 
 impl AgentState {
-    /// The state a round's message action implies (`None`: it says nothing about the state).
-    pub fn of_action(action: &str) -> Option<Self> {
+    /// The state a line of the messages output implies for its agent (`None`: it says nothing
+    /// about the state): a chat it started, a post it wrote (not one it read), a watch, a visit
+    /// to the recommender.
+    pub fn of_message(action: &str, content: &str) -> Option<Self> {
         Some(match action {
-            "CHAT" => Self::Chatting,
-            "POST" => Self::Posting,
+            "CHAT" if content.contains(" is chatting with ") => Self::Chatting,
+            "POST" if !content.contains(" observes that ") && content.contains(" posts: ") => {
+                Self::Posting
+            }
             "WATCH" => Self::Watching,
-            "RECOMMENDER" | "LEAVE" | "SEARCH" | "NEXT" => Self::Browsing,
+            "RECOMMENDER" if content.contains(" watches <") => Self::Watching,
+            "RECOMMENDER" | "LEAVE" => Self::Browsing,
             _ => return None,
         })
+    }
+
+    /// The partner's id of a chat line `A is chatting with B (id).`.
+    pub fn chat_partner(content: &str) -> Option<u32> {
+        let (_, rest) = content.split_once(" is chatting with ")?;
+        let open = rest.rfind('(')?;
+        rest[open + 1..].split(')').next()?.parse().ok()
     }
 }
 

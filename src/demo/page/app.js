@@ -58,7 +58,7 @@ function setGraph(g) {
   fitView(); requestAnimationFrame(tick);
 }
 function layoutStep() {
-  const n = S.nodes.length, x = G.x, y = G.y, vx = G.vx, vy = G.vy, k = 30, rep = k * k * 0.9;
+  const n = S.nodes.length, x = G.x, y = G.y, vx = G.vx, vy = G.vy, k = n <= 100 ? 55 : 30, rep = k * k * 0.9;
   for (let i = 0; i < n; i++) {
     let fx = -x[i] * 0.012, fy = -y[i] * 0.012;
     for (let j = 0; j < n; j++) {
@@ -267,8 +267,8 @@ function showStats(st) {
   const rows = [['Agents', st.agents], ['Items', st.items], ['Watches', st.interactions], ['Active (last)', st.active_agents], ['Chats', st.chats], ['Posts', st.posts]];
   $('stats-numbers').innerHTML = rows.map(([k, v]) => `<span>${k}</span><b>${v}</b>`).join('');
   const li = (t) => `<li title="${esc(t.title)}">${esc(t.title)} <span class="muted">(${t.count})</span></li>`;
-  $('top-watched').innerHTML = st.most_watched.map(li).join('') || '<li class="muted">–</li>';
-  $('top-heard').innerHTML = st.most_talked_about.map(li).join('') || '<li class="muted">–</li>';
+  $('top-watched').innerHTML = st.most_watched.slice(0, 4).map(li).join('') || '<li class="muted">–</li>';
+  $('top-heard').innerHTML = st.most_talked_about.slice(0, 4).map(li).join('') || '<li class="muted">–</li>';
   drawCharts();
 }
 function chart(id, values, color, fixedMax) {
@@ -320,4 +320,6 @@ function connect() {
   es.addEventListener('intervention', (e) => { const d = JSON.parse(e.data); if (d.intervention.kind === 'profile' && d.intervention.agent === S.selected) select(S.selected); });
   es.addEventListener('error', (e) => { if (e.data) toast(JSON.parse(e.data).error); });
 }
+// For the browser test: where agent `id` is drawn, in page coordinates.
+window.demoNodePos = (id) => { const n = S.byId.get(id), r = G.canvas.getBoundingClientRect(); return n ? [r.left + G.x[n.i] * G.scale + G.ox, r.top + G.y[n.i] * G.scale + G.oy] : null; };
 loadAll().then(connect).catch((e) => toast('cannot load: ' + e.message));
