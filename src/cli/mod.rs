@@ -185,7 +185,10 @@ fn demo(a: DemoArgs) -> Result<()> {
     if server.token.is_some() && a.token.is_none() {
         say!("(the token was generated for this session: requests that change state need it)");
     }
-    say!("outputs in {}; Ctrl-C stops", paths.messages.parent().unwrap_or(Path::new(".")).display());
+    say!(
+        "outputs in {}; Ctrl-C stops",
+        paths.messages.parent().unwrap_or(Path::new(".")).display()
+    );
     while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -180,19 +180,15 @@ async fn events(State(st): State<AppState>) -> Sse<impl Stream<Item = Result<Eve
     let first =
         futures::stream::once(async move { Ok(Event::default().event("hello").data(hello)) });
     let rest = futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    let e = Event::default().event(ev.0.clone()).data(ev.1.clone());
-                    return Some((Ok(e), rx));
-                }
-                // A slow page missed events: it reloads the state.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    return Some((Ok(Event::default().event("resync").data("{}")), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        let e = match rx.recv().await {
+            Ok(ev) => Event::default().event(ev.0.clone()).data(ev.1.clone()),
+            // A slow page missed events: it reloads the state.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                Event::default().event("resync").data("{}")
             }
-        }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(e), rx))
     });
     use futures::StreamExt as _;
     Sse::new(first.chain(rest)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
