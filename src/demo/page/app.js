@@ -281,7 +281,7 @@ function chart(id, values, color, fixedMax) {
   const max = fixedMax || Math.max(...pts.map((p) => p[1])) * 1.1 || 1, n = values.length;
   const X = (i) => 26 + (n <= 1 ? 0.5 : i / (n - 1)) * (r.width - 32), Y = (v) => r.height - 12 - v / max * (r.height - 18);
   c.fillText(max >= 10 ? Math.round(max) : max.toFixed(1), 0, 10); c.fillText('0', 12, r.height - 12);
-  c.fillText('r1', 24, r.height - 1); if (n > 1) c.fillText('r' + n, r.width - 18, r.height - 1);
+  c.fillText('r1', 24, r.height - 1); if (n > 1) { const t = 'r' + n; c.fillText(t, r.width - 2 - c.measureText(t).width, r.height - 1); }
   c.strokeStyle = color; c.lineWidth = 1.8; c.beginPath(); pts.forEach(([i, v], k) => (k ? c.lineTo(X(i), Y(v)) : c.moveTo(X(i), Y(v)))); c.stroke();
   c.fillStyle = color; for (const [i, v] of pts) { c.beginPath(); c.arc(X(i), Y(v), 2.2, 0, 6.2832); c.fill(); }
 }
