@@ -20,6 +20,7 @@ pub mod clock;
 pub mod components;
 pub mod config;
 pub mod decision;
+pub mod demo;
 pub mod domain;
 pub mod embed;
 pub mod ids;

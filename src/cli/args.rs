@@ -120,6 +120,48 @@ pub(crate) enum Command {
     /// users, training data only, every hyper-parameter chosen on the valid split; writes a
     /// versioned, checksummed file for `offline.calibration` and `fidelity --calibration`.
     Calibrate(analysis::CalibrateArgs),
+    /// Start the web demo: the simulation in the browser (Start, Pause, Step, Reset; the
+    /// relationship graph, agent cards, the event log, statistics; interventions, interviews
+    /// and role play). Prints the URL; Ctrl-C stops it.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Configuration file (YAML; RecAgent's keys are accepted).
+    #[arg(long = "config-file", visible_alias = "config", short = 'c')]
+    pub(crate) config_file: Option<PathBuf>,
+    /// Messages output. Default: <output_dir>/messages.jsonl.
+    #[arg(long = "output-file", short = 'o')]
+    pub(crate) output_file: Option<PathBuf>,
+    /// Log file. Default: <output_dir>/run.log.
+    #[arg(long = "log-file", short = 'l')]
+    pub(crate) log_file: Option<PathBuf>,
+    /// Directory for the default output files (overrides `output_dir`).
+    #[arg(long = "output-dir")]
+    pub(crate) output_dir: Option<PathBuf>,
+    /// Address to listen on; any address but a loopback one needs a token.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 7861)]
+    pub(crate) port: u16,
+    /// Token for requests that change state (generated and printed for a non-loopback host
+    /// when not given).
+    #[arg(long)]
+    pub(crate) token: Option<String>,
+    /// Seconds a role-played agent waits for the person's answer before its own backend decides.
+    #[arg(long = "roleplay-timeout", default_value_t = 60)]
+    pub(crate) roleplay_timeout: u64,
+    /// A role-play log (`roleplay.jsonl` of an earlier session) whose answers are given again.
+    #[arg(long = "roleplay-replay")]
+    pub(crate) roleplay_replay: Option<PathBuf>,
+    /// Any config key, as KEY=VALUE in YAML syntax (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Replace an earlier run in the output folder.
+    #[arg(long)]
+    pub(crate) overwrite: bool,
 }
 
 #[derive(Args)]

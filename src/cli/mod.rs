@@ -27,7 +27,7 @@ use recagent::config::SimConfig;
 use recagent::io::output::{absolute, tidy_relative, OutputPaths};
 use recagent::sim::{CheckpointPolicy, Lineage, ManifestGuard, RunEnd, Sim};
 
-use args::{Command, ReportArgs, ReportFormat, RunArgs};
+use args::{Command, DemoArgs, ReportArgs, ReportFormat, RunArgs};
 use log::{init_log, open_log};
 use summary::{round_span, rounds_word, Start};
 
@@ -142,6 +142,58 @@ fn run(a: RunArgs) -> Result<()> {
         .build()?;
     open_log(&paths.log, false)?;
     drive(sim, &paths, ckpt_dir, a.quiet, started, Start::New)
+}
+
+/// `recagent demo`: builds the world, serves the page and the API, prints the URL, and serves
+/// until Ctrl-C.
+fn demo(a: DemoArgs) -> Result<()> {
+    let base = load_config(a.config_file.as_deref())?;
+    let overrides = parse_sets(&a.set)?;
+    let flags: Vec<String> = a.set.iter().map(|s| format!("--set {s}")).collect();
+    let cfg = base.with_flagged_overrides(&overrides, &flags)?;
+    let run_args = RunArgs {
+        config_file: None,
+        output_file: a.output_file.clone(),
+        log_file: a.log_file.clone(),
+        interaction_file: None,
+        output_dir: a.output_dir.clone(),
+        seed: None,
+        rounds: None,
+        agents: None,
+        set: Vec::new(),
+        overwrite: a.overwrite,
+        quiet: true,
+    };
+    let paths = output_paths(&cfg, &run_args);
+    let replay = match &a.roleplay_replay {
+        Some(p) => recagent::demo::roleplay::read_log(p).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    tracing::info!(pid = std::process::id(), config = %cfg.redacted_json(), "starting the demo");
+    let server = recagent::demo::start(recagent::demo::DemoOptions {
+        cfg,
+        paths: paths.clone(),
+        overwrite: a.overwrite,
+        host: a.host.clone(),
+        port: a.port,
+        token: a.token.clone(),
+        roleplay_timeout: std::time::Duration::from_secs(a.roleplay_timeout),
+        roleplay_replay: replay,
+    })?;
+    open_log(&paths.log, false)?;
+    say!("recagent demo: open {}", server.url());
+    if server.token.is_some() && a.token.is_none() {
+        say!("(the token was generated for this session: requests that change state need it)");
+    }
+    say!(
+        "outputs in {}; Ctrl-C stops",
+        paths.messages.parent().unwrap_or(Path::new(".")).display()
+    );
+    while !STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(server);
+    Ok(())
 }
 
 /// The estimate `run` prints before an LLM or hybrid run: the full LLM backend's figures and,
@@ -648,10 +700,15 @@ fn real_main() -> Result<()> {
     // Only the simulation commands write a log file (opened once their setup succeeded).
     init_log(matches!(
         cli.command,
-        Command::Run(_) | Command::Replay { .. } | Command::Resume { .. } | Command::Branch { .. }
+        Command::Run(_)
+            | Command::Replay { .. }
+            | Command::Resume { .. }
+            | Command::Branch { .. }
+            | Command::Demo(_)
     ));
     match cli.command {
         Command::Run(a) => run(a),
+        Command::Demo(a) => demo(a),
         Command::Replay {
             transcript,
             config_file,

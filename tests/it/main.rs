@@ -8,6 +8,7 @@ mod common;
 mod compat;
 mod config_errors;
 mod custom_behaviour;
+mod demo;
 mod determinism;
 mod embed_minilm;
 mod export;
