@@ -475,3 +475,149 @@ fn role_play_takes_the_persons_answers_through_the_typed_decisions() {
         .collect();
     assert_eq!(kinds, ["top", "page", "feel"]);
 }
+
+/// A demo server over `dir` with `sets` added to the test configuration, replaying `played`.
+fn demo_in(
+    dir: &std::path::Path,
+    sets: &[(&str, String)],
+    played: Vec<recagent::demo::roleplay::Played>,
+) -> DemoServer {
+    let mut all: Vec<(String, String)> = vec![
+        ("agent_num".into(), "12".into()),
+        ("round".into(), "3".into()),
+        ("active_prob".into(), "1".into()),
+    ];
+    all.extend(sets.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+    start(DemoOptions {
+        cfg: crate::common::demo_config().with_overrides(&all).unwrap(),
+        paths: crate::common::paths(dir),
+        overwrite: true,
+        host: "127.0.0.1".into(),
+        port: 0,
+        token: None,
+        roleplay_timeout: Duration::from_secs(30),
+        roleplay_replay: played,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_demo_session_replays_from_its_seed_and_logs_byte_for_byte() {
+    // The session: a step, interventions, a round in which a person plays agent 1, a last step.
+    let a = tempfile::tempdir().unwrap();
+    let d = Demo {
+        server: demo_in(a.path(), &[], Vec::new()),
+        http: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    assert_eq!(d.control("step").0, 200);
+    let (s, r) = d.post(
+        "/api/agents/2/interview",
+        json!({"question": "Any favourites?"}),
+    );
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        d.post(
+            "/api/agents/3/message",
+            json!({"text": "A new western is out."})
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        d.post("/api/settings", json!({"key": "page_size", "value": 4}))
+            .0,
+        200
+    );
+    assert_eq!(d.post("/api/roleplay", json!({"agent": 1})).0, 200);
+    let url = d.url("/api/control");
+    let stepper = std::thread::spawn(move || {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        http.post(&url)
+            .header("content-type", "application/json")
+            .send(r#"{"action":"step"}"#)
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    // Answer what agent 1 is asked (the top choice, then its pages and ratings) until the
+    // round no longer waits: the recommender, the first item of each page, 5 stars.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut answered = 0;
+    while !stepper.is_finished() {
+        assert!(Instant::now() < end, "the round never ended");
+        let (_, p) = d.get("/api/roleplay/pending");
+        let p = &p["pending"];
+        if p.is_null() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        let answer = match p["kind"].as_str().unwrap() {
+            "top" => "[RECOMMENDER]:: enters",
+            "page" if answered < 4 => "[BUY]:: 1",
+            "page" => "[LEAVE]:: leaves",
+            "feel" => "RATING: 5; FEELING: Wonderful.",
+            _ => {
+                // Chats and posts: let the agent's own model decide.
+                d.post("/api/roleplay", json!({"agent": null}));
+                continue;
+            }
+        };
+        let (s, e) = d.post(
+            "/api/roleplay/answer",
+            json!({"id": p["id"], "answer": answer}),
+        );
+        assert_eq!(s, 200, "{e}");
+        answered += 1;
+    }
+    assert_eq!(stepper.join().unwrap(), 200);
+    assert!(answered >= 3, "{answered}");
+    d.post("/api/roleplay", json!({"agent": null}));
+    assert_eq!(d.control("step").0, 200);
+    let files = [
+        "messages.jsonl",
+        "interaction.csv",
+        "metrics.csv",
+        "interventions.jsonl",
+    ];
+    let read = |dir: &std::path::Path| -> Vec<String> {
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+            .collect()
+    };
+    let live = read(a.path());
+    assert!(live[0].contains("\"INTERVIEW\"") && live[0].contains("\"MESSAGE\""));
+    // Three whole rounds: the metrics header and a row each.
+    assert_eq!(live[2].lines().count(), 4, "{}", live[2]);
+    let played = recagent::demo::roleplay::read_log(&a.path().join("roleplay.jsonl")).unwrap();
+    assert_eq!(played.len(), answered);
+    drop(d);
+
+    // The replay: the same configuration and seed, the two logs, three plain steps.
+    let b = tempfile::tempdir().unwrap();
+    let log = a.path().join("interventions.jsonl").display().to_string();
+    let d = Demo {
+        server: demo_in(b.path(), &[("interventions.replay", log)], played),
+        http: ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    for _ in 0..3 {
+        assert_eq!(d.control("step").0, 200);
+    }
+    let again = read(b.path());
+    for (f, (x, y)) in files.iter().zip(live.iter().zip(&again)) {
+        assert!(x == y, "{f} differs in the replay:\n{x}\n---\n{y}");
+    }
+}
