@@ -196,6 +196,7 @@ pub struct SimBuilder {
     run_id: Option<RunId>,
     overwrite: bool,
     checkpoint_dir: Option<PathBuf>,
+    model: Option<Box<dyn Recommender>>,
 }
 
 impl SimBuilder {
@@ -214,6 +215,7 @@ impl SimBuilder {
             run_id: None,
             overwrite: false,
             checkpoint_dir: None,
+            model: None,
         }
     }
 
@@ -236,6 +238,18 @@ impl SimBuilder {
     /// first compares the checkpoint's parts, the clearer error when a plugin is missing).
     pub(crate) fn defer_key_check(mut self) -> Self {
         self.check_keys = false;
+        self
+    }
+
+    /// Recommends with `model` instead of the one `rec_model` names (a model of your own, e.g.
+    /// the Python bindings' adapter). It is told the ids behind the dense indices
+    /// ([`Recommender::bind_ids`]), fitted on the initial log like a configured model, and
+    /// re-fitted every `retrain_every` rounds. The manifest names it by
+    /// [`Recommender::name`]; its learned state is checkpointed only if it implements
+    /// [`Recommender::save_state`] (otherwise a resume re-fits it on the restored log, and a
+    /// resume must be given the model again: the configuration still says `rec_model`).
+    pub fn recommender(mut self, model: Box<dyn Recommender>) -> Self {
+        self.model = Some(model);
         self
     }
 
@@ -483,7 +497,8 @@ impl Prepared {
             data.rewired,
         );
         tracing::info!(?report, "world built");
-        let (mut model, log, warm_start) = build_recommender(&cfg, &data.catalog, world)?;
+        let (mut model, log, warm_start) =
+            build_recommender(&cfg, &data.catalog, world, builder.model)?;
         model.fit(&log);
         let start = cfg.start_datetime().expect("invariant: validated config");
         world.insert_resource(SimClock::new(start, cfg.interval));
@@ -700,12 +715,14 @@ fn embedder_and_index(
     Ok(embedder)
 }
 
-/// The configured model and its interaction log, warm-started from `rec_init_path` when set
-/// (unknown item ids are counted and logged; non-agent users become background users).
+/// The configured model (or `given`, told the ids behind the dense indices) and its
+/// interaction log, warm-started from `rec_init_path` when set (unknown item ids are counted
+/// and logged; non-agent users become background users).
 fn build_recommender(
     cfg: &SimConfig,
     catalog: &Catalog,
     world: &bevy_ecs::world::World,
+    given: Option<Box<dyn Recommender>>,
 ) -> Result<
     (
         Box<dyn Recommender>,
@@ -723,7 +740,52 @@ fn build_recommender(
         seed: cfg.seed,
         ..TrainParams::default()
     };
-    let model: Box<dyn Recommender> = match cfg.rec_model {
+    let model: Box<dyn Recommender> = match given {
+        Some(mut m) => {
+            let items: Vec<u32> = (0..catalog.len() as u32)
+                .map(|i| catalog.get(i).id.0)
+                .collect();
+            let users: Vec<u32> = roster.ids.iter().map(|u| u.0).collect();
+            m.bind_ids(&items, &users);
+            m
+        }
+        None => configured_model(cfg, catalog, world, roster, params),
+    };
+    let n_agents = roster.len();
+    let Some(path) = cfg
+        .rec_init_path
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok((model, InteractionLog::new(n_agents, catalog.len()), None));
+    };
+    let records = crate::recommender::load_initial(&cfg.resolve(path))?;
+    let warm = crate::recommender::map_initial(
+        &records,
+        n_agents,
+        |u| roster.index_of(UserId(u)),
+        |i| catalog.index_of(ItemId(i)),
+    );
+    if warm.report.unknown_items > 0 {
+        tracing::warn!(path = %path.display(), unknown_items = warm.report.unknown_items, "warm start: interactions with item ids not in the catalogue dropped");
+    }
+    tracing::info!(report = ?warm.report, "warm start loaded");
+    let mut log = InteractionLog::new(n_agents + warm.n_background, catalog.len());
+    for &(u, i, r) in &warm.pairs {
+        log.add_initial(u, i, r);
+    }
+    Ok((model, log, Some(warm.report)))
+}
+
+/// The model `cfg.rec_model` names, with `params` (seed, size, lr, epochs, batch).
+fn configured_model(
+    cfg: &SimConfig,
+    catalog: &Catalog,
+    world: &bevy_ecs::world::World,
+    roster: &Roster,
+    params: TrainParams,
+) -> Box<dyn Recommender> {
+    match cfg.rec_model {
         RecModel::Random => Box::new(RandomRec::default()),
         RecModel::Popularity => Box::new(Popularity::default()),
         RecModel::MF => Box::new(Mf::new(TrainParams {
@@ -764,29 +826,5 @@ fn build_recommender(
         RecModel::External => {
             Box::new(External::new(cfg.rec_external_url.as_deref().unwrap_or("")))
         }
-    };
-    let n_agents = roster.len();
-    let Some(path) = cfg
-        .rec_init_path
-        .as_deref()
-        .filter(|p| !p.as_os_str().is_empty())
-    else {
-        return Ok((model, InteractionLog::new(n_agents, catalog.len()), None));
-    };
-    let records = crate::recommender::load_initial(&cfg.resolve(path))?;
-    let warm = crate::recommender::map_initial(
-        &records,
-        n_agents,
-        |u| roster.index_of(UserId(u)),
-        |i| catalog.index_of(ItemId(i)),
-    );
-    if warm.report.unknown_items > 0 {
-        tracing::warn!(path = %path.display(), unknown_items = warm.report.unknown_items, "warm start: interactions with item ids not in the catalogue dropped");
     }
-    tracing::info!(report = ?warm.report, "warm start loaded");
-    let mut log = InteractionLog::new(n_agents + warm.n_background, catalog.len());
-    for &(u, i, r) in &warm.pairs {
-        log.add_initial(u, i, r);
-    }
-    Ok((model, log, Some(warm.report)))
 }
