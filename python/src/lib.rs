@@ -42,10 +42,7 @@ type Overrides = (Vec<(String, String)>, Option<Py<PyAny>>);
 /// Overrides from Python keyword arguments: `(key, YAML text)` pairs as `--set key=value`
 /// takes them (values written as JSON, which YAML reads), nested dicts flattened to dotted keys;
 /// and the Python recommender when `rec_model` is an object rather than a model name.
-fn overrides_from(
-    py: Python<'_>,
-    kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Overrides> {
+fn overrides_from(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Overrides> {
     let json = py.import("json")?;
     let mut out = Vec::new();
     let mut model = None;
@@ -516,9 +513,16 @@ impl Simulation {
         let (sets, model) = overrides_from(py, Some(&all))?;
         let cfg = if names_data {
             // Read like a file (JSON is YAML) whose relative paths are the working directory's.
+            let plain = PyDict::new(py);
+            if let Some(c) = config {
+                plain.update(c.as_mapping())?;
+            }
+            if model.is_some() {
+                plain.del_item("rec_model").ok();
+            }
             let text: String = py
                 .import("json")?
-                .call_method1("dumps", (config,))?
+                .call_method1("dumps", (plain,))?
                 .extract()?;
             let cfg = SimConfig::from_yaml(&text, "<config dict>", PathBuf::from("."))
                 .map_err(|e| from_config(py, &e))?;

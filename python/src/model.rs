@@ -140,6 +140,13 @@ impl PyModel {
                 .call_method1("recommend", (uid, k, shown, history));
             let got = match res {
                 Ok(v) => v,
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+                    // Ctrl-C while Python ran: the round is rolled back and the interrupt raised.
+                    if let Ok(mut slot) = self.error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    return Slate::default();
+                }
                 Err(e) => {
                     let kind = e
                         .get_type(py)

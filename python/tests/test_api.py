@@ -228,3 +228,18 @@ def test_a_python_model_must_be_passed_again_on_resume(tmp_path, demo_item_ids):
     assert again.fits, "re-fitted on the restored interactions"
     sim.run(progress=False)
     assert sim.round == 3 and again.calls
+
+
+def test_a_config_dict_naming_data_files_reads_them_from_the_working_directory(tmp_path, monkeypatch, demo_item_ids):
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    model = LowestUnseen(demo_item_ids)
+    cfg = {"item_path": "data/item.csv", "user_path": "data/users.csv", "relationship_path": "data/relationship.csv",
+           "round": 1, "agent_num": 4, "rec_model": model}
+    sim = recagent.Simulation(cfg, output_dir=tmp_path, seed=5)
+    assert sim.config["seed"] == 5 and sim.config["round"] == 1
+    assert [a["agent_id"] for a in sim.agents()] == [0, 1, 2, 3]
+    sim.run(progress=False)
+    assert model.fits and sim.round == 1
+    with pytest.raises(recagent.DataError, match="nope.csv"):
+        recagent.Simulation(dict(cfg, item_path="data/nope.csv", rec_model="MF"), output_dir=tmp_path / "x")

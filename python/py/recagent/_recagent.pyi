@@ -180,3 +180,7 @@ class Simulation:
         none. A Python recommender is deep-copied for the branch unless ``rec_model=`` gives
         another. Raises as :meth:`resume`, and :class:`RunExistsError` for an ``out_dir``
         holding a run."""
+
+    def _recommender_stats(self) -> "tuple[int, float]":
+        """``(calls, seconds)`` of the Python recommender's ``recommend`` so far, timed around
+        each call on the engine's side (``python/bench_overhead.py``); ``(0, 0.0)`` without one."""
