@@ -68,7 +68,7 @@ def run(name, out, base, **overrides):
     sim = recagent.Simulation.from_config(base, output_dir=out / name, overwrite=True, **overrides)
     sim.run(progress=False)
     rows = sim.metrics()
-    print(f"{name:>22}: {len(rows)} rounds in {time.perf_counter() - t:.1f} s; "
+    print(f"{name:>26}: {len(rows)} rounds in {time.perf_counter() - t:5.1f} s; "
           f"entropy_shown {rows[0]['entropy_shown']:.3f} -> {rows[-1]['entropy_shown']:.3f}")
     return sim, rows
 
@@ -76,40 +76,54 @@ def run(name, out, base, **overrides):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="curves are the mean over these seeds")
     ap.add_argument("--real", action="store_true", help="RecAgent's data (scenarios/recagent-1000.yaml, 200 agents)")
     ap.add_argument("--out", type=Path, default=Path("output/python-cocoon"))
     a = ap.parse_args()
     root = Path(__file__).resolve().parents[2]
     base = str(root / "scenarios" / "recagent-1000.yaml") if a.real else None
-    common = dict(seed=a.seed, round=a.rounds, rec_random_k=0, checkpoint_every=0, write_messages=False,
+    common = dict(round=a.rounds, rec_random_k=0, checkpoint_every=0, write_messages=False,
                   **{"offline.satiation_weight": -2})
     if a.real:
         common["agent_num"] = 200
     probe = recagent.Simulation.from_config(base, output_dir=a.out / "probe", overwrite=True, round=1)
     ids = [it["item_id"] for it in probe.items()]
+    n_agents = len(probe.agents()) if not a.real else 200
     del probe
-    curves = {}
-    _, curves["built-in MF (Rust)"] = run("builtin-MF", a.out, base, rec_model="MF", **common)
-    py_sim, curves["numpy MF (Python)"] = run("numpy-MF", a.out, base, rec_model=NumpyMF(ids, seed=a.seed), **common)
-    calls, secs = py_sim._recommender_stats()
-    print(f"numpy MF: {calls} recommend calls, {1e3 * secs / max(calls, 1):.3f} ms per call end to end")
-    mixed = dict(common, rec_random_k=2)
-    _, curves["numpy MF + 2 random/page"] = run("numpy-MF-random2", a.out, base, rec_model=NumpyMF(ids, seed=a.seed), **mixed)
+    variants = {
+        "built-in MF (Rust)": lambda seed: dict(rec_model="MF"),
+        "numpy MF (Python)": lambda seed: dict(rec_model=NumpyMF(ids, seed=seed)),
+        "numpy MF + 2 random items/page": lambda seed: dict(rec_model=NumpyMF(ids, seed=seed), rec_random_k=2),
+    }
+    curves = {label: [] for label in variants}
+    for seed in a.seeds:
+        for label, extra in variants.items():
+            slug = label.split(" (")[0].replace(" ", "-").replace("+", "plus").replace("/", "-")
+            sim, rows = run(f"{slug}-s{seed}", a.out, base, **dict(common, seed=seed, **extra(seed)))
+            curves[label].append(rows)
+            calls, secs = sim._recommender_stats()
+            if calls:
+                print(f"{'':>28}{calls} Python recommend calls, {1e3 * secs / calls:.3f} ms each end to end")
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for label, rows in curves.items():
-        ax.plot([r["round"] for r in rows], [r["entropy_shown"] for r in rows], marker="o", ms=3, label=label)
-    ax.set_xlabel("round")
-    ax.set_ylabel("genre entropy of the items shown (bits)")
-    ax.set_title(f"Information cocoon: {'RecAgent data, 200' if a.real else 'demo data, 40'} agents, seed {a.seed}")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    for ax, col, what in zip(axes, ["entropy_shown", "entropy_watched"], ["shown", "watched"]):
+        for label, runs in curves.items():
+            rounds = [r["round"] for r in runs[0]]
+            mean = np.nanmean([[np.nan if r[col] is None else r[col] for r in rows] for rows in runs], axis=0)
+            ax.plot(rounds, mean, marker="o", ms=3, label=label)
+        ax.set_xlabel("round")
+        ax.set_ylabel(f"genre entropy of the items {what} (bits)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    data = "RecAgent data" if a.real else "demo data"
+    fig.suptitle(f"Information cocoon, {data}: {n_agents} habit-forming agents, mean of seeds "
+                 f"{', '.join(map(str, a.seeds))}\npages from the model's list only (rec_random_k 0) unless marked",
+                 fontsize=10)
     fig.tight_layout()
     a.out.mkdir(parents=True, exist_ok=True)
     png = a.out / "cocoon.png"

@@ -487,6 +487,11 @@ fn load_config(
         .map_err(|e| from_config(py, &e))
 }
 
+// Interventions (`Sim::interview`, `send_message`, `set`, built in the library apart) belong
+// here as three more methods, each a call on `self.sim` between rounds mapped through
+// `errors::from_sim`. A call that waits on an LLM should release the GIL as `advance` does: the
+// world (`self.sim.world_mut()`) is `Send` and can go into `py.detach`, the `Sim` (a bevy `App`)
+// cannot.
 #[pymethods]
 impl Simulation {
     /// Builds a simulation from a configuration dict (see `_recagent.pyi`).
