@@ -153,6 +153,29 @@ pub trait Recommender: Send + Sync {
         exclude: &dyn Fn(u32) -> bool,
         rng: &mut ChaCha8Rng,
     ) -> Slate;
+    /// [`Recommender::recommend`] with the interaction log the page is built from, for models
+    /// that want the user's history or exposures as lists (a Python model, see the `python/`
+    /// crate). Pages are built through this method ([`build_page`]); the default ignores `log`
+    /// and calls [`Recommender::recommend`].
+    fn recommend_in(
+        &self,
+        user: u32,
+        k: usize,
+        log: &InteractionLog,
+        exclude: &dyn Fn(u32) -> bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Slate {
+        let _ = log;
+        self.recommend(user, k, exclude, rng)
+    }
+    /// Tells the model the ids behind the dense indices, once, before its first fit:
+    /// `items[i]` is the id (`ItemId.0`) of item index `i` (catalogue order), `users[u]` the id
+    /// (`UserId.0`) of user index `u` (the agents, roster order; background users of a warm
+    /// start follow them unnamed, at indices `users.len()..`). For models that speak ids (a
+    /// Python model); the default ignores them.
+    fn bind_ids(&mut self, items: &[u32], users: &[u32]) {
+        let _ = (items, users);
+    }
     /// The learned state, for checkpoints (`None`: the model is re-fitted from the restored log).
     fn save_state(&self) -> Option<Vec<u8>> {
         None
@@ -330,7 +353,7 @@ pub fn build_page(
     rng: &mut ChaCha8Rng,
 ) -> Vec<u32> {
     let exclude = |i: u32| log.is_exposed(user, i);
-    let top = model.recommend(user, page_size, &exclude, rng);
+    let top = model.recommend_in(user, page_size, log, &exclude, rng);
     if random_k == 0 {
         return top.items;
     }

@@ -196,6 +196,7 @@ pub struct SimBuilder {
     run_id: Option<RunId>,
     overwrite: bool,
     checkpoint_dir: Option<PathBuf>,
+    model: Option<Box<dyn Recommender>>,
 }
 
 impl SimBuilder {
@@ -214,6 +215,7 @@ impl SimBuilder {
             run_id: None,
             overwrite: false,
             checkpoint_dir: None,
+            model: None,
         }
     }
 
@@ -236,6 +238,18 @@ impl SimBuilder {
     /// first compares the checkpoint's parts, the clearer error when a plugin is missing).
     pub(crate) fn defer_key_check(mut self) -> Self {
         self.check_keys = false;
+        self
+    }
+
+    /// Recommends with `model` instead of the one `rec_model` names (a model of your own, e.g.
+    /// the Python bindings' adapter). It is told the ids behind the dense indices
+    /// ([`Recommender::bind_ids`]), fitted on the initial log like a configured model, and
+    /// re-fitted every `retrain_every` rounds. The manifest names it by
+    /// [`Recommender::name`]; its learned state is checkpointed only if it implements
+    /// [`Recommender::save_state`] (otherwise a resume re-fits it on the restored log, and a
+    /// resume must be given the model again: the configuration still says `rec_model`).
+    pub fn recommender(mut self, model: Box<dyn Recommender>) -> Self {
+        self.model = Some(model);
         self
     }
 
@@ -493,7 +507,8 @@ impl Prepared {
             data.rewired,
         );
         tracing::info!(?report, "world built");
-        let (mut model, log, warm_start) = build_recommender(&cfg, &data.catalog, world)?;
+        let (mut model, log, warm_start) =
+            build_recommender(&cfg, &data.catalog, world, builder.model)?;
         model.fit(&log);
         let start = cfg.start_datetime().expect("invariant: validated config");
         world.insert_resource(SimClock::new(start, cfg.interval));
@@ -711,12 +726,14 @@ fn embedder_and_index(
     Ok(embedder)
 }
 
-/// The configured model and its interaction log, warm-started from `rec_init_path` when set
-/// (unknown item ids are counted and logged; non-agent users become background users).
+/// The configured model (or `given`, told the ids behind the dense indices) and its
+/// interaction log, warm-started from `rec_init_path` when set (unknown item ids are counted
+/// and logged; non-agent users become background users).
 fn build_recommender(
     cfg: &SimConfig,
     catalog: &Catalog,
     world: &bevy_ecs::world::World,
+    given: Option<Box<dyn Recommender>>,
 ) -> Result<
     (
         Box<dyn Recommender>,
@@ -725,8 +742,18 @@ fn build_recommender(
     ),
     SimError,
 > {
-    let model = configured_model(cfg, catalog, world);
     let roster = world.resource::<Roster>();
+    let model: Box<dyn Recommender> = match given {
+        Some(mut m) => {
+            let items: Vec<u32> = (0..catalog.len() as u32)
+                .map(|i| catalog.get(i).id.0)
+                .collect();
+            let users: Vec<u32> = roster.ids.iter().map(|u| u.0).collect();
+            m.bind_ids(&items, &users);
+            m
+        }
+        None => configured_model(cfg, catalog, world),
+    };
     let n_agents = roster.len();
     let Some(path) = cfg
         .rec_init_path
