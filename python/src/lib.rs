@@ -21,7 +21,7 @@ use recagent::clock::{format_timestamp, SimClock};
 use recagent::components::{Histories, Memory, Profile, Relationships};
 use recagent::config::SimConfig;
 use recagent::ids::UserId;
-use recagent::io::output::{absolute, tidy_relative, OutputPaths, OutputSink};
+use recagent::io::output::{OutputPaths, OutputSink};
 use recagent::sim::{Lineage, OutputError, Sim, SimBuilder, SimTick};
 
 use errors::{from_checkpoint, from_config, from_sim, SimulationError};
@@ -88,62 +88,6 @@ fn overrides_from(py: Python<'_>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResul
     Ok((out, model))
 }
 
-/// The output files of a run in `dir` (default: the configuration's `output_dir`, `./output`
-/// for the embedded one), named as the CLI names them (`recagent run --output-dir`).
-fn output_paths(cfg: &SimConfig, dir: Option<&Path>) -> OutputPaths {
-    let from_file = |p: &Path| {
-        if cfg.is_embedded() {
-            p.to_path_buf()
-        } else {
-            cfg.resolve(p)
-        }
-    };
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None if cfg.is_embedded() => PathBuf::from("output"),
-        None => cfg.resolve(&cfg.output_dir),
-    };
-    let tidy = |p: PathBuf| {
-        if p.is_absolute() {
-            absolute(&p)
-        } else {
-            tidy_relative(&p)
-        }
-    };
-    OutputPaths {
-        messages: tidy(
-            cfg.output_file
-                .as_deref()
-                .map(|p| dir.join(p))
-                .unwrap_or_else(|| dir.join("messages.jsonl")),
-        ),
-        interactions: tidy(
-            cfg.interaction_path
-                .as_deref()
-                .map(from_file)
-                .unwrap_or_else(|| dir.join("interaction.csv")),
-        ),
-        manifest: tidy(dir.join("manifest.json")),
-        log: tidy(
-            cfg.log_file
-                .as_deref()
-                .map(|p| dir.join(p))
-                .unwrap_or_else(|| dir.join("run.log")),
-        ),
-    }
-}
-
-/// Where checkpoints go, as in the CLI: `simulator_dir` (from a file) or `<output dir>/checkpoints`.
-fn checkpoint_dir(cfg: &SimConfig, paths: &OutputPaths) -> PathBuf {
-    match &cfg.simulator_dir {
-        Some(d) if !d.as_os_str().is_empty() && !cfg.is_embedded() => cfg.resolve(d),
-        _ => paths
-            .manifest
-            .parent()
-            .map_or_else(|| PathBuf::from("checkpoints"), |p| p.join("checkpoints")),
-    }
-}
-
 /// A CSV file as a list of dicts: ints and floats parsed, empty cells `None`, the rest strings.
 fn read_csv(py: Python<'_>, path: &Path) -> PyResult<Py<PyList>> {
     let list = PyList::empty(py);
@@ -196,8 +140,8 @@ impl Simulation {
         overwrite: bool,
         model: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let paths = output_paths(&cfg, output_dir.as_deref());
-        let ckpt_dir = checkpoint_dir(&cfg, &paths);
+        let paths = OutputPaths::for_run(&cfg, output_dir.as_deref(), None, None, None);
+        let ckpt_dir = paths.checkpoint_dir(&cfg);
         let mut b = SimBuilder::new(cfg)
             .outputs(paths)
             .checkpoint_dir(ckpt_dir.clone())
@@ -502,7 +446,8 @@ impl Simulation {
     }
 }
 
-/// A Python value as a configuration would write it (`3`, `0.5`, `MF`, `true`).
+/// A Python value as a configuration would write it (`3`, `0.5`, `MF`, `true`); anything
+/// else (a recommender object, a list) is refused.
 fn setting_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(b) = v.extract::<bool>() {
         return Ok(b.to_string());
@@ -510,7 +455,13 @@ fn setting_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = v.extract::<String>() {
         return Ok(s);
     }
-    Ok(v.str()?.to_string())
+    if v.extract::<i64>().is_ok() || v.extract::<f64>().is_ok() {
+        return Ok(v.str()?.to_string());
+    }
+    Err(errors::InterventionError::new_err(format!(
+        "set() takes values as a configuration writes them (a name or a number, e.g. rec_model=\"MF\"), not {}: a Python recommender is given when the simulation is built, resumed or branched (rec_model=obj)",
+        v.get_type().name()?
+    )))
 }
 
 #[pymethods]
@@ -794,11 +745,15 @@ impl Simulation {
         let Some(settings) = settings else {
             return Ok(());
         };
+        let mut pairs = Vec::new();
         for (k, v) in settings.iter() {
-            let iv = recagent::intervention::Intervention::Setting {
-                key: k.extract()?,
-                value: setting_text(&v)?,
-            };
+            pairs.push((k.extract::<String>()?, setting_text(&v)?));
+        }
+        // All or nothing: every setting is checked before any changes.
+        recagent::intervention::check_settings(self.sim.world(), &pairs)
+            .map_err(|e| errors::from_intervention(py, e))?;
+        for (key, value) in pairs {
+            let iv = recagent::intervention::Intervention::Setting { key, value };
             self.intervene(py, iv)?;
         }
         Ok(())

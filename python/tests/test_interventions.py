@@ -57,6 +57,14 @@ def test_profile_and_settings_change_and_refusals_change_nothing(tmp_path):
     with pytest.raises(recagent.ConfigError) as e:
         sim.set(page_size=0)
     assert e.value.key == "page_size"
+    # All or nothing: the valid first key is not applied when a later one is refused.
+    with pytest.raises(recagent.ConfigError):
+        sim.set(active_prob=0.3, page_size=0)
+    with pytest.raises(recagent.InterventionError, match="cannot change mid-run"):
+        sim.set(page_size=2, agent_num=3)
+    with pytest.raises(recagent.InterventionError, match="built, resumed or branched"):
+        sim.set(rec_model=object())
+    assert len(sim.interventions()) == 1
     sim.set(page_size=3, rec_random_k=0, rec_model="Popularity")
     assert sim.config["page_size"] == 3 and sim.config["rec_model"] == "Popularity"
     kinds = [(e["intervention"]["kind"], e["intervention"].get("key")) for e in sim.interventions()]

@@ -24,7 +24,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use recagent::analysis::report::{write_run_report, Format, ReportOptions, ReportSettings};
 use recagent::config::SimConfig;
-use recagent::io::output::{absolute, tidy_relative, OutputPaths};
+use recagent::io::output::{absolute, OutputPaths};
 use recagent::sim::{CheckpointPolicy, Lineage, ManifestGuard, RunEnd, Sim};
 
 use args::{Command, DemoArgs, ReportArgs, ReportFormat, RunArgs};
@@ -42,52 +42,13 @@ fn load_config(path: Option<&Path>) -> Result<SimConfig> {
 }
 
 fn output_paths(cfg: &SimConfig, a: &RunArgs) -> OutputPaths {
-    // Paths from the command line are relative to the working directory; paths from the file
-    // relative to the file; the embedded default writes under ./output.
-    let from_file = |p: &Path| {
-        if cfg.is_embedded() {
-            p.to_path_buf()
-        } else {
-            cfg.resolve(p)
-        }
-    };
-    let dir = match &a.output_dir {
-        Some(d) => d.clone(),
-        None if cfg.is_embedded() => PathBuf::from("output"),
-        None => cfg.resolve(&cfg.output_dir),
-    };
-    let paths = OutputPaths {
-        messages: a
-            .output_file
-            .clone()
-            .or_else(|| cfg.output_file.as_deref().map(|p| dir.join(p)))
-            .unwrap_or_else(|| dir.join("messages.jsonl")),
-        interactions: a
-            .interaction_file
-            .clone()
-            .or_else(|| cfg.interaction_path.as_deref().map(from_file))
-            .unwrap_or_else(|| dir.join("interaction.csv")),
-        manifest: dir.join("manifest.json"),
-        log: a
-            .log_file
-            .clone()
-            .or_else(|| cfg.log_file.as_deref().map(|p| dir.join(p)))
-            .unwrap_or_else(|| dir.join("run.log")),
-    };
-    // Shown to the user and recorded in manifests: no `config/../output` detours.
-    let tidy = |p: PathBuf| {
-        if p.is_absolute() {
-            absolute(&p)
-        } else {
-            tidy_relative(&p)
-        }
-    };
-    OutputPaths {
-        messages: tidy(paths.messages),
-        interactions: tidy(paths.interactions),
-        manifest: tidy(paths.manifest),
-        log: tidy(paths.log),
-    }
+    OutputPaths::for_run(
+        cfg,
+        a.output_dir.as_deref(),
+        a.output_file.clone(),
+        a.interaction_file.clone(),
+        a.log_file.clone(),
+    )
 }
 
 fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>> {
@@ -122,7 +83,7 @@ fn run(a: RunArgs) -> Result<()> {
         tracing::info!("note: {note}");
     }
     let paths = output_paths(&cfg, &a);
-    let ckpt_dir = checkpoint_dir(&cfg, &paths);
+    let ckpt_dir = paths.checkpoint_dir(&cfg);
     let redacted = cfg.redacted_json();
     let llm_backend = matches!(
         cfg.backend,
@@ -210,17 +171,6 @@ fn estimate_lines(e: &recagent::llm::estimate::Estimate, rounds: u32, text_share
         e.hybrid_run.completion_tokens,
         e.hybrid_cost
     )
-}
-
-/// Where checkpoints go: `simulator_dir` (from the file, relative to it) or `<output dir>/checkpoints`.
-fn checkpoint_dir(cfg: &SimConfig, paths: &OutputPaths) -> PathBuf {
-    match &cfg.simulator_dir {
-        Some(d) if !d.as_os_str().is_empty() && !cfg.is_embedded() => cfg.resolve(d),
-        _ => paths
-            .manifest
-            .parent()
-            .map_or_else(|| PathBuf::from("checkpoints"), |p| p.join("checkpoints")),
-    }
 }
 
 fn resume_or_branch(

@@ -322,7 +322,13 @@ async fn stats(State(st): State<AppState>) -> Response {
 }
 
 async fn config(State(st): State<AppState>) -> Response {
-    Json(&st.shared.config).into_response()
+    let v = st
+        .shared
+        .config
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Json(v).into_response()
 }
 
 #[derive(Deserialize)]

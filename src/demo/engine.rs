@@ -104,8 +104,8 @@ pub struct Shared {
     pub events: broadcast::Sender<Arc<(String, String)>>,
     /// Role play.
     pub roleplay: Arc<RolePlay>,
-    /// The redacted configuration.
-    pub config: serde_json::Value,
+    /// The resolved configuration, redacted (the live settings as they are now).
+    pub config: RwLock<serde_json::Value>,
 }
 
 impl Shared {
@@ -354,6 +354,16 @@ impl Engine {
         s
     }
 
+    /// `GET /api/config` follows the settings changed mid-run.
+    fn sync_config(&self) {
+        let v = crate::sim::manifest::resolved_config(self.sim.world(), true);
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = v;
+    }
+
     fn reset(&mut self) -> Result<(), CommandError> {
         self.shared.running.store(false, Ordering::SeqCst);
         // The new world truncates the outputs; the old one is dropped after (its rounds were
@@ -363,6 +373,7 @@ impl Engine {
             .build(true, &self.shared.roleplay)
             .map_err(|e| CommandError::Failed(e.to_string()))?;
         drop(std::mem::replace(&mut self.sim, fresh));
+        self.sync_config();
         self.tail.offset = 0;
         self.states.clear();
         self.refresh(true);
@@ -417,6 +428,7 @@ impl Engine {
                 if r.is_ok() {
                     // The card (profile) changed; the messages come with the next round.
                     self.refresh(false);
+                    self.sync_config();
                     self.shared.publish(
                         "intervention",
                         &serde_json::json!({"intervention": iv, "answer": r.as_ref().ok().cloned().flatten(), "before_round": self.sim.round() + 1}),
@@ -432,6 +444,7 @@ impl Engine {
 
     /// Runs until [`Command::Shutdown`] or until every sender is gone.
     pub fn run(mut self, rx: mpsc::Receiver<Command>) {
+        self.sync_config();
         loop {
             let running = self.shared.running.load(Ordering::SeqCst);
             let cmd = if running {

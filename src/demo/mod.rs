@@ -155,7 +155,7 @@ pub fn start(o: DemoOptions) -> Result<DemoServer, DemoError> {
         snapshot: RwLock::default(),
         events,
         roleplay,
-        config: o.cfg.redacted_json(),
+        config: RwLock::new(o.cfg.redacted_json()),
     });
     let recipe = Recipe {
         cfg: o.cfg,

@@ -275,14 +275,7 @@ impl RolePlay {
 /// # Errors
 /// A message naming the file and the line that does not parse.
 pub fn read_log(path: &Path) -> Result<Vec<Played>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
-        })
-        .collect()
+    crate::io::read_jsonl(path)
 }
 
 /// The decorator: the played agent's requests go to the person (or to the recorded answers),

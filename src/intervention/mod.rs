@@ -225,14 +225,7 @@ pub fn log_path(sink: &OutputSink) -> PathBuf {
 /// # Errors
 /// A message naming the file and the line that does not parse.
 pub fn read_log(path: &Path) -> Result<Vec<Applied>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
-        })
-        .collect()
+    crate::io::read_jsonl(path)
 }
 
 fn load_replay(world: &mut World) {
@@ -336,6 +329,7 @@ pub fn apply_and_record(
         .iter()
         .filter(|a| a.before_round == round)
         .count() as u32;
+    let iv = normalised(iv);
     let answer = apply(world, round, seq, &iv)?;
     world
         .resource_mut::<crate::plugin::Counters>()
@@ -362,9 +356,33 @@ fn agent_entity(world: &World, agent: u32) -> Result<(UserId, Entity), Intervent
         .ok_or(InterventionError::UnknownAgent(agent))
 }
 
+/// `text` on one line: every run of whitespace (newlines included) one space, trimmed; never cut.
+fn single_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `iv` as it is applied and recorded: texts on one line, so the log says what the agent got.
+fn normalised(iv: Intervention) -> Intervention {
+    match iv {
+        Intervention::Message { agent, text } => Intervention::Message {
+            agent,
+            text: single_line(&text),
+        },
+        Intervention::Interview { agent, question } => Intervention::Interview {
+            agent,
+            question: single_line(&question),
+        },
+        Intervention::Setting { key, value } => Intervention::Setting {
+            key: key.trim().to_string(),
+            value: value.trim().to_string(),
+        },
+        other => other,
+    }
+}
+
 /// One line of 1..=[`MAX_TEXT_CHARS`] characters.
 fn text_field(field: &str, text: &str) -> Result<String, InterventionError> {
-    let t = crate::decision::parse::one_line(text.trim());
+    let t = single_line(text);
     let n = t.chars().count();
     if n == 0 || n > MAX_TEXT_CHARS {
         return Err(InterventionError::Invalid {
@@ -485,7 +503,7 @@ fn ask_interview(world: &mut World, e: Entity, round: u32, seq: u32, question: &
 
 /// `Some(value)` when it has 1..=`max` characters after trimming.
 fn bounded(field: &str, v: &str, min: usize, max: usize) -> Result<Arc<str>, InterventionError> {
-    let t = crate::decision::parse::one_line(v.trim());
+    let t = single_line(v);
     let n = t.chars().count();
     if n < min || n > max {
         return Err(InterventionError::Invalid {
@@ -503,6 +521,12 @@ fn patch_profile(
     e: Entity,
     patch: &ProfilePatch,
 ) -> Result<String, InterventionError> {
+    if *patch == ProfilePatch::default() {
+        return Err(InterventionError::Invalid {
+            field: "patch".into(),
+            message: "nothing to change: give age, gender, traits, status or interest".into(),
+        });
+    }
     if patch.name.is_some() {
         return Err(InterventionError::Invalid {
             field: "name".into(),
@@ -584,20 +608,54 @@ fn refusal(world: &World, key: &str) -> Option<String> {
     live.sort();
     let known = crate::config::core_keys().contains(key)
         || registry.is_some_and(|r| r.claimed().contains(key.split('.').next().unwrap_or(key)));
-    let why = match registry.and_then(|r| r.fixed_reason(key)) {
-        Some(r) => r.to_string(),
-        None if known => "it is read when the world is built".to_string(),
-        None => {
-            return Some(format!(
-                "no setting is named `{key}`; the settings that can change mid-run are {}",
-                live.join(", ")
-            ))
-        }
-    };
+    let live = live.join(", ");
+    if let Some(r) = registry.and_then(|r| r.fixed_reason(key)) {
+        return Some(format!(
+            "{r}; the settings that can change mid-run are {live}"
+        ));
+    }
+    if !known {
+        return Some(format!(
+            "no setting is named `{key}`; the settings that can change mid-run are {live}"
+        ));
+    }
+    // A key a branch refuses too gets the branch's reason, and no advice to branch.
+    if let Err(crate::checkpoint::CheckpointError::Setting { reason, .. }) =
+        crate::checkpoint::check_branch_key(key)
+    {
+        return Some(format!(
+            "{reason}; the settings that can change mid-run are {live}"
+        ));
+    }
     Some(format!(
-        "{why}; the settings that can change mid-run are {} (or branch from a checkpoint with `--set {key}=...`)",
-        live.join(", ")
+        "it is read when the world is built; the settings that can change mid-run are {live} (or branch from a checkpoint with `--set {key}=...`)"
     ))
+}
+
+/// Checks that `settings`, applied in order, would all be accepted, without changing anything
+/// (so several can change together or not at all: [`Sim::set_settings`]).
+///
+/// # Errors
+/// The first refusal or invalid value, as [`Sim::set_setting`] would raise it.
+pub fn check_settings(
+    world: &World,
+    settings: &[(String, String)],
+) -> Result<(), InterventionError> {
+    let mut cfg = world.resource::<SimConfig>().clone();
+    for (key, value) in settings {
+        let (key, value) = (key.trim(), value.trim());
+        if let Some(reason) = refusal(world, key) {
+            return Err(InterventionError::Refused {
+                key: key.into(),
+                reason,
+            });
+        }
+        cfg = cfg.with_overrides(&[(key.to_string(), value.to_string())])?;
+        if let Some(r) = world.get_resource::<SettingsRegistry>() {
+            r.check_live(key, &cfg)?;
+        }
+    }
+    Ok(())
 }
 
 fn change_setting(world: &mut World, key: &str, value: &str) -> Result<(), InterventionError> {
@@ -607,10 +665,9 @@ fn change_setting(world: &mut World, key: &str, value: &str) -> Result<(), Inter
             reason,
         });
     }
-    let cfg = world.resource::<SimConfig>().with_flagged_overrides(
-        &[(key.to_string(), value.to_string())],
-        &[format!("setting `{key}: {value}`")],
-    )?;
+    let cfg = world
+        .resource::<SimConfig>()
+        .with_overrides(&[(key.to_string(), value.to_string())])?;
     if key == "rec_model" {
         if cfg.rec_model == RecModel::External
             && world.resource::<SimConfig>().rec_model != RecModel::External
@@ -741,6 +798,20 @@ impl Sim {
             value: value.into(),
         })
         .map(drop)
+    }
+
+    /// Sets several settings together, from the next round on: all are checked first
+    /// ([`check_settings`]), so either every one is applied (in order, one log entry each) or
+    /// none.
+    ///
+    /// # Errors
+    /// As [`Sim::set_setting`], for the first that would be refused (nothing changed).
+    pub fn set_settings(&mut self, settings: &[(String, String)]) -> Result<(), InterventionError> {
+        check_settings(self.world(), settings)?;
+        for (key, value) in settings {
+            self.set_setting(key, value)?;
+        }
+        Ok(())
     }
 
     /// The interventions applied so far, in order.

@@ -73,6 +73,69 @@ impl OutputPaths {
         }
     }
 
+    /// The outputs of a run of `cfg`, as `recagent run` names them: in `dir` (default: the
+    /// configuration's `output_dir`, `./output` for the embedded configuration), `messages`,
+    /// `interactions` and `log` when given (paths typed by the user, relative to the working
+    /// directory), else the configuration's `output_file`, `interaction_path` (relative to the
+    /// file) and `log_file`, else the default names; tidied (no `config/../output` detours),
+    /// since they are shown and recorded in manifests.
+    pub fn for_run(
+        cfg: &crate::config::SimConfig,
+        dir: Option<&Path>,
+        messages: Option<PathBuf>,
+        interactions: Option<PathBuf>,
+        log: Option<PathBuf>,
+    ) -> Self {
+        let from_file = |p: &Path| {
+            if cfg.is_embedded() {
+                p.to_path_buf()
+            } else {
+                cfg.resolve(p)
+            }
+        };
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None if cfg.is_embedded() => PathBuf::from("output"),
+            None => cfg.resolve(&cfg.output_dir),
+        };
+        let tidy = |p: PathBuf| {
+            if p.is_absolute() {
+                absolute(&p)
+            } else {
+                tidy_relative(&p)
+            }
+        };
+        Self {
+            messages: tidy(
+                messages
+                    .or_else(|| cfg.output_file.as_deref().map(|p| dir.join(p)))
+                    .unwrap_or_else(|| dir.join("messages.jsonl")),
+            ),
+            interactions: tidy(
+                interactions
+                    .or_else(|| cfg.interaction_path.as_deref().map(from_file))
+                    .unwrap_or_else(|| dir.join("interaction.csv")),
+            ),
+            manifest: tidy(dir.join("manifest.json")),
+            log: tidy(
+                log.or_else(|| cfg.log_file.as_deref().map(|p| dir.join(p)))
+                    .unwrap_or_else(|| dir.join("run.log")),
+            ),
+        }
+    }
+
+    /// Where a run of `cfg` writing these outputs keeps its checkpoints: the configuration's
+    /// `simulator_dir` (from a file, relative to it), else `checkpoints/` beside the manifest.
+    pub fn checkpoint_dir(&self, cfg: &crate::config::SimConfig) -> PathBuf {
+        match &cfg.simulator_dir {
+            Some(d) if !d.as_os_str().is_empty() && !cfg.is_embedded() => cfg.resolve(d),
+            _ => self
+                .manifest
+                .parent()
+                .map_or_else(|| PathBuf::from("checkpoints"), |p| p.join("checkpoints")),
+        }
+    }
+
     /// The messages as one JSON document (spec §5.6), when [`OutputPaths::messages`] ends with
     /// `.json` (any case).
     pub fn messages_document(&self) -> Option<&Path> {

@@ -84,6 +84,8 @@ pub struct SettingsEntry {
     /// Resolves the settings from a configuration, puts them in the world and calls
     /// [`Settings::on_change`].
     reload: fn(&mut World, &SimConfig) -> Result<(), ConfigError>,
+    /// Resolves the settings from a configuration without changing anything (a dry run).
+    check: fn(&SimConfig) -> Result<(), ConfigError>,
 }
 
 /// The registered settings (a world resource).
@@ -161,6 +163,21 @@ impl SettingsRegistry {
         }
     }
 
+    /// Checks, without changing anything, that `cfg` is valid for the settings that claim the
+    /// live key `key` (nothing to check when none claims it).
+    ///
+    /// # Errors
+    /// As [`SettingsRegistry::reload_live`].
+    pub fn check_live(&self, key: &str, cfg: &SimConfig) -> Result<(), ConfigError> {
+        match self
+            .entry_of(key)
+            .filter(|(e, field)| e.live.contains(field))
+        {
+            Some((e, _)) => (e.check)(cfg),
+            None => Ok(()),
+        }
+    }
+
     /// `core` (a configuration as JSON) with every registered settings' resolved values added:
     /// a section under its name, flat fields at the top level.
     pub fn merge_into(&self, world: &World, core: &mut serde_json::Value) {
@@ -198,6 +215,7 @@ impl SettingsRegistry {
                 S::on_change(w);
                 Ok(())
             },
+            check: |cfg| resolve::<S>(cfg).map(drop),
         });
     }
 }

@@ -48,6 +48,23 @@ fn demo_with(rounds: u32, host: &str, token: Option<&str>, timeout: u64) -> Demo
     }
 }
 
+/// `POST url {"action": "step"}` on its own thread (a role-played round waits for answers);
+/// the handle gives the status.
+fn step_in_background(url: String) -> std::thread::JoinHandle<u16> {
+    std::thread::spawn(move || {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        http.post(&url)
+            .header("content-type", "application/json")
+            .send(r#"{"action":"step"}"#)
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
 fn demo(rounds: u32) -> Demo {
     demo_with(rounds, "127.0.0.1", None, 30)
 }
@@ -302,6 +319,8 @@ fn interventions_apply_and_are_logged() {
     assert_eq!(c["interest"], "westerns");
     let (s, r) = d.post("/api/settings", json!({"key": "page_size", "value": 3}));
     assert_eq!(s, 200, "{r}");
+    // The configuration shown follows the live settings.
+    assert_eq!(d.get("/api/config").1["page_size"], 3);
     assert_eq!(d.control("step").0, 200);
     let dir = d._dir.path();
     let log = std::fs::read_to_string(dir.join("interventions.jsonl")).unwrap();
@@ -391,18 +410,7 @@ fn role_play_takes_the_persons_answers_through_the_typed_decisions() {
     assert!(p["pending"].is_null());
     // The round waits for the person: step on another thread.
     let url = d.url("/api/control");
-    let stepper = std::thread::spawn(move || {
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        http.post(&url)
-            .header("content-type", "application/json")
-            .send(r#"{"action":"step"}"#)
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let stepper = step_in_background(url);
     let pending = |d: &Demo| -> Value {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
@@ -535,18 +543,7 @@ fn a_demo_session_replays_from_its_seed_and_logs_byte_for_byte() {
     );
     assert_eq!(d.post("/api/roleplay", json!({"agent": 1})).0, 200);
     let url = d.url("/api/control");
-    let stepper = std::thread::spawn(move || {
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        http.post(&url)
-            .header("content-type", "application/json")
-            .send(r#"{"action":"step"}"#)
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let stepper = step_in_background(url);
     // Answer what agent 1 is asked (the top choice, then its pages and ratings) until the
     // round no longer waits: the recommender, the first item of each page, 5 stars.
     let end = Instant::now() + Duration::from_secs(60);

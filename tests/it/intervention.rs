@@ -128,6 +128,8 @@ fn a_message_and_an_interview_reach_memory_messages_and_the_log() {
     assert_eq!(lines[0]["answer"], answer);
     assert_eq!(lines[1]["seq"], 1);
     assert_eq!(lines[1]["intervention"]["kind"], "message");
+    // Recorded as the agent got it: on one line.
+    assert_eq!(lines[1]["intervention"]["text"], "Try a comedy tonight.");
     assert_eq!(sim.counters().get("interventions"), 2);
 }
 
@@ -179,11 +181,37 @@ fn bad_interventions_are_refused_and_change_nothing() {
     // Every field is checked before anything changes: the interest did not change either.
     assert_eq!(component::<Profile>(&mut sim, 0).interest, before.interest);
 
+    // Texts are never cut: 2,001 characters are refused; newlines become spaces.
+    let e = sim.send_message(0, &"a".repeat(2_001)).unwrap_err();
+    assert_eq!(e.to_string(), "text: 2001 characters: allowed 1..=2000");
+    let e = sim
+        .edit_profile(0, ProfilePatch::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("patch: nothing to change"), "{e}");
+    // A key a branch refuses too: the branch's reason, and no advice to branch.
     let e = sim.set_setting("agent_num", "3").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "`agent_num` cannot change mid-run: the population and catalogue are fixed by the checkpoint; the settings that can change mid-run are active_prob, page_size, rec_model, rec_random_k"
+    );
+    let e = sim.set_setting("lr", "0.1").unwrap_err().to_string();
     assert!(
-        e.starts_with("`agent_num` cannot change mid-run: it is read when the world is built; the settings that can change mid-run are active_prob, page_size, rec_model, rec_random_k"),
+        e.contains("it is read when the world is built") && e.contains("--set lr=..."),
         "{e}"
     );
+    // Several settings change together or not at all.
+    let e = sim.set_settings(&[
+        ("active_prob".into(), "0.3".into()),
+        ("page_size".into(), "0".into()),
+    ]);
+    assert!(matches!(e, Err(InterventionError::Config(_))), "{e:?}");
+    let e = sim.set_settings(&[
+        ("page_size".into(), "2".into()),
+        ("rec_random_k".into(), "0".into()),
+        ("agent_num".into(), "3".into()),
+    ]);
+    assert!(matches!(e, Err(InterventionError::Refused { .. })), "{e:?}");
     let e = sim
         .set_setting("active_method", "sample")
         .unwrap_err()
