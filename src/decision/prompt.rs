@@ -417,11 +417,11 @@ mod tests {
         // file per registered kind.
         let kinds = crate::decision::DecisionKinds::builtin();
         let pairs: Vec<(&str, &str)> = kinds.iter().map(|k| (k.kind, k.template)).collect();
-        assert_eq!(pairs.len(), 11);
+        assert_eq!(pairs.len(), 12);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prompts");
         let a = Prompts::load(Some(&dir), Arc::default(), 100, pairs.clone()).unwrap();
         let b = Prompts::load(None, Arc::default(), 100, pairs).unwrap();
         assert_eq!(a.templates, b.templates);
-        assert_eq!(a.templates.len(), 13);
+        assert_eq!(a.templates.len(), 14);
     }
 }
