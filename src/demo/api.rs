@@ -121,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/roleplay/pending", get(roleplay_pending))
         .route("/api/roleplay/answer", post(roleplay_answer))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method (the README's endpoint table lists each one's)".into(),
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -140,7 +146,7 @@ async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response
             if given != Some(&**token) {
                 return ApiError(
                     StatusCode::UNAUTHORIZED,
-                    "this server needs its token on requests that change state: open the URL it printed (with ?token=...)".into(),
+                    "this server needs its token on requests that change state: send `Authorization: Bearer <token>` (the page takes it from the URL the demo printed, ?token=...)".into(),
                 )
                 .into_response();
             }

@@ -250,6 +250,10 @@ fn a_step_then_a_double_start_runs_one_loop_to_the_end() {
 #[test]
 fn bad_requests_get_json_errors() {
     let d = demo(3);
+    // A wrong method is a JSON error too (first: a refused body may close the connection).
+    let (s, e) = d.get("/api/control");
+    assert_eq!(s, 405);
+    assert!(e["error"].as_str().unwrap().contains("method"), "{e}");
     let (s, e) = d.send("POST", "/api/control", "{not json", None);
     assert_eq!(s, 400);
     assert!(e["error"].is_string());
