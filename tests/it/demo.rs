@@ -36,16 +36,20 @@ fn demo_with(rounds: u32, host: &str, token: Option<&str>, timeout: u64) -> Demo
         roleplay_replay: Vec::new(),
     })
     .unwrap();
-    let http: ureq::Agent = ureq::Agent::config_builder()
+    Demo {
+        server,
+        http: client(),
+        _dir: dir,
+    }
+}
+
+/// An HTTP client that reads 4xx/5xx answers (they are JSON errors) instead of failing.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
-        .into();
-    Demo {
-        server,
-        http,
-        _dir: dir,
-    }
+        .into()
 }
 
 /// `POST url {"action": "step"}` on its own thread (a role-played round waits for answers);
@@ -519,11 +523,7 @@ fn a_demo_session_replays_from_its_seed_and_logs_byte_for_byte() {
     let a = tempfile::tempdir().unwrap();
     let d = Demo {
         server: demo_in(a.path(), &[], Vec::new()),
-        http: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into(),
+        http: client(),
         _dir: tempfile::tempdir().unwrap(),
     };
     assert_eq!(d.control("step").0, 200);
@@ -607,11 +607,7 @@ fn a_demo_session_replays_from_its_seed_and_logs_byte_for_byte() {
     let log = a.path().join("interventions.jsonl").display().to_string();
     let d = Demo {
         server: demo_in(b.path(), &[("interventions.replay", log)], played),
-        http: ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into(),
+        http: client(),
         _dir: tempfile::tempdir().unwrap(),
     };
     for _ in 0..3 {
