@@ -19,7 +19,7 @@ use crate::config::SimConfig;
 use crate::decision::top::TopAction;
 use crate::ids::{ItemId, UserId};
 use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
-use crate::recommender::build_page;
+use crate::recommender::{build_page, build_pages};
 use crate::rng::{stream_rng, Stream};
 use crate::sim::{ActiveAgents, PendingObservations, RecState, RoundLog, SimPhase, SimTick};
 use crate::world::Roster;
@@ -140,11 +140,7 @@ pub fn next_recommended_page(
     page_no: u32,
     catalog: &Catalog,
 ) -> Vec<ItemId> {
-    let mut rng = stream_rng(
-        seed,
-        Stream::Recommender,
-        &[u64::from(round), u64::from(uid.0), u64::from(page_no)],
-    );
+    let mut rng = page_stream(seed, round, uid, page_no);
     build_page(
         rec.model.as_ref(),
         &rec.log,
@@ -156,6 +152,15 @@ pub fn next_recommended_page(
     .into_iter()
     .map(|i| catalog.get(i).id)
     .collect()
+}
+
+/// The random stream of page `page_no` of `uid` in `round`.
+fn page_stream(seed: u64, round: u32, uid: UserId, page_no: u32) -> rand_chacha::ChaCha8Rng {
+    stream_rng(
+        seed,
+        Stream::Recommender,
+        &[u64::from(round), u64::from(uid.0), u64::from(page_no)],
+    )
 }
 
 /// Records a page as shown: exposure in the recommender's log, the round's interactions and
@@ -226,27 +231,39 @@ pub fn serve_first_pages(
     mut obs: ResMut<PendingObservations>,
     mut agents: Query<(&UserId, &Profile, &Choice, &mut Browsing)>,
 ) {
+    // Every first page's top list in one batch (pages of different users are independent),
+    // then shown in id order as before.
+    let mut choosers: Vec<(Entity, UserId, u32)> = Vec::new();
     for &e in &active.0 {
-        let Ok((&uid, profile, choice, mut s)) = agents.get_mut(e) else {
+        let Ok((&uid, _, choice, mut s)) = agents.get_mut(e) else {
             continue;
         };
         s.reset();
         if choice.0 != TopAction::Recommender {
             continue;
         }
-        let Some(user_idx) = roster.index_of(uid) else {
+        if let Some(user_idx) = roster.index_of(uid) {
+            choosers.push((e, uid, user_idx));
+        }
+    }
+    let users: Vec<u32> = choosers.iter().map(|c| c.2).collect();
+    let mut rngs: Vec<_> = choosers
+        .iter()
+        .map(|&(_, uid, _)| page_stream(cfg.seed, clock.round, uid, 0))
+        .collect();
+    let pages = build_pages(
+        rec.model.as_ref(),
+        &rec.log,
+        &users,
+        settings.page_size as usize,
+        settings.rec_random_k as usize,
+        &mut rngs,
+    );
+    for ((e, uid, user_idx), page) in choosers.into_iter().zip(pages) {
+        let Ok((_, profile, _, mut s)) = agents.get_mut(e) else {
             continue;
         };
-        let page = next_recommended_page(
-            cfg.seed,
-            &settings,
-            &rec,
-            user_idx,
-            uid,
-            clock.round,
-            0,
-            &catalog,
-        );
+        let page: Vec<ItemId> = page.into_iter().map(|i| catalog.get(i).id).collect();
         if page.is_empty() {
             log.say(
                 uid,

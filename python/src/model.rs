@@ -39,6 +39,9 @@ pub struct CallStats {
 pub struct PyModel {
     obj: Py<PyAny>,
     has_fit: bool,
+    /// The object has `recommend_batch(users, k, excludes, histories)`: a round's first pages
+    /// are asked in one call.
+    has_batch: bool,
     /// Item id of each dense item index (ascending: the catalogue is in id order).
     items: Vec<u32>,
     /// User id of each dense agent index.
@@ -63,6 +66,7 @@ impl PyModel {
         Ok(Self {
             obj: obj.clone().unbind(),
             has_fit: callable("fit"),
+            has_batch: callable("recommend_batch"),
             items: Vec::new(),
             users: Vec::new(),
             error,
@@ -165,76 +169,183 @@ impl PyModel {
                     return Slate::default();
                 }
             };
-            let iter = match got.try_iter() {
-                Ok(i) => i,
-                Err(_) => {
-                    let t = got
-                        .get_type()
-                        .name()
-                        .map_or_else(|_| "?".into(), |n| n.to_string());
+            self.slate_from(py, &got, &call, uid, k, exclude)
+        })
+    }
+
+    /// The page `got` (a Python model's answer to `call`) names: catalogue item ids, those
+    /// shown before skipped, at most `k`; anything else fails the round (empty slate).
+    fn slate_from(
+        &self,
+        py: Python<'_>,
+        got: &Bound<'_, PyAny>,
+        call: &str,
+        uid: i64,
+        k: usize,
+        exclude: &dyn Fn(u32) -> bool,
+    ) -> Slate {
+        let iter = match got.try_iter() {
+            Ok(i) => i,
+            Err(_) => {
+                let t = got
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| "?".into(), |n| n.to_string());
+                self.fail(
+                    py,
+                    "recommend",
+                    u32::try_from(uid).ok(),
+                    Some(k),
+                    format!("{call} returned a {t}, not a list of item ids"),
+                    None,
+                );
+                return Slate::default();
+            }
+        };
+        let mut items = Vec::with_capacity(k);
+        for x in iter {
+            let id = match x.and_then(|x| x.extract::<i64>()) {
+                Ok(id) => id,
+                Err(e) => {
                     self.fail(
                         py,
                         "recommend",
                         u32::try_from(uid).ok(),
                         Some(k),
-                        format!("{call} returned a {t}, not a list of item ids"),
+                        format!(
+                            "{call} returned something that is not an item id (an int): {}",
+                            e.value(py)
+                        ),
                         None,
                     );
                     return Slate::default();
                 }
             };
-            let mut items = Vec::with_capacity(k);
-            for x in iter {
-                let id = match x.and_then(|x| x.extract::<i64>()) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        self.fail(
-                            py,
-                            "recommend",
-                            u32::try_from(uid).ok(),
-                            Some(k),
-                            format!(
-                                "{call} returned something that is not an item id (an int): {}",
-                                e.value(py)
-                            ),
-                            None,
-                        );
-                        return Slate::default();
-                    }
-                };
-                let Some(ix) = u32::try_from(id)
-                    .ok()
-                    .and_then(|id| self.items.binary_search(&id).ok())
-                else {
-                    self.fail(
-                        py,
-                        "recommend",
-                        u32::try_from(uid).ok(),
-                        Some(k),
-                        format!("{call} returned item {id}, which is not in the catalogue"),
-                        None,
-                    );
-                    return Slate::default();
-                };
-                let ix = ix as u32;
-                // Items shown before are never shown again, whatever the model says.
-                if exclude(ix) || items.contains(&ix) {
-                    continue;
-                }
-                items.push(ix);
-                if items.len() == k {
-                    break;
-                }
+            let Some(ix) = u32::try_from(id)
+                .ok()
+                .and_then(|id| self.items.binary_search(&id).ok())
+            else {
+                self.fail(
+                    py,
+                    "recommend",
+                    u32::try_from(uid).ok(),
+                    Some(k),
+                    format!("{call} returned item {id}, which is not in the catalogue"),
+                    None,
+                );
+                return Slate::default();
+            };
+            let ix = ix as u32;
+            // Items shown before are never shown again, whatever the model says.
+            if exclude(ix) || items.contains(&ix) {
+                continue;
             }
-            let scores = (0..items.len()).map(|r| -(r as f32)).collect();
-            Slate { items, scores }
-        })
+            items.push(ix);
+            if items.len() == k {
+                break;
+            }
+        }
+        let scores = (0..items.len()).map(|r| -(r as f32)).collect();
+        Slate { items, scores }
     }
 }
 
 impl Recommender for PyModel {
     fn name(&self) -> &'static str {
         "Python"
+    }
+
+    /// With `recommend_batch(users, k, excludes, histories) -> list of pages` on the object,
+    /// one call for the whole batch (a round's first pages); otherwise one `recommend` each.
+    fn recommend_batch_in(
+        &self,
+        users: &[u32],
+        k: usize,
+        log: &InteractionLog,
+        rngs: &mut [ChaCha8Rng],
+    ) -> Vec<Slate> {
+        let n = users.len();
+        if !self.has_batch || n < 2 {
+            return users
+                .iter()
+                .zip(rngs.iter_mut())
+                .map(|(&u, rng)| {
+                    let exclude = |i: u32| log.is_exposed(u, i);
+                    self.recommend_in(u, k, log, &exclude, rng)
+                })
+                .collect();
+        }
+        let empty = || (0..n).map(|_| Slate::default()).collect::<Vec<_>>();
+        if self.failed() {
+            return empty();
+        }
+        let t = std::time::Instant::now();
+        let id = |i: u32| self.items.get(i as usize).copied().unwrap_or(i);
+        let shown: Vec<Vec<u32>> = users
+            .iter()
+            .map(|&u| log.exposed(u).iter().map(|&i| id(i)).collect())
+            .collect();
+        // Every user's watches in one scan of the log.
+        let at: std::collections::BTreeMap<u32, usize> =
+            users.iter().enumerate().map(|(j, &u)| (u, j)).collect();
+        let mut history: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for w in log.watches() {
+            if let Some(&j) = at.get(&w.0) {
+                history[j].push(id(w.1));
+            }
+        }
+        let uids: Vec<i64> = users.iter().map(|&u| self.user_id(u)).collect();
+        let out = Python::attach(|py| {
+            let call = format!("rec_model.recommend_batch(users=<{n} users>, k={k})");
+            let res = self
+                .obj
+                .bind(py)
+                .call_method1("recommend_batch", (uids.clone(), k, shown, history));
+            let got = match res {
+                Ok(v) => v,
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+                    if let Ok(mut slot) = self.error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    return empty();
+                }
+                Err(e) => {
+                    let kind = e
+                        .get_type(py)
+                        .name()
+                        .map_or_else(|_| "Exception".into(), |n| n.to_string());
+                    let msg = format!("{call} raised {kind}: {}", e.value(py));
+                    self.fail(py, "recommend_batch", None, Some(k), msg, Some(e));
+                    return empty();
+                }
+            };
+            let pages: Vec<Bound<'_, PyAny>> = match got.try_iter() {
+                Ok(it) => it.filter_map(Result::ok).collect(),
+                Err(_) => Vec::new(),
+            };
+            if pages.len() != n {
+                let msg = format!(
+                    "{call} returned {} pages for {n} users: expected one list of item ids per user, in order",
+                    pages.len()
+                );
+                self.fail(py, "recommend_batch", None, Some(k), msg, None);
+                return empty();
+            }
+            pages
+                .iter()
+                .zip(users.iter().zip(&uids))
+                .map(|(page, (&u, &uid))| {
+                    let exclude = |i: u32| log.is_exposed(u, i);
+                    let one = format!("{call}, the page of user {uid},");
+                    self.slate_from(py, page, &one, uid, k, &exclude)
+                })
+                .collect()
+        });
+        self.stats.calls.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats
+            .nanos
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
     }
 
     fn bind_ids(&mut self, items: &[u32], users: &[u32]) {

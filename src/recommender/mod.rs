@@ -168,6 +168,27 @@ pub trait Recommender: Send + Sync {
         let _ = log;
         self.recommend(user, k, exclude, rng)
     }
+    /// The top lists of several pages at once, one per user in `users` (distinct users, each
+    /// with its own page stream in `rngs`), none holding an item the user was shown
+    /// (`log.is_exposed`). For models with a per-call cost worth sharing (a Python model answers
+    /// them in one call); the default asks [`Recommender::recommend_in`] for each, in order, so
+    /// a batch gives exactly the pages one-by-one calls give.
+    fn recommend_batch_in(
+        &self,
+        users: &[u32],
+        k: usize,
+        log: &InteractionLog,
+        rngs: &mut [ChaCha8Rng],
+    ) -> Vec<Slate> {
+        users
+            .iter()
+            .zip(rngs.iter_mut())
+            .map(|(&u, rng)| {
+                let exclude = |i: u32| log.is_exposed(u, i);
+                self.recommend_in(u, k, log, &exclude, rng)
+            })
+            .collect()
+    }
     /// Tells the model the ids behind the dense indices, once, before its first fit:
     /// `items[i]` is the id (`ItemId.0`) of item index `i` (catalogue order), `users[u]` the id
     /// (`UserId.0`) of user index `u` (the agents, roster order; background users of a warm
@@ -354,6 +375,38 @@ pub fn build_page(
 ) -> Vec<u32> {
     let exclude = |i: u32| log.is_exposed(user, i);
     let top = model.recommend_in(user, page_size, log, &exclude, rng);
+    finish_page(top, log, user, page_size, random_k, rng)
+}
+
+/// [`build_page`] for several users at once (distinct users, one page stream each): the model's
+/// top lists come from one [`Recommender::recommend_batch_in`]; each page is then finished as
+/// [`build_page`] finishes it, so the pages are the ones one-by-one calls build.
+pub fn build_pages(
+    model: &dyn Recommender,
+    log: &InteractionLog,
+    users: &[u32],
+    page_size: usize,
+    random_k: usize,
+    rngs: &mut [ChaCha8Rng],
+) -> Vec<Vec<u32>> {
+    let tops = model.recommend_batch_in(users, page_size, log, rngs);
+    tops.into_iter()
+        .zip(users)
+        .zip(rngs.iter_mut())
+        .map(|((top, &u), rng)| finish_page(top, log, u, page_size, random_k, rng))
+        .collect()
+}
+
+/// The page from the model's top list: the `rec_random_k` tail injection of [`build_page`].
+fn finish_page(
+    top: Slate,
+    log: &InteractionLog,
+    user: u32,
+    page_size: usize,
+    random_k: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<u32> {
+    let exclude = |i: u32| log.is_exposed(user, i);
     if random_k == 0 {
         return top.items;
     }

@@ -50,9 +50,10 @@ __all__ = [
 class Recommender(Protocol):
     """The protocol of a recommender written in Python (``rec_model=obj``).
 
-    ``recommend`` is called for every recommendation page an agent is shown, one page at a
-    time, in the engine's deterministic order (the next page depends on what the agent did on
-    the previous one, so pages cannot be batched). Item and user ids are the data files' ids.
+    ``recommend`` is called for every recommendation page an agent is shown, in the engine's
+    deterministic order. An optional ``recommend_batch`` gets a round's first pages (every agent
+    entering the recommender) in one call; later pages are asked one at a time, each after the
+    agent's previous page decision. Item and user ids are the data files' ids.
     ``fit`` is optional: when present it is called once when the simulation is built (or
     resumed) and after every ``retrain_every``-th round.
     """
@@ -65,6 +66,19 @@ class Recommender(Protocol):
         watched, in watch order. Fewer than ``k`` items (or none) is allowed: an empty page
         ends the agent's browsing.
         """
+        ...
+
+    def recommend_batch(
+        self,
+        users: Sequence[int],
+        k: int,
+        excludes: Sequence[Sequence[int]],
+        histories: Sequence[Sequence[int]],
+    ) -> Sequence[Sequence[int]]:
+        """(Optional) ``recommend`` for several users at once: one list of item ids per user,
+        in the order of ``users`` (``excludes[j]`` and ``histories[j]`` are user ``j``'s). The
+        outputs are the same as per-user calls would give; a list of the wrong length is a
+        :class:`RecommenderError`."""
         ...
 
     def fit(self, interactions: List[Dict[str, Any]]) -> None:
