@@ -17,8 +17,10 @@ function fail(msg) { throw new Error(msg); }
 
 async function main() {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'recagent-demo-'));
+  // round=100000: on an idle machine the demo data's rounds take ~40 ms, so a short run could end
+  // (and Pause be disabled) before the test clicks it.
   const args = ['demo', '--port', '0', '--output-dir', out, '--roleplay-timeout', '60',
-    '--set', 'active_prob=1', '--set', 'round=200', ...(process.env.RECAGENT_DEMO_ARGS || '').split(' ').filter(Boolean)];
+    '--set', 'active_prob=1', '--set', 'round=100000', ...(process.env.RECAGENT_DEMO_ARGS || '').split(' ').filter(Boolean)];
   const server = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   server.stderr.on('data', (d) => { stderr += d; });
