@@ -280,7 +280,9 @@ impl Simulation {
         let paths = self.paths();
         // The new sink reopens the files and truncates them; the old one is dropped first.
         self.sim.world_mut().remove_resource::<OutputSink>();
+        let parquet = self.sim.config().interactions_parquet;
         let sink = OutputSink::resume(paths, write_messages, offsets)
+            .and_then(|s| s.with_parquet(parquet, self.sim.round()))
             .map_err(|e| from_sim(py, &recagent::sim::SimError::File(e)))?;
         self.sim.world_mut().insert_resource(sink);
         checkpoint::restore(&mut self.sim, state).map_err(|e| from_checkpoint(py, &e))?;

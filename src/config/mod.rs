@@ -31,8 +31,8 @@ use crate::clock::Interval;
 use crate::decision::offline::OfflineParams;
 
 pub use sections::{
-    BackendKind, ExecutionMode, HybridOptions, LlmOptions, Protocol, RecModel, StructuredOutput,
-    TextSource,
+    BackendKind, ExecutionMode, HybridOptions, LlmOptions, MessageAgents, Protocol, RecModel,
+    StructuredOutput, TextSource,
 };
 use validate::{add_line_to_unknown_field, key_line, name_key_of_bad_value, tidy_parse_message};
 
@@ -176,6 +176,13 @@ pub struct SimConfig {
     pub checkpoint_every: u32,
     /// Write every message to the messages file (`true`), or only counts (`false`, for huge runs).
     pub write_messages: bool,
+    /// Whose messages are written when `write_messages` is on (section `message_agents:`,
+    /// `every` and `ids`; default every agent): see [`MessageAgents`].
+    pub message_agents: MessageAgents,
+    /// Also write the interactions as Parquet, one file per round, in `interaction.parquet/`
+    /// beside the CSV (see [`crate::io::parquet`]; needs the `parquet` cargo feature, on by
+    /// default). The CSV is written either way.
+    pub interactions_parquet: bool,
     /// Parameters of the offline behaviour model.
     pub offline: OfflineParams,
     /// Warm start: initial interactions (MovieLens `ratings.dat` or implicit `user item item ...`)
@@ -255,6 +262,8 @@ impl Default for SimConfig {
             history_size: 10,
             checkpoint_every: 1,
             write_messages: true,
+            message_agents: MessageAgents::default(),
+            interactions_parquet: false,
             offline: OfflineParams::default(),
             rec_init_path: None,
             rec_external_url: None,

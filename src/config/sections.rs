@@ -394,3 +394,60 @@ impl LlmOptions {
         self.price_prompt_per_mtok > 0.0 || self.price_completion_per_mtok > 0.0
     }
 }
+
+/// Which agents' messages are written (config section `message_agents:`), for runs too large
+/// to keep every message (a million agents write gigabytes of messages per round). An agent's
+/// messages are kept when its id is a multiple of `every` (`every: 1`, the default, keeps
+/// every agent; `every: 0` keeps none by stride) or it is listed in `ids`. System messages
+/// (`agent_id` -1: interventions) are always kept. Interactions, metrics and counters are
+/// never sampled: they cover every agent. `write_messages: false` writes no messages at all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MessageAgents {
+    /// Keep one agent in `every`: those whose id is divisible by it; 0..=1,000,000,000
+    /// (0 = none by stride, only `ids`).
+    pub every: u32,
+    /// Agents (data-file ids) whose messages are kept whatever `every` says.
+    pub ids: Vec<u32>,
+}
+
+impl Default for MessageAgents {
+    fn default() -> Self {
+        Self {
+            every: 1,
+            ids: Vec::new(),
+        }
+    }
+}
+
+impl MessageAgents {
+    /// True when the messages of agent `id` are kept. `ids` is searched as a sorted list:
+    /// call it on [`MessageAgents::sorted`].
+    pub fn keeps(&self, id: u32) -> bool {
+        (self.every > 0 && id.is_multiple_of(self.every)) || self.ids.binary_search(&id).is_ok()
+    }
+    /// The same sample with `ids` sorted and deduplicated (what [`MessageAgents::keeps`]
+    /// searches).
+    pub fn sorted(&self) -> Self {
+        let mut ids = self.ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        Self {
+            every: self.every,
+            ids,
+        }
+    }
+    /// True when every agent's messages are kept (the default).
+    pub fn keeps_all(&self) -> bool {
+        self.every == 1
+    }
+    /// Checks ranges; returns `(key, message)` for the first problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        crate::config::validate::check_range(
+            "every",
+            self.every,
+            0..=1_000_000_000,
+            "0..=1000000000",
+        )
+    }
+}

@@ -48,6 +48,12 @@ impl SimConfig {
             );
         }
         check_range("history_size", self.history_size, 1..=1000, "1..=1000")?;
+        if self.interactions_parquet && !crate::io::parquet::AVAILABLE {
+            return bad(
+                "interactions_parquet",
+                "this recagent was built without the `parquet` cargo feature: rebuild with it (it is on by default) or set interactions_parquet: false".into(),
+            );
+        }
         if let Some(start) = self.start_datetime() {
             let clock = crate::clock::SimClock::new(start, self.interval);
             if clock.checked_round_start(self.round).is_none() {
@@ -184,6 +190,9 @@ impl SimConfig {
         self.hybrid
             .validate()
             .map_err(|(k, m)| (format!("hybrid.{k}"), m))?;
+        self.message_agents
+            .validate()
+            .map_err(|(k, m)| (format!("message_agents.{k}"), m))?;
         self.llm_options
             .validate()
             .map_err(|(k, m)| (format!("llm_options.{k}"), m))?;

@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod output;
+pub mod parquet;
 
 use std::path::Path;
 

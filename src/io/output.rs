@@ -235,6 +235,8 @@ fn at(path: &Path) -> impl FnOnce(std::io::Error) -> FileError + '_ {
 pub struct OutputSink {
     messages: Option<BufWriter<File>>,
     interactions: BufWriter<File>,
+    /// The Parquet folder when `interactions_parquet` is on ([`super::parquet`]).
+    parquet: Option<PathBuf>,
     /// Paths of the files.
     pub paths: OutputPaths,
 }
@@ -269,6 +271,7 @@ impl OutputSink {
         let mut sink = Self {
             messages,
             interactions,
+            parquet: None,
             paths,
         };
         sink.write_document(0)?;
@@ -300,12 +303,28 @@ impl OutputSink {
         let mut sink = Self {
             messages,
             interactions,
+            parquet: None,
             paths,
         };
         // What a crashed run wrote after the checkpoint is gone from the stream: so from the
         // document, which is regenerated from it.
         sink.write_document(offsets.round)?;
         Ok(sink)
+    }
+
+    /// Also writes the interactions as Parquet, one file per round ([`super::parquet`]), when
+    /// `on`; `completed` is the number of rounds already written (0 for a new run): the parts
+    /// of later rounds, left by an earlier or crashed run, are removed.
+    ///
+    /// # Errors
+    /// [`FileError`] naming a part that could not be removed.
+    pub fn with_parquet(mut self, on: bool, completed: u32) -> Result<Self, FileError> {
+        if on {
+            let dir = super::parquet::parts_dir(&self.paths.interactions);
+            super::parquet::remove_parts_after(&dir, completed).map_err(at(&dir))?;
+            self.parquet = Some(dir);
+        }
+        Ok(self)
     }
 
     /// Regenerates the JSON document (when [`OutputPaths::messages_document`] names one) from
@@ -357,6 +376,10 @@ impl OutputSink {
         self.write_messages(round, time, messages).map_err(at(&m))?;
         self.write_interactions(round, time, interactions)
             .map_err(at(&i))?;
+        if let Some(dir) = &self.parquet {
+            let part = super::parquet::part_path(dir, round);
+            super::parquet::write_part(dir, round, time, interactions).map_err(at(&part))?;
+        }
         self.write_document(round)
     }
 

@@ -214,9 +214,19 @@ impl LightGcn {
         let (_, items) = self.out.view().split_at(ndarray::Axis(0), self.n_users);
         items.dot(&self.out.row(u))
     }
+
+    /// The propagated factors behind [`LightGcn::scores`] (users, then items, of `out`), for
+    /// batched pages; `None` before the first fit.
+    pub fn factor_views(&self) -> Option<super::factors::FactorViews<'_>> {
+        if self.out.nrows() <= self.n_users {
+            return None;
+        }
+        let (users, items) = self.out.view().split_at(ndarray::Axis(0), self.n_users);
+        Some(super::factors::FactorViews { users, items })
+    }
 }
 
-crate::scored_recommender!(LightGcn, "LightGCN", params);
+crate::scored_recommender!(LightGcn, "LightGCN", params, factors);
 
 #[cfg(test)]
 mod tests {

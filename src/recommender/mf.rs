@@ -127,6 +127,14 @@ impl Mf {
         }
         self.item.dot(&self.user.row(user as usize))
     }
+
+    /// The factors behind [`Mf::scores`], for batched pages; `None` before the first fit.
+    pub fn factor_views(&self) -> Option<super::factors::FactorViews<'_>> {
+        (self.item.ncols() == self.user.ncols()).then(|| super::factors::FactorViews {
+            users: self.user.view(),
+            items: self.item.view(),
+        })
+    }
 }
 
 /// Sets the listed rows of `g` to zero.
@@ -136,7 +144,7 @@ pub(crate) fn zero_rows(g: &mut Array2<f32>, rows: &[u32]) {
     }
 }
 
-crate::scored_recommender!(Mf, "MF", params);
+crate::scored_recommender!(Mf, "MF", params, factors);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 mod content;
 pub mod eval;
 mod external;
+pub mod factors;
 mod itemknn;
 mod lightgcn;
 mod mf;
@@ -291,9 +292,15 @@ macro_rules! scored_recommender {
     ($ty:ty, $name:literal, params) => {
         $crate::scored_recommender!($ty, $name, { params });
     };
-    ($ty:ty, $name:literal, { $($params:ident)? }) => {
+    // A factor model (`fn factor_views(&self) -> Option<FactorViews>`, scores `items · p_u`):
+    // pages asked together are scored in batches ([`factors::batch_top_k`]), with the same lists.
+    ($ty:ty, $name:literal, params, factors) => {
+        $crate::scored_recommender!($ty, $name, { params }, factors);
+    };
+    ($ty:ty, $name:literal, { $($params:ident)? } $(, $factors:ident)?) => {
         impl $crate::recommender::Recommender for $ty {
             $crate::model_state_via_serde!($($params)?);
+            $($crate::factor_batches!($factors);)?
 
             fn name(&self) -> &'static str {
                 $name
@@ -312,6 +319,28 @@ macro_rules! scored_recommender {
             ) -> $crate::recommender::Slate {
                 use $crate::recommender::ItemScores as _;
                 $crate::recommender::train::top_k(self.scores(user).item_scores(), k, exclude)
+            }
+        }
+    };
+}
+
+/// The batched [`Recommender::recommend_batch_in`] of a factor model (inside its `impl
+/// Recommender` block, through [`scored_recommender!`](crate::scored_recommender)'s `factors`):
+/// the lists of one-by-one calls, computed [`factors::BATCH`] users per matrix product, the
+/// batches on the rayon pool.
+#[macro_export]
+macro_rules! factor_batches {
+    (factors) => {
+        fn recommend_batch_in(
+            &self,
+            users: &[u32],
+            k: usize,
+            log: &$crate::recommender::InteractionLog,
+            _rngs: &mut [rand_chacha::ChaCha8Rng],
+        ) -> Vec<$crate::recommender::Slate> {
+            match self.factor_views() {
+                Some(f) => $crate::recommender::factors::batch_top_k(&f, users, k, log, true),
+                None => vec![$crate::recommender::Slate::default(); users.len()],
             }
         }
     };

@@ -534,6 +534,7 @@ impl Prepared {
         world.insert_resource(ActiveAgents::default());
         world.insert_resource(RoundLog {
             enabled: cfg.write_messages,
+            sample: cfg.message_agents.sorted(),
             ..Default::default()
         });
         world.insert_resource(PendingObservations::default());
@@ -550,8 +551,10 @@ impl Prepared {
             outputs.interactions.clone(),
         ];
         let sink = match builder.resume_at {
-            None => OutputSink::create(outputs, cfg.write_messages),
-            Some(at) => OutputSink::resume(outputs, cfg.write_messages, at),
+            None => OutputSink::create(outputs, cfg.write_messages)?
+                .with_parquet(cfg.interactions_parquet, 0),
+            Some(at) => OutputSink::resume(outputs, cfg.write_messages, at)?
+                .with_parquet(cfg.interactions_parquet, at.round),
         }?;
         let stale: Vec<PathBuf> = earlier
             .into_iter()
@@ -601,6 +604,11 @@ pub fn run_files(outputs: &OutputPaths, checkpoints: &Path) -> Vec<PathBuf> {
     let mut seen = std::collections::BTreeSet::new();
     files.retain(|f| seen.insert(f.clone()));
     let mut found: Vec<PathBuf> = files.into_iter().filter(|f| f.is_file()).collect();
+    found.extend(
+        crate::io::parquet::parts(&crate::io::parquet::parts_dir(&outputs.interactions))
+            .into_iter()
+            .map(|(_, p)| p),
+    );
     if let Ok(entries) = std::fs::read_dir(checkpoints) {
         let mut ckpts: Vec<PathBuf> = entries
             .filter_map(Result::ok)

@@ -119,6 +119,9 @@ pub struct RoundLog {
     pub messages: Vec<MessageRecord>,
     /// Messages are kept (`write_messages`); when false, [`RoundLog::say`] drops them.
     pub enabled: bool,
+    /// Whose messages are kept (`message_agents`, ids sorted); the others' are dropped by
+    /// [`RoundLog::say`].
+    pub sample: crate::config::MessageAgents,
     /// Items mentioned in chats and posts this round.
     pub mentions: Vec<ItemId>,
     interactions: Vec<InteractionRecord>,
@@ -132,7 +135,7 @@ pub struct RoundLog {
 impl RoundLog {
     /// Adds a message for `agent`.
     pub fn say(&mut self, agent: UserId, action: &'static str, content: String) {
-        if !self.enabled {
+        if !self.wants(agent) {
             return;
         }
         self.messages.push(MessageRecord {
@@ -140,6 +143,11 @@ impl RoundLog {
             action,
             content,
         });
+    }
+    /// True when a message of `agent` would be kept (`write_messages` and `message_agents`):
+    /// callers with costly text to build may skip it otherwise.
+    pub fn wants(&self, agent: UserId) -> bool {
+        self.enabled && self.sample.keeps(agent.0)
     }
     /// Records a system message (`agent_id` -1), e.g. a setting changed between rounds.
     pub fn say_system(&mut self, action: &'static str, content: String) {

@@ -414,3 +414,108 @@ fn the_readme_command_runs_on_a_fresh_machine_and_a_second_run_is_refused() {
     // The earlier run's messages stream was its file: removed, not left beside the new one.
     assert!(!t.path().join("output/messages.jsonl").exists());
 }
+
+#[test]
+fn message_agents_keeps_one_agent_in_n_and_the_named_ones_and_nothing_else_changes() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let all = crate::common::run(demo_config(), a.path());
+    let sampled = crate::common::run(
+        recagent::config::SimConfig {
+            message_agents: recagent::config::MessageAgents {
+                every: 4,
+                ids: vec![13, 7],
+            },
+            ..demo_config()
+        },
+        b.path(),
+    );
+    let keep = |id: i64| id < 0 || id % 4 == 0 || id == 7 || id == 13;
+    let expected: Vec<_> = crate::common::messages(&all.messages)
+        .into_iter()
+        .filter(|m| keep(m.1))
+        .collect();
+    let got = crate::common::messages(&sampled.messages);
+    assert!(!got.is_empty() && got.len() < crate::common::messages(&all.messages).len());
+    // Exactly the full run's messages of the kept agents, in the same order.
+    assert_eq!(got, expected);
+    assert!(got.iter().any(|m| m.1 == 7) && got.iter().any(|m| m.1 == 13));
+    // Sampling the messages changes nothing the agents do.
+    assert_eq!(sampled.interactions, all.interactions);
+    assert_eq!(sampled.metrics, all.metrics);
+    assert_eq!(sampled.stats, all.stats);
+}
+
+#[test]
+fn a_bad_message_sample_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "round: 1\nmessage_agents:\n  every: -3\n",
+    )
+    .unwrap();
+    let (code, _, err) = ran(recagent()
+        .args(["run", "-c"])
+        .arg(dir.path().join("c.yaml"))
+        .arg("--output-dir")
+        .arg(dir.path().join("out")));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("c.yaml:3: invalid value for `message_agents.every`: must be a whole number from 0 to 1000000000, not `-3`"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "parquet")]
+#[test]
+fn interactions_as_parquet_hold_the_csv_rows_one_file_per_round_and_survive_resume() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = recagent::config::SimConfig {
+        interactions_parquet: true,
+        ..demo_config()
+    };
+    let run = crate::common::run(cfg.clone(), a.path());
+    let dir = a.path().join("interaction.parquet");
+    let parts = recagent::io::parquet::parts(&dir);
+    assert_eq!(
+        parts.iter().map(|p| p.0).collect::<Vec<_>>(),
+        (1..=cfg.round).collect::<Vec<_>>()
+    );
+    // Every CSV row, in order, is a Parquet row; the empty rating is a null.
+    let mut rows = Vec::new();
+    for (_, p) in &parts {
+        rows.extend(recagent::io::parquet::read_part(p).unwrap());
+    }
+    let csv: Vec<String> = run.interactions.lines().skip(1).map(String::from).collect();
+    assert_eq!(rows.len(), csv.len());
+    for (r, line) in rows.iter().zip(&csv) {
+        let rating = if r.3 == 0 {
+            String::new()
+        } else {
+            r.3.to_string()
+        };
+        assert_eq!(
+            format!("{},{},{},{rating},{},{}", r.0, r.1, r.2, r.4, r.5),
+            *line
+        );
+    }
+    assert!(rows.iter().any(|r| r.2 == 1 && r.3 > 0) && rows.iter().any(|r| r.3 == 0));
+
+    // Killed after round 4 with a checkpoint after 3: the resumed run drops the stray part 4
+    // and writes it again; the parts are the uninterrupted run's.
+    let sim = Sim::new(cfg.clone(), paths(b.path())).unwrap();
+    let ckpt = steps_with_checkpoint(sim, b.path(), 4, 3);
+    let bdir = b.path().join("interaction.parquet");
+    std::fs::write(recagent::io::parquet::part_path(&bdir, 4), b"torn").unwrap();
+    let (mut resumed, _) = checkpoint::resume(&ckpt, &[], None).unwrap();
+    assert_eq!(recagent::io::parquet::parts(&bdir).len(), 3);
+    while resumed.round() < cfg.round {
+        resumed.step().unwrap();
+    }
+    drop(resumed);
+    for ((_, pa), (_, pb)) in parts.iter().zip(recagent::io::parquet::parts(&bdir)) {
+        assert_eq!(
+            recagent::io::parquet::read_part(pa).unwrap(),
+            recagent::io::parquet::read_part(&pb).unwrap()
+        );
+    }
+}
