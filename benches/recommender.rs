@@ -3,7 +3,9 @@
 //! 1. Training time of MF and LightGCN on Agent4Rec's ML-1M train split (74,271 interactions),
 //!    with the `eval-recommender` defaults, and their Recall@20 / NDCG@20 on the test split.
 //! 2. `recommend()` latency (one user, k = 20, exposure exclusion) for 1,000 and 100,000 users
-//!    over 3,292 items, on a synthetic log with 74 watches per user.
+//!    over 3,292 items, on a synthetic log with 74 watches per user; and per page when the same
+//!    2,000 pages are asked in one `recommend_batch_in` (batched factor models, MF and LightGCN;
+//!    the others ask one by one), with the lists checked against the one-by-one calls.
 //!
 //! Environment: `BENCH_REPEATS` (training repeats, default 3), `BENCH_CF_DIR` (split directory).
 
@@ -149,11 +151,34 @@ fn latency() {
                 lat.push(t.elapsed().as_secs_f64() * 1e6);
                 assert_eq!(s.items.len(), 20);
             }
+            // The same 2,000 pages asked at once (`recommend_batch_in`, what the recommend
+            // phase asks for a round's first pages): per page, and the lists compared.
+            let users: Vec<u32> = (0..2000u64)
+                .map(|q| (q * 7919 % n_users as u64) as u32)
+                .collect();
+            let mut rngs: Vec<_> = users
+                .iter()
+                .map(|_| stream_rng(1, Stream::Recommender, &[]))
+                .collect();
+            let mut batched = Vec::new();
+            let mut same = true;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let got = m.recommend_batch_in(&users, 20, &log, &mut rngs);
+                batched.push(t.elapsed().as_secs_f64() * 1e6 / users.len() as f64);
+                same &= got.iter().zip(&users).all(|(s, &u)| {
+                    s.items
+                        == m.recommend(u, 20, &|i| log.is_exposed(u, i), &mut rng)
+                            .items
+                });
+            }
             println!(
-                "  {:<10} median {:>8.1} µs  p99 {:>8.1} µs  (fit {:.2} s)",
+                "  {:<10} median {:>8.1} µs  p99 {:>8.1} µs  batched {:>7.1} µs/page (lists {})  (fit {:.2} s)",
                 m.name(),
                 median(lat.clone()),
                 percentile(&lat, 0.99),
+                median(batched),
+                if same { "identical" } else { "DIFFER" },
                 fit
             );
         }

@@ -9,7 +9,8 @@
 //! SCALE_AGENTS=1000000 SCALE_ROUNDS=3 cargo bench --bench scale
 //! ```
 //! `SCALE_MESSAGES=1` also writes the messages file (off by default: at a million agents it is
-//! gigabytes per round).
+//! gigabytes per round). `SCALE_MODEL=MF` (any `rec_model`; default Popularity) picks the
+//! recommender.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -95,13 +96,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let messages = std::env::var("SCALE_MESSAGES").is_ok_and(|v| v == "1");
+    let model = std::env::var("SCALE_MODEL").unwrap_or_else(|_| "Popularity".into());
     println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,ckpt_mib,ckpt_write_s,resume_s,peak_rss_mib,rss_before_ckpt_mib");
     for n in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         write_population(dir.path(), n, &users).expect("write population");
         let yaml = format!(
             "item_path: {}\nuser_path: users.csv\nrelationship_path: relationship.csv\nround: {rounds}\n\
-             active_prob: 1.0\nactive_agent_threshold: 0\nrec_random_k: 1\nwrite_messages: {messages}\n",
+             active_prob: 1.0\nactive_agent_threshold: 0\nrec_random_k: 1\nwrite_messages: {messages}\n\
+             rec_model: {model}\n",
             items.display()
         );
         let cfg = SimConfig::from_yaml(&yaml, "bench", dir.path().to_path_buf()).expect("config");

@@ -92,6 +92,9 @@ fn first_line(t: &str) -> String {
         .into()
 }
 
+/// Steps over at least this many items run on the rayon pool (`execution_mode: parallel`).
+const PARALLEL_WORK: usize = 256;
+
 /// Per-agent work of one remember step.
 struct Work {
     user: UserId,
@@ -101,11 +104,20 @@ struct Work {
     transfers: Vec<Transfer>,
 }
 
-fn quantise(emb: &Embeddings, texts: &[&str], stats: &mut BehaviourStats) -> Vec<QVec> {
-    let (v, fell_back) = emb.embed_or_fallback(texts);
+fn quantise(
+    emb: &Embeddings,
+    texts: &[&str],
+    stats: &mut BehaviourStats,
+    parallel: bool,
+) -> Vec<QVec> {
+    let (v, fell_back) = emb.embed_maybe_parallel(texts, parallel);
     if fell_back {
         // Counted with the memory requests: the embedder failed and hashed the texts instead.
         stats.fallback(Compress::KIND);
+    }
+    if parallel && v.len() >= PARALLEL_WORK {
+        use rayon::prelude::*;
+        return v.par_iter().map(|x| QVec::new(x)).collect();
     }
     v.iter().map(|x| QVec::new(x)).collect()
 }
@@ -123,6 +135,7 @@ pub fn write_memories(
     mut agents: Query<AgentDataMut>,
 ) {
     let p: &MemoryParams = &cfg.memory;
+    let parallel = cfg.execution_mode == crate::config::ExecutionMode::Parallel;
     let round = clock.round;
     let now_h = clock.hours_since_start(clock.now()) as f32;
     let ctx = Context {
@@ -196,24 +209,39 @@ pub fn write_memories(
             .and_then(|e| q.get(e).ok())
             .map(|d| d.1.name.clone())
     };
-    let rendered: Vec<Vec<[String; 1]>> = work
+    // The sentences depend on the records and names alone: built on the rayon pool, in order.
+    let named: Vec<(Arc<str>, Vec<Option<Arc<str>>>)> = work
         .iter()
         .map(|w| {
             let name = names(w.user, &agents).unwrap_or_else(|| "Someone".into());
-            w.records
+            let others = w
+                .records
                 .iter()
-                .map(|r| {
-                    let other = r.other.and_then(|o| names(o, &agents));
-                    [crate::observation::sentence(
-                        r,
-                        &name,
-                        other.as_deref(),
-                        &catalog,
-                    )]
-                })
-                .collect()
+                .map(|r| r.other.and_then(|o| names(o, &agents)))
+                .collect();
+            (name, others)
         })
         .collect();
+    let render = |(w, (name, others)): (&Work, &(Arc<str>, Vec<Option<Arc<str>>>))| {
+        w.records
+            .iter()
+            .zip(others)
+            .map(|(r, other)| {
+                [crate::observation::sentence(
+                    r,
+                    name,
+                    other.as_deref(),
+                    &catalog,
+                )]
+            })
+            .collect::<Vec<[String; 1]>>()
+    };
+    let rendered: Vec<Vec<[String; 1]>> = if parallel && work.len() >= PARALLEL_WORK {
+        use rayon::prelude::*;
+        work.par_iter().zip(named.par_iter()).map(render).collect()
+    } else {
+        work.iter().zip(&named).map(render).collect()
+    };
     let slots = |w: &Work, i: usize| (0..w.records.len()).map(move |seq| (i, seq));
     let all_obs: Vec<(usize, usize)> = work
         .iter()
@@ -270,6 +298,7 @@ pub fn write_memories(
             .map(|&(i, seq)| compressed[i][seq].as_str())
             .collect::<Vec<_>>(),
         &mut stats,
+        parallel,
     );
     for (&(i, seq), e) in kept.iter().zip(embs) {
         let w = &mut work[i];
@@ -337,6 +366,7 @@ pub fn write_memories(
             .map(|&(i, t)| insights[i][t].as_str())
             .collect::<Vec<_>>(),
         &mut stats,
+        parallel,
     );
     let mut insight_embs = insight_embs.into_iter();
     for (i, w) in work.iter_mut().enumerate() {
@@ -422,6 +452,7 @@ pub fn write_memories(
             &emb,
             &flat.iter().map(|x| x.2).collect::<Vec<_>>(),
             &mut stats,
+            parallel,
         );
         let statements: Vec<Vec<(u32, Arc<str>)>> = flat
             .iter()
@@ -457,7 +488,7 @@ pub fn write_memories(
                 .collect();
         }
         let texts: Vec<&str> = answers.iter().flatten().map(|x| x.text.as_str()).collect();
-        let mut iembs = quantise(&emb, &texts, &mut stats).into_iter();
+        let mut iembs = quantise(&emb, &texts, &mut stats, parallel).into_iter();
         let mut n = 0;
         for &i in &reflecting {
             let d = agents.get_mut(work[i].entity);
@@ -499,6 +530,7 @@ pub fn write_memories(
         &emb,
         &queries.iter().map(|q| &**q).collect::<Vec<_>>(),
         &mut stats,
+        parallel,
     );
     for (w, q) in work.iter_mut().zip(qembs) {
         let Ok(mut d) = agents.get_mut(w.entity) else {

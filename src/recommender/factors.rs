@@ -100,24 +100,40 @@ fn batch(
             if !eps.is_finite() || a.iter().any(|x| !x.is_finite()) {
                 return top_k_one(f.items, pu, k, &exclude);
             }
-            shortlist(f.items, pu, a.as_slice().unwrap_or(&[]), k, eps, &exclude)
+            shortlist(
+                f.items,
+                pu,
+                a.as_slice().unwrap_or(&[]),
+                k,
+                eps,
+                log.exposed(u),
+            )
         })
         .collect()
 }
 
-/// The exact top `k` from the batched scores `approx` (finite) and their error bound `eps`.
+/// The exact top `k` from the batched scores `approx` (finite) and their error bound `eps`,
+/// none of the items `shown` (ascending).
 fn shortlist(
     items: ArrayView2<'_, f32>,
     pu: ArrayView1<'_, f32>,
     approx: &[f32],
     k: usize,
     eps: f32,
-    exclude: &dyn Fn(u32) -> bool,
+    shown: &[u32],
 ) -> Slate {
     if k == 0 {
         return Slate::default();
     }
-    let mut allowed: Vec<u32> = (0..approx.len() as u32).filter(|&i| !exclude(i)).collect();
+    // Every item but the shown ones: a merge with the sorted list, not a search per item.
+    let mut allowed: Vec<u32> = Vec::with_capacity(approx.len().saturating_sub(shown.len()));
+    let mut next = shown.iter().copied().peekable();
+    for i in 0..approx.len() as u32 {
+        while next.next_if(|&x| x < i).is_some() {}
+        if next.next_if_eq(&i).is_none() {
+            allowed.push(i);
+        }
+    }
     if allowed.len() > k {
         let (_, kth, _) = allowed.select_nth_unstable_by(k - 1, |&a, &b| {
             approx[b as usize].total_cmp(&approx[a as usize])
