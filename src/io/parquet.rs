@@ -82,7 +82,9 @@ pub fn write_part(
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let path = part_path(dir, round);
-    let tmp = path.with_extension("parquet.tmp");
+    // A leading dot: readers of the folder (pyarrow's dataset discovery, a `*.parquet` glob)
+    // skip the file being written.
+    let tmp = dir.join(format!(".part-{round:06}.parquet.tmp"));
     encode(&tmp, round, time, rows)?;
     std::fs::rename(&tmp, &path)
 }
