@@ -48,13 +48,15 @@ async function main() {
     if (await round() !== 0) fail('the page does not start at round 0');
 
     // Start: the round counter and the log advance.
-    await page.click('#btn-start');
+    // While the demo runs, the page takes a delta every few tens of milliseconds: clicks do not
+    // wait for navigations (there are none), the state they cause is awaited instead.
+    await page.click('#btn-start', { noWaitAfter: true });
     await page.waitForFunction(() => Number(document.getElementById('round').dataset.round) >= 2, null, { timeout: 120000 });
     const rows = await page.locator('#log .ev').count();
     if (rows < 5) fail(`the log shows ${rows} events after two rounds`);
 
     // Pause, then select an agent in the graph: its card shows.
-    await page.click('#btn-pause');
+    await page.click('#btn-pause', { noWaitAfter: true });
     await page.waitForFunction(() => document.getElementById('status').textContent === 'paused', null, { timeout: 120000 });
     await page.waitForTimeout(1500); // the layout settles
     const pos = await page.evaluate(() => window.demoNodePos(1));
