@@ -142,24 +142,20 @@ fn shortlist(
         allowed.retain(|&i| approx[i as usize] >= floor);
     }
     // The candidates' exact scores, as the one-user path computes them (ndarray's row dot
-    // product is the matrix-vector product's element), ranked by its order.
-    let exact = |i: u32| {
-        let s = items.row(i as usize).dot(&pu);
-        if s.is_nan() {
-            f32::NEG_INFINITY
-        } else {
-            s
-        }
-    };
-    let mut scored: Vec<(u32, f32)> = allowed.into_iter().map(|i| (i, exact(i))).collect();
+    // product is the matrix-vector product's element), ranked by its order (NaN last), each
+    // computed once: (item, ranking key, score).
+    let mut scored: Vec<(u32, f32, f32)> = allowed
+        .into_iter()
+        .map(|i| {
+            let s = items.row(i as usize).dot(&pu);
+            (i, if s.is_nan() { f32::NEG_INFINITY } else { s }, s)
+        })
+        .collect();
     scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(k);
     Slate {
         items: scored.iter().map(|x| x.0).collect(),
-        scores: scored
-            .iter()
-            .map(|x| items.row(x.0 as usize).dot(&pu))
-            .collect(),
+        scores: scored.iter().map(|x| x.2).collect(),
     }
 }
 
