@@ -6,6 +6,7 @@
 //! for `watch_hours`), `RecState.log`, `RoundLog`, `PendingObservations`. Counters: `searches`,
 //! `watches` (and the pages it shows).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bevy_app::{App, Plugin};
@@ -19,7 +20,7 @@ use crate::clock::SimClock;
 use crate::components::{Engagement, EngagementKind, ObservationKind};
 use crate::config::SimConfig;
 use crate::decision::page::{Page, PageAction, PageAsk};
-use crate::decision::{Context, Request};
+use crate::decision::{AgentView, Context, Decision, Request};
 use crate::ids::ItemId;
 use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use crate::sim::{
@@ -90,6 +91,14 @@ impl Plugin for WatchPlugin {
 /// - Search: the title index returns up to `search_k` items, paged like recommendations (one
 ///   search per session; an empty result keeps the current page).
 /// - Leave, or `max_session_steps` decisions made: the session ends.
+///
+/// Each session is a chain of page decisions ([`Behaviour::ask_chains`]): its next request is
+/// built from its own state, so with the LLM backend an agent's next page decision is sent as
+/// soon as its previous answer arrives. What the sessions do to the world (messages,
+/// interactions, the recommender's watch log, observations, counters, engagement) is applied
+/// once every session is closed, step by step and in id order within a step, so the outputs are
+/// those of step-by-step batches. Pages shown are marked as exposed at once (a set per agent),
+/// since the agent's own next page leaves them out.
 pub fn browse(
     cfg: Res<SimConfig>,
     settings: Res<WatchSettings>,
@@ -113,181 +122,272 @@ pub fn browse(
         clock: &clock,
         seed: cfg.seed,
     };
-    let ps = pages.page_size as usize;
-    let now = (clock.now() - clock.start).num_minutes();
-    let watch_until = now + (settings.watch_hours * 60.0).round() as i64;
-    // Entities whose session is open, ascending id (ActiveAgents is in id order).
-    let mut open: Vec<Entity> = active
+    // Open sessions, ascending id (ActiveAgents is in id order).
+    let mut unbuilt = 0u64;
+    let open: Vec<Session<'_>> = active
         .0
         .iter()
-        .copied()
-        .filter(|&e| sessions.get(e).is_ok_and(|s| s.open))
-        .collect();
-    while !open.is_empty() {
-        let answers = {
-            let sessions = sessions.as_readonly();
-            behaviour.ask_each::<Page, Entity>(&ctx, &mut bstats, open.iter().copied(), |&e| {
-                let (d, s) = (agents.get(e).ok()?, sessions.get(e).ok()?);
-                let ask = PageAsk {
-                    items: &s.page_items,
-                    page: s.page,
-                    steps: s.steps,
-                    search: s.search.as_ref().map(|q| &*q.0),
-                    can_search: s.search.is_none(),
-                };
-                Some(Request::new(clock.round, s.steps as u16, view(d), ask))
+        .filter_map(|&e| {
+            let s = sessions.get(e).ok().filter(|s| s.open)?;
+            let Ok(d) = agents.get(e) else {
+                unbuilt += 1;
+                return None;
+            };
+            Some(Session {
+                e,
+                agent: view(d),
+                user_idx: roster.index_of(*d.0),
+                name: d.1.name.clone(),
+                s: s.clone(),
+                effects: Vec::new(),
             })
+        })
+        .collect();
+    if unbuilt > 0 {
+        tracing::error!(
+            kind = Page::KIND,
+            unbuilt,
+            "requests that could not be built (agents without their components) were dropped"
+        );
+        *bstats.unbuilt.entry(Page::KIND.to_string()).or_default() += unbuilt;
+    }
+    let round = clock.round;
+    let mut chains = {
+        let rec = &mut *rec;
+        let step = Steps {
+            seed: cfg.seed,
+            settings: &settings,
+            pages: &pages,
+            round,
+            catalog: &catalog,
         };
-        // Only answered sessions go on: one that could not be asked ends here.
-        open = answers.iter().map(|(e, _)| *e).collect();
-        for (e, action) in answers {
-            let (Ok(d), Ok(mut s)) = (agents.get(e), sessions.get_mut(e)) else {
-                continue;
-            };
-            let (uid, name) = (*d.0, d.1.name.clone());
-            let Some(user_idx) = roster.index_of(uid) else {
-                s.open = false;
-                continue;
-            };
-            s.steps += 1;
-            match action {
-                PageAction::Watch(slots) => {
-                    let items: Vec<ItemId> =
-                        slots.iter().map(|&k| s.page_items[k as usize]).collect();
-                    for &it in &items {
-                        let title = catalog.by_id(it).map_or("?", |i| &i.title);
-                        log.say(uid, "RECOMMENDER", format!("{name} watches <{title}>."));
-                        log.watched(uid, it, 0);
-                        if let Some(ix) = catalog.index_of(it) {
-                            rec.log.watch(user_idx, ix, 0, clock.round);
-                        }
-                        counters.add(&WATCHES, 1);
-                    }
-                    s.watched.extend(items);
-                    if let Ok(mut eng) = engagement.get_mut(e) {
-                        *eng = Engagement {
-                            kind: EngagementKind::Watching,
-                            until_minutes: watch_until,
-                        };
-                    }
-                    s.open = false;
-                }
-                PageAction::Next => {
-                    log.say(uid, "RECOMMENDER", format!("{name} looks next page."));
-                    s.page += 1;
-                    let page: Vec<ItemId> = match &s.search {
-                        Some((_, results)) if !results.is_empty() => results
-                            .iter()
-                            .skip(s.page as usize * ps)
-                            .take(ps)
-                            .copied()
-                            .collect(),
-                        _ => next_recommended_page(
-                            cfg.seed,
-                            &pages,
-                            &rec,
-                            user_idx,
-                            uid,
-                            clock.round,
-                            s.page,
-                            &catalog,
-                        ),
+        behaviour.ask_chains::<Page, Session<'_>>(
+            &ctx,
+            &mut bstats,
+            open,
+            |x| {
+                let s = &x.s;
+                s.open.then(|| {
+                    let ask = PageAsk {
+                        items: Cow::Owned(s.page_items.clone()),
+                        page: s.page,
+                        steps: s.steps,
+                        search: s.search.as_ref().map(|q| Cow::Owned(q.0.to_string())),
+                        can_search: s.search.is_none(),
                     };
-                    if page.is_empty() {
-                        log.say(
-                            uid,
-                            "RECOMMENDER",
-                            format!("No more items. {name} leaves the recommender system."),
-                        );
-                        s.open = false;
-                    } else {
-                        let q = s
-                            .search
-                            .as_ref()
-                            .filter(|x| !x.1.is_empty())
-                            .map(|x| x.0.clone());
-                        show_page(
-                            &page,
-                            uid,
-                            user_idx,
-                            &name,
-                            q.as_deref(),
-                            clock.round,
-                            &catalog,
-                            &mut rec,
-                            &mut log,
-                            &mut counters,
-                            &mut obs,
-                        );
-                        s.page_items = page;
+                    Request::new(round, s.steps as u16, x.agent, ask)
+                })
+            },
+            |x, action| step.apply(x, action, rec),
+        )
+    };
+    // What the sessions did, step by step, in id order within a step (a stable sort of the
+    // sessions' own step-ordered effects).
+    let mut effects: Vec<(u32, usize, Effect)> = Vec::new();
+    for (c, x) in chains.iter_mut().enumerate() {
+        effects.extend(x.effects.drain(..).map(|(k, f)| (k, c, f)));
+    }
+    effects.sort_by_key(|(k, _, _)| *k);
+    let watch_until =
+        (clock.now() - clock.start).num_minutes() + (settings.watch_hours * 60.0).round() as i64;
+    for (_, c, f) in effects {
+        let x = &chains[c];
+        let uid = x.agent.id;
+        match f {
+            Effect::Say(text) => log.say(uid, "RECOMMENDER", text),
+            Effect::Watch(items) => {
+                for &it in &items {
+                    let title = catalog.by_id(it).map_or("?", |i| &i.title);
+                    log.say(uid, "RECOMMENDER", format!("{} watches <{title}>.", x.name));
+                    log.watched(uid, it, 0);
+                    if let (Some(u), Some(ix)) = (x.user_idx, catalog.index_of(it)) {
+                        rec.log.watch(u, ix, 0, round);
                     }
+                    counters.add(&WATCHES, 1);
                 }
-                PageAction::Search(q) => {
-                    counters.add(&SEARCHES, 1);
-                    log.say(uid, "RECOMMENDER", format!("{name} searches {q}."));
-                    // Items the agent has already watched (its watched history) are not
-                    // offered again.
-                    let results: Vec<ItemId> = catalog
-                        .search(&q, settings.search_k as usize + d.3.watched.len())
-                        .into_iter()
-                        .map(|i| catalog.get(i).id)
-                        .filter(|id| !d.3.has_watched(*id))
-                        .take(settings.search_k as usize)
-                        .collect();
-                    obs.add(
-                        uid,
-                        clock.round,
-                        ObservationKind::Searched,
-                        results.first().copied(),
-                        None,
-                        0,
-                    );
-                    if results.is_empty() {
-                        log.say(
-                            uid,
-                            "RECOMMENDER",
-                            format!("There are no items related to {q} in the system."),
-                        );
-                        s.search = Some((Arc::from(q.as_str()), Vec::new()));
-                    } else {
-                        let page: Vec<ItemId> = results.iter().take(ps).copied().collect();
-                        show_page(
-                            &page,
-                            uid,
-                            user_idx,
-                            &name,
-                            Some(&q),
-                            clock.round,
-                            &catalog,
-                            &mut rec,
-                            &mut log,
-                            &mut counters,
-                            &mut obs,
-                        );
-                        s.page = 0;
-                        s.page_items = page;
-                        s.search = Some((Arc::from(q.as_str()), results));
-                    }
-                }
-                PageAction::Leave => {
-                    log.say(
-                        uid,
-                        "RECOMMENDER",
-                        format!("{name} leaves the recommender system."),
-                    );
-                    s.open = false;
+                if let Ok(mut eng) = engagement.get_mut(x.e) {
+                    *eng = Engagement {
+                        kind: EngagementKind::Watching,
+                        until_minutes: watch_until,
+                    };
                 }
             }
-            if s.open && s.steps >= settings.max_session_steps {
-                log.say(
-                    uid,
-                    "RECOMMENDER",
-                    format!("{name} leaves the recommender system."),
-                );
-                s.open = false;
+            Effect::Show { items, query } => show_page(
+                &items,
+                uid,
+                x.user_idx.unwrap_or(0),
+                &x.name,
+                query.as_deref(),
+                round,
+                &catalog,
+                &mut rec,
+                &mut log,
+                &mut counters,
+                &mut obs,
+            ),
+            Effect::Searched { q, first } => {
+                counters.add(&SEARCHES, 1);
+                log.say(uid, "RECOMMENDER", format!("{} searches {q}.", x.name));
+                obs.add(uid, round, ObservationKind::Searched, first, None, 0);
             }
         }
-        open.retain(|&e| sessions.get(e).is_ok_and(|s| s.open));
+    }
+    for x in chains {
+        if let Ok(mut s) = sessions.get_mut(x.e) {
+            *s = x.s;
+        }
+    }
+}
+
+/// One open session while its page decisions are asked.
+struct Session<'w> {
+    e: Entity,
+    agent: AgentView<'w>,
+    /// The agent's row in the recommender's log (`None`: not in the roster, the session ends
+    /// at its first answer).
+    user_idx: Option<u32>,
+    name: Arc<str>,
+    s: Browsing,
+    /// What its answers did, with the step that did it, applied after every session is done.
+    effects: Vec<(u32, Effect)>,
+}
+
+/// What one page decision does to the world outside its session.
+enum Effect {
+    /// A `RECOMMENDER` message.
+    Say(String),
+    /// Watched items: messages, interactions, the recommender's log, engagement.
+    Watch(Vec<ItemId>),
+    /// A page shown ([`show_page`]), of search results for `query` when given.
+    Show {
+        items: Vec<ItemId>,
+        query: Option<Arc<str>>,
+    },
+    /// A search: counter, message and observation (its first result).
+    Searched { q: String, first: Option<ItemId> },
+}
+
+/// What applying a page decision to a session reads.
+struct Steps<'a> {
+    seed: u64,
+    settings: &'a WatchSettings,
+    pages: &'a RecommendSettings,
+    round: u32,
+    catalog: &'a Catalog,
+}
+
+impl Steps<'_> {
+    /// Applies `action` to session `x`: its state, and its effects for later. Pages shown are
+    /// marked exposed in `rec` now (the agent's next page leaves them out; a set, so the order
+    /// sessions are stepped in does not matter), everything else waits in `x.effects`.
+    fn apply(&self, x: &mut Session<'_>, action: PageAction, rec: &mut RecState) {
+        let ps = self.pages.page_size as usize;
+        let (uid, k) = (x.agent.id, x.s.steps);
+        let Some(user_idx) = x.user_idx else {
+            x.s.open = false;
+            return;
+        };
+        let name = x.name.clone();
+        let say = |x: &mut Session<'_>, text: String| x.effects.push((k, Effect::Say(text)));
+        let show = |x: &mut Session<'_>, rec: &mut RecState, items: Vec<ItemId>, query| {
+            for &it in &items {
+                if let Some(ix) = self.catalog.index_of(it) {
+                    rec.log.expose(user_idx, ix);
+                }
+            }
+            x.s.page_items.clone_from(&items);
+            x.effects.push((k, Effect::Show { items, query }));
+        };
+        x.s.steps += 1;
+        match action {
+            PageAction::Watch(slots) => {
+                let items: Vec<ItemId> =
+                    slots.iter().map(|&i| x.s.page_items[i as usize]).collect();
+                x.s.watched.extend(&items);
+                x.effects.push((k, Effect::Watch(items)));
+                x.s.open = false;
+            }
+            PageAction::Next => {
+                say(x, format!("{name} looks next page."));
+                x.s.page += 1;
+                let page: Vec<ItemId> = match &x.s.search {
+                    Some((_, results)) if !results.is_empty() => results
+                        .iter()
+                        .skip(x.s.page as usize * ps)
+                        .take(ps)
+                        .copied()
+                        .collect(),
+                    _ => next_recommended_page(
+                        self.seed,
+                        self.pages,
+                        rec,
+                        user_idx,
+                        uid,
+                        self.round,
+                        x.s.page,
+                        self.catalog,
+                    ),
+                };
+                if page.is_empty() {
+                    say(
+                        x,
+                        format!("No more items. {name} leaves the recommender system."),
+                    );
+                    x.s.open = false;
+                } else {
+                    let q =
+                        x.s.search
+                            .as_ref()
+                            .filter(|s| !s.1.is_empty())
+                            .map(|s| s.0.clone());
+                    show(x, rec, page, q);
+                }
+            }
+            PageAction::Search(q) => {
+                // Items the agent has already watched (its watched history) are not offered
+                // again.
+                let histories = x.agent.histories;
+                let results: Vec<ItemId> = self
+                    .catalog
+                    .search(
+                        &q,
+                        self.settings.search_k as usize + histories.watched.len(),
+                    )
+                    .into_iter()
+                    .map(|i| self.catalog.get(i).id)
+                    .filter(|id| !histories.has_watched(*id))
+                    .take(self.settings.search_k as usize)
+                    .collect();
+                x.effects.push((
+                    k,
+                    Effect::Searched {
+                        q: q.clone(),
+                        first: results.first().copied(),
+                    },
+                ));
+                let q: Arc<str> = Arc::from(q.as_str());
+                if results.is_empty() {
+                    say(
+                        x,
+                        format!("There are no items related to {q} in the system."),
+                    );
+                    x.s.search = Some((q, Vec::new()));
+                } else {
+                    let page: Vec<ItemId> = results.iter().take(ps).copied().collect();
+                    show(x, rec, page, Some(q.clone()));
+                    x.s.page = 0;
+                    x.s.search = Some((q, results));
+                }
+            }
+            PageAction::Leave => {
+                say(x, format!("{name} leaves the recommender system."));
+                x.s.open = false;
+            }
+        }
+        if x.s.open && x.s.steps >= self.settings.max_session_steps {
+            say(x, format!("{name} leaves the recommender system."));
+            x.s.open = false;
+        }
     }
 }
 

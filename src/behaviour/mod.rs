@@ -26,7 +26,8 @@ pub use crate::decision::post::PostDraft;
 pub use crate::decision::reflect_insights::CitedInsight;
 pub use crate::decision::social::SocialAction;
 pub use crate::decision::{
-    AgentView, BackendError, Batch, Context, Decision, DecisionBatch, Phase, Request, RequestKey,
+    AgentView, BackendError, Batch, ChainRun, Chains, Context, Decision, DecisionBatch, Phase,
+    Request, RequestKey,
 };
 
 /// A behaviour backend.
@@ -37,6 +38,27 @@ pub trait BehaviourBackend: Send + Sync {
     /// slots, whatever order the work completed in. A request left unanswered, or answered
     /// with a failure, gets its kind's fallback and is counted.
     fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch);
+    /// True when the backend answers chains itself ([`BehaviourBackend::answer_chains`]),
+    /// sending each chain's next request as soon as its previous answer is in. The default:
+    /// chains are answered step by step, one [`BehaviourBackend::answer_batch`] per step across
+    /// every chain, which gives the same answers (each request is built from its own chain).
+    fn runs_chains(&self) -> bool {
+        false
+    }
+    /// Answers every request of `chains` and settles each ([`Chains::settle`]), which may build
+    /// the chain's next request, until every chain is done. The default answers the requests
+    /// one at a time, in order (a backend that says [`BehaviourBackend::runs_chains`] should do
+    /// better).
+    fn answer_chains(&self, ctx: &Context<'_>, chains: &dyn Chains) {
+        let mut i = 0;
+        while i < chains.len() {
+            if let Some(b) = chains.batch(i) {
+                self.answer_batch(ctx, &*b);
+            }
+            chains.settle(i);
+            i += 1;
+        }
+    }
 }
 
 /// Requests and fallbacks per decision kind (keyed by [`Decision::KIND`]), for the manifest.
@@ -111,26 +133,56 @@ impl Behaviour {
         let (asked, failed) = batch.words_counts();
         BehaviourStats::bump(&mut stats.text_requests, D::KIND, asked);
         BehaviourStats::bump(&mut stats.text_fallbacks, D::KIND, failed);
-        let mut fallbacks = 0;
-        let out = requests
-            .iter()
-            .zip(batch.into_answers())
-            .map(|(req, res)| match res {
-                Some(Ok(a)) if D::fits(req, &a) => a,
-                other => {
-                    fallbacks += 1;
-                    let why = match other {
-                        Some(Ok(a)) => format!("answer does not fit the request: {a:?}"),
-                        Some(Err(e)) => e.0,
-                        None => "the backend left the request unanswered".into(),
-                    };
-                    tracing::warn!(key = ?req.key, kind = D::KIND, "fallback: {why}");
-                    D::fallback(req)
-                }
-            })
-            .collect();
+        let (out, fallbacks) = batch.finish();
         BehaviourStats::bump(&mut stats.fallbacks, D::KIND, fallbacks);
         out
+    }
+
+    /// Runs one chain of requests per state (states in key order; see [`crate::decision::chain`]):
+    /// `make` builds a state's next request from the state alone (`None`: its chain is done),
+    /// `step` applies the answer (or the kind's fallback, counted as in [`Behaviour::ask`]) to
+    /// the state. Returns the states once every chain is done.
+    ///
+    /// A backend that [`BehaviourBackend::runs_chains`] sends each chain's next request as soon
+    /// as its previous answer is in; the others get one batch per step across all chains. The
+    /// requests, answers and final states are the same either way; `step` sees the chains in
+    /// another order, so it must change nothing but its own state (what the answers do to the
+    /// world is applied by the caller afterwards, in key order).
+    pub fn ask_chains<'w, D: Decision, S>(
+        &self,
+        ctx: &Context<'_>,
+        stats: &mut BehaviourStats,
+        states: Vec<S>,
+        make: impl Fn(&S) -> Option<Request<'w, D>>,
+        mut step: impl FnMut(&mut S, D::Answer),
+    ) -> Vec<S> {
+        if self.0.runs_chains() {
+            let run = ChainRun::new(states, make, step);
+            self.0.answer_chains(ctx, &run);
+            let (states, requests, fallbacks) = run.into_states();
+            BehaviourStats::bump(&mut stats.requests, D::KIND, requests);
+            BehaviourStats::bump(&mut stats.fallbacks, D::KIND, fallbacks);
+            return states;
+        }
+        let mut states = states;
+        let mut live: Vec<(usize, Request<'w, D>)> = states
+            .iter()
+            .enumerate()
+            .filter_map(|(c, s)| make(s).map(|r| (c, r)))
+            .collect();
+        while !live.is_empty() {
+            let (chains, requests): (Vec<usize>, Vec<Request<'w, D>>) = live.into_iter().unzip();
+            let answers = self.ask(ctx, &requests, stats);
+            drop(requests);
+            live = Vec::with_capacity(chains.len());
+            for (c, a) in chains.into_iter().zip(answers) {
+                step(&mut states[c], a);
+                if let Some(r) = make(&states[c]) {
+                    live.push((c, r));
+                }
+            }
+        }
+        states
     }
 
     /// Asks one request per item and returns each item beside its answer, in item order:

@@ -701,7 +701,7 @@ mod tests {
                     },
                     agent,
                     ask: PageAsk {
-                        items: page,
+                        items: std::borrow::Cow::Borrowed(page),
                         page: 0,
                         steps: 0,
                         search: None,

@@ -274,6 +274,11 @@ pub struct LlmOptions {
     /// `json_object` or `grammar` ([`StructuredOutput`]). Part of every request's hash, so a replay or the
     /// response cache never mixes answers given under different settings.
     pub structured_output: StructuredOutput,
+    /// Send each agent's next request of a multi-step phase (a browsing session's next page
+    /// decision) as soon as its previous answer is in, instead of after the whole step's batch
+    /// (default true). The requests, answers and outputs are the same either way (issue 16,
+    /// item 6); `false` runs the step-by-step batches, for comparison.
+    pub chains: bool,
 }
 
 impl Default for LlmOptions {
@@ -297,6 +302,7 @@ impl Default for LlmOptions {
             price_prompt_per_mtok: 0.0,
             price_completion_per_mtok: 0.0,
             structured_output: StructuredOutput::Off,
+            chains: true,
         }
     }
 }

@@ -91,9 +91,26 @@ pub trait Batch: Sync {
     fn words_counts(&self) -> (u64, u64);
 }
 
+/// The requests of a batch: borrowed from the caller, or owned (a chain's one request,
+/// [`super::chain`]).
+enum Requests<'r, 'a, D: Decision> {
+    Borrowed(&'r [Request<'a, D>]),
+    Owned(Vec<Request<'a, D>>),
+}
+
+impl<'a, D: Decision> std::ops::Deref for Requests<'_, 'a, D> {
+    type Target = [Request<'a, D>];
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Requests::Borrowed(r) => r,
+            Requests::Owned(r) => r,
+        }
+    }
+}
+
 /// The batch of one kind: the requests and one answer slot each.
 pub struct DecisionBatch<'r, 'a, D: Decision> {
-    requests: &'r [Request<'a, D>],
+    requests: Requests<'r, 'a, D>,
     /// Allocated on the first render (the offline model never renders).
     specs: OnceLock<Vec<OnceLock<D::Spec>>>,
     answers: Vec<OnceLock<Result<D::Answer, BackendError>>>,
@@ -110,16 +127,53 @@ struct WordsSlot<D: Decision> {
 impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
     /// An unanswered batch of `requests`.
     pub fn new(requests: &'r [Request<'a, D>]) -> Self {
+        Self::of(Requests::Borrowed(requests))
+    }
+    /// An unanswered batch that owns its `requests`.
+    pub fn owned(requests: Vec<Request<'a, D>>) -> Self {
+        Self::of(Requests::Owned(requests))
+    }
+    fn of(requests: Requests<'r, 'a, D>) -> Self {
         Self {
+            answers: (0..requests.len()).map(|_| OnceLock::new()).collect(),
             requests,
             specs: OnceLock::new(),
-            answers: (0..requests.len()).map(|_| OnceLock::new()).collect(),
             words: OnceLock::new(),
         }
     }
     /// The requests.
-    pub fn requests(&self) -> &'r [Request<'a, D>] {
-        self.requests
+    pub fn requests(&self) -> &[Request<'a, D>] {
+        &self.requests
+    }
+    /// One answer per request, in order, and the number of fallbacks among them: a failed,
+    /// missing or ill-fitting answer is replaced by [`Decision::fallback`] and logged with its
+    /// reason (one agent's failure never fails the batch).
+    pub fn finish(self) -> (Vec<D::Answer>, u64) {
+        let DecisionBatch {
+            requests,
+            answers,
+            words,
+            ..
+        } = self;
+        let mut fallbacks = 0;
+        let out = requests
+            .iter()
+            .zip(merged(answers, words))
+            .map(|(req, res)| match res {
+                Some(Ok(a)) if D::fits(req, &a) => a,
+                other => {
+                    fallbacks += 1;
+                    let why = match other {
+                        Some(Ok(a)) => format!("answer does not fit the request: {a:?}"),
+                        Some(Err(e)) => e.0,
+                        None => "the backend left the request unanswered".into(),
+                    };
+                    tracing::warn!(key = ?req.key, kind = D::KIND, "fallback: {why}");
+                    D::fallback(req)
+                }
+            })
+            .collect();
+        (out, fallbacks)
     }
     /// Stores an answer for request `i` (ignored when it has one).
     pub fn set(&self, i: usize, answer: Result<D::Answer, BackendError>) {
@@ -128,21 +182,7 @@ impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
     /// The answers in request order, `None` where a backend left a request unanswered. An
     /// answer whose words were written separately ([`Batch::accept_words`]) comes with them.
     pub fn into_answers(self) -> impl Iterator<Item = Option<Result<D::Answer, BackendError>>> {
-        let mut words: Vec<Option<D::Answer>> = match self.words.into_inner() {
-            Some(w) => w
-                .into_iter()
-                .map(|s| s.answer.into_inner().and_then(Result::ok))
-                .collect(),
-            None => Vec::new(),
-        };
-        words.resize_with(self.answers.len(), || None);
-        self.answers
-            .into_iter()
-            .zip(words)
-            .map(|(a, w)| match (a.into_inner(), w) {
-                (Some(Ok(_)), Some(w)) => Some(Ok(w)),
-                (a, _) => a,
-            })
+        merged(self.answers, self.words)
     }
 
     fn words_slots(&self) -> &[WordsSlot<D>] {
@@ -155,6 +195,29 @@ impl<'r, 'a, D: Decision> DecisionBatch<'r, 'a, D> {
                 .collect()
         })
     }
+}
+
+/// The answers in request order with their separately written words
+/// ([`Batch::accept_words`]) in place.
+fn merged<D: Decision>(
+    answers: Vec<OnceLock<Result<D::Answer, BackendError>>>,
+    words: OnceLock<Vec<WordsSlot<D>>>,
+) -> impl Iterator<Item = Option<Result<D::Answer, BackendError>>> {
+    let mut words: Vec<Option<D::Answer>> = match words.into_inner() {
+        Some(w) => w
+            .into_iter()
+            .map(|s| s.answer.into_inner().and_then(Result::ok))
+            .collect(),
+        None => Vec::new(),
+    };
+    words.resize_with(answers.len(), || None);
+    answers
+        .into_iter()
+        .zip(words)
+        .map(|(a, w)| match (a.into_inner(), w) {
+            (Some(Ok(_)), Some(w)) => Some(Ok(w)),
+            (a, _) => a,
+        })
 }
 
 impl<D: Decision> Batch for DecisionBatch<'_, '_, D> {

@@ -16,6 +16,7 @@
 //! result.
 
 pub mod batch;
+pub mod chain;
 pub mod offline;
 pub mod parse;
 pub mod prompt;
@@ -46,6 +47,7 @@ use crate::components::{Histories, Memory, Profile, Relationships, Taste};
 use crate::ids::UserId;
 
 pub use batch::{BackendError, Batch, DecisionBatch, Script};
+pub use chain::{ChainRun, Chains};
 pub use offline::{Offline, OfflineParams};
 pub use parse::ParseError;
 pub use prompt::{PromptVars, Prompts, Rendered};

@@ -11,6 +11,8 @@
 //!   it has not watched and is not on the page (it then searches that title); softmax at `τ`.
 //! - Fallback: leave.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::offline::{affinity, idiosyncrasy, softmax_choice, Offline};
@@ -29,17 +31,18 @@ pub const WATCH: Phase = Phase::new("Watch", 2);
 /// A page decision.
 pub struct Page;
 
-/// The page shown.
-#[derive(Clone, Copy, Debug)]
+/// The page shown. Borrowed from the world, or owned by a chain's request (a browsing session
+/// builds each next request from its own state, `systems/watch.rs`).
+#[derive(Clone, Debug)]
 pub struct PageAsk<'a> {
     /// Items on the page, in display order (1-based in prompts).
-    pub items: &'a [ItemId],
+    pub items: Cow<'a, [ItemId]>,
     /// 0-based page number within the current list.
     pub page: u32,
     /// Page decisions already made this session.
     pub steps: u32,
     /// The query when the page holds search results.
-    pub search: Option<&'a str>,
+    pub search: Option<Cow<'a, str>>,
     /// The agent may still search this session.
     pub can_search: bool,
 }
@@ -96,7 +99,7 @@ impl Decision for Page {
         }
         let (p, ctx, a) = (m.params, m.ctx, &req.agent);
         let PageAsk {
-            items,
+            ref items,
             page,
             steps,
             can_search,
@@ -167,9 +170,9 @@ impl Decision for Page {
 
     fn prompt(req: &Request<'_, Self>, vars: &mut PromptVars<'_>) -> PageSpec {
         let PageAsk {
-            items,
+            ref items,
             page,
-            search,
+            ref search,
             can_search,
             ..
         } = req.ask;
@@ -516,7 +519,7 @@ mod tests {
                     },
                     agent,
                     ask: PageAsk {
-                        items: &items,
+                        items: Cow::Borrowed(&items),
                         page: 0,
                         steps: 0,
                         search: None,

@@ -28,7 +28,7 @@ use crate::config::SimConfig;
 use crate::config::StructuredOutput;
 use crate::decision::schema::Constraint;
 use crate::decision::{
-    BackendError, Batch, Context, DecisionKinds, ParseError, Prompts, Rendered, RequestKey,
+    BackendError, Batch, Chains, Context, DecisionKinds, ParseError, Prompts, Rendered, RequestKey,
 };
 use crate::ids::UserId;
 use crate::llm::cache::ResponseCache;
@@ -41,6 +41,8 @@ use crate::llm::{LlmOptions, LlmSetupError, LlmStats, LlmUsage};
 
 /// One call to make. The conversation is shared with the task that sends it (no copy).
 struct Call {
+    /// The request's index among the run's requests ([`Calls`]).
+    slot: usize,
     key: RequestKey,
     attempt: u32,
     messages: Arc<[PromptMessage]>,
@@ -355,152 +357,124 @@ impl LlmBackend {
         }
     }
 
-    /// Runs a wave of `n` calls, built by `make(j)` (rendering and hashing a prompt) and sent
-    /// as soon as built, in chunks of [`PIPELINE_CHUNK`], so the first answers are on their way
-    /// while later prompts are still being rendered. Each result goes to
-    /// `on_result(call, j, result, via)` as it arrives (completion order): the calling thread
-    /// parses answers while other calls are still in flight. Callers must not let the order of
-    /// these calls reach any output (the bridge fills per-index slots and sorts). Returns the
-    /// calls, in `j` order, and the replay mismatches `(count, first)`.
-    fn run_wave(
+    /// Runs calls until `next()` has no more and none is in flight. `next()` builds the next
+    /// call (rendering and hashing a prompt); calls are sent as soon as built, in chunks of
+    /// [`PIPELINE_CHUNK`], so the first answers are on their way while later prompts are still
+    /// being rendered. Each result goes to `on_result(call, result, via)` as it arrives
+    /// (completion order), on the calling thread, while other calls are still in flight; it may
+    /// queue more calls for `next()` (a corrective retry, a chain's next request), which are
+    /// sent at once. Callers must not let the order of these calls reach any output (the
+    /// bridge fills per-request slots and sorts). Returns the replay mismatches
+    /// `(count, first)`.
+    fn run_calls(
         &self,
-        n: usize,
-        make: &mut dyn FnMut(usize) -> Call,
-        on_result: &mut dyn FnMut(&Call, usize, Result<Completion, Failure>, Via),
-    ) -> (Vec<Call>, u64, Option<String>) {
-        let mut calls: Vec<Call> = Vec::with_capacity(n);
+        next: &mut dyn FnMut() -> Option<Call>,
+        on_result: &mut dyn FnMut(&Call, Result<Completion, Failure>, Via),
+    ) -> (u64, Option<String>) {
         match &self.source {
             Source::Http { rt, client } => {
-                if n == 0 {
-                    return (calls, 0, None);
-                }
-                // With the cache on, a conversation repeated inside the wave is sent once; its
-                // copies take the answer as cache hits (`followers[leader]`).
+                use futures::stream::{FuturesUnordered, StreamExt};
+                // Every call made, by a running number `k` (the tasks report it back).
+                let mut calls: Vec<Call> = Vec::new();
+                // With the cache on, a conversation repeated in the run is sent once; its
+                // copies take the answer as cache hits: those waiting for their leader's
+                // answer (`followers[leader]`), and those made after it came (`settled`).
                 let mut leaders: std::collections::HashMap<String, usize> = Default::default();
                 let mut followers: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let mut tx = Some(tx);
-                let mut spawned: Vec<usize> = Vec::new();
-                let mut answered = vec![false; n];
+                let mut settled: BTreeMap<usize, Result<Completion, Failure>> = BTreeMap::new();
                 rt.block_on(async {
-                    let mut j = 0;
+                    let mut tasks = FuturesUnordered::new();
                     loop {
-                        if j < n {
-                            let end = (j + PIPELINE_CHUNK).min(n);
-                            while j < end {
-                                let c = make(j);
-                                // Calls the interrupted run already made are answered from
-                                // its transcript.
-                                let known = match self.recorded.get(&(c.key, c.attempt)) {
-                                    Some(e) if e.prompt_hash == c.hash && e.answer.is_some() => {
-                                        Some((completion_of(e), Via::Recorded))
-                                    }
-                                    _ => self
-                                        .cache
-                                        .as_ref()
-                                        .and_then(|k| k.get(&c.hash))
-                                        .map(|hit| (hit, Via::Cache)),
-                                };
-                                let leader = match (&known, &self.cache) {
-                                    (None, Some(_)) => leaders.get(&c.hash).copied(),
-                                    _ => None,
-                                };
-                                calls.push(c);
-                                let c = &calls[j];
-                                if let Some((done, via)) = known {
-                                    on_result(c, j, Ok(done), via);
-                                } else if let Some(l) = leader {
-                                    followers.entry(l).or_default().push(j);
-                                } else {
-                                    if self.cache.is_some() {
-                                        leaders.insert(c.hash.clone(), j);
-                                    }
-                                    let (cl, tx) = (client.clone(), tx.clone());
-                                    let (key, attempt, msgs, constraint) = (
-                                        c.key,
-                                        c.attempt,
-                                        c.messages.clone(),
-                                        c.constraint.clone(),
-                                    );
-                                    rt.spawn(async move {
-                                        let t = std::time::Instant::now();
-                                        let r = cl
-                                            .complete_with(
-                                                &key,
-                                                attempt,
-                                                &msgs,
-                                                constraint.as_deref(),
-                                            )
-                                            .await;
-                                        // The receiver outlives every task of the wave; a
-                                        // failed send means nobody is left to tell.
-                                        if let Some(tx) = tx {
-                                            let _ = tx.send((
-                                                j,
-                                                r.map_err(|f: CallFailure| Failure {
-                                                    tries: f.error.tries(),
-                                                    message: f.error.to_string(),
-                                                    latency_ms: t.elapsed().as_millis() as u64,
-                                                    endpoint: f.endpoint.and_then(|e| {
-                                                        let base = &cl.endpoints().get(e)?.base;
-                                                        Some((e, redacted_endpoint(base)))
-                                                    }),
-                                                }),
-                                            ));
-                                        }
-                                    });
-                                    spawned.push(j);
+                        let mut made = 0;
+                        while made < PIPELINE_CHUNK {
+                            let Some(c) = next() else { break };
+                            made += 1;
+                            // Calls the interrupted run already made are answered from its
+                            // transcript.
+                            let known = match self.recorded.get(&(c.key, c.attempt)) {
+                                Some(e) if e.prompt_hash == c.hash && e.answer.is_some() => {
+                                    Some((completion_of(e), Via::Recorded))
                                 }
-                                j += 1;
+                                _ => self
+                                    .cache
+                                    .as_ref()
+                                    .and_then(|k| k.get(&c.hash))
+                                    .map(|hit| (hit, Via::Cache)),
+                            };
+                            let leader = match (&known, &self.cache) {
+                                (None, Some(_)) => leaders.get(&c.hash).copied(),
+                                _ => None,
+                            };
+                            let k = calls.len();
+                            calls.push(c);
+                            let c = &calls[k];
+                            if let Some((done, via)) = known {
+                                on_result(c, Ok(done), via);
+                            } else if let Some(l) = leader {
+                                match settled.get(&l) {
+                                    Some(Ok(done)) => on_result(c, Ok(done.clone()), Via::Cache),
+                                    Some(Err(f)) => on_result(c, Err(f.clone()), Via::Live),
+                                    None => followers.entry(l).or_default().push(k),
+                                }
+                            } else {
+                                if self.cache.is_some() {
+                                    leaders.insert(c.hash.clone(), k);
+                                }
+                                let cl = client.clone();
+                                let (key, attempt, msgs, constraint) =
+                                    (c.key, c.attempt, c.messages.clone(), c.constraint.clone());
+                                let task = rt.spawn(async move {
+                                    let t = std::time::Instant::now();
+                                    let r = cl
+                                        .complete_with(&key, attempt, &msgs, constraint.as_deref())
+                                        .await;
+                                    r.map_err(|f: CallFailure| Failure {
+                                        tries: f.error.tries(),
+                                        message: f.error.to_string(),
+                                        latency_ms: t.elapsed().as_millis() as u64,
+                                        endpoint: f.endpoint.and_then(|e| {
+                                            let base = &cl.endpoints().get(e)?.base;
+                                            Some((e, redacted_endpoint(base)))
+                                        }),
+                                    })
+                                });
+                                tasks.push(async move { (k, task.await) });
                             }
-                            if j == n {
-                                // The tasks hold the only senders now: `recv` ends when the
-                                // last one has answered.
-                                tx = None;
+                        }
+                        if made > 0 {
+                            // Takes the answers already in, then lets the calls just spawned
+                            // start (on a current-thread runtime they run only while this
+                            // future yields).
+                            while let Some(Some((k, r))) =
+                                futures::FutureExt::now_or_never(tasks.next())
+                            {
+                                let r = joined(r);
+                                deliver(&calls, &followers, on_result, k, &r);
+                                if self.cache.is_some() {
+                                    settled.insert(k, r);
+                                }
                             }
-                            while let Ok((k, r)) = rx.try_recv() {
-                                answered[k] = true;
-                                deliver(&calls, &followers, on_result, k, r);
-                            }
-                            // Lets the calls just spawned start (on a current-thread runtime
-                            // they run only while this future yields).
                             tokio::task::yield_now().await;
                             continue;
                         }
-                        match rx.recv().await {
+                        // Nothing left to make: wait for an answer (which may queue more).
+                        match tasks.next().await {
                             Some((k, r)) => {
-                                answered[k] = true;
-                                deliver(&calls, &followers, on_result, k, r);
+                                let r = joined(r);
+                                deliver(&calls, &followers, on_result, k, &r);
+                                if self.cache.is_some() {
+                                    settled.insert(k, r);
+                                }
                             }
                             None => break,
                         }
                     }
                 });
-                // A task that panicked dropped its sender without a result: its call failed
-                // (counted, recorded, fallback), and the batch goes on.
-                let lost: Vec<usize> = spawned.into_iter().filter(|&j| !answered[j]).collect();
-                if !lost.is_empty() {
-                    tracing::error!(
-                        "{} LLM calls ended without a result (task panicked)",
-                        lost.len()
-                    );
-                }
-                for j in lost {
-                    let f = Failure {
-                        message: "the call ended without a result (its task panicked)".into(),
-                        tries: 1,
-                        latency_ms: 0,
-                        endpoint: None,
-                    };
-                    deliver(&calls, &followers, on_result, j, Err(f));
-                }
-                (calls, 0, None)
+                (0, None)
             }
             Source::Replay { entries } => {
                 let (mut mismatches, mut first) = (0u64, None);
-                for j in 0..n {
-                    calls.push(make(j));
-                    let c = &calls[j];
+                while let Some(c) = next() {
                     let mut miss = |why: String| {
                         mismatches += 1;
                         let msg = format!("replay: key {:?} attempt {}: {why}", c.key, c.attempt);
@@ -535,30 +509,46 @@ impl LlmBackend {
                         Some(e) if e.cached => Via::Cache,
                         _ => Via::Live,
                     };
-                    on_result(c, j, r, via);
+                    on_result(&c, r, via);
                 }
-                (calls, mismatches, first)
+                (mismatches, first)
             }
         }
     }
 }
 
-/// Calls built and spawned before the wave looks at the answers that already came back.
+/// A task's result; a task that panicked is a failed call (counted, recorded, fallback), and
+/// the run goes on.
+fn joined(
+    r: Result<Result<Completion, Failure>, tokio::task::JoinError>,
+) -> Result<Completion, Failure> {
+    r.unwrap_or_else(|e| {
+        tracing::error!("an LLM call ended without a result: {e}");
+        Err(Failure {
+            message: "the call ended without a result (its task panicked)".into(),
+            tries: 1,
+            latency_ms: 0,
+            endpoint: None,
+        })
+    })
+}
+
+/// Calls built and spawned before the run looks at the answers that already came back.
 const PIPELINE_CHUNK: usize = 32;
 
 /// Hands a live result to its call and to the calls that share its conversation.
 fn deliver(
     calls: &[Call],
     followers: &BTreeMap<usize, Vec<usize>>,
-    on_result: &mut dyn FnMut(&Call, usize, Result<Completion, Failure>, Via),
+    on_result: &mut dyn FnMut(&Call, Result<Completion, Failure>, Via),
     k: usize,
-    r: Result<Completion, Failure>,
+    r: &Result<Completion, Failure>,
 ) {
     for &f in followers.get(&k).into_iter().flatten() {
         let via = if r.is_ok() { Via::Cache } else { Via::Live };
-        on_result(&calls[f], f, r.clone(), via);
+        on_result(&calls[f], r.clone(), via);
     }
-    on_result(&calls[k], k, r, Via::Live);
+    on_result(&calls[k], r.clone(), Via::Live);
 }
 
 /// The completion a transcript entry records.
@@ -580,12 +570,21 @@ impl BehaviourBackend for LlmBackend {
     fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch) {
         self.answer_calls(ctx, &Decisions(batch));
     }
+
+    fn runs_chains(&self) -> bool {
+        self.options.chains
+    }
+
+    fn answer_chains(&self, ctx: &Context<'_>, chains: &dyn Chains) {
+        self.answer_calls(ctx, &ChainCalls(chains));
+    }
 }
 
 /// The calls of one `answer_batch`: every request's decision ([`Decisions`]), or the words of
 /// some requests whose decisions are made ([`Words`]). Indices are the calls', `0..len()`.
 trait Calls {
-    fn len(&self) -> usize;
+    /// The first requests: `0..starts()` (more may follow, [`Calls::settle`]).
+    fn starts(&self) -> usize;
     fn key(&self, j: usize) -> RequestKey;
     /// The name usage is counted under (the kind, or its words template).
     fn kind(&self) -> &'static str;
@@ -593,13 +592,75 @@ trait Calls {
     fn constraint(&self, j: usize, mode: StructuredOutput) -> Option<Constraint>;
     fn accept(&self, j: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError>;
     fn fail(&self, j: usize, why: BackendError);
+    /// Request `j` has its final answer or failure: the index of the request that follows it
+    /// (a chain's next), if any.
+    fn settle(&self, j: usize) -> Option<usize> {
+        let _ = j;
+        None
+    }
+    /// The step of request `j` in its chain (transcript order).
+    fn generation(&self, j: usize) -> u32 {
+        let _ = j;
+        0
+    }
+}
+
+/// Chains of requests ([`Chains`]): each request is a batch of one.
+struct ChainCalls<'a>(&'a dyn Chains);
+
+impl ChainCalls<'_> {
+    fn on<R>(&self, j: usize, f: impl FnOnce(&dyn Batch) -> R) -> Option<R> {
+        self.0.batch(j).map(|b| f(&*b))
+    }
+}
+
+impl Calls for ChainCalls<'_> {
+    fn starts(&self) -> usize {
+        self.0.starts()
+    }
+    fn key(&self, j: usize) -> RequestKey {
+        // Every request the run makes is one the chains built (and not yet settled).
+        self.on(j, |b| b.key(0)).unwrap_or(RequestKey {
+            round: 0,
+            phase: crate::decision::Phase::new("", 0),
+            user: UserId(0),
+            step: 0,
+        })
+    }
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn render(&self, j: usize, prompts: &Prompts, ctx: &Context<'_>) -> Rendered {
+        self.on(j, |b| b.render(0, prompts, ctx))
+            .unwrap_or(Rendered {
+                text: String::new(),
+                dropped_memories: 0,
+                over_budget: false,
+            })
+    }
+    fn constraint(&self, j: usize, mode: StructuredOutput) -> Option<Constraint> {
+        self.on(j, |b| b.constraint(0, mode)).flatten()
+    }
+    fn accept(&self, j: usize, raw: &str, ctx: &Context<'_>) -> Result<(), ParseError> {
+        self.on(j, |b| b.accept(0, raw, ctx))
+            .unwrap_or_else(|| Err(ParseError("the request was settled already".into())))
+    }
+    fn fail(&self, j: usize, why: BackendError) {
+        self.on(j, |b| b.fail(0, why));
+    }
+    fn settle(&self, j: usize) -> Option<usize> {
+        self.0.settle(j)
+    }
+    fn generation(&self, j: usize) -> u32 {
+        self.0.generation(j)
+    }
 }
 
 /// Every request of a batch, for its decision.
 struct Decisions<'a>(&'a dyn Batch);
 
 impl Calls for Decisions<'_> {
-    fn len(&self) -> usize {
+    fn starts(&self) -> usize {
         self.0.len()
     }
     fn key(&self, j: usize) -> RequestKey {
@@ -630,7 +691,7 @@ struct Words<'a> {
 }
 
 impl Calls for Words<'_> {
-    fn len(&self) -> usize {
+    fn starts(&self) -> usize {
         self.picks.len()
     }
     fn key(&self, j: usize) -> RequestKey {
@@ -690,7 +751,7 @@ impl LlmBackend {
     }
 
     fn answer_calls(&self, ctx: &Context<'_>, batch: &dyn Calls) {
-        let mut usage = LlmUsage::default();
+        let usage = RefCell::new(LlmUsage::default());
         if let Some(t) = &self.transcript {
             // Setup is over once agents ask: the transcript of a previous run (or the part of an
             // interrupted one after its checkpoint) is dropped now, not when the backend was
@@ -701,174 +762,171 @@ impl LlmBackend {
                 }
             }
         }
-        // Filled as the first wave renders each prompt (inside `run_wave`, so sending starts
-        // before the last prompt is rendered). Conversations are shared with the tasks that send
-        // them; a corrective retry builds a longer one.
-        let convs: RefCell<Vec<Option<Arc<[PromptMessage]>>>> =
-            RefCell::new(vec![None; batch.len()]);
-        // Each request's answer shape, found when its prompt is first rendered (it needs what
-        // the render kept), and sent with every attempt.
+        // Each request's conversation, filled when its prompt is first rendered (inside
+        // `run_calls`, so sending starts before the last prompt is rendered), shared with the
+        // tasks that send it; a corrective retry builds a longer one. Each request's answer
+        // shape is found then too (it needs what the render kept) and sent with every attempt.
+        // Both grow with the requests (chains build theirs as they go).
+        let convs: RefCell<Vec<Option<Arc<[PromptMessage]>>>> = RefCell::new(Vec::new());
+        let constraints: RefCell<Vec<Option<Arc<Constraint>>>> = RefCell::new(Vec::new());
         let mode = self.options.structured_output;
-        let mut constraints: Vec<Option<Arc<Constraint>>> = vec![None; batch.len()];
-        let mut pending: Vec<usize> = (0..batch.len()).collect();
-        let mut attempt = 0u32;
-        let mut over_budget = 0u64;
-        while !pending.is_empty() {
-            let n = pending.len();
-            let mut make = |j: usize| {
-                let i = pending[j];
-                let mut convs = convs.borrow_mut();
-                let conv = convs[i].get_or_insert_with(|| {
-                    let mut p = batch.render(i, &self.prompts, ctx);
-                    over_budget += u64::from(p.over_budget);
-                    constraints[i] = batch.constraint(i, mode).map(Arc::new);
-                    if let Some(c) = &constraints[i] {
-                        // The template asks for its tags; a constrained model writes JSON, so
-                        // the prompt says which.
-                        p.text.push('\n');
-                        p.text.push_str(&c.instruction());
-                    }
-                    Arc::from([PromptMessage::user(p.text)])
-                });
-                let constraint = constraints[i].clone();
-                Call {
-                    key: batch.key(i),
-                    attempt,
-                    hash: request_hash(conv, constraint.as_deref()),
-                    messages: conv.clone(),
-                    constraint,
-                }
-            };
-            // Per-call slots, filled in completion order, read in call (key) order below.
-            let mut entries: Vec<Option<Entry>> = vec![None; n];
-            let mut retry = vec![false; n];
-            let mut fresh: Vec<Option<(String, Usage)>> = vec![None; n];
-            let (calls, mismatches, first_mismatch) = {
-                let mut handle = |call: &Call,
-                                  j: usize,
-                                  res: Result<Completion, Failure>,
-                                  via: Via| {
-                    let i = pending[j];
-                    let key = batch.key(i);
-                    usage.calls += 1;
-                    let mut entry = Entry {
-                        key,
-                        attempt,
-                        prompt_hash: call.hash.clone(),
-                        model: self.model.clone(),
-                        protocol: self.protocol_name().into(),
-                        temperature: self.temperature,
-                        max_tokens: self.max_tokens,
-                        endpoint: None,
-                        endpoint_base: None,
-                        structured_output: call
-                            .constraint
-                            .as_ref()
-                            .map(|c| c.mode.name().to_string()),
-                        answer: None,
-                        error: None,
-                        usage: Default::default(),
-                        latency_ms: 0,
-                        tries: 0,
-                        cached: via == Via::Cache,
-                    };
-                    match res {
-                        Err(f) => {
-                            usage.failed_calls += 1;
-                            usage.http_retries += u64::from(f.tries.saturating_sub(1));
-                            batch.fail(i, BackendError(format!("LLM call failed: {}", f.message)));
-                            entry.error = Some(f.message);
-                            entry.tries = f.tries;
-                            entry.latency_ms = f.latency_ms;
-                            if let Some((e, base)) = f.endpoint {
-                                entry.endpoint = Some(e);
-                                entry.endpoint_base = Some(base);
-                            }
-                        }
-                        Ok(c) => {
-                            if via == Via::Cache {
-                                // Paid for by an earlier call: no tokens, no latency here.
-                                usage.cache_hits += 1;
-                            } else {
-                                usage
-                                    .per_kind
-                                    .entry(batch.kind().to_string())
-                                    .or_default()
-                                    .add(c.usage);
-                                usage.per_round.entry(key.round).or_default().add(c.usage);
-                                usage.total.add(c.usage);
-                                usage.http_retries += u64::from(c.tries.saturating_sub(1));
-                                usage.latency_ms_sum += c.latency_ms;
-                                entry.endpoint = Some(c.endpoint);
-                                entry.usage = c.usage;
-                                entry.latency_ms = c.latency_ms;
-                                entry.tries = c.tries;
-                                if via == Via::Live && self.cache.is_some() {
-                                    fresh[j] = Some((c.text.clone(), c.usage));
-                                }
-                            }
-                            let parsed = batch.accept(i, &c.text, ctx);
-                            match parsed {
-                                Ok(()) => {}
-                                Err(why) => {
-                                    usage.parse_failures += 1;
-                                    if attempt < self.options.parse_retries {
-                                        usage.corrective_retries += 1;
-                                        let mut longer = call.messages.to_vec();
-                                        longer.push(PromptMessage::assistant(c.text.clone()));
-                                        longer.push(PromptMessage::user(
-                                            self.prompts.correction(&why.0),
-                                        ));
-                                        convs.borrow_mut()[i] = Some(Arc::from(longer));
-                                        retry[j] = true;
-                                    } else {
-                                        usage.unparsed_requests += 1;
-                                        let raw: String = c.text.chars().take(500).collect();
-                                        batch.fail(
-                                            i,
-                                            BackendError(format!(
-                                                "unparseable answer after {attempt} corrective retries: {why}; raw: {raw:?}"
-                                            )),
-                                        );
-                                    }
-                                }
-                            }
-                            entry.answer = Some(c.text);
-                        }
-                    }
-                    entries[j] = Some(entry);
-                };
-                self.run_wave(n, &mut make, &mut handle)
-            };
-            usage.replay_mismatches += mismatches;
-            if usage.first_replay_mismatch.is_none() {
-                usage.first_replay_mismatch = first_mismatch;
+        // Calls to make: (request, attempt), first requests in key order, then as results
+        // come in (retries and chains' next requests).
+        let queue: RefCell<std::collections::VecDeque<(usize, u32)>> =
+            RefCell::new((0..batch.starts()).map(|i| (i, 0)).collect());
+        let over_budget = std::cell::Cell::new(0u64);
+        let mut next = || {
+            let (i, attempt) = queue.borrow_mut().pop_front()?;
+            let mut convs = convs.borrow_mut();
+            let mut constraints = constraints.borrow_mut();
+            if convs.len() <= i {
+                convs.resize(i + 1, None);
+                constraints.resize(i + 1, None);
             }
-            let entries: Vec<Entry> = entries.into_iter().flatten().collect();
-            if let Some(t) = &self.transcript {
-                if let Ok(mut w) = t.lock() {
-                    if let Err(e) = w.append(&entries) {
-                        tracing::error!("cannot append to the transcript: {e}");
+            let conv = convs[i].get_or_insert_with(|| {
+                let mut p = batch.render(i, &self.prompts, ctx);
+                over_budget.set(over_budget.get() + u64::from(p.over_budget));
+                constraints[i] = batch.constraint(i, mode).map(Arc::new);
+                if let Some(c) = &constraints[i] {
+                    // The template asks for its tags; a constrained model writes JSON, so the
+                    // prompt says which.
+                    p.text.push('\n');
+                    p.text.push_str(&c.instruction());
+                }
+                Arc::from([PromptMessage::user(p.text)])
+            });
+            let constraint = constraints[i].clone();
+            Some(Call {
+                slot: i,
+                key: batch.key(i),
+                attempt,
+                hash: request_hash(conv, constraint.as_deref()),
+                messages: conv.clone(),
+                constraint,
+            })
+        };
+        // Every call's transcript entry (and fresh answer, for the cache), with the order
+        // they are written in: step-by-step batches' order (a chain's step, then attempt,
+        // then key), never completion order.
+        let mut entries: Vec<((u32, u32, RequestKey), Entry)> = Vec::new();
+        let mut fresh: Vec<((u32, u32, RequestKey), String, String, Usage)> = Vec::new();
+        let mut handle = |call: &Call, res: Result<Completion, Failure>, via: Via| {
+            let (i, attempt) = (call.slot, call.attempt);
+            let key = call.key;
+            let mut usage = usage.borrow_mut();
+            usage.calls += 1;
+            let order = (batch.generation(i), attempt, key);
+            let mut entry = Entry {
+                key,
+                attempt,
+                prompt_hash: call.hash.clone(),
+                model: self.model.clone(),
+                protocol: self.protocol_name().into(),
+                temperature: self.temperature,
+                max_tokens: self.max_tokens,
+                endpoint: None,
+                endpoint_base: None,
+                structured_output: call.constraint.as_ref().map(|c| c.mode.name().to_string()),
+                answer: None,
+                error: None,
+                usage: Default::default(),
+                latency_ms: 0,
+                tries: 0,
+                cached: via == Via::Cache,
+            };
+            let mut done = true;
+            match res {
+                Err(f) => {
+                    usage.failed_calls += 1;
+                    usage.http_retries += u64::from(f.tries.saturating_sub(1));
+                    batch.fail(i, BackendError(format!("LLM call failed: {}", f.message)));
+                    entry.error = Some(f.message);
+                    entry.tries = f.tries;
+                    entry.latency_ms = f.latency_ms;
+                    if let Some((e, base)) = f.endpoint {
+                        entry.endpoint = Some(e);
+                        entry.endpoint_base = Some(base);
                     }
                 }
+                Ok(c) => {
+                    if via == Via::Cache {
+                        // Paid for by an earlier call: no tokens, no latency here.
+                        usage.cache_hits += 1;
+                    } else {
+                        usage
+                            .per_kind
+                            .entry(batch.kind().to_string())
+                            .or_default()
+                            .add(c.usage);
+                        usage.per_round.entry(key.round).or_default().add(c.usage);
+                        usage.total.add(c.usage);
+                        usage.http_retries += u64::from(c.tries.saturating_sub(1));
+                        usage.latency_ms_sum += c.latency_ms;
+                        entry.endpoint = Some(c.endpoint);
+                        entry.usage = c.usage;
+                        entry.latency_ms = c.latency_ms;
+                        entry.tries = c.tries;
+                        if via == Via::Live && self.cache.is_some() {
+                            fresh.push((order, call.hash.clone(), c.text.clone(), c.usage));
+                        }
+                    }
+                    if let Err(why) = batch.accept(i, &c.text, ctx) {
+                        usage.parse_failures += 1;
+                        if attempt < self.options.parse_retries {
+                            usage.corrective_retries += 1;
+                            let mut longer = call.messages.to_vec();
+                            longer.push(PromptMessage::assistant(c.text.clone()));
+                            longer.push(PromptMessage::user(self.prompts.correction(&why.0)));
+                            convs.borrow_mut()[i] = Some(Arc::from(longer));
+                            queue.borrow_mut().push_back((i, attempt + 1));
+                            done = false;
+                        } else {
+                            usage.unparsed_requests += 1;
+                            let raw: String = c.text.chars().take(500).collect();
+                            batch.fail(
+                                i,
+                                BackendError(format!(
+                                    "unparseable answer after {attempt} corrective retries: {why}; raw: {raw:?}"
+                                )),
+                            );
+                        }
+                    }
+                    entry.answer = Some(c.text);
+                }
             }
-            if let Some(cache) = &self.cache {
-                let new: Vec<(&str, String, Usage)> = calls
-                    .iter()
-                    .zip(fresh)
-                    .filter_map(|(c, f)| f.map(|(t, u)| (c.hash.as_str(), t, u)))
-                    .collect();
-                cache.insert(new);
+            entries.push((order, entry));
+            drop(usage);
+            if done {
+                if let Some(n) = batch.settle(i) {
+                    queue.borrow_mut().push_back((n, 0));
+                }
             }
-            pending = pending
-                .iter()
-                .zip(&retry)
-                .filter(|(_, &r)| r)
-                .map(|(&i, _)| i)
-                .collect();
-            attempt += 1;
+        };
+        let (mismatches, first_mismatch) = self.run_calls(&mut next, &mut handle);
+        let mut usage = usage.into_inner();
+        usage.replay_mismatches += mismatches;
+        if usage.first_replay_mismatch.is_none() {
+            usage.first_replay_mismatch = first_mismatch;
         }
-        usage.over_budget = over_budget;
+        entries.sort_by_key(|(o, _)| *o);
+        let entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+        if let Some(t) = &self.transcript {
+            if let Ok(mut w) = t.lock() {
+                if let Err(e) = w.append(&entries) {
+                    tracing::error!("cannot append to the transcript: {e}");
+                }
+            }
+        }
+        if let Some(cache) = &self.cache {
+            fresh.sort_by_key(|f| f.0);
+            cache.insert(
+                fresh
+                    .iter()
+                    .map(|(_, h, t, u)| (h.as_str(), t.clone(), *u))
+                    .collect(),
+            );
+        }
+        usage.over_budget = over_budget.get();
         if let Ok(mut s) = self.stats.0.lock() {
             merge(&mut s, usage);
         }

@@ -222,7 +222,7 @@ fn golden_mock_llm_record_and_replay() {
 
     // The committed transcript replays to the committed outputs, without the server.
     let hits = mock.hits.load(std::sync::atomic::Ordering::SeqCst);
-    let mut replay = cfg;
+    let mut replay = cfg.clone();
     replay.backend = BackendKind::Replay;
     replay.api_bases = vec!["http://127.0.0.1:9/v1".into()];
     replay.transcript_path = Some(golden_dir("mock-llm").join("transcript.jsonl"));
@@ -234,4 +234,44 @@ fn golden_mock_llm_record_and_replay() {
     check("mock-llm", "metrics.csv", &r.metrics);
     assert_eq!(r.manifest["llm_usage"], out.manifest["llm_usage"]);
     assert_eq!(r.manifest["llm_usage"]["replay_mismatches"], 0);
+
+    // Against a server whose answers take 0-35 ms (by agent and attempt), so they come back in
+    // another order than asked: chained sessions (each agent's next page decision sent as soon
+    // as its answer is in) and step-by-step batches both give the committed outputs and
+    // transcript.
+    for chains in [true, false] {
+        let script = golden_script();
+        let jittered = Mock::start(move |b, n| {
+            let p = first_prompt(b);
+            let attempts = b["messages"].as_array().map_or(1, Vec::len) as u64;
+            let h = p.bytes().take(40).map(u64::from).sum::<u64>() + 7 * attempts;
+            Step::Delay(
+                std::time::Duration::from_millis(h % 36),
+                Box::new(script(b, n)),
+            )
+        });
+        let mut c = cfg.clone();
+        c.api_bases = vec![jittered.base.clone()];
+        c.llm_options.chains = chains;
+        let d = tempfile::tempdir().unwrap();
+        let o = run(c, d.path());
+        let what = format!("chains: {chains}");
+        assert_eq!(o.messages, out.messages, "{what}");
+        assert_eq!(o.interactions, out.interactions, "{what}");
+        assert_eq!(o.metrics, out.metrics, "{what}");
+        assert_eq!(
+            o.manifest["llm_usage"]["calls"],
+            out.manifest["llm_usage"]["calls"]
+        );
+        let t: String = std::fs::read_to_string(d.path().join("transcript.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["latency_ms"] = 0.into();
+                v.to_string() + "\n"
+            })
+            .collect();
+        assert_eq!(t, transcript, "{what}");
+    }
 }

@@ -563,6 +563,127 @@ fn a_slow_call_does_not_hold_up_the_others() {
     assert_eq!(stats.requests_of("top"), 10);
 }
 
+/// Three `top` requests per agent as chains over `be` (`chains` on or off): the final states
+/// (each agent's answers), the request and fallback counts, the agents in the order the mock
+/// received their requests, and the transcript without latencies.
+fn run_chains(
+    mock: &Mock,
+    chains: bool,
+    dir: &Path,
+) -> (Vec<Vec<TopAction>>, u64, u64, Vec<u32>, String) {
+    let a = agents(4);
+    let mut cfg = llm_config(&mock.base);
+    cfg.llm_options.chains = chains;
+    let path = dir.join(format!("t-{chains}.jsonl"));
+    let be =
+        LlmBackend::http(&cfg, Arc::default(), Some(&path), &DecisionKinds::builtin()).unwrap();
+    let ctx = Context {
+        catalog: &a.catalog,
+        clock: &a.clock,
+        seed: 1,
+    };
+    let before = mock.seen.lock().unwrap().len();
+    let mut stats = BehaviourStats::default();
+    let states: Vec<(usize, Vec<TopAction>)> = (0..4).map(|i| (i, Vec::new())).collect();
+    let out = Behaviour(Box::new(be)).ask_chains::<Top, _>(
+        &ctx,
+        &mut stats,
+        states,
+        |(i, done)| {
+            (done.len() < 3).then(|| Request {
+                key: RequestKey {
+                    step: done.len() as u16,
+                    ..key(*i as u32)
+                },
+                agent: AgentView {
+                    id: UserId(*i as u32),
+                    profile: &a.profiles[*i],
+                    taste: &a.taste,
+                    histories: &a.hist,
+                    contacts: &a.rel,
+                    memory: &a.mem,
+                },
+                ask: (),
+            })
+        },
+        |(_, done), action| done.push(action),
+    );
+    let order: Vec<u32> = mock.seen.lock().unwrap()[before..]
+        .iter()
+        .map(|(b, _)| agent_number(b))
+        .collect();
+    let transcript: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v["latency_ms"] = 0.into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    (
+        out.into_iter().map(|(_, d)| d).collect(),
+        stats.requests_of("top"),
+        stats.fallbacks_of("top"),
+        order,
+        transcript,
+    )
+}
+
+#[test]
+fn chains_send_an_agents_next_request_when_its_answer_is_in_and_answer_as_batches_do() {
+    // Agent 0's first call takes 600 ms, every other call 5 ms. Agent i's k-th answer (k from
+    // 0) is `[NOTHING]::` when i + k is even, `[SOCIAL]::` otherwise, so each agent's three
+    // answers are told apart. Hits are counted per agent to find its k.
+    let hits = Arc::new(std::sync::Mutex::new([0usize; 4]));
+    let h = hits.clone();
+    let mock = Mock::start(move |b, _| {
+        let i = agent_number(b) as usize;
+        let k = {
+            let mut h = h.lock().unwrap();
+            h[i] += 1;
+            h[i] - 1
+        };
+        let text = if (i + k).is_multiple_of(2) {
+            "[NOTHING]::"
+        } else {
+            "[SOCIAL]::"
+        };
+        let ms = if (i, k) == (0, 0) { 600 } else { 5 };
+        Step::Delay(
+            Duration::from_millis(ms),
+            Box::new(Step::Answer(text.into())),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (chained, n, fell, order, t_chained) = run_chains(&mock, true, dir.path());
+    *hits.lock().unwrap() = [0; 4];
+    let (batched, n2, fell2, order2, t_batched) = run_chains(&mock, false, dir.path());
+    let (s, x) = (TopAction::Social, TopAction::Nothing);
+    let want = vec![vec![x, s, x], vec![s, x, s], vec![x, s, x], vec![s, x, s]];
+    assert_eq!(chained, want);
+    assert_eq!(batched, want);
+    assert_eq!((n, fell, n2, fell2), (12, 0, 12, 0));
+    // Step by step, each step's four calls are sent together (in any order: they race to the
+    // server) and the next step waits for agent 0's slow first call.
+    let sorted = |x: &[u32]| {
+        let mut x = x.to_vec();
+        x.sort_unstable();
+        x
+    };
+    for step in order2.chunks(4) {
+        assert_eq!(sorted(step), [0, 1, 2, 3], "{order2:?}");
+    }
+    // Chained, the other agents' three calls are all made while it is out; agent 0's second
+    // and third come last.
+    assert_eq!(sorted(&order[..4]), [0, 1, 2, 3], "{order:?}");
+    assert_eq!(sorted(&order[4..10]), [1, 1, 2, 2, 3, 3], "{order:?}");
+    assert_eq!(&order[10..], [0, 0], "{order:?}");
+    // The transcript is the same: by step, then key, whatever order the answers came in.
+    assert_eq!(t_chained.lines().count(), 12);
+    assert_eq!(t_chained, t_batched);
+}
+
 #[test]
 fn unparseable_answers_get_one_corrective_retry_then_a_counted_fallback() {
     // Even agents answer garbage first and a tag after the correction; odd agents always garble.

@@ -189,12 +189,15 @@ fn ok_body(body: &Value, text: &str) -> Value {
     })
 }
 
-async fn run_step(step: Step, body: &Value) -> Response {
+async fn run_step(step: Step, body: &Value, timer: Option<&PreciseTimer>) -> Response {
     let mut step = step;
     loop {
         match step {
             Step::Delay(d, inner) => {
-                tokio::time::sleep(d).await;
+                match timer {
+                    Some(t) => t.sleep_until(std::time::Instant::now() + d).await,
+                    None => tokio::time::sleep(d).await,
+                }
                 step = *inner;
             }
             Step::Answer(t) => return axum::Json(ok_body(body, &t)).into_response(),
@@ -265,7 +268,7 @@ async fn handle(
         st.seen.lock().unwrap().push((v.clone(), auth));
     }
     let step = (st.script)(&v, n);
-    run_step(step, &v).await
+    run_step(step, &v, st.timer.as_ref()).await
 }
 
 impl Mock {
@@ -279,7 +282,15 @@ impl Mock {
         script: impl Fn(&Value, usize) -> Step + Send + Sync + 'static,
         record: bool,
     ) -> Mock {
-        Self::serve(Arc::new(script), record, None)
+        Self::serve(Arc::new(script), record, None, false)
+    }
+
+    /// Starts a bench server running `script` on one thread, recording nothing, its delays kept
+    /// to within the kernel's timer slack ([`PreciseTimer`]): the end-to-end LLM bench's mock,
+    /// whose answers depend on the prompt ([`sensible_answer`]) and whose latency follows a
+    /// distribution.
+    pub fn start_bench(script: impl Fn(&Value, usize) -> Step + Send + Sync + 'static) -> Mock {
+        Self::serve(Arc::new(script), false, None, true)
     }
 
     /// Starts a server that answers every request with `text` after `delay`, reading nothing
@@ -290,11 +301,16 @@ impl Mock {
             Arc::new(|_: &Value, _| Step::EmptyChoices),
             false,
             Some((delay, axum::body::Bytes::from(body))),
+            true,
         )
     }
 
-    fn serve(script: Script, record: bool, fixed: Option<(Duration, axum::body::Bytes)>) -> Mock {
-        let lean = fixed.is_some();
+    fn serve(
+        script: Script,
+        record: bool,
+        fixed: Option<(Duration, axum::body::Bytes)>,
+        lean: bool,
+    ) -> Mock {
         let hits = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = AppState {
@@ -302,7 +318,7 @@ impl Mock {
             hits: hits.clone(),
             seen: seen.clone(),
             record,
-            timer: fixed.as_ref().map(|_| PreciseTimer::start()),
+            timer: lean.then(PreciseTimer::start),
             fixed,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

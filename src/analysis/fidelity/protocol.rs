@@ -352,7 +352,7 @@ pub fn browse(
             .map(|(&i, page)| {
                 let s = &sessions[i];
                 let ask = PageAsk {
-                    items: page,
+                    items: std::borrow::Cow::Borrowed(page),
                     page: s.page as u32,
                     steps: s.steps,
                     search: None,
