@@ -185,6 +185,20 @@ fn golden_script() -> impl Fn(&serde_json::Value, usize) -> Step + Send + Sync +
     }
 }
 
+/// The transcript at `path` with every latency zeroed (latency is wall-clock; keys come out
+/// sorted, as serde_json writes maps).
+pub(crate) fn transcript_without_latency(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["latency_ms"] = 0.into();
+            v.to_string() + "\n"
+        })
+        .collect()
+}
+
 #[test]
 fn golden_mock_llm_record_and_replay() {
     let mock = Mock::start(golden_script());
@@ -208,16 +222,7 @@ fn golden_mock_llm_record_and_replay() {
         "manifest.json",
         &normalise(&manifest, dir.path(), &ports),
     );
-    // Latency is wall-clock: zeroed (keys come out sorted, as serde_json writes maps).
-    let transcript: String = std::fs::read_to_string(dir.path().join("transcript.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["latency_ms"] = 0.into();
-            v.to_string() + "\n"
-        })
-        .collect();
+    let transcript = transcript_without_latency(&dir.path().join("transcript.jsonl"));
     check("mock-llm", "transcript.jsonl", &transcript);
 
     // The committed transcript replays to the committed outputs, without the server.
@@ -263,15 +268,7 @@ fn golden_mock_llm_record_and_replay() {
             o.manifest["llm_usage"]["calls"],
             out.manifest["llm_usage"]["calls"]
         );
-        let t: String = std::fs::read_to_string(d.path().join("transcript.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["latency_ms"] = 0.into();
-                v.to_string() + "\n"
-            })
-            .collect();
+        let t = transcript_without_latency(&d.path().join("transcript.jsonl"));
         assert_eq!(t, transcript, "{what}");
     }
 }

@@ -612,15 +612,7 @@ fn run_chains(
         .iter()
         .map(|(b, _)| agent_number(b))
         .collect();
-    let transcript: String = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v["latency_ms"] = 0.into();
-            v.to_string() + "\n"
-        })
-        .collect();
+    let transcript = crate::golden::transcript_without_latency(&path);
     (
         out.into_iter().map(|(_, d)| d).collect(),
         stats.requests_of("top"),
