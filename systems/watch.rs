@@ -128,17 +128,19 @@ pub fn browse(
         .0
         .iter()
         .filter_map(|&e| {
-            let s = sessions.get(e).ok().filter(|s| s.open)?;
+            let mut s = sessions.get_mut(e).ok().filter(|s| s.open)?;
             let Ok(d) = agents.get(e) else {
                 unbuilt += 1;
                 return None;
             };
+            // Taken, not copied (its watched items and search results), and put back below.
+            let s = std::mem::take(&mut *s);
             Some(Session {
                 e,
                 agent: view(d),
                 user_idx: roster.index_of(*d.0),
                 name: d.1.name.clone(),
-                s: s.clone(),
+                s,
                 effects: Vec::new(),
             })
         })
