@@ -6,7 +6,9 @@
 //! hashes, output paths and their byte offsets, the registered part names, the resolved
 //! configuration with API keys removed), so `head -1 file.ckpt` tells what a checkpoint is. The
 //! rest is the [`State`] compressed with LZ4 frames (`lz4_flex`: pure Rust, ~GB/s, and a frame
-//! checksum that catches a torn file): every registered part ([`crate::plugin::CheckpointPart`])
+//! checksum that catches a torn file), one or more frames one after another (a large state is
+//! cut in pieces of [`FRAME_BYTES`] compressed in parallel; the bytes decompress to one stream):
+//! every registered part ([`crate::plugin::CheckpointPart`])
 //! as `name length (u32 LE), name, bytes length (u64 LE), bytes`, in name order; parts encode
 //! themselves (MessagePack with named fields by convention).
 //!
@@ -338,7 +340,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
             .unwrap_or_default(),
         config_hash: config_hash(&config),
         data_hash: world.resource::<DataHash>().0.clone(),
-        state_hash: state_hash(&state),
+        state_hash: String::new(),
         parent: parent.map(Path::to_path_buf),
         outputs,
         offsets,
@@ -352,15 +354,80 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
         },
         config,
     };
+    // The hash on one core while the other starts compressing.
+    let (hash, frames) = rayon::join(|| state_hash(&state), || compress_frames(&state));
+    header.state_hash = hash;
     header.seal = seal(&header);
     let mut bytes = serde_json::to_vec(&header).expect("invariant: header serialises");
     bytes.push(b'\n');
-    let mut enc = lz4_flex::frame::FrameEncoder::new(bytes);
-    encode_into(&state, &mut |b| enc.write_all(b)).map_err(io)?;
+    for frame in frames.map_err(io)? {
+        bytes.extend_from_slice(&frame);
+    }
     drop(state);
-    let bytes = enc.finish().map_err(|e| io(std::io::Error::other(e)))?;
     crate::io::output::write_atomic(path, &bytes).map_err(io)?;
     Ok(header)
+}
+
+/// Uncompressed bytes per LZ4 frame of a checkpoint's state: large enough that a frame's
+/// overhead (a header, an end mark and a checksum, 15 bytes) and LZ4's restart of its window are
+/// negligible, small enough that a state of hundreds of MiB gives both cores work.
+pub const FRAME_BYTES: usize = 8 << 20;
+
+/// The encoded state as LZ4 frames of about [`FRAME_BYTES`] each, compressed on the rayon pool
+/// and returned in stream order (so the file's bytes do not depend on the thread count).
+fn compress_frames(state: &State) -> std::io::Result<Vec<Vec<u8>>> {
+    use rayon::prelude::*;
+    // The stream as slices: the small framing fields of `encode_into` and the parts' bytes,
+    // each part cut at FRAME_BYTES; then grouped into frames of up to FRAME_BYTES.
+    let mut prefix: Vec<Vec<u8>> = vec![state.round.to_le_bytes().to_vec()];
+    for (name, bytes) in &state.parts {
+        let mut p = (name.len() as u32).to_le_bytes().to_vec();
+        p.extend_from_slice(name.as_bytes());
+        p.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        prefix.push(p);
+    }
+    let mut slices: Vec<&[u8]> = vec![&prefix[0]];
+    for (i, (_, bytes)) in state.parts.iter().enumerate() {
+        slices.push(&prefix[i + 1]);
+        slices.extend(bytes.chunks(FRAME_BYTES));
+    }
+    let mut frames: Vec<Vec<&[u8]>> = vec![Vec::new()];
+    let mut size = 0;
+    for s in slices {
+        if size > 0 && size + s.len() > FRAME_BYTES {
+            frames.push(Vec::new());
+            size = 0;
+        }
+        size += s.len();
+        frames
+            .last_mut()
+            .expect("invariant: one frame at least")
+            .push(s);
+    }
+    frames
+        .par_iter()
+        .map(|pieces| {
+            let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            for p in pieces {
+                enc.write_all(p)?;
+            }
+            enc.finish().map_err(std::io::Error::other)
+        })
+        .collect()
+}
+
+/// The bytes of LZ4 frames written one after another, decompressed into one stream.
+fn decompress_frames(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut rest = bytes;
+    loop {
+        let mut frame = lz4_flex::frame::FrameDecoder::new(rest);
+        frame.read_to_end(&mut body)?;
+        rest = frame.into_inner();
+        if rest.is_empty() {
+            return Ok(body);
+        }
+    }
 }
 
 /// Reads a checkpoint: the header (checked for format and version) and the state.
@@ -429,18 +496,22 @@ pub fn read_header(bytes: &[u8], origin: &str) -> Result<(Header, usize), Checkp
 /// As [`load`].
 pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<(Header, State), CheckpointError> {
     let (header, start) = read_header(bytes, origin)?;
+    let state = read_state(&bytes[start..], &header, origin)?;
+    Ok((header, state))
+}
+
+/// The state of a checkpoint whose header is `header`, from the bytes after the header line:
+/// decompressed, checked against the header's state hash, seal, round and part names.
+fn read_state(bytes: &[u8], header: &Header, origin: &str) -> Result<State, CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: origin.to_string(),
         reason,
     };
-    let mut body = Vec::new();
-    lz4_flex::frame::FrameDecoder::new(&bytes[start..])
-        .read_to_end(&mut body)
-        .map_err(|e| corrupt(format!("body: {e}")))?;
+    let body = decompress_frames(bytes).map_err(|e| corrupt(format!("body: {e}")))?;
     if hex(&sha2::Sha256::digest(&body)) != header.state_hash {
         return Err(corrupt("state hash mismatch".into()));
     }
-    if seal(&header) != header.seal {
+    if seal(header) != header.seal {
         return Err(corrupt("the header was edited (seal mismatch)".into()));
     }
     let state = decode(body.into()).map_err(|e| corrupt(format!("state: {e}")))?;
@@ -453,7 +524,7 @@ pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<(Header, State), Checkpo
     if state.names() != header.parts {
         return Err(corrupt("the state's parts are not the header's".into()));
     }
-    Ok((header, state))
+    Ok(state)
 }
 
 /// Core settings that may change when branching, and why the others may not (plugins declare
@@ -530,15 +601,28 @@ pub fn restore(sim: &mut Sim, state: State) -> Result<(), CheckpointError> {
     world.resource_scope(
         |world, parts: bevy_ecs::change_detection::Mut<CheckpointParts>| {
             // By name: a part the checkpoint lacks (allowed above) keeps the built state.
-            for p in parts.iter() {
-                let Some((name, bytes)) = state.parts.iter().find(|(n, _)| n == p.name()) else {
-                    continue;
+            let found: Vec<(&dyn crate::plugin::CheckpointPart, &bytes::Bytes)> = parts
+                .iter()
+                .filter_map(|p| {
+                    let (_, bytes) = state.parts.iter().find(|(n, _)| n == p.name())?;
+                    Some((p, bytes))
+                })
+                .collect();
+            // The parts that decode without the world do so side by side; all are then applied
+            // in name order, and the first failure in that order is the one reported.
+            let decoded: Vec<Result<Option<crate::plugin::Decoded>, String>> = {
+                use rayon::prelude::*;
+                found.par_iter().map(|(p, bytes)| p.decode(bytes)).collect()
+            };
+            for ((p, bytes), decoded) in found.into_iter().zip(decoded) {
+                let part = |message| CheckpointError::Part {
+                    part: p.name().to_string(),
+                    message,
                 };
-                p.restore(world, bytes)
-                    .map_err(|message| CheckpointError::Part {
-                        part: name.clone(),
-                        message,
-                    })?;
+                match decoded.map_err(part)? {
+                    Some(d) => p.apply(world, d).map_err(part)?,
+                    None => p.restore(world, bytes).map_err(part)?,
+                }
             }
             Ok(())
         },
@@ -682,7 +766,12 @@ pub fn resume_with(
     out_dir: Option<&Path>,
     configure: impl FnOnce(SimBuilder) -> SimBuilder,
 ) -> Result<(Sim, Header), CheckpointError> {
-    let (header, state) = load(path)?;
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: origin.clone(),
+        source,
+    })?;
+    let (header, start) = read_header(&bytes, &origin)?;
     for (k, _) in overrides {
         check_branch_key(k)?;
     }
@@ -711,9 +800,20 @@ pub fn resume_with(
             reason: "the checkpoint is past that round (rounds can only be extended)",
         });
     }
-    // Everything is checked before any file is touched: the plugins' settings and fixed keys,
-    // the parts, the data.
-    let prepared = configure(SimBuilder::new(cfg.clone()).defer_key_check()).prepare()?;
+    // Everything is checked before any file is touched: the state, the plugins' settings and
+    // fixed keys, the parts, the data. The state is decompressed and hashed while the data
+    // files are read (neither has side effects; a damaged state is reported first).
+    let (state, prepared) = std::thread::scope(|scope| {
+        let state = scope.spawn(|| read_state(&bytes[start..], &header, &origin));
+        let prepared = configure(SimBuilder::new(cfg.clone()).defer_key_check()).prepare();
+        (state.join(), prepared)
+    });
+    let state = state.map_err(|_| CheckpointError::Corrupt {
+        path: origin.clone(),
+        reason: "reading the state failed".into(),
+    })??;
+    drop(bytes);
+    let prepared = prepared?;
     for (k, _) in overrides {
         if let Some(reason) = prepared.fixed_reason(k) {
             return Err(CheckpointError::Setting {
@@ -931,7 +1031,45 @@ pub fn resume_with(
 
 #[cfg(test)]
 mod tests {
-    use super::parts_difference;
+    use super::{
+        compress_frames, decode, decompress_frames, encode_into, parts_difference, State,
+        FRAME_BYTES,
+    };
+
+    #[test]
+    fn a_large_state_is_cut_in_frames_that_decompress_to_the_one_stream() {
+        // 2.5 frames of bytes that do not compress away, a small part after it.
+        let big: Vec<u8> = (0..FRAME_BYTES * 5 / 2)
+            .map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[7])
+            .collect();
+        let state = State {
+            round: 7,
+            parts: vec![
+                ("big".into(), bytes::Bytes::from(big)),
+                ("small".into(), bytes::Bytes::from_static(b"abc")),
+            ],
+        };
+        let frames = compress_frames(&state).unwrap();
+        // The round and big's framing; 8 MiB; 8 MiB; the last 4 MiB with small's framing and
+        // bytes.
+        assert_eq!(frames.len(), 4);
+        let mut stream = Vec::new();
+        encode_into(&state, &mut |b| {
+            stream.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        let file: Vec<u8> = frames.concat();
+        let body = decompress_frames(&file).unwrap();
+        assert_eq!(body, stream);
+        assert_eq!(decode(body.into()).unwrap(), state);
+        // Cut at a frame boundary: the frames left decompress, to a shorter stream (the state
+        // hash then refuses it).
+        let torn = frames[..2].concat();
+        assert!(decompress_frames(&torn).unwrap().len() < stream.len());
+        // Cut inside a frame: an error.
+        assert!(decompress_frames(&file[..file.len() - 5]).is_err());
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_string()).collect()

@@ -26,7 +26,7 @@ pub struct Roster {
 impl Roster {
     /// Roster position (dense user index) of an id.
     pub fn index_of(&self, id: UserId) -> Option<u32> {
-        self.ids.binary_search(&id).ok().map(|i| i as u32)
+        crate::ids::sorted_position(&self.ids, id).map(|i| i as u32)
     }
     /// Entity of an id.
     pub fn entity(&self, id: UserId) -> Option<Entity> {
@@ -162,9 +162,11 @@ pub fn rewire(users: &[UserRecord], k: i32) -> Vec<EdgeRecord> {
     edges
 }
 
-/// Interns strings so equal profile fields share one allocation.
+/// Interns strings so equal profile fields share one allocation. A hash map: its order never
+/// reaches an output, and at a million agents the ordered map's string comparisons were a tenth
+/// of the load.
 #[derive(Default)]
-struct Interner(BTreeMap<String, Arc<str>>);
+struct Interner(std::collections::HashMap<Box<str>, Arc<str>>);
 
 impl Interner {
     fn get(&mut self, s: &str) -> Arc<str> {
@@ -172,7 +174,7 @@ impl Interner {
             return a.clone();
         }
         let a: Arc<str> = s.into();
-        self.0.insert(s.to_string(), a.clone());
+        self.0.insert(s.into(), a.clone());
         a
     }
 }
@@ -196,51 +198,71 @@ pub fn populate(
         .cloned()
         .unwrap_or_default();
     let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
-    // Contacts per agent, sorted by id; edges to users beyond agent_num are dropped.
+    // Contacts per agent, sorted by id; edges to users beyond agent_num are dropped. The edges
+    // are sorted by (agent, contact) rather than inserted one by one into per-agent lists: ten
+    // million edges in random order made one cache miss each, most of a million-agent load.
     let mut labels: Vec<String> = Vec::new();
-    let mut contacts: Vec<Vec<Contact>> = vec![Vec::new(); users.len()];
     let mut dropped = 0usize;
-    let mut duplicates = 0usize;
-    let mut kept = 0usize;
+    // (agent index, contact index, label, closeness), in file order.
+    let mut ties: Vec<(u32, u32, u8, f32)> = Vec::with_capacity(edges.len());
+    let mut last_label: Option<(&str, u8)> = None;
     for e in edges {
-        let (Ok(a), Ok(b)) = (
-            ids.binary_search(&UserId(e.from)),
-            ids.binary_search(&UserId(e.to)),
+        let (Some(a), Some(b)) = (
+            crate::ids::sorted_position(&ids, UserId(e.from)),
+            crate::ids::sorted_position(&ids, UserId(e.to)),
         ) else {
             dropped += 1;
             continue;
         };
-        let label = match labels.iter().position(|l| *l == e.label) {
-            Some(p) => p,
-            None => {
-                labels.push(e.label.clone());
-                labels.len() - 1
+        let label = match last_label {
+            Some((l, i)) if l == &*e.label => i,
+            _ => {
+                let p = match labels.iter().position(|l| **l == *e.label) {
+                    Some(p) => p,
+                    None => {
+                        labels.push(e.label.to_string());
+                        labels.len() - 1
+                    }
+                };
+                let i = u8::try_from(p).unwrap_or(u8::MAX);
+                last_label = Some((&e.label, i));
+                i
             }
         };
-        let label = u8::try_from(label).unwrap_or(u8::MAX);
-        let list = &mut contacts[a];
-        match list.binary_search_by_key(&ids[b], |c| c.user) {
-            Ok(p) => {
-                list[p] = Contact {
-                    user: ids[b],
-                    label,
-                    closeness: e.closeness,
-                };
-                duplicates += 1;
-            }
-            Err(p) => {
-                list.insert(
-                    p,
-                    Contact {
-                        user: ids[b],
-                        label,
-                        closeness: e.closeness,
-                    },
-                );
-                kept += 1;
-            }
-        }
+        ties.push((a as u32, b as u32, label, e.closeness));
     }
+    // Stable: of a pair listed more than once, the last row stays last and is the one kept.
+    {
+        use rayon::slice::ParallelSliceMut as _;
+        ties.par_sort_by_key(|t| (t.0, t.1));
+    }
+    let mut contacts: Vec<Vec<Contact>> = vec![Vec::new(); users.len()];
+    let mut duplicates = 0usize;
+    let mut kept = 0usize;
+    let mut i = 0;
+    while i < ties.len() {
+        let a = ties[i].0;
+        let mut j = i;
+        while j < ties.len() && ties[j].0 == a {
+            j += 1;
+        }
+        let list = &mut contacts[a as usize];
+        list.reserve_exact(j - i);
+        for (k, &(_, b, label, closeness)) in ties[i..j].iter().enumerate() {
+            if ties.get(i + k + 1).is_some_and(|n| n.0 == a && n.1 == b) {
+                duplicates += 1;
+                continue;
+            }
+            list.push(Contact {
+                user: ids[b as usize],
+                label,
+                closeness,
+            });
+            kept += 1;
+        }
+        i = j;
+    }
+    drop(ties);
     if duplicates > 0 {
         tracing::warn!(
             duplicates,
@@ -254,6 +276,10 @@ pub fn populate(
         );
     }
     let mut interner = Interner::default();
+    // Profiles repeat (a population drawn from a few personas): each distinct
+    // (interest, observations) pair is matched against the keywords once.
+    let mut tastes: std::collections::HashMap<(&str, &str), Taste> =
+        std::collections::HashMap::new();
     let mut entities = Vec::with_capacity(users.len());
     let mut no_contacts = 0;
     for (u, c) in users.iter().zip(contacts) {
@@ -276,7 +302,9 @@ pub fn populate(
             features,
             observations: interner.get(&u.observations),
         };
-        let taste = taste_of(catalog, &u.interest, &u.observations);
+        let taste = *tastes
+            .entry((u.interest.as_str(), u.observations.as_str()))
+            .or_insert_with(|| taste_of(catalog, &u.interest, &u.observations));
         // The plugins' components first, on the bare entity, then the core bundle: each insert
         // moves the entity to another table, so the moves copy only the small components, and
         // no table is left holding every agent (a batch insert after the spawn would leave one
@@ -339,6 +367,53 @@ mod tests {
             features: vec![],
             observations: String::new(),
         }
+    }
+
+    fn edge(from: u32, to: u32, label: &str, closeness: f32) -> EdgeRecord {
+        EdgeRecord {
+            from,
+            to,
+            label: label.into(),
+            closeness,
+            line: 0,
+        }
+    }
+
+    #[test]
+    fn populate_sorts_contacts_keeps_the_last_of_a_repeated_pair_and_drops_outsiders() {
+        // Sparse ids (the guess of `sorted_position` misses) and an edge to an unknown user.
+        let users: Vec<UserRecord> = [2, 5, 9].iter().map(|&i| user(i, "comedy")).collect();
+        let edges = vec![
+            edge(5, 9, "friend", 0.1),
+            edge(5, 2, "colleague", 0.2),
+            edge(2, 5, "friend", 0.3),
+            edge(5, 9, "colleague", 0.4),
+            edge(9, 7, "friend", 0.5),
+            edge(5, 9, "friend", 0.6),
+        ];
+        let mut world = World::new();
+        let catalog = crate::testing::drama_catalog(2);
+        let report = populate(&mut world, &catalog, &users, 3, &edges, false);
+        assert_eq!(
+            (report.edges, report.duplicate_edges, report.dropped_edges),
+            (3, 2, 1)
+        );
+        assert_eq!(report.agents_without_contacts, 1);
+        let labels = world.resource::<RelationLabels>().0.clone();
+        assert_eq!(labels, ["friend", "colleague"]);
+        let roster = world.resource::<Roster>().clone();
+        let of = |world: &World, id: u32| -> Vec<(u32, &str, f32)> {
+            world
+                .get::<Relationships>(roster.entity(UserId(id)).unwrap())
+                .unwrap()
+                .0
+                .iter()
+                .map(|c| (c.user.0, labels[c.label as usize].as_str(), c.closeness))
+                .collect()
+        };
+        assert_eq!(of(&world, 5), [(2, "colleague", 0.2), (9, "friend", 0.6)]);
+        assert_eq!(of(&world, 2), [(5, "friend", 0.3)]);
+        assert_eq!(of(&world, 9), []);
     }
 
     #[test]

@@ -217,8 +217,8 @@ pub struct EdgeRecord {
     pub from: u32,
     /// Target user id.
     pub to: u32,
-    /// Label.
-    pub label: String,
+    /// Label (shared by every edge of that label).
+    pub label: std::sync::Arc<str>,
     /// Closeness in [0, 1] (legacy files: 1).
     pub closeness: f32,
     /// 1-based line in the file.
@@ -382,20 +382,56 @@ fn rows<T: for<'de> Deserialize<'de>>(
     rdr: &mut csv::Reader<&[u8]>,
     bytes: &[u8],
 ) -> Result<Vec<(u64, T)>, DataError> {
-    // csv's own line numbers drift on CRLF files; count newlines before each record instead.
-    let newlines: Vec<usize> = bytes
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i)
-        .collect();
-    let line_at = |offset: usize| -> u64 {
-        let offset = if bytes.get(offset) == Some(&b'\n') {
+    rows_by(origin, headers, rdr, bytes, |rec, hdr| {
+        rec.deserialize(Some(hdr))
+    })
+}
+
+/// Line numbers of byte offsets that only grow (the records of one pass over a file): each call
+/// counts the newlines since the previous one, so a pass costs one scan of the file. csv's own
+/// line numbers drift on CRLF files, hence the count.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    newlines: u64,
+}
+
+impl LineCounter<'_> {
+    /// 1-based line of the record starting at `offset` (a record reported at the newline that
+    /// ends the previous one starts just after it).
+    fn line_at(&mut self, offset: usize) -> u64 {
+        let offset = if self.bytes.get(offset) == Some(&b'\n') {
             offset + 1
         } else {
             offset
-        };
-        newlines.partition_point(|&n| n < offset) as u64 + 1
+        }
+        .min(self.bytes.len());
+        if offset < self.at {
+            self.at = 0;
+            self.newlines = 0;
+        }
+        self.newlines += self.bytes[self.at..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.at = offset;
+        self.newlines + 1
+    }
+}
+
+/// The rows of a CSV body, each made by `parse` from its record and the header record, with
+/// its 1-based line. A file with a header and no rows is [`DataError::Empty`].
+fn rows_by<T>(
+    origin: &str,
+    headers: &[String],
+    rdr: &mut csv::Reader<&[u8]>,
+    bytes: &[u8],
+    mut parse: impl FnMut(&csv::StringRecord, &csv::StringRecord) -> Result<T, csv::Error>,
+) -> Result<Vec<(u64, T)>, DataError> {
+    let mut lines = LineCounter {
+        bytes,
+        at: 0,
+        newlines: 0,
     };
     let mut out = Vec::new();
     let mut rec = csv::StringRecord::new();
@@ -404,8 +440,10 @@ fn rows<T: for<'de> Deserialize<'de>>(
         match rdr.read_record(&mut rec) {
             Ok(false) => break,
             Ok(true) => {
-                let line = rec.position().map_or(0, |p| line_at(p.byte() as usize));
-                let row: T = rec.deserialize(Some(&hdr)).map_err(|e| {
+                let line = rec
+                    .position()
+                    .map_or(0, |p| lines.line_at(p.byte() as usize));
+                let row: T = parse(&rec, &hdr).map_err(|e| {
                     let mut err = csv_error(origin, headers, e);
                     if let DataError::Row { line: l, .. } = &mut err {
                         *l = line;
@@ -418,7 +456,7 @@ fn rows<T: for<'de> Deserialize<'de>>(
                 let byte = e.position().map(csv::Position::byte);
                 let mut err = csv_error(origin, headers, e);
                 if let (DataError::Row { line, .. }, Some(b)) = (&mut err, byte) {
-                    *line = line_at(b as usize);
+                    *line = lines.line_at(b as usize);
                 }
                 return Err(err);
             }
@@ -675,22 +713,31 @@ pub fn load_users(src: Source<'_>) -> Result<Vec<UserRecord>, DataError> {
         let h: Vec<&str> = headers.iter().map(String::as_str).collect();
         match h.as_slice() {
             ["id", "name", "gender", "age", "traits", "status", "interest", "feature"] => {
-                rows::<UserRow>(&origin, &headers, &mut rdr, &bytes)?
-                    .into_iter()
-                    .map(|(line, r)| {
-                        (line, UserRecord {
-                            id: r.id,
-                            name: r.name.trim().to_string(),
-                            gender: r.gender.trim().to_string(),
-                            age: r.age,
-                            traits: r.traits.trim().to_string(),
-                            status: r.status.trim().to_string(),
-                            interest: split(&r.interest, ',').join(", "),
-                            features: split(&r.feature, ';'),
-                            observations: String::new(),
-                        })
-                    })
-                    .collect()
+                // Built from the record's fields directly (one string per field, not two); a
+                // number that does not parse so goes through serde, which accepts what csv
+                // accepts and words the error as for every other file.
+                let record = |id: u32, age: u16, f: [&str; 6]| UserRecord {
+                    id,
+                    name: f[0].trim().to_string(),
+                    gender: f[1].trim().to_string(),
+                    age,
+                    traits: f[2].trim().to_string(),
+                    status: f[3].trim().to_string(),
+                    interest: split(f[4], ',').join(", "),
+                    features: split(f[5], ';'),
+                    observations: String::new(),
+                };
+                rows_by(&origin, &headers, &mut rdr, &bytes, |rec, hdr| {
+                    let f = |i| rec.get(i).unwrap_or_default();
+                    let text = [f(1), f(2), f(4), f(5), f(6), f(7)];
+                    match (f(0).parse(), f(3).parse()) {
+                        (Ok(id), Ok(age)) => Ok(record(id, age, text)),
+                        _ => {
+                            let r: UserRow = rec.deserialize(Some(hdr))?;
+                            Ok(record(r.id, r.age, text))
+                        }
+                    }
+                })?
             }
             ["id", "name", "age", "traits", "status", "observations"] => rows::<LegacyUserRow>(&origin, &headers, &mut rdr, &bytes)?
                 .into_iter()
@@ -750,92 +797,202 @@ pub fn load_relationships(
     src: Source<'_>,
     users: &[UserRecord],
 ) -> Result<Vec<EdgeRecord>, DataError> {
+    read_relationships(src).resolve(users)
+}
+
+/// A relationship file's rows as parsed, before they are checked against the users: what
+/// [`read_relationships`] returns, so a loader can parse the edges while the users are still
+/// being read (the two largest files of a big population, on two cores).
+pub struct RelationshipRows {
+    origin: String,
+    rows: Result<RowsBySchema, DataError>,
+}
+
+enum RowsBySchema {
+    /// The rows, with their labels as indexes into the list of distinct labels.
+    Ids(Vec<(u64, EdgeRow)>, Vec<std::sync::Arc<str>>),
+    // A row error of the name schema is reported after the duplicate-name check, as before the
+    // split.
+    Names(Result<Vec<(u64, LegacyRelationshipRow)>, DataError>),
+}
+
+/// One row of the id schema as parsed: the label is an index into the file's distinct labels
+/// (few: friend, colleague, ...), so ten million rows do not make ten million strings.
+struct EdgeRow {
+    user_1: u32,
+    user_2: u32,
+    label: u32,
+    closeness: f32,
+}
+
+/// `rec` as an [`EdgeRow`], its label (trimmed) interned in `labels`. Fields are parsed
+/// directly; a field that does not parse so goes through serde, which parses what csv accepts
+/// (hex ids) and words the error as for every other file.
+fn edge_row(
+    rec: &csv::StringRecord,
+    hdr: &csv::StringRecord,
+    labels: &mut Vec<std::sync::Arc<str>>,
+) -> Result<EdgeRow, csv::Error> {
+    let fast = || -> Option<(u32, u32, &str, f32)> {
+        Some((
+            rec.get(0)?.parse().ok()?,
+            rec.get(1)?.parse().ok()?,
+            rec.get(2)?,
+            rec.get(3)?.parse().ok()?,
+        ))
+    };
+    let (user_1, user_2, label, closeness) = match fast() {
+        Some((a, b, l, c)) => (a, b, l.trim(), c),
+        None => {
+            let r: RelationshipRow = rec.deserialize(Some(hdr))?;
+            let label = r.relationship.trim();
+            let at = intern(labels, label);
+            return Ok(EdgeRow {
+                user_1: r.user_1,
+                user_2: r.user_2,
+                label: at,
+                closeness: r.closeness,
+            });
+        }
+    };
+    Ok(EdgeRow {
+        user_1,
+        user_2,
+        label: intern(labels, label),
+        closeness,
+    })
+}
+
+/// Index of `label` in `labels`, appended when new.
+fn intern(labels: &mut Vec<std::sync::Arc<str>>, label: &str) -> u32 {
+    match labels.iter().position(|l| &**l == label) {
+        Some(p) => p as u32,
+        None => {
+            labels.push(label.into());
+            (labels.len() - 1) as u32
+        }
+    }
+}
+
+/// Parses a relationship file (either schema) without looking at the users; finish with
+/// [`RelationshipRows::resolve`]. Errors (unreadable file, unknown header, malformed row) are
+/// reported by `resolve`, in the order [`load_relationships`] reports them.
+pub fn read_relationships(src: Source<'_>) -> RelationshipRows {
     let origin = src.origin();
-    let bytes = src.bytes(EDGES)?;
-    let mut rdr = reader(&bytes);
-    let headers = header_of(&origin, &mut rdr)?;
-    check_quotes(&origin, &bytes, &headers)?;
-    let h: Vec<&str> = headers.iter().map(String::as_str).collect();
-    let ids: std::collections::BTreeSet<u32> = users.iter().map(|u| u.id).collect();
-    let mut out = Vec::new();
-    match h.as_slice() {
-        ["user_1", "user_2", "relationship", "closeness"] => {
-            for (line, r) in rows_or_none::<RelationshipRow>(&origin, &headers, &mut rdr, &bytes)? {
-                for u in [r.user_1, r.user_2] {
-                    if !ids.contains(&u) {
-                        return Err(DataError::UnknownUser {
-                            origin,
+    let rows = (|| {
+        let bytes = src.bytes(EDGES)?;
+        let mut rdr = reader(&bytes);
+        let headers = header_of(&origin, &mut rdr)?;
+        check_quotes(&origin, &bytes, &headers)?;
+        let h: Vec<&str> = headers.iter().map(String::as_str).collect();
+        match h.as_slice() {
+            ["user_1", "user_2", "relationship", "closeness"] => {
+                let mut labels: Vec<std::sync::Arc<str>> = Vec::new();
+                let rows = rows_by(&origin, &headers, &mut rdr, &bytes, |rec, hdr| {
+                    edge_row(rec, hdr, &mut labels)
+                });
+                let rows = match rows {
+                    Err(DataError::Empty { .. }) => Vec::new(),
+                    other => other?,
+                };
+                Ok(RowsBySchema::Ids(rows, labels))
+            }
+            ["user_1", "user_2", "relationship"] => {
+                Ok(RowsBySchema::Names(rows_or_none::<LegacyRelationshipRow>(
+                    &origin, &headers, &mut rdr, &bytes,
+                )))
+            }
+            _ => Err(DataError::Schema {
+                origin: origin.clone(),
+                header: headers.join(","),
+                expected: "user_1,user_2,relationship,closeness or user_1,user_2,relationship",
+            }),
+        }
+    })();
+    RelationshipRows { origin, rows }
+}
+
+impl RelationshipRows {
+    /// The directed edges, each end checked against `users`.
+    ///
+    /// # Errors
+    /// As [`load_relationships`].
+    pub fn resolve(self, users: &[UserRecord]) -> Result<Vec<EdgeRecord>, DataError> {
+        let origin = self.origin;
+        let mut out = Vec::new();
+        match self.rows? {
+            RowsBySchema::Ids(rows, labels) => {
+                let mut ids: Vec<u32> = users.iter().map(|u| u.id).collect();
+                ids.sort_unstable();
+                out.reserve(rows.len());
+                for (line, r) in rows {
+                    for u in [r.user_1, r.user_2] {
+                        if crate::ids::sorted_position(&ids, u).is_none() {
+                            return Err(DataError::UnknownUser {
+                                origin,
+                                line,
+                                user: u.to_string(),
+                            });
+                        }
+                    }
+                    if r.user_1 == r.user_2 {
+                        return Err(row_err(&origin, line, "user_2", "self-loop"));
+                    }
+                    if !(0.0..=1.0).contains(&r.closeness) {
+                        return Err(row_err(
+                            &origin,
                             line,
-                            user: u.to_string(),
+                            "closeness",
+                            format!("{} is outside [0, 1]", r.closeness),
+                        ));
+                    }
+                    out.push(EdgeRecord {
+                        from: r.user_1,
+                        to: r.user_2,
+                        label: labels[r.label as usize].clone(),
+                        closeness: r.closeness,
+                        line,
+                    });
+                }
+            }
+            RowsBySchema::Names(rows) => {
+                let mut by_name = std::collections::BTreeMap::new();
+                for u in users {
+                    if by_name.insert(u.name.as_str(), u.id).is_some() {
+                        return Err(DataError::Duplicate {
+                            origin,
+                            line: 0,
+                            what: "name (a name-keyed relationship file needs unique user names)",
+                            value: u.name.clone(),
                         });
                     }
                 }
-                if r.user_1 == r.user_2 {
-                    return Err(row_err(&origin, line, "user_2", "self-loop"));
-                }
-                if !(0.0..=1.0).contains(&r.closeness) {
-                    return Err(row_err(
-                        &origin,
-                        line,
-                        "closeness",
-                        format!("{} is outside [0, 1]", r.closeness),
-                    ));
-                }
-                out.push(EdgeRecord {
-                    from: r.user_1,
-                    to: r.user_2,
-                    label: r.relationship.trim().to_string(),
-                    closeness: r.closeness,
-                    line,
-                });
-            }
-        }
-        ["user_1", "user_2", "relationship"] => {
-            let mut by_name = std::collections::BTreeMap::new();
-            for u in users {
-                if by_name.insert(u.name.as_str(), u.id).is_some() {
-                    return Err(DataError::Duplicate {
-                        origin,
-                        line: 0,
-                        what: "name (a name-keyed relationship file needs unique user names)",
-                        value: u.name.clone(),
-                    });
-                }
-            }
-            for (line, r) in
-                rows_or_none::<LegacyRelationshipRow>(&origin, &headers, &mut rdr, &bytes)?
-            {
-                let mut ends = [0u32; 2];
-                for (k, name) in [r.user_1.trim(), r.user_2.trim()].into_iter().enumerate() {
-                    ends[k] = *by_name.get(name).ok_or_else(|| DataError::UnknownUser {
-                        origin: origin.clone(),
-                        line,
-                        user: name.to_string(),
-                    })?;
-                }
-                if ends[0] == ends[1] {
-                    return Err(row_err(&origin, line, "user_2", "self-loop"));
-                }
-                for (a, b) in [(ends[0], ends[1]), (ends[1], ends[0])] {
-                    out.push(EdgeRecord {
-                        from: a,
-                        to: b,
-                        label: "friend".into(),
-                        closeness: 1.0,
-                        line,
-                    });
+                for (line, r) in rows? {
+                    let mut ends = [0u32; 2];
+                    for (k, name) in [r.user_1.trim(), r.user_2.trim()].into_iter().enumerate() {
+                        ends[k] = *by_name.get(name).ok_or_else(|| DataError::UnknownUser {
+                            origin: origin.clone(),
+                            line,
+                            user: name.to_string(),
+                        })?;
+                    }
+                    if ends[0] == ends[1] {
+                        return Err(row_err(&origin, line, "user_2", "self-loop"));
+                    }
+                    for (a, b) in [(ends[0], ends[1]), (ends[1], ends[0])] {
+                        out.push(EdgeRecord {
+                            from: a,
+                            to: b,
+                            label: "friend".into(),
+                            closeness: 1.0,
+                            line,
+                        });
+                    }
                 }
             }
         }
-        _ => {
-            return Err(DataError::Schema {
-                origin,
-                header: headers.join(","),
-                expected: "user_1,user_2,relationship,closeness or user_1,user_2,relationship",
-            })
-        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Loads MovieLens `ratings.dat` (`UserID::MovieID::Rating::Timestamp`).

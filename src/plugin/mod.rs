@@ -31,7 +31,7 @@ use serde::Serialize;
 
 pub use crate::config::validate::check_range;
 pub use counters::{Counter, Counters, SummaryLine, SummaryValue, SummaryValues};
-pub use parts::{CheckpointPart, CheckpointParts, ComponentPart, ResourcePart};
+pub use parts::{CheckpointPart, CheckpointParts, ComponentPart, Decoded, ResourcePart};
 pub use settings::{Settings, SettingsRegistry};
 
 use crate::config::{ConfigError, SimConfig};

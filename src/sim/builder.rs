@@ -108,15 +108,37 @@ impl DataSet {
     /// # Errors
     /// [`SimError`] for unreadable or malformed data, or `agent_num` beyond the user file.
     pub fn load(cfg: &SimConfig) -> Result<Self, SimError> {
-        let mut hasher = sha2::Sha256::new();
         let item_path = cfg.resolve(&cfg.item_path);
         let item_src = source(cfg, &cfg.item_path, &item_path);
-        hash_source(&mut hasher, item_src);
         let catalog = Catalog::new(data::load_items(item_src)?)?;
         let user_path = cfg.resolve(&cfg.user_path);
         let user_src = source(cfg, &cfg.user_path, &user_path);
-        hash_source(&mut hasher, user_src);
-        let mut users = data::load_users(user_src)?;
+        let rel_path = cfg
+            .relationship_path
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| (p, cfg.resolve(p)));
+        let rel_src = rel_path.as_ref().map(|(p, rp)| source(cfg, p, rp));
+        // The two largest files are hashed and parsed side by side: at a million agents they
+        // are most of the load time, and neither needs the other until the edges are checked.
+        let ((users, hasher), rows) = rayon::join(
+            || {
+                rayon::join(
+                    || data::load_users(user_src),
+                    || {
+                        let mut h = sha2::Sha256::new();
+                        hash_source(&mut h, item_src);
+                        hash_source(&mut h, user_src);
+                        if let Some(src) = rel_src {
+                            hash_source(&mut h, src);
+                        }
+                        h
+                    },
+                )
+            },
+            || rel_src.map(data::read_relationships),
+        );
+        let mut users = users?;
         users.sort_by_key(|u| u.id);
         let users_in_file = users.len();
         if let Some(n) = cfg.agent_num {
@@ -134,14 +156,9 @@ impl DataSet {
                 .into());
             }
         }
-        let edges = match &cfg.relationship_path {
-            Some(p) if !p.as_os_str().is_empty() => {
-                let rp = cfg.resolve(p);
-                let src = source(cfg, p, &rp);
-                hash_source(&mut hasher, src);
-                data::load_relationships(src, &users)?
-            }
-            _ => Vec::new(),
+        let edges = match rows {
+            Some(rows) => rows.resolve(&users)?,
+            None => Vec::new(),
         };
         if let Some(n) = cfg.agent_num {
             users.truncate(n as usize);

@@ -60,7 +60,7 @@ fn recagent_user_1000_and_relationships() {
         load_relationships(Source::Path(&dir.join("relationship_1000.csv")), &users).unwrap();
     assert_eq!(edges.len(), 20_846);
     assert_eq!(
-        (edges[0].from, edges[0].to, edges[0].label.as_str()),
+        (edges[0].from, edges[0].to, &*edges[0].label),
         (0, 1, "friend")
     );
     assert!((edges[0].closeness - 0.925_816).abs() < 1e-5);
