@@ -8,7 +8,9 @@
 //! cargo bench --bench scale                       # 1,000 / 10,000 / 100,000 agents, 3 rounds each
 //! SCALE_AGENTS=1000000 SCALE_ROUNDS=3 cargo bench --bench scale
 //! ```
-//! `SCALE_MESSAGES=1` also writes the messages file (off by default: at a million agents it is
+//! `SCALE_CURVE=path.csv` writes the memory curve: after every round, its wall time, the
+//! resident set (`VmRSS`) and the peak so far (`VmHWM`), in MiB (with `SCALE_ROUNDS=50`, the
+//! plateau issue 16 asks for). `SCALE_MESSAGES=1` also writes the messages file (off by default: at a million agents it is
 //! gigabytes per round). `SCALE_MODEL=MF` (any `rec_model`; default Popularity) picks the
 //! recommender.
 
@@ -25,11 +27,16 @@ use recagent::sim::Sim;
 const DEGREE: usize = 10;
 
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// A `/proc/self/status` field given in kB (`VmHWM:`, `VmRSS:`), in MiB; NaN where absent.
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .map(|l| l.to_string())
         })
         .and_then(|l| {
@@ -98,6 +105,13 @@ fn main() {
     let messages = std::env::var("SCALE_MESSAGES").is_ok_and(|v| v == "1");
     let model = std::env::var("SCALE_MODEL").unwrap_or_else(|_| "Popularity".into());
     println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,ckpt_mib,ckpt_write_s,resume_s,peak_rss_mib,rss_before_ckpt_mib");
+    let mut curve = std::env::var("SCALE_CURVE").ok().map(|p| {
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&p).expect("SCALE_CURVE: a writable path"),
+        );
+        writeln!(w, "agents,round,round_s,rss_mib,peak_rss_mib").expect("curve file");
+        w
+    });
     for n in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         write_population(dir.path(), n, &users).expect("write population");
@@ -118,10 +132,21 @@ fn main() {
         let mut sim = Sim::new(cfg, out).expect("sim builds");
         let load = t.elapsed().as_secs_f64();
         let mut times = Vec::new();
-        for _ in 0..rounds {
+        for r in 1..=rounds {
             let t = Instant::now();
             sim.step().expect("round runs");
-            times.push(t.elapsed().as_secs_f64());
+            let secs = t.elapsed().as_secs_f64();
+            times.push(secs);
+            if let Some(w) = curve.as_mut() {
+                writeln!(
+                    w,
+                    "{n},{r},{secs:.3},{:.0},{:.0}",
+                    status_mib("VmRSS:"),
+                    peak_rss_mib()
+                )
+                .and_then(|()| w.flush())
+                .expect("curve file");
+            }
         }
         times.sort_by(f64::total_cmp);
         let med = times[times.len() / 2];
