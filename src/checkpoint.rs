@@ -252,18 +252,28 @@ pub fn capture(world: &mut World) -> Result<State, CheckpointError> {
     )
 }
 
-/// Feeds the encoded state to `out`, chunk by chunk (the body is never assembled): the round,
-/// then per part its name length (u32 LE), name, byte length (u64 LE) and bytes.
+/// The encoded state as pieces in stream order (the body is never assembled): the round, then
+/// per part its framing (name length u32 LE, name, byte length u64 LE) and its bytes.
+fn pieces(state: &State) -> Vec<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    let mut out = vec![Cow::Owned(state.round.to_le_bytes().to_vec())];
+    for (name, bytes) in &state.parts {
+        let mut framing = (name.len() as u32).to_le_bytes().to_vec();
+        framing.extend_from_slice(name.as_bytes());
+        framing.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        out.push(Cow::Owned(framing));
+        out.push(Cow::Borrowed(&bytes[..]));
+    }
+    out
+}
+
+/// Feeds the encoded state to `out`, piece by piece ([`pieces`]).
 fn encode_into(
     state: &State,
     out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    out(&state.round.to_le_bytes())?;
-    for (name, bytes) in &state.parts {
-        out(&(name.len() as u32).to_le_bytes())?;
-        out(name.as_bytes())?;
-        out(&(bytes.len() as u64).to_le_bytes())?;
-        out(bytes)?;
+    for p in pieces(state) {
+        out(&p)?;
     }
     Ok(())
 }
@@ -377,20 +387,10 @@ pub const FRAME_BYTES: usize = 8 << 20;
 /// and returned in stream order (so the file's bytes do not depend on the thread count).
 fn compress_frames(state: &State) -> std::io::Result<Vec<Vec<u8>>> {
     use rayon::prelude::*;
-    // The stream as slices: the small framing fields of `encode_into` and the parts' bytes,
-    // each part cut at FRAME_BYTES; then grouped into frames of up to FRAME_BYTES.
-    let mut prefix: Vec<Vec<u8>> = vec![state.round.to_le_bytes().to_vec()];
-    for (name, bytes) in &state.parts {
-        let mut p = (name.len() as u32).to_le_bytes().to_vec();
-        p.extend_from_slice(name.as_bytes());
-        p.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        prefix.push(p);
-    }
-    let mut slices: Vec<&[u8]> = vec![&prefix[0]];
-    for (i, (_, bytes)) in state.parts.iter().enumerate() {
-        slices.push(&prefix[i + 1]);
-        slices.extend(bytes.chunks(FRAME_BYTES));
-    }
+    // The stream's pieces, each part's bytes cut at FRAME_BYTES, grouped into frames of up to
+    // FRAME_BYTES.
+    let pieces = pieces(state);
+    let slices = pieces.iter().flat_map(|p| p.chunks(FRAME_BYTES));
     let mut frames: Vec<Vec<&[u8]>> = vec![Vec::new()];
     let mut size = 0;
     for s in slices {

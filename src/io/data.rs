@@ -477,7 +477,12 @@ fn rows_or_none<T: for<'de> Deserialize<'de>>(
     rdr: &mut csv::Reader<&[u8]>,
     bytes: &[u8],
 ) -> Result<Vec<(u64, T)>, DataError> {
-    match rows(origin, headers, rdr, bytes) {
+    or_none(rows(origin, headers, rdr, bytes))
+}
+
+/// No rows where `rows` found a header and no rows (a graph with no edges).
+fn or_none<T>(rows: Result<Vec<T>, DataError>) -> Result<Vec<T>, DataError> {
+    match rows {
         Err(DataError::Empty { .. }) => Ok(Vec::new()),
         other => other,
     }
@@ -841,24 +846,19 @@ fn edge_row(
             rec.get(3)?.parse().ok()?,
         ))
     };
+    let serde_row: RelationshipRow;
     let (user_1, user_2, label, closeness) = match fast() {
-        Some((a, b, l, c)) => (a, b, l.trim(), c),
+        Some(row) => row,
         None => {
-            let r: RelationshipRow = rec.deserialize(Some(hdr))?;
-            let label = r.relationship.trim();
-            let at = intern(labels, label);
-            return Ok(EdgeRow {
-                user_1: r.user_1,
-                user_2: r.user_2,
-                label: at,
-                closeness: r.closeness,
-            });
+            serde_row = rec.deserialize(Some(hdr))?;
+            let r = &serde_row;
+            (r.user_1, r.user_2, r.relationship.as_str(), r.closeness)
         }
     };
     Ok(EdgeRow {
         user_1,
         user_2,
-        label: intern(labels, label),
+        label: intern(labels, label.trim()),
         closeness,
     })
 }
@@ -888,13 +888,9 @@ pub fn read_relationships(src: Source<'_>) -> RelationshipRows {
         match h.as_slice() {
             ["user_1", "user_2", "relationship", "closeness"] => {
                 let mut labels: Vec<std::sync::Arc<str>> = Vec::new();
-                let rows = rows_by(&origin, &headers, &mut rdr, &bytes, |rec, hdr| {
+                let rows = or_none(rows_by(&origin, &headers, &mut rdr, &bytes, |rec, hdr| {
                     edge_row(rec, hdr, &mut labels)
-                });
-                let rows = match rows {
-                    Err(DataError::Empty { .. }) => Vec::new(),
-                    other => other?,
-                };
+                }))?;
                 Ok(RowsBySchema::Ids(rows, labels))
             }
             ["user_1", "user_2", "relationship"] => {
