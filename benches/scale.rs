@@ -24,6 +24,11 @@ use recagent::io::data::{load_users, Source};
 use recagent::io::output::OutputPaths;
 use recagent::sim::Sim;
 
+// The binary's allocator (src/main.rs), so the figures are the command's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEGREE: usize = 10;
 
 fn peak_rss_mib() -> f64 {

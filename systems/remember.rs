@@ -95,13 +95,64 @@ fn first_line(t: &str) -> String {
 /// Steps over at least this many items run on the rayon pool (`execution_mode: parallel`).
 const PARALLEL_WORK: usize = 256;
 
+/// Agents per part when the remember step is split ([`BehaviourBackend::splits_batches`] under
+/// `execution_mode: parallel`): the parts run side by side on the rayon pool, each with its own
+/// batches, so a part's requests, sentences and vectors (about 13 observations an agent) stay
+/// small and are freed before the next part, instead of every agent's at once.
+///
+/// [`BehaviourBackend::splits_batches`]: crate::behaviour::BehaviourBackend::splits_batches
+pub const PART_AGENTS: usize = 128;
+
 /// Per-agent work of one remember step.
 struct Work {
     user: UserId,
     entity: Entity,
     records: Vec<MemoryRecord>,
-    rng: ChaCha8Rng,
     transfers: Vec<Transfer>,
+}
+
+/// An agent's query item: its data, its memory writable.
+type AgentItem<'w> = (
+    &'w UserId,
+    &'w Profile,
+    &'w Taste,
+    &'w Histories,
+    &'w Relationships,
+    Mut<'w, Memory>,
+);
+
+/// One agent of the remember step: its work and its data.
+struct Job<'w> {
+    w: Work,
+    d: AgentItem<'w>,
+}
+
+impl Job<'_> {
+    fn view(&self) -> AgentView<'_> {
+        let d = &self.d;
+        view((d.0, d.1, d.2, d.3, d.4, &*d.5))
+    }
+    /// The round's observations (moved into the memory's `observed` at the start).
+    fn records(&self) -> &[MemoryRecord] {
+        &self.d.5.observed
+    }
+}
+
+/// What every part of the step reads.
+struct Env<'a, 'w, 's> {
+    behaviour: &'a Behaviour,
+    roster: &'a Roster,
+    /// Every agent's profile (the names the sentences use).
+    profiles: &'a Query<'w, 's, &'static Profile>,
+    seed: u64,
+    ctx: Context<'a>,
+    catalog: &'a Catalog,
+    emb: &'a Embeddings,
+    p: &'a MemoryParams,
+    round: u32,
+    now_h: f32,
+    /// The per-text work on the rayon pool (when the step is not split into parts already).
+    parallel: bool,
 }
 
 fn quantise(
@@ -123,6 +174,12 @@ fn quantise(
 }
 
 /// The memory step (see the module docs).
+///
+/// With a backend that answers parts of a batch alike ([`crate::behaviour::BehaviourBackend::splits_batches`],
+/// the offline model) and a pure embedder, under `execution_mode: parallel`, the agents are
+/// split in parts of [`PART_AGENTS`] run side by side: every agent's steps depend on its own
+/// memory, observations and stream alone, so the memories are those of one batch across all
+/// agents (the serial mode keeps one batch; the determinism tests compare the two).
 pub fn write_memories(
     roster: Res<Roster>,
     mut pending: ResMut<PendingObservations>,
@@ -132,17 +189,11 @@ pub fn write_memories(
     clock: Res<SimClock>,
     cfg: Res<SimConfig>,
     emb: Res<Embeddings>,
-    mut agents: Query<AgentDataMut>,
+    mut agents: Query<(Entity, AgentDataMut)>,
+    profiles: Query<&'static Profile>,
 ) {
-    let p: &MemoryParams = &cfg.memory;
     let parallel = cfg.execution_mode == crate::config::ExecutionMode::Parallel;
     let round = clock.round;
-    let now_h = clock.hours_since_start(clock.now()) as f32;
-    let ctx = Context {
-        catalog: &catalog,
-        clock: &clock,
-        seed: cfg.seed,
-    };
 
     // Group the round's observations by agent (id order, stable within an agent).
     let mut list = std::mem::take(&mut pending.0);
@@ -157,11 +208,6 @@ pub fn write_memories(
                         user: u,
                         entity: e,
                         records: vec![rec],
-                        rng: stream_rng(
-                            cfg.seed,
-                            Stream::Memory,
-                            &[u64::from(round), u64::from(u.0)],
-                        ),
                         transfers: Vec::new(),
                     });
                 }
@@ -169,31 +215,111 @@ pub fn write_memories(
         }
     }
     pending.0 = list; // keep the allocation
-                      // Only agents whose memory can be reached take part (every agent has one).
-    work.retain(|w| agents.contains(w.entity));
     if work.is_empty() {
         return;
     }
 
-    for w in &work {
-        if let Ok(mut d) = agents.get_mut(w.entity) {
-            d.5.observed.clone_from(&w.records);
+    // Only agents whose memory can be reached take part (every agent has one), in id order.
+    let mut wanted: Vec<Entity> = work.iter().map(|w| w.entity).collect();
+    wanted.sort_unstable();
+    let mut items: Vec<(Entity, AgentItem<'_>)> = agents
+        .iter_mut()
+        .filter(|(e, _)| wanted.binary_search(e).is_ok())
+        .collect();
+    items.sort_unstable_by_key(|x| x.0);
+    let at: Vec<Option<usize>> = work
+        .iter()
+        .map(|w| items.binary_search_by_key(&w.entity, |x| x.0).ok())
+        .collect();
+    let mut items: Vec<Option<AgentItem<'_>>> = items.into_iter().map(|x| Some(x.1)).collect();
+    let mut jobs: Vec<Job<'_>> = Vec::with_capacity(work.len());
+    jobs.extend(work.into_iter().zip(at).filter_map(|(w, at)| {
+        let d = items[at?].take()?;
+        Some(Job { w, d })
+    }));
+    drop(items);
+
+    let split = parallel && behaviour.0.splits_batches() && emb.is_pure();
+    let env = Env {
+        behaviour: &behaviour,
+        roster: &roster,
+        profiles: &profiles,
+        seed: cfg.seed,
+        ctx: Context {
+            catalog: &catalog,
+            clock: &clock,
+            seed: cfg.seed,
+        },
+        catalog: &catalog,
+        emb: &emb,
+        p: &cfg.memory,
+        round,
+        now_h: clock.hours_since_start(clock.now()) as f32,
+        parallel: parallel && !split,
+    };
+    if split {
+        use rayon::prelude::*;
+        let parts: Vec<BehaviourStats> = jobs
+            .par_chunks_mut(PART_AGENTS)
+            .map(|part| {
+                let mut s = BehaviourStats::default();
+                remember(part, &env, &mut s);
+                s
+            })
+            .collect();
+        for s in parts {
+            stats.absorb(s);
         }
+    } else {
+        remember(&mut jobs, &env, &mut stats);
+    }
+}
+
+/// Steps 1-11 of the module docs for `jobs` (in id order), one batch per step.
+fn remember(jobs: &mut [Job<'_>], env: &Env<'_, '_, '_>, stats: &mut BehaviourStats) {
+    let (p, round, now_h, parallel) = (env.p, env.round, env.now_h, env.parallel);
+    let (behaviour, ctx, catalog, emb) = (env.behaviour, &env.ctx, env.catalog, env.emb);
+
+    let name_of = |u: UserId| -> Option<Arc<str>> {
+        let e = env.roster.entity(u)?;
+        env.profiles.get(e).ok().map(|p| p.name.clone())
+    };
+    // The names the sentences use: the agent's own, and per observation the other agent's.
+    let named: Vec<(Arc<str>, Vec<Option<Arc<str>>>)> = jobs
+        .iter()
+        .map(|j| {
+            let name = j.d.1.name.clone();
+            let others =
+                j.w.records
+                    .iter()
+                    .map(|r| r.other.and_then(name_of))
+                    .collect();
+            (name, others)
+        })
+        .collect();
+    let mut rngs: Vec<ChaCha8Rng> = jobs
+        .iter()
+        .map(|j| {
+            stream_rng(
+                env.seed,
+                Stream::Memory,
+                &[u64::from(round), u64::from(j.w.user.0)],
+            )
+        })
+        .collect();
+    for j in jobs.iter_mut() {
+        j.d.5.observed = std::mem::take(&mut j.w.records);
     }
 
     // 1. Side effects of this round's recall: access time, STM reinforcement (spec §3.6).
-    for w in &mut work {
-        let Ok(mut d) = agents.get_mut(w.entity) else {
-            continue;
-        };
-        let m = &mut d.5.state;
+    for (j, rng) in jobs.iter_mut().zip(&mut rngs) {
+        let (m, w) = (&mut j.d.5.state, &mut j.w);
         let recalled = m.recalled.clone();
         memory::touch(m, &recalled, now_h);
         for idx in recalled {
             if let Ok(i) = m.ltm.binary_search_by_key(&idx, |r| r.idx) {
                 let (text, e): (Arc<str>, QVec) =
                     (m.ltm[i].text().into(), m.ltm[i].emb().to_owned());
-                let rng = &mut w.rng;
                 let t =
                     memory::stm_add(m, p, &text, 0.0, &e, StmOp::Retrieval, &mut || rng.random());
                 w.transfers.extend(t);
@@ -202,28 +328,9 @@ pub fn write_memories(
     }
 
     // 2-3. Sensory: compress each observation (buffer size 1), then score it. Answers are kept
-    // per (agent, observation).
-    let names = |u: UserId, q: &Query<AgentDataMut>| -> Option<Arc<str>> {
-        roster
-            .entity(u)
-            .and_then(|e| q.get(e).ok())
-            .map(|d| d.1.name.clone())
-    };
-    // The sentences depend on the records and names alone: built on the rayon pool, in order.
-    let named: Vec<(Arc<str>, Vec<Option<Arc<str>>>)> = work
-        .iter()
-        .map(|w| {
-            let name = names(w.user, &agents).unwrap_or_else(|| "Someone".into());
-            let others = w
-                .records
-                .iter()
-                .map(|r| r.other.and_then(|o| names(o, &agents)))
-                .collect();
-            (name, others)
-        })
-        .collect();
-    let render = |(w, (name, others)): (&Work, &(Arc<str>, Vec<Option<Arc<str>>>))| {
-        w.records
+    // per (agent, observation). The sentences depend on the records and names alone.
+    let render = |(j, (name, others)): (&Job<'_>, &(Arc<str>, Vec<Option<Arc<str>>>))| {
+        j.records()
             .iter()
             .zip(others)
             .map(|(r, other)| {
@@ -231,55 +338,51 @@ pub fn write_memories(
                     r,
                     name,
                     other.as_deref(),
-                    &catalog,
+                    catalog,
                 )]
             })
             .collect::<Vec<[String; 1]>>()
     };
-    let rendered: Vec<Vec<[String; 1]>> = if parallel && work.len() >= PARALLEL_WORK {
+    let rendered: Vec<Vec<[String; 1]>> = if parallel && jobs.len() >= PARALLEL_WORK {
         use rayon::prelude::*;
-        work.par_iter().zip(named.par_iter()).map(render).collect()
+        jobs.par_iter().zip(named.par_iter()).map(render).collect()
     } else {
-        work.iter().zip(&named).map(render).collect()
+        jobs.iter().zip(&named).map(render).collect()
     };
-    let slots = |w: &Work, i: usize| (0..w.records.len()).map(move |seq| (i, seq));
-    let all_obs: Vec<(usize, usize)> = work
+    drop(named);
+    let all_obs: Vec<(usize, usize)> = jobs
         .iter()
         .enumerate()
-        .flat_map(|(i, w)| slots(w, i))
+        .flat_map(|(i, j)| (0..j.records().len()).map(move |seq| (i, seq)))
         .collect();
-    let mut compressed: Vec<Vec<String>> = work
+    let mut compressed: Vec<Vec<String>> = jobs
         .iter()
-        .map(|w| vec![String::new(); w.records.len()])
+        .map(|j| vec![String::new(); j.records().len()])
         .collect();
     for ((i, seq), text) in
-        behaviour.ask_each::<Compress, _>(&ctx, &mut stats, all_obs.iter().copied(), |&(i, seq)| {
-            let d = agents.get(work[i].entity).ok()?;
+        behaviour.ask_each::<Compress, _>(ctx, stats, all_obs.iter().copied(), |&(i, seq)| {
             Some(request(
                 round,
                 STEP_COMPRESS,
                 seq,
-                view(d),
+                jobs[i].view(),
                 &rendered[i][seq][..],
             ))
         })
     {
         compressed[i][seq] = first_line(&text);
     }
-    let mut importance: Vec<Vec<f32>> = work.iter().map(|w| vec![0.0; w.records.len()]).collect();
-    for ((i, seq), score) in behaviour.ask_each::<Importance, _>(
-        &ctx,
-        &mut stats,
-        all_obs.iter().copied(),
-        |&(i, seq)| {
-            let d = agents.get(work[i].entity).ok()?;
+    drop(rendered);
+    let mut importance: Vec<Vec<f32>> = jobs.iter().map(|j| vec![0.0; j.records().len()]).collect();
+    for ((i, seq), score) in
+        behaviour.ask_each::<Importance, _>(ctx, stats, all_obs.iter().copied(), |&(i, seq)| {
             let ask = ImportanceAsk {
                 text: &compressed[i][seq],
-                event: Some(&work[i].records[seq]),
+                event: Some(&jobs[i].records()[seq]),
             };
-            Some(request(round, STEP_IMPORTANCE, seq, view(d), ask))
-        },
-    ) {
+            Some(request(round, STEP_IMPORTANCE, seq, jobs[i].view(), ask))
+        })
+    {
         importance[i][seq] = p.importance_of(score);
     }
 
@@ -292,22 +395,19 @@ pub fn write_memories(
         })
         .collect();
     let embs = quantise(
-        &emb,
+        emb,
         &kept
             .iter()
             .map(|&(i, seq)| compressed[i][seq].as_str())
             .collect::<Vec<_>>(),
-        &mut stats,
+        stats,
         parallel,
     );
     for (&(i, seq), e) in kept.iter().zip(embs) {
-        let w = &mut work[i];
-        let Ok(mut d) = agents.get_mut(w.entity) else {
-            continue;
-        };
-        let m = &mut d.5.state;
+        let j = &mut jobs[i];
+        let (m, w) = (&mut j.d.5.state, &mut j.w);
         let text: Arc<str> = compressed[i][seq].as_str().into();
-        let rng = &mut w.rng;
+        let rng = &mut rngs[i];
         let t = memory::stm_add(m, p, &text, importance[i][seq], &e, StmOp::Add, &mut || {
             rng.random()
         });
@@ -315,67 +415,62 @@ pub fn write_memories(
     }
 
     // 6-8. Insights on transferred entries, their importance, long-term save.
-    let all_transfers: Vec<(usize, usize)> = work
+    let all_transfers: Vec<(usize, usize)> = jobs
         .iter()
         .enumerate()
-        .flat_map(|(i, w)| (0..w.transfers.len()).map(move |t| (i, t)))
+        .flat_map(|(i, j)| (0..j.w.transfers.len()).map(move |t| (i, t)))
         .collect();
-    let mut insights: Vec<Vec<String>> = work
+    let mut insights: Vec<Vec<String>> = jobs
         .iter()
-        .map(|w| vec![String::new(); w.transfers.len()])
+        .map(|j| vec![String::new(); j.w.transfers.len()])
         .collect();
-    for ((i, t), text) in behaviour.ask_each::<Insight, _>(
-        &ctx,
-        &mut stats,
-        all_transfers.iter().copied(),
-        |&(i, t)| {
-            let d = agents.get(work[i].entity).ok()?;
-            let tr = &work[i].transfers[t];
+    for ((i, t), text) in
+        behaviour.ask_each::<Insight, _>(ctx, stats, all_transfers.iter().copied(), |&(i, t)| {
+            let tr = &jobs[i].w.transfers[t];
             let n = tr.entry.enhancers.len().saturating_sub(1);
             let ask = InsightAsk {
                 memory: &tr.entry.text,
                 related: &tr.entry.enhancers[..n],
                 current: &tr.current,
             };
-            Some(request(round, STEP_INSIGHT, t, view(d), ask))
-        },
-    ) {
+            Some(request(round, STEP_INSIGHT, t, jobs[i].view(), ask))
+        })
+    {
         insights[i][t] = first_line(&text);
     }
-    let mut insight_importance: Vec<Vec<f32>> =
-        work.iter().map(|w| vec![0.0; w.transfers.len()]).collect();
-    for ((i, t), score) in behaviour.ask_each::<Importance, _>(
-        &ctx,
-        &mut stats,
-        all_transfers.iter().copied(),
-        |&(i, t)| {
-            let d = agents.get(work[i].entity).ok()?;
+    let mut insight_importance: Vec<Vec<f32>> = jobs
+        .iter()
+        .map(|j| vec![0.0; j.w.transfers.len()])
+        .collect();
+    for ((i, t), score) in
+        behaviour.ask_each::<Importance, _>(ctx, stats, all_transfers.iter().copied(), |&(i, t)| {
             let ask = ImportanceAsk {
                 text: &insights[i][t],
                 event: None,
             };
-            Some(request(round, STEP_INSIGHT_IMPORTANCE, t, view(d), ask))
-        },
-    ) {
+            Some(request(
+                round,
+                STEP_INSIGHT_IMPORTANCE,
+                t,
+                jobs[i].view(),
+                ask,
+            ))
+        })
+    {
         insight_importance[i][t] = p.importance_of(score);
     }
     let insight_embs = quantise(
-        &emb,
+        emb,
         &all_transfers
             .iter()
             .map(|&(i, t)| insights[i][t].as_str())
             .collect::<Vec<_>>(),
-        &mut stats,
+        stats,
         parallel,
     );
     let mut insight_embs = insight_embs.into_iter();
-    for (i, w) in work.iter_mut().enumerate() {
-        let Ok(mut d) = agents.get_mut(w.entity) else {
-            // Keep the embeddings in step with the transfers of the agents that follow.
-            insight_embs.by_ref().take(w.transfers.len()).for_each(drop);
-            continue;
-        };
-        let m = &mut d.5.state;
+    for (i, j) in jobs.iter_mut().enumerate() {
+        let (m, w) = (&mut j.d.5.state, &mut j.w);
         for (t, tr) in w.transfers.drain(..).enumerate() {
             let Some(e) = insight_embs.next() else { break };
             memory::ltm_add(
@@ -400,37 +495,31 @@ pub fn write_memories(
     }
 
     // 9. Reflection when the aggregate importance passes the threshold (spec §3.5).
-    let reflecting: Vec<usize> = (0..work.len())
-        .filter(|&i| {
-            agents
-                .get(work[i].entity)
-                .is_ok_and(|d| memory::reflection_due(&d.5.state, p))
-        })
+    let reflecting: Vec<usize> = (0..jobs.len())
+        .filter(|&i| memory::reflection_due(&jobs[i].d.5.state, p))
         .collect();
     if !reflecting.is_empty() {
         let recent: Vec<Vec<(u32, Arc<str>)>> = reflecting
             .iter()
             .map(|&i| {
-                agents.get(work[i].entity).map_or_else(
-                    |_| Vec::new(),
-                    |d| {
-                        let l = &d.5.state.ltm;
-                        l[l.len().saturating_sub(p.reflection_window)..]
-                            .iter()
-                            .map(|r| (r.idx, Arc::from(r.text())))
-                            .collect()
-                    },
-                )
+                let l = &jobs[i].d.5.state.ltm;
+                l[l.len().saturating_sub(p.reflection_window)..]
+                    .iter()
+                    .map(|r| (r.idx, Arc::from(r.text())))
+                    .collect()
             })
             .collect();
         // Per reflecting agent (its position in `reflecting`): its topics.
         let mut topics: Vec<Vec<String>> = vec![Vec::new(); reflecting.len()];
-        for (r, t) in
-            behaviour.ask_each::<ReflectTopic, _>(&ctx, &mut stats, 0..reflecting.len(), |&r| {
-                let d = agents.get(work[reflecting[r]].entity).ok()?;
-                Some(request(round, STEP_TOPIC, 0, view(d), &recent[r][..]))
-            })
-        {
+        for (r, t) in behaviour.ask_each::<ReflectTopic, _>(ctx, stats, 0..reflecting.len(), |&r| {
+            Some(request(
+                round,
+                STEP_TOPIC,
+                0,
+                jobs[reflecting[r]].view(),
+                &recent[r][..],
+            ))
+        }) {
             topics[r] = t
                 .into_iter()
                 .map(|x| x.trim().to_string())
@@ -449,96 +538,74 @@ pub fn write_memories(
             })
             .collect();
         let topic_embs = quantise(
-            &emb,
+            emb,
             &flat.iter().map(|x| x.2).collect::<Vec<_>>(),
-            &mut stats,
+            stats,
             parallel,
         );
         let statements: Vec<Vec<(u32, Arc<str>)>> = flat
             .iter()
             .zip(&topic_embs)
             .map(|(&(i, _, _), q)| {
-                agents.get(work[i].entity).map_or_else(
-                    |_| Vec::new(),
-                    |d| {
-                        let m = &d.5.state;
-                        memory::retrieve(m, p, q, now_h, p.top_k)
-                            .into_iter()
-                            .map(|j| (m.ltm[j].idx, Arc::from(m.ltm[j].text())))
-                            .collect()
-                    },
-                )
+                let m = &jobs[i].d.5.state;
+                memory::retrieve(m, p, q, now_h, p.top_k)
+                    .into_iter()
+                    .map(|j| (m.ltm[j].idx, Arc::from(m.ltm[j].text())))
+                    .collect()
             })
             .collect();
         let mut answers: Vec<Vec<CitedInsight>> = vec![Vec::new(); flat.len()];
-        for (n, v) in
-            behaviour.ask_each::<ReflectInsights, _>(&ctx, &mut stats, 0..flat.len(), |&n| {
-                let (i, seq, topic) = flat[n];
-                let d = agents.get(work[i].entity).ok()?;
-                let ask = ReflectAsk {
-                    topic,
-                    statements: &statements[n],
-                };
-                Some(request(round, STEP_REFLECT, seq, view(d), ask))
-            })
-        {
+        for (n, v) in behaviour.ask_each::<ReflectInsights, _>(ctx, stats, 0..flat.len(), |&n| {
+            let (i, seq, topic) = flat[n];
+            let ask = ReflectAsk {
+                topic,
+                statements: &statements[n],
+            };
+            Some(request(round, STEP_REFLECT, seq, jobs[i].view(), ask))
+        }) {
             answers[n] = v
                 .into_iter()
                 .filter(|x| !x.text.trim().is_empty())
                 .collect();
         }
         let texts: Vec<&str> = answers.iter().flatten().map(|x| x.text.as_str()).collect();
-        let mut iembs = quantise(&emb, &texts, &mut stats, parallel).into_iter();
+        let mut iembs = quantise(emb, &texts, stats, parallel).into_iter();
         let mut n = 0;
         for &i in &reflecting {
-            let d = agents.get_mut(work[i].entity);
-            let mut d = d.ok();
+            let m = &mut jobs[i].d.5.state;
             while n < flat.len() && flat[n].0 == i {
                 for ins in &answers[n] {
                     let Some(e) = iembs.next() else { break };
-                    if let Some(d) = d.as_mut() {
-                        let m = &mut d.5.state;
-                        let imp = memory::merge_into(m, p, &e, &ins.cites);
-                        memory::ltm_add(m, ins.text.trim(), imp, &e, now_h, true);
-                    }
+                    let imp = memory::merge_into(m, p, &e, &ins.cites);
+                    memory::ltm_add(m, ins.text.trim(), imp, &e, now_h, true);
                 }
                 n += 1;
             }
-            if let Some(d) = d.as_mut() {
-                d.5.state.aggregate_importance = 0.0;
-            }
+            m.aggregate_importance = 0.0;
         }
     }
 
     // 10-11. Forgetting, cap, and the recall the agent's next prompts read.
-    let queries: Vec<Arc<str>> = work
+    let queries: Vec<Arc<str>> = jobs
         .iter()
-        .map(|w| {
-            agents.get(w.entity).map_or_else(
-                |_| Arc::from(""),
-                |d| {
-                    if d.1.interest.trim().is_empty() {
-                        d.1.name.clone()
-                    } else {
-                        d.1.interest.clone()
-                    }
-                },
-            )
+        .map(|j| {
+            let profile = j.d.1;
+            if profile.interest.trim().is_empty() {
+                profile.name.clone()
+            } else {
+                profile.interest.clone()
+            }
         })
         .collect();
     let qembs = quantise(
-        &emb,
+        emb,
         &queries.iter().map(|q| &**q).collect::<Vec<_>>(),
-        &mut stats,
+        stats,
         parallel,
     );
-    for (w, q) in work.iter_mut().zip(qembs) {
-        let Ok(mut d) = agents.get_mut(w.entity) else {
-            continue;
-        };
-        let m = &mut d.5.state;
+    for ((j, q), rng) in jobs.iter_mut().zip(qembs).zip(&mut rngs) {
+        let m = &mut j.d.5.state;
         if p.forgetting {
-            let rng = &mut w.rng;
             memory::forget(m, p, now_h, &mut || rng.random());
         }
         memory::enforce_cap(m, p);

@@ -45,6 +45,14 @@ pub trait BehaviourBackend: Send + Sync {
     fn runs_chains(&self) -> bool {
         false
     }
+    /// True when a phase may split a batch across agents into parts answered side by side,
+    /// each part its own batches in key order: the answers are those of one batch because each
+    /// request is answered from its own key alone (the offline model's per-request stream).
+    /// The default, false, keeps one batch per step across all agents (an LLM backend runs that
+    /// batch's calls concurrently, and its transcript follows the batches).
+    fn splits_batches(&self) -> bool {
+        false
+    }
     /// Answers every request of `chains` and settles each ([`Chains::settle`]), which may build
     /// the chain's next request, until every chain is done. The default answers the requests
     /// one at a time, in order (a backend that says [`BehaviourBackend::runs_chains`] should do
@@ -99,6 +107,20 @@ impl BehaviourStats {
     /// Counts one fallback (or engine adjustment) of `kind`.
     pub fn fallback(&mut self, kind: &str) {
         Self::bump(&mut self.fallbacks, kind, 1);
+    }
+    /// Adds `other`'s counts to these (the stats of a phase's parts, [`BehaviourBackend::splits_batches`]).
+    pub fn absorb(&mut self, other: BehaviourStats) {
+        for (mine, theirs) in [
+            (&mut self.requests, other.requests),
+            (&mut self.fallbacks, other.fallbacks),
+            (&mut self.unbuilt, other.unbuilt),
+            (&mut self.text_requests, other.text_requests),
+            (&mut self.text_fallbacks, other.text_fallbacks),
+        ] {
+            for (kind, n) in theirs {
+                Self::bump(mine, &kind, n);
+            }
+        }
     }
     /// Requests of `kind` so far.
     pub fn requests_of(&self, kind: &str) -> u64 {
@@ -219,5 +241,32 @@ impl Behaviour {
         }
         let answers = self.ask(ctx, &requests, stats);
         kept.into_iter().zip(answers).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_adds_every_count_per_kind() {
+        let mut a = BehaviourStats::default();
+        a.requests.insert("compress".into(), 3);
+        a.fallbacks.insert("compress".into(), 1);
+        let mut b = BehaviourStats::default();
+        b.requests.insert("compress".into(), 4);
+        b.requests.insert("importance".into(), 2);
+        b.unbuilt.insert("page".into(), 5);
+        b.text_requests.insert("feel".into(), 6);
+        b.text_fallbacks.insert("feel".into(), 7);
+        a.absorb(b);
+        let map = |v: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+        };
+        assert_eq!(a.requests, map(&[("compress", 7), ("importance", 2)]));
+        assert_eq!(a.fallbacks, map(&[("compress", 1)]));
+        assert_eq!(a.unbuilt, map(&[("page", 5)]));
+        assert_eq!(a.text_requests, map(&[("feel", 6)]));
+        assert_eq!(a.text_fallbacks, map(&[("feel", 7)]));
     }
 }

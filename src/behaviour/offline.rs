@@ -36,6 +36,10 @@ impl BehaviourBackend for OfflineBackend {
         "offline"
     }
 
+    fn splits_batches(&self) -> bool {
+        true
+    }
+
     fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch) {
         batch.answer_offline(ctx, &self.params, self.parallel);
     }

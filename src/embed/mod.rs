@@ -38,6 +38,12 @@ impl Embeddings {
         (parts.into_iter().flat_map(|p| p.0).collect(), fell_back)
     }
 
+    /// True when the embedder's vector depends on the text alone and never fails
+    /// ([`Embedder::pure`]), so batches may be embedded in any parts.
+    pub fn is_pure(&self) -> bool {
+        self.0.pure()
+    }
+
     /// Embeds `texts`; on failure logs a warning and falls back to the hashing embedder of the
     /// same dimension (returns `true` in the second slot when it fell back).
     pub fn embed_or_fallback(&self, texts: &[&str]) -> (Vec<Vec<f32>>, bool) {

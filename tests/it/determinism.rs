@@ -45,6 +45,12 @@ fn serial_and_parallel_give_identical_outputs() {
     assert_eq!(rs.interactions, rp.interactions);
     assert_eq!(rs.metrics, rp.metrics);
     assert_eq!(rs.metrics.lines().count(), 4);
+    // The parallel remember phase runs in parts, each counting its own requests: the counts
+    // add up to the one batch's.
+    for key in ["behaviour_requests", "behaviour_fallbacks", "summary"] {
+        assert_eq!(rs.manifest[key], rp.manifest[key], "{key}");
+    }
+    assert!(rs.manifest["behaviour_requests"]["compress"].as_u64() > Some(1000));
 }
 
 #[test]
