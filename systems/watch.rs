@@ -124,27 +124,25 @@ pub fn browse(
     };
     // Open sessions, ascending id (ActiveAgents is in id order).
     let mut unbuilt = 0u64;
-    let open: Vec<Session<'_>> = active
-        .0
-        .iter()
-        .filter_map(|&e| {
-            let mut s = sessions.get_mut(e).ok().filter(|s| s.open)?;
-            let Ok(d) = agents.get(e) else {
-                unbuilt += 1;
-                return None;
-            };
-            // Taken, not copied (its watched items and search results), and put back below.
-            let s = std::mem::take(&mut *s);
-            Some(Session {
-                e,
-                agent: view(d),
-                user_idx: roster.index_of(*d.0),
-                name: d.1.name.clone(),
-                s,
-                effects: Vec::new(),
-            })
+    // Sized up front: grown by doubling, a million sessions were copied some twenty times.
+    let mut open: Vec<Session<'_>> = Vec::with_capacity(active.0.len());
+    open.extend(active.0.iter().filter_map(|&e| {
+        let mut s = sessions.get_mut(e).ok().filter(|s| s.open)?;
+        let Ok(d) = agents.get(e) else {
+            unbuilt += 1;
+            return None;
+        };
+        // Taken, not copied (its watched items and search results), and put back below.
+        let s = std::mem::take(&mut *s);
+        Some(Session {
+            e,
+            agent: view(d),
+            user_idx: roster.index_of(*d.0),
+            name: d.1.name.clone(),
+            s,
+            effects: Vec::new(),
         })
-        .collect();
+    }));
     if unbuilt > 0 {
         tracing::error!(
             kind = Page::KIND,
@@ -163,7 +161,7 @@ pub fn browse(
             round,
             catalog: &catalog,
         };
-        behaviour.ask_chains::<Page, Session<'_>>(
+        behaviour.ask_chains::<Page, Session<'_>, _>(
             &ctx,
             &mut bstats,
             open,
@@ -180,7 +178,8 @@ pub fn browse(
                     Request::new(round, s.steps as u16, x.agent, ask)
                 })
             },
-            |x, action| step.apply(x, action, rec),
+            |x, action| step.searched(x, action),
+            |x, action, results| step.apply(x, action, results, rec),
         )
     };
     // What the sessions did, step by step, in id order within a step (a stable sort of the
@@ -279,10 +278,37 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    /// Applies `action` to session `x`: its state, and its effects for later. Pages shown are
-    /// marked exposed in `rec` now (the agent's next page leaves them out; a set, so the order
-    /// sessions are stepped in does not matter), everything else waits in `x.effects`.
-    fn apply(&self, x: &mut Session<'_>, action: PageAction, rec: &mut RecState) {
+    /// The results of `action` when it is a search of a session that can go on: up to
+    /// `search_k` items for the query, the ones the agent has already watched (its watched
+    /// history) left out. Read-only, so a step's searches may run side by side.
+    fn searched(&self, x: &Session<'_>, action: &PageAction) -> Option<Vec<ItemId>> {
+        let PageAction::Search(q) = action else {
+            return None;
+        };
+        x.user_idx?;
+        let histories = x.agent.histories;
+        Some(
+            self.catalog
+                .search(q, self.settings.search_k as usize + histories.watched.len())
+                .into_iter()
+                .map(|i| self.catalog.get(i).id)
+                .filter(|id| !histories.has_watched(*id))
+                .take(self.settings.search_k as usize)
+                .collect(),
+        )
+    }
+
+    /// Applies `action` to session `x`: its state, and its effects for later. `searched` is
+    /// [`Steps::searched`] of it. Pages shown are marked exposed in `rec` now (the agent's next
+    /// page leaves them out; a set, so the order sessions are stepped in does not matter),
+    /// everything else waits in `x.effects`.
+    fn apply(
+        &self,
+        x: &mut Session<'_>,
+        action: PageAction,
+        searched: Option<Vec<ItemId>>,
+        rec: &mut RecState,
+    ) {
         let ps = self.pages.page_size as usize;
         let (uid, k) = (x.agent.id, x.s.steps);
         let Some(user_idx) = x.user_idx else {
@@ -346,20 +372,7 @@ impl Steps<'_> {
                 }
             }
             PageAction::Search(q) => {
-                // Items the agent has already watched (its watched history) are not offered
-                // again.
-                let histories = x.agent.histories;
-                let results: Vec<ItemId> = self
-                    .catalog
-                    .search(
-                        &q,
-                        self.settings.search_k as usize + histories.watched.len(),
-                    )
-                    .into_iter()
-                    .map(|i| self.catalog.get(i).id)
-                    .filter(|id| !histories.has_watched(*id))
-                    .take(self.settings.search_k as usize)
-                    .collect();
+                let results = searched.unwrap_or_default();
                 x.effects.push((
                     k,
                     Effect::Searched {

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use bevy_ecs::resource::Resource;
 use serde::{Deserialize, Serialize};
 
+use crate::decision::batch::PARALLEL_THRESHOLD;
 pub use crate::decision::chat::Utterance;
 pub use crate::decision::feel::Feeling;
 pub use crate::decision::page::PageAction;
@@ -49,7 +50,9 @@ pub trait BehaviourBackend: Send + Sync {
     /// each part its own batches in key order: the answers are those of one batch because each
     /// request is answered from its own key alone (the offline model's per-request stream).
     /// The default, false, keeps one batch per step across all agents (an LLM backend runs that
-    /// batch's calls concurrently, and its transcript follows the batches).
+    /// batch's calls concurrently, and its transcript follows the batches). A backend that says
+    /// true also lets the engine run per-answer work on the rayon pool
+    /// ([`Behaviour::ask_chains`]); the offline backend says so under `execution_mode: parallel`.
     fn splits_batches(&self) -> bool {
         false
     }
@@ -162,30 +165,37 @@ impl Behaviour {
 
     /// Runs one chain of requests per state (states in key order; see [`crate::decision::chain`]):
     /// `make` builds a state's next request from the state alone (`None`: its chain is done),
-    /// `step` applies the answer (or the kind's fallback, counted as in [`Behaviour::ask`]) to
-    /// the state. Returns the states once every chain is done.
+    /// `prepare` computes what applying an answer needs from the state and the answer alone
+    /// (on the rayon pool for a large step of a backend that [`BehaviourBackend::splits_batches`]),
+    /// and `step` applies the answer (or the kind's fallback, counted as in [`Behaviour::ask`])
+    /// with it to the state. Returns the states once every chain is done.
     ///
     /// A backend that [`BehaviourBackend::runs_chains`] sends each chain's next request as soon
     /// as its previous answer is in; the others get one batch per step across all chains. The
     /// requests, answers and final states are the same either way; `step` sees the chains in
     /// another order, so it must change nothing but its own state (what the answers do to the
     /// world is applied by the caller afterwards, in key order).
-    pub fn ask_chains<'w, D: Decision, S>(
+    pub fn ask_chains<'w, D: Decision, S: Sync, P: Send>(
         &self,
         ctx: &Context<'_>,
         stats: &mut BehaviourStats,
         states: Vec<S>,
         make: impl Fn(&S) -> Option<Request<'w, D>>,
-        mut step: impl FnMut(&mut S, D::Answer),
+        prepare: impl Fn(&S, &D::Answer) -> P + Sync,
+        mut step: impl FnMut(&mut S, D::Answer, P),
     ) -> Vec<S> {
         if self.0.runs_chains() {
-            let run = ChainRun::new(states, make, step);
+            let run = ChainRun::new(states, make, |s: &mut S, a: D::Answer| {
+                let p = prepare(s, &a);
+                step(s, a, p)
+            });
             self.0.answer_chains(ctx, &run);
             let (states, requests, fallbacks) = run.into_states();
             BehaviourStats::bump(&mut stats.requests, D::KIND, requests);
             BehaviourStats::bump(&mut stats.fallbacks, D::KIND, fallbacks);
             return states;
         }
+        let parallel = self.0.splits_batches();
         let mut states = states;
         let mut live: Vec<(usize, Request<'w, D>)> = states
             .iter()
@@ -196,9 +206,23 @@ impl Behaviour {
             let (chains, requests): (Vec<usize>, Vec<Request<'w, D>>) = live.into_iter().unzip();
             let answers = self.ask(ctx, &requests, stats);
             drop(requests);
+            let prepared: Vec<P> = if parallel && chains.len() > PARALLEL_THRESHOLD {
+                use rayon::prelude::*;
+                chains
+                    .par_iter()
+                    .zip(&answers)
+                    .map(|(&c, a)| prepare(&states[c], a))
+                    .collect()
+            } else {
+                chains
+                    .iter()
+                    .zip(&answers)
+                    .map(|(&c, a)| prepare(&states[c], a))
+                    .collect()
+            };
             live = Vec::with_capacity(chains.len());
-            for (c, a) in chains.into_iter().zip(answers) {
-                step(&mut states[c], a);
+            for ((c, a), p) in chains.into_iter().zip(answers).zip(prepared) {
+                step(&mut states[c], a, p);
                 if let Some(r) = make(&states[c]) {
                     live.push((c, r));
                 }

@@ -37,7 +37,7 @@ impl BehaviourBackend for OfflineBackend {
     }
 
     fn splits_batches(&self) -> bool {
-        true
+        self.parallel
     }
 
     fn answer_batch(&self, ctx: &Context<'_>, batch: &dyn Batch) {

@@ -436,3 +436,43 @@ fn compact_layouts_are_small_round_trip_and_reject_bad_bytes() {
         q
     );
 }
+
+#[test]
+fn quantisation_rounds_as_f32_round_on_edges_and_random_values() {
+    use rand::SeedableRng;
+    let reference = |y: f32| y.round().clamp(-127.0, 127.0) as i8;
+    let mut edges = vec![
+        0.0,
+        -0.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MIN_POSITIVE,
+        1e-30,
+        -1e-30,
+        126.5,
+        127.5,
+        -127.5,
+        1e9,
+    ];
+    // Every half k + 0.5 and the floats on either side: adding 0.5 in f32 would round the
+    // largest float below 0.5 (0.49999997) up to 1.
+    for k in -130..130 {
+        let h = k as f32 + 0.5;
+        edges.extend([
+            h,
+            f32::from_bits(h.to_bits() + 1),
+            f32::from_bits(h.to_bits() - 1),
+        ]);
+    }
+    for y in edges {
+        assert_eq!(vector::round_to_i8(y), reference(y), "y = {y:e}");
+    }
+    // Whole vectors: QVec::new against the formula on random components.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..2_000 {
+        let v: Vec<f32> = (0..100).map(|_| rng.random_range(-1.2f32..1.2)).collect();
+        let want: Vec<i8> = v.iter().map(|x| reference(x * 127.0)).collect();
+        assert_eq!(QVec::new(&v).view().to_i8(), want);
+    }
+}

@@ -33,6 +33,25 @@ pub struct QRef<'a> {
     pub(super) norm2: u32,
 }
 
+/// `round(127·x)` (half away from zero, as [`f32::round`]) clamped to ±127, NaN to 0, without
+/// the libm call `f32::round` compiles to on a baseline x86-64 target (a quarter of the
+/// quantisation's time). `127·x` is rounded in `f32` first, as before; adding ±0.5 to it in
+/// `f64` is exact (an `f32` of magnitude ≥ 2⁻²⁴ has at most 24 significant bits, the sum fits
+/// in 53; below that the sum stays inside (−1, 1)), so truncating the sum toward zero is the
+/// rounding. A test compares it with `f32::round` on edge cases and 200,000 random values.
+#[inline]
+fn quantise(x: f32) -> i8 {
+    round_to_i8(x * 127.0)
+}
+
+/// `y` rounded half away from zero and clamped to ±127 (NaN: 0), as
+/// `y.round().clamp(-127.0, 127.0) as i8`.
+#[inline]
+pub(super) fn round_to_i8(y: f32) -> i8 {
+    let y = f64::from(y);
+    ((y + 0.5f64.copysign(y)) as i32).clamp(-127, 127) as i8
+}
+
 /// Bytes per sparse index for a dimension: 1 up to 256 dimensions, else 2.
 fn index_width(dim: u16) -> usize {
     if dim <= 256 {
@@ -45,10 +64,7 @@ fn index_width(dim: u16) -> usize {
 impl QVec {
     /// Quantises a (unit) vector: `round(127·x)` clamped to ±127 (NaN gives 0).
     pub fn new(v: &[f32]) -> Self {
-        let q: Vec<i8> = v
-            .iter()
-            .map(|x| (x * 127.0).round().clamp(-127.0, 127.0) as i8)
-            .collect();
+        let q: Vec<i8> = v.iter().map(|&x| quantise(x)).collect();
         Self::from_i8(&q)
     }
 

@@ -585,7 +585,7 @@ fn run_chains(
     let before = mock.seen.lock().unwrap().len();
     let mut stats = BehaviourStats::default();
     let states: Vec<(usize, Vec<TopAction>)> = (0..4).map(|i| (i, Vec::new())).collect();
-    let out = Behaviour(Box::new(be)).ask_chains::<Top, _>(
+    let out = Behaviour(Box::new(be)).ask_chains::<Top, _, _>(
         &ctx,
         &mut stats,
         states,
@@ -606,7 +606,8 @@ fn run_chains(
                 ask: (),
             })
         },
-        |(_, done), action| done.push(action),
+        |_, _| (),
+        |(_, done), action, ()| done.push(action),
     );
     let order: Vec<u32> = mock.seen.lock().unwrap()[before..]
         .iter()
