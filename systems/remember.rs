@@ -144,9 +144,8 @@ struct Env<'a, 'w, 's> {
     roster: &'a Roster,
     /// Every agent's profile (the names the sentences use).
     profiles: &'a Query<'w, 's, &'static Profile>,
-    seed: u64,
+    /// The catalogue, clock and root seed.
     ctx: Context<'a>,
-    catalog: &'a Catalog,
     emb: &'a Embeddings,
     p: &'a MemoryParams,
     round: u32,
@@ -244,13 +243,11 @@ pub fn write_memories(
         behaviour: &behaviour,
         roster: &roster,
         profiles: &profiles,
-        seed: cfg.seed,
         ctx: Context {
             catalog: &catalog,
             clock: &clock,
             seed: cfg.seed,
         },
-        catalog: &catalog,
         emb: &emb,
         p: &cfg.memory,
         round,
@@ -278,7 +275,8 @@ pub fn write_memories(
 /// Steps 1-11 of the module docs for `jobs` (in id order), one batch per step.
 fn remember(jobs: &mut [Job<'_>], env: &Env<'_, '_, '_>, stats: &mut BehaviourStats) {
     let (p, round, now_h, parallel) = (env.p, env.round, env.now_h, env.parallel);
-    let (behaviour, ctx, catalog, emb) = (env.behaviour, &env.ctx, env.catalog, env.emb);
+    let (behaviour, ctx, emb) = (env.behaviour, &env.ctx, env.emb);
+    let catalog = ctx.catalog;
 
     let name_of = |u: UserId| -> Option<Arc<str>> {
         let e = env.roster.entity(u)?;
@@ -301,7 +299,7 @@ fn remember(jobs: &mut [Job<'_>], env: &Env<'_, '_, '_>, stats: &mut BehaviourSt
         .iter()
         .map(|j| {
             stream_rng(
-                env.seed,
+                ctx.seed,
                 Stream::Memory,
                 &[u64::from(round), u64::from(j.w.user.0)],
             )
