@@ -183,8 +183,10 @@ impl TestSim {
 
     /// The round's interactions so far, as `(user, item, label, rating)`.
     pub fn interactions(&self) -> Vec<(u32, u32, u8, u8)> {
+        // A copy settles its records; the world's log stays as the phases left it.
         self.world()
             .resource::<RoundLog>()
+            .clone()
             .interactions()
             .iter()
             .map(|r| (r.user, r.item, r.label, r.rating))

@@ -264,11 +264,9 @@ pub fn activate_agents(
             continue;
         };
         if eng.at(now) == EngagementKind::Watching {
-            log.say(
-                uid,
-                "WATCH",
-                format!("{} is watching a movie.", profile.name),
-            );
+            log.say_with(uid, "WATCH", || {
+                format!("{} is watching a movie.", profile.name)
+            });
             continue;
         }
         let p = match settings.active_method {
@@ -329,7 +327,7 @@ pub fn choose_top_actions(
                 (
                     ObservationKind::EnteredRecommender,
                     "RECOMMENDER",
-                    format!("{name} enters the recommender system."),
+                    "enters the recommender system.",
                 )
             }
             TopAction::Social => {
@@ -337,19 +335,15 @@ pub fn choose_top_actions(
                 (
                     ObservationKind::EnteredSocial,
                     "SOCIAL",
-                    format!("{name} enters the social media."),
+                    "enters the social media.",
                 )
             }
             TopAction::Nothing | TopAction::Inactive => {
                 counters.add(&DID_NOTHING, 1);
-                (
-                    ObservationKind::DidNothing,
-                    "LEAVE",
-                    format!("{name} does nothing."),
-                )
+                (ObservationKind::DidNothing, "LEAVE", "does nothing.")
             }
         };
-        log.say(uid, tag, text);
+        log.say_with(uid, tag, || format!("{name} {text}"));
         obs.add(uid, clock.round, kind, None, None, 0);
     }
 }

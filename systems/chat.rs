@@ -37,7 +37,10 @@ use crate::decision::top::TopAction;
 use crate::decision::{Context, Decision, Request};
 use crate::ids::{ItemId, UserId};
 use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
-use crate::sim::{view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimTick};
+use crate::sim::{
+    map_in_order, runs_parallel, view, ActiveAgents, AgentData, PendingObservations, RoundLog,
+    SimPhase, SimTick,
+};
 use crate::social::{random_strangers, resolve_mentions, snap_chat_minutes, transcript};
 use crate::world::Roster;
 
@@ -194,15 +197,15 @@ pub fn choose_social_actions(
         }
         let (uid, contacts) = (*d.0, d.4);
         if contacts.0.is_empty() {
-            log.say(uid, "SOCIAL", format!("{} has no acquaintance.", d.1.name));
+            log.say_with(uid, "SOCIAL", || {
+                format!("{} has no acquaintance.", d.1.name)
+            });
             counters.add(&NO_ACQUAINTANCE, 1);
             continue;
         }
-        log.say(
-            uid,
-            "SOCIAL",
-            format!("{} is going to social media.", d.1.name),
-        );
+        log.say_with(uid, "SOCIAL", || {
+            format!("{} is going to social media.", d.1.name)
+        });
         let mut candidates: Vec<UserId> = contacts.0.iter().map(|c| c.user).collect();
         if settings.social_random_contacts > 0 {
             candidates.extend(random_strangers(
@@ -245,14 +248,12 @@ pub fn choose_social_actions(
                     .map(|p| p.0 .1.name.clone())
                     .unwrap_or_default();
                 if busy.contains(&uid) || busy.contains(&with) {
-                    log.say(
-                        uid,
-                        "LEAVE",
+                    log.say_with(uid, "LEAVE", || {
                         format!(
                             "{name} wants to chat with {pname} ({with}), but one of them is \
                              already chatting. So {name} does nothing."
-                        ),
-                    );
+                        )
+                    });
                     continue;
                 }
                 let (minutes, allowed) = snap_chat_minutes(minutes, &settings.chat_hours);
@@ -338,30 +339,54 @@ pub fn hold_chats(
             .collect()
     };
     let cap = cfg.history_size as usize;
-    let mut hist = agents.p1();
-    for (((ea, eb), mut lines), ((a, a_name), (b, b_name))) in answers.into_iter().zip(speakers) {
+    let mut chats: Vec<_> = answers.into_iter().zip(speakers).collect();
+    for ((_, lines), ((a, _), _)) in &mut chats {
         if lines.len() > max_turns as usize {
             tracing::info!(user = %a, cut = lines.len() - max_turns as usize, "dialogue cut to chat_max_turns");
             lines.truncate(max_turns as usize);
         }
+    }
+    // Each line's mentions (the detector reads a backend's free text) and the transcript: per
+    // chat, from its own lines, so on the pool ahead of the in-order apply below.
+    let read = map_in_order(
+        runs_parallel(&cfg),
+        &chats,
+        |((_, lines), ((a, a_name), (_, b_name)))| {
+            let mentions: Vec<Vec<ItemId>> = lines
+                .iter()
+                .map(|l| resolve_mentions(&catalog, &l.mentions, &l.text))
+                .collect();
+            let text: Arc<str> = transcript(lines.iter().map(|l| {
+                let who = if l.speaker == *a {
+                    &**a_name
+                } else {
+                    &**b_name
+                };
+                (who, l.text.as_str())
+            }))
+            .into();
+            (mentions, text)
+        },
+    );
+    let mut hist = agents.p1();
+    for ((((ea, eb), lines), ((a, a_name), (b, b_name))), (mentions, text)) in
+        chats.into_iter().zip(read)
+    {
         counters.add(&CHATS, 1);
-        log.say(
-            a,
-            "CHAT",
-            format!("{a_name} is chatting with {b_name} ({b})."),
-        );
+        log.say_with(a, "CHAT", || {
+            format!("{a_name} is chatting with {b_name} ({b}).")
+        });
         let mut first_mention: Option<ItemId> = None;
-        for line in &lines {
+        for (line, mentions) in lines.iter().zip(&mentions) {
             counters.add(&CHAT_LINES, 1);
             let speaker_name = if line.speaker == a { &a_name } else { &b_name };
-            log.say(a, "CHAT", format!("{speaker_name} says: {}", line.text));
+            log.say_with(a, "CHAT", || format!("{speaker_name} says: {}", line.text));
             let (speaker, speaker_id, listener, listener_id) = if line.speaker == a {
                 (ea, a, eb, b)
             } else {
                 (eb, b, ea, a)
             };
-            let mentions = resolve_mentions(&catalog, &line.mentions, &line.text);
-            for &m in &mentions {
+            for &m in mentions {
                 counters.add(&MENTIONS, 1);
                 log.mentions.push(m);
                 first_mention.get_or_insert(m);
@@ -372,11 +397,6 @@ pub fn hold_chats(
                 }
             }
         }
-        let text: Arc<str> = transcript(lines.iter().map(|l| {
-            let who = if l.speaker == a { &*a_name } else { &*b_name };
-            (who, l.text.as_str())
-        }))
-        .into();
         obs.add_text(
             a,
             clock.round,

@@ -98,11 +98,9 @@ pub fn form_feelings(
         let Ok((&uid, profile)) = names.get(e) else {
             continue;
         };
-        log.say(
-            uid,
-            "RECOMMENDER",
-            format!("{} feels: {}", profile.name, f.text),
-        );
+        log.say_with(uid, "RECOMMENDER", || {
+            format!("{} feels: {}", profile.name, f.text)
+        });
         log.watched(uid, item, f.rating);
         if let (Some(u), Some(ix)) = (roster.index_of(uid), catalog.index_of(item)) {
             rec.log.rate(u, ix, f.rating);

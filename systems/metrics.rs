@@ -415,7 +415,7 @@ pub fn record_metrics(
     roster: Res<Roster>,
     items: Res<ItemEntities>,
     active: Res<ActiveAgents>,
-    log: Res<RoundLog>,
+    mut log: ResMut<RoundLog>,
     counters: Res<Counters>,
     llm: Option<Res<crate::llm::LlmStats>>,
     sink: Res<OutputSink>,

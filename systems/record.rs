@@ -76,7 +76,7 @@ pub fn record_round(
     settings: Res<RecordSettings>,
     catalog: Res<Catalog>,
     items: Res<ItemEntities>,
-    log: Res<RoundLog>,
+    mut log: ResMut<RoundLog>,
     mut rec: ResMut<RecState>,
     mut item_stats: Query<&mut ItemStats>,
 ) {

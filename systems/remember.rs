@@ -160,16 +160,12 @@ fn quantise(
     stats: &mut BehaviourStats,
     parallel: bool,
 ) -> Vec<QVec> {
-    let (v, fell_back) = emb.embed_maybe_parallel(texts, parallel);
+    let (v, fell_back) = emb.quantised_maybe_parallel(texts, parallel);
     if fell_back {
         // Counted with the memory requests: the embedder failed and hashed the texts instead.
         stats.fallback(Compress::KIND);
     }
-    if parallel && v.len() >= PARALLEL_WORK {
-        use rayon::prelude::*;
-        return v.par_iter().map(|x| QVec::new(x)).collect();
-    }
-    v.iter().map(|x| QVec::new(x)).collect()
+    v
 }
 
 /// The memory step (see the module docs).

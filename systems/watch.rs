@@ -139,6 +139,7 @@ pub fn browse(
             agent: view(d),
             user_idx: roster.index_of(*d.0),
             name: d.1.name.clone(),
+            says: log.wants(*d.0),
             s,
             effects: Vec::new(),
         })
@@ -199,7 +200,9 @@ pub fn browse(
             Effect::Watch(items) => {
                 for &it in &items {
                     let title = catalog.by_id(it).map_or("?", |i| &i.title);
-                    log.say(uid, "RECOMMENDER", format!("{} watches <{title}>.", x.name));
+                    log.say_with(uid, "RECOMMENDER", || {
+                        format!("{} watches <{title}>.", x.name)
+                    });
                     log.watched(uid, it, 0);
                     if let (Some(u), Some(ix)) = (x.user_idx, catalog.index_of(it)) {
                         rec.log.watch(u, ix, 0, round);
@@ -228,7 +231,7 @@ pub fn browse(
             ),
             Effect::Searched { q, first } => {
                 counters.add(&SEARCHES, 1);
-                log.say(uid, "RECOMMENDER", format!("{} searches {q}.", x.name));
+                log.say_with(uid, "RECOMMENDER", || format!("{} searches {q}.", x.name));
                 obs.add(uid, round, ObservationKind::Searched, first, None, 0);
             }
         }
@@ -248,6 +251,8 @@ struct Session<'w> {
     /// at its first answer).
     user_idx: Option<u32>,
     name: Arc<str>,
+    /// Its messages are kept ([`RoundLog::wants`]): the texts of its `Say` effects are built.
+    says: bool,
     s: Browsing,
     /// What its answers did, with the step that did it, applied after every session is done.
     effects: Vec<(u32, Effect)>,
@@ -316,7 +321,11 @@ impl Steps<'_> {
             return;
         };
         let name = x.name.clone();
-        let say = |x: &mut Session<'_>, text: String| x.effects.push((k, Effect::Say(text)));
+        let say = |x: &mut Session<'_>, text: &dyn Fn() -> String| {
+            if x.says {
+                x.effects.push((k, Effect::Say(text())));
+            }
+        };
         let show = |x: &mut Session<'_>, rec: &mut RecState, items: Vec<ItemId>, query| {
             for &it in &items {
                 if let Some(ix) = self.catalog.index_of(it) {
@@ -336,7 +345,7 @@ impl Steps<'_> {
                 x.s.open = false;
             }
             PageAction::Next => {
-                say(x, format!("{name} looks next page."));
+                say(x, &|| format!("{name} looks next page."));
                 x.s.page += 1;
                 let page: Vec<ItemId> = match &x.s.search {
                     Some((_, results)) if !results.is_empty() => results
@@ -357,10 +366,9 @@ impl Steps<'_> {
                     ),
                 };
                 if page.is_empty() {
-                    say(
-                        x,
-                        format!("No more items. {name} leaves the recommender system."),
-                    );
+                    say(x, &|| {
+                        format!("No more items. {name} leaves the recommender system.")
+                    });
                     x.s.open = false;
                 } else {
                     let q =
@@ -382,10 +390,9 @@ impl Steps<'_> {
                 ));
                 let q: Arc<str> = Arc::from(q.as_str());
                 if results.is_empty() {
-                    say(
-                        x,
-                        format!("There are no items related to {q} in the system."),
-                    );
+                    say(x, &|| {
+                        format!("There are no items related to {q} in the system.")
+                    });
                     x.s.search = Some((q, Vec::new()));
                 } else {
                     let page: Vec<ItemId> = results.iter().take(ps).copied().collect();
@@ -395,12 +402,12 @@ impl Steps<'_> {
                 }
             }
             PageAction::Leave => {
-                say(x, format!("{name} leaves the recommender system."));
+                say(x, &|| format!("{name} leaves the recommender system."));
                 x.s.open = false;
             }
         }
         if x.s.open && x.s.steps >= self.settings.max_session_steps {
-            say(x, format!("{name} leaves the recommender system."));
+            say(x, &|| format!("{name} leaves the recommender system."));
             x.s.open = false;
         }
     }

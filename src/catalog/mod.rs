@@ -35,6 +35,27 @@ pub struct Item {
     pub description: Arc<str>,
 }
 
+/// The id table of [`Catalog::index_of`] is kept while the ids span at most this many ids per
+/// item (MovieLens-1M: 3,952 ids for 3,883 items).
+const SLOT_SPAN_PER_ITEM: usize = 4;
+
+/// The id -> dense index table of `items` (sorted by id), or nothing when the ids are too sparse.
+fn id_slots(items: &[Item]) -> Vec<u32> {
+    let (Some(first), Some(last)) = (items.first(), items.last()) else {
+        return Vec::new();
+    };
+    let span = (last.id.0 - first.id.0) as usize + 1;
+    if span > SLOT_SPAN_PER_ITEM.saturating_mul(items.len()) {
+        return Vec::new();
+    }
+    let mut slots = vec![u32::MAX; span];
+    // The loaders refuse repeated ids; were one repeated, the table keeps its first item.
+    for (ix, it) in items.iter().enumerate().rev() {
+        slots[(it.id.0 - first.id.0) as usize] = ix as u32;
+    }
+    slots
+}
+
 /// Errors building a catalogue.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -49,6 +70,12 @@ pub enum CatalogError {
 #[derive(Resource, Clone, Debug)]
 pub struct Catalog {
     items: Vec<Item>,
+    /// `slots[id - first id]` is the dense index of that id (`u32::MAX`: no such item), when the
+    /// ids span at most [`SLOT_SPAN_PER_ITEM`] times the item count; empty otherwise, and
+    /// [`Catalog::index_of`] binary-searches. Every shown, watched and rated item is looked up by
+    /// id, millions of times a round at scale, and a binary search over the `Item`s touches a
+    /// dozen of them (a cache miss each).
+    slots: Vec<u32>,
     genre_names: Vec<String>,
     /// Normalised title -> item indices (ascending).
     titles: BTreeMap<String, Vec<u32>>,
@@ -106,8 +133,10 @@ impl Catalog {
                 }
             }
         }
+        let slots = id_slots(&items);
         Ok(Self {
             items,
+            slots,
             genre_names,
             titles,
             words,
@@ -133,6 +162,15 @@ impl Catalog {
     }
     /// Dense index of an id.
     pub fn index_of(&self, id: ItemId) -> Option<u32> {
+        if !self.slots.is_empty() {
+            let first = self.items[0].id.0;
+            return id
+                .0
+                .checked_sub(first)
+                .and_then(|o| self.slots.get(o as usize))
+                .copied()
+                .filter(|&ix| ix != u32::MAX);
+        }
         self.items
             .binary_search_by_key(&id, |i| i.id)
             .ok()
@@ -173,5 +211,55 @@ impl Catalog {
     /// The attached vector index, if any.
     pub fn index(&self) -> Option<&ItemIndex> {
         self.index.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ids(ids: &[u32]) -> Catalog {
+        Catalog::new(
+            ids.iter()
+                .map(|&id| ItemRecord {
+                    id,
+                    title: format!("Item {id}"),
+                    genres: vec!["Drama".into()],
+                    description: String::new(),
+                })
+                .collect(),
+        )
+        .expect("one genre")
+    }
+
+    /// The slot table and the binary search agree on present, missing, below-first and
+    /// past-last ids; ids 10,000 apart keep the binary search (the table would be 20,001 slots
+    /// for 3 items).
+    #[test]
+    fn index_of_finds_each_id_with_and_without_the_slot_table() {
+        let dense = with_ids(&[7, 3, 4, 9, 12]);
+        assert!(!dense.slots.is_empty());
+        let sparse = with_ids(&[5, 10_005, 20_005]);
+        assert!(sparse.slots.is_empty());
+        for (cat, ids) in [
+            (&dense, [3u32, 4, 7, 9, 12]),
+            (&sparse, [5, 10_005, 20_005, 5, 5]),
+        ] {
+            for (k, &id) in ids.iter().enumerate() {
+                let ix = cat.index_of(ItemId(id)).expect("present");
+                assert_eq!(cat.get(ix).id, ItemId(id));
+                if cat.slots.is_empty() {
+                    continue;
+                }
+                assert_eq!(ix as usize, k, "id order");
+            }
+        }
+        for id in [0, 2, 5, 6, 8, 10, 11, 13, 1_000, u32::MAX] {
+            assert_eq!(dense.index_of(ItemId(id)), None, "id {id}");
+        }
+        for id in [0, 4, 6, 10_004, 20_006] {
+            assert_eq!(sparse.index_of(ItemId(id)), None, "id {id}");
+        }
+        assert_eq!(with_ids(&[]).index_of(ItemId(0)), None);
     }
 }

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use bevy_ecs::resource::Resource;
 
+use crate::memory::QVec;
+
 /// The run's embedder (memory texts, queries, item descriptions).
 #[derive(Resource, Clone)]
 pub struct Embeddings(pub Arc<dyn Embedder>);
@@ -34,6 +36,28 @@ impl Embeddings {
             .par_chunks(PART)
             .map(|c| self.embed_or_fallback(c))
             .collect();
+        let fell_back = parts.iter().any(|p| p.1);
+        (parts.into_iter().flat_map(|p| p.0).collect(), fell_back)
+    }
+
+    /// As [`Embeddings::embed_maybe_parallel`], the vectors quantised for memory
+    /// ([`Embedder::embed_quantised`]); a failed batch falls back to the hashing embedder of the
+    /// same dimension (`true` in the second slot).
+    pub fn quantised_maybe_parallel(&self, texts: &[&str], parallel: bool) -> (Vec<QVec>, bool) {
+        const PART: usize = 512;
+        let one = |texts: &[&str]| match self.0.embed_quantised(texts) {
+            Ok(v) => (v, false),
+            Err(e) => {
+                tracing::warn!("embedding failed, using the hashing embedder: {e}");
+                let h = HashEmbedder { dim: self.0.dim() };
+                (h.quantised(texts), true)
+            }
+        };
+        if !(parallel && texts.len() > PART && self.0.pure()) {
+            return one(texts);
+        }
+        use rayon::prelude::*;
+        let parts: Vec<(Vec<QVec>, bool)> = texts.par_chunks(PART).map(one).collect();
         let fell_back = parts.iter().any(|p| p.1);
         (parts.into_iter().flat_map(|p| p.0).collect(), fell_back)
     }
@@ -192,6 +216,20 @@ pub trait Embedder: Send + Sync {
     fn pure(&self) -> bool {
         false
     }
+    /// The batch's vectors quantised for memory ([`QVec::new`] of each vector
+    /// [`Embedder::embed_batch`] returns), in input order. The default quantises those
+    /// vectors; an embedder may build the same [`QVec`]s without them
+    /// ([`HashEmbedder`] does: its vectors have a few dozen non-zero entries of `dim`).
+    ///
+    /// # Errors
+    /// As [`Embedder::embed_batch`].
+    fn embed_quantised(&self, texts: &[&str]) -> Result<Vec<QVec>, EmbedError> {
+        Ok(self
+            .embed_batch(texts)?
+            .iter()
+            .map(|v| QVec::new(v))
+            .collect())
+    }
 }
 
 /// The default offline embedder: signed feature hashing of word unigrams and bigrams.
@@ -233,18 +271,78 @@ impl HashEmbedder {
     /// Embeds one text (see the type docs for the formula).
     pub fn embed(&self, text: &str) -> Vec<f32> {
         let mut v = vec![0f32; self.dim];
-        let words: Vec<String> = text
+        self.features(text, |i, w| v[i] += w);
+        normalize(&mut v);
+        v
+    }
+
+    /// [`Embedder::embed_quantised`], which never fails here.
+    pub fn quantised(&self, texts: &[&str]) -> Vec<QVec> {
+        let mut scratch = Scratch {
+            v: vec![0.0; self.dim],
+            touched: Vec::new(),
+        };
+        texts
+            .iter()
+            .map(|t| self.embed_quantised_one(t, &mut scratch))
+            .collect()
+    }
+
+    /// `QVec::new(&self.embed(text))`, the same bytes, from the few buckets the text's
+    /// features touch: the sum of squares runs over them in bucket order (the dense sum adds
+    /// exact zeros in between, which change no bit of it), then each is divided and quantised
+    /// as [`normalize`] and [`QVec::new`] do. `scratch` holds `dim` zeros on entry and on
+    /// return. At a million agents a round embeds some 13 million memory texts, and the dense
+    /// path spent most of its time on the 256 buckets and the 1 KiB vector of each.
+    fn embed_quantised_one(&self, text: &str, scratch: &mut Scratch) -> QVec {
+        let Scratch { v, touched } = scratch;
+        self.features(text, |i, w| {
+            v[i] += w;
+            touched.push(i as u32);
+        });
+        touched.sort_unstable();
+        touched.dedup();
+        let n = touched
+            .iter()
+            .map(|&i| v[i as usize] * v[i as usize])
+            .fold(-0.0f32, |a, b| a + b)
+            .sqrt();
+        let mut q: Vec<(u16, i8)> = Vec::with_capacity(touched.len());
+        for &i in touched.iter() {
+            let x = std::mem::take(&mut v[i as usize]);
+            let x = if n > 0.0 { x / n } else { x };
+            let y = crate::memory::quantise_unit(x);
+            if y != 0 && i < u32::from(u16::MAX) {
+                q.push((i as u16, y));
+            }
+        }
+        touched.clear();
+        QVec::from_nonzero(self.dim.min(usize::from(u16::MAX)) as u16, &q)
+    }
+
+    /// Calls `add(bucket, signed weight)` for each feature of `text`, in the formula's order.
+    fn features(&self, text: &str, mut add_at: impl FnMut(usize, f32)) {
+        // Borrowed when already lower-case ASCII (most words): no string per word.
+        let words: Vec<std::borrow::Cow<'_, str>> = text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
+            .map(|w| {
+                if w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
+                    std::borrow::Cow::Borrowed(w)
+                } else {
+                    std::borrow::Cow::Owned(w.to_lowercase())
+                }
+            })
             .collect();
         let mut add = |f: &str, w: f32| {
             let h = feature_hash(f);
             let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-            v[(h % self.dim as u64) as usize] += sign * w;
+            add_at((h % self.dim as u64) as usize, sign * w);
         };
         for w in &words {
-            if !STOP.contains(&w.as_str()) {
+            if !STOP.contains(&w.as_ref()) {
                 add(w, 1.0);
             }
         }
@@ -256,9 +354,13 @@ impl HashEmbedder {
             pair.push_str(&p[1]);
             add(&pair, 0.5);
         }
-        normalize(&mut v);
-        v
     }
+}
+
+/// [`HashEmbedder::embed_quantised_one`]'s buffers: `dim` buckets and the ones touched.
+struct Scratch {
+    v: Vec<f32>,
+    touched: Vec<u32>,
 }
 
 impl Embedder for HashEmbedder {
@@ -273,6 +375,9 @@ impl Embedder for HashEmbedder {
     }
     fn pure(&self) -> bool {
         true
+    }
+    fn embed_quantised(&self, texts: &[&str]) -> Result<Vec<QVec>, EmbedError> {
+        Ok(self.quantised(texts))
     }
 }
 
@@ -292,6 +397,55 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sparse path gives the dense path's bytes: mixed case, digits, non-ASCII words
+    /// (`İ` lower-cases to two chars, final sigma), stop words, repeated words whose buckets
+    /// cancel, empty texts and long ones, at 16 (dense layout), 256 (one-byte indices), 300
+    /// and 4096 dimensions (two-byte indices).
+    #[test]
+    fn quantised_embeddings_are_the_dense_vectors_quantised() {
+        use rand::{Rng, SeedableRng};
+        let vocab = [
+            "The",
+            "matrix",
+            "MATRIX",
+            "Alice",
+            "watched",
+            "ODYSSEY",
+            "2001",
+            "a",
+            "of",
+            "İstanbul",
+            "ΟΔΟΣ",
+            "café",
+            "Naïve",
+            "x",
+            "Toy",
+            "Story",
+            "is",
+            "great",
+            "ǅungla",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut texts: Vec<String> = vec![String::new(), "!!".into(), "the the".into()];
+        for _ in 0..400 {
+            let n = rng.random_range(1..60);
+            let words: Vec<&str> = (0..n)
+                .map(|_| vocab[rng.random_range(0..vocab.len())])
+                .collect();
+            texts.push(words.join(if rng.random_bool(0.5) { " " } else { ", " }));
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        for dim in [16, 256, 300, 4096] {
+            let e = HashEmbedder { dim };
+            let sparse = e.quantised(&refs);
+            let dense: Vec<QVec> = refs.iter().map(|t| QVec::new(&e.embed(t))).collect();
+            assert_eq!(sparse.len(), dense.len());
+            for (k, (a, b)) in sparse.iter().zip(&dense).enumerate() {
+                assert!(a == b, "dim {dim}, text {k}: {:?}", refs[k]);
+            }
+        }
+    }
 
     #[test]
     fn hash_embedding_is_unit_and_deterministic() {

@@ -28,7 +28,7 @@ pub use record::{approx_bytes, sigmoid, LtmRecord, MemoryState, StmEntry};
 pub use reflection::{forget, forget_probabilities, merge_into, reflection_due};
 pub use scoring::{recalled_texts, recency, retrieval_score, retrieve};
 pub use stream::{enforce_cap, ltm_add, stm_add, touch, StmOp, Transfer};
-pub use vector::{QRef, QVec};
+pub use vector::{quantise_unit, QRef, QVec};
 
 #[cfg(test)]
 mod tests;

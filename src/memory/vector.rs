@@ -44,6 +44,12 @@ fn quantise(x: f32) -> i8 {
     round_to_i8(x * 127.0)
 }
 
+/// A unit vector's component quantised as [`QVec::new`] quantises it: `round(127·x)` clamped to
+/// ±127, NaN to 0.
+pub fn quantise_unit(x: f32) -> i8 {
+    quantise(x)
+}
+
 /// `y` rounded half away from zero and clamped to ±127 (NaN: 0), as
 /// `y.round().clamp(-127.0, 127.0) as i8`.
 #[inline]
@@ -88,6 +94,39 @@ impl QVec {
             d.into_boxed_slice()
         } else {
             q.iter().map(|&x| x as u8).collect()
+        };
+        Self { data, dim, norm2 }
+    }
+
+    /// [`QVec::from_i8`] of the `dim`-dimensional vector whose non-zero components are
+    /// `nonzero` (index, value), indices ascending and below `dim`, values non-zero: the same
+    /// layout and bytes, without the dense components.
+    pub fn from_nonzero(dim: u16, nonzero: &[(u16, i8)]) -> Self {
+        debug_assert!(nonzero.windows(2).all(|p| p[0].0 < p[1].0));
+        debug_assert!(nonzero.iter().all(|&(i, x)| i < dim && x != 0));
+        let norm2 = nonzero
+            .iter()
+            .map(|&(_, x)| i32::from(x) * i32::from(x))
+            .sum::<i32>() as u32;
+        let w = index_width(dim);
+        let nnz = nonzero.len();
+        let data: Box<[u8]> = if nnz * (w + 1) < usize::from(dim) {
+            let mut d = Vec::with_capacity(nnz * (w + 1));
+            for &(i, _) in nonzero {
+                if w == 1 {
+                    d.push(i as u8);
+                } else {
+                    d.extend_from_slice(&i.to_le_bytes());
+                }
+            }
+            d.extend(nonzero.iter().map(|&(_, x)| x as u8));
+            d.into_boxed_slice()
+        } else {
+            let mut d = vec![0u8; usize::from(dim)];
+            for &(i, x) in nonzero {
+                d[usize::from(i)] = x as u8;
+            }
+            d.into_boxed_slice()
         };
         Self { data, dim, norm2 }
     }

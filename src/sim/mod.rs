@@ -124,8 +124,13 @@ pub struct RoundLog {
     pub sample: crate::config::MessageAgents,
     /// Items mentioned in chats and posts this round.
     pub mentions: Vec<ItemId>,
+    /// Every showing and watch as it happened, until [`RoundLog::interactions`] settles them
+    /// into one record per (user, item): appending is what phases do millions of times a
+    /// round, and settling is one stable sort by user at the end (an index kept up to date on
+    /// every showing, a B-tree or a hash map, was a quarter of the first pages' time at 1M).
     interactions: Vec<InteractionRecord>,
-    index: BTreeMap<(u32, u32), usize>,
+    /// `interactions` holds one record per pair, grouped by user.
+    settled: bool,
     /// Pages shown: (user, start and length in `page_items`).
     pages: Vec<(UserId, u32, u32)>,
     page_items: Vec<ItemId>,
@@ -144,6 +149,19 @@ impl RoundLog {
             content,
         });
     }
+    /// [`RoundLog::say`] with the text built only when the message is kept: at scale, with
+    /// messages off or sampled, formatting millions of dropped sentences a round was a
+    /// measurable share of every phase.
+    pub fn say_with(
+        &mut self,
+        agent: UserId,
+        action: &'static str,
+        content: impl FnOnce() -> String,
+    ) {
+        if self.wants(agent) {
+            self.say(agent, action, content());
+        }
+    }
     /// True when a message of `agent` would be kept (`write_messages` and `message_agents`):
     /// callers with costly text to build may skip it otherwise.
     pub fn wants(&self, agent: UserId) -> bool {
@@ -159,31 +177,79 @@ impl RoundLog {
             });
         }
     }
-    /// Records that `item` was shown to `user` (once per round and pair).
+    /// Records that `item` was shown to `user` (one interaction per round and pair, however
+    /// often it is shown).
     pub fn shown(&mut self, user: UserId, item: ItemId) {
-        let n = self.interactions.len();
-        self.index.entry((user.0, item.0)).or_insert_with(|| {
-            self.interactions.push(InteractionRecord {
-                user: user.0,
-                item: item.0,
-                label: 0,
-                rating: 0,
-            });
-            n
+        self.push(user, item, 0, 0);
+    }
+    /// Records a watch (and its rating, 0 until felt; a later nonzero rating of the pair
+    /// replaces an earlier one).
+    pub fn watched(&mut self, user: UserId, item: ItemId, rating: u8) {
+        self.push(user, item, 1, rating);
+    }
+    fn push(&mut self, user: UserId, item: ItemId, label: u8, rating: u8) {
+        self.settled = false;
+        self.interactions.push(InteractionRecord {
+            user: user.0,
+            item: item.0,
+            label,
+            rating,
         });
     }
-    /// Records a watch (and its rating, 0 until felt).
-    pub fn watched(&mut self, user: UserId, item: ItemId, rating: u8) {
-        self.shown(user, item);
-        let i = self.index[&(user.0, item.0)];
-        self.interactions[i].label = 1;
-        if rating > 0 {
-            self.interactions[i].rating = rating;
-        }
-    }
-    /// The round's interactions so far, in first-shown order.
-    pub fn interactions(&self) -> &[InteractionRecord] {
+    /// The round's interactions so far: one per (user, item) pair, grouped by user id
+    /// (ascending), each user's in first-shown order; watched (label 1) when any watch of the
+    /// pair was recorded, with the last nonzero rating recorded for it.
+    pub fn interactions(&mut self) -> &[InteractionRecord] {
+        self.settle();
         &self.interactions
+    }
+    /// Merges the recorded showings and watches into one record per pair (see
+    /// [`RoundLog::interactions`]). A user's records stay in the order they were recorded (a
+    /// stable sort), so the first of a pair's is where it was first shown.
+    fn settle(&mut self) {
+        if self.settled {
+            return;
+        }
+        /// A user's records are deduplicated by a linear scan up to this many distinct items,
+        /// then through a map (a plugin may show one agent thousands of items).
+        const SCAN: usize = 32;
+        let v = &mut self.interactions;
+        v.sort_by_key(|r| r.user);
+        let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+        let (mut out, mut i) = (0, 0);
+        while i < v.len() {
+            let (user, start) = (v[i].user, out);
+            seen.clear();
+            while i < v.len() && v[i].user == user {
+                let r = v[i];
+                let found = if out - start <= SCAN {
+                    (start..out).find(|&k| v[k].item == r.item)
+                } else {
+                    if seen.is_empty() {
+                        seen.extend((start..out).map(|k| (v[k].item, k)));
+                    }
+                    seen.get(&r.item).copied()
+                };
+                match found {
+                    Some(k) => {
+                        v[k].label |= r.label;
+                        if r.rating > 0 {
+                            v[k].rating = r.rating;
+                        }
+                    }
+                    None => {
+                        if !seen.is_empty() {
+                            seen.insert(r.item, out);
+                        }
+                        v[out] = r;
+                        out += 1;
+                    }
+                }
+                i += 1;
+            }
+        }
+        v.truncate(out);
+        self.settled = true;
     }
     /// Records a page of `items` shown to `user` (every showing, in display order). The
     /// interactions are recorded apart, with [`RoundLog::shown`].
@@ -223,9 +289,8 @@ impl RoundLog {
     pub fn take_sorted(&mut self) -> (Vec<MessageRecord>, Vec<InteractionRecord>) {
         let mut m = std::mem::take(&mut self.messages);
         m.sort_by_key(|x| x.agent_id); // stable
-        let mut i = std::mem::take(&mut self.interactions);
-        i.sort_by_key(|x| x.user); // stable
-        self.index.clear();
+        self.settle();
+        let i = std::mem::take(&mut self.interactions);
         self.mentions.clear();
         self.pages.clear();
         self.page_items.clear();
@@ -254,6 +319,29 @@ pub type AgentData = (
     &'static Relationships,
     &'static Memory,
 );
+
+/// `f` of every element of `items`, in their order: on the rayon pool when `parallel`
+/// (`execution_mode: parallel`) and there are more than
+/// [`PARALLEL_THRESHOLD`](crate::decision::batch::PARALLEL_THRESHOLD) of them, else here. For a
+/// phase's read-only per-agent work ahead of its in-order apply: `f` reads shared state only,
+/// so both ways give the same results.
+pub fn map_in_order<T: Sync, R: Send>(
+    parallel: bool,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync + Send,
+) -> Vec<R> {
+    if parallel && items.len() > crate::decision::batch::PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        items.par_iter().map(f).collect()
+    } else {
+        items.iter().map(f).collect()
+    }
+}
+
+/// True under `execution_mode: parallel`.
+pub fn runs_parallel(cfg: &SimConfig) -> bool {
+    cfg.execution_mode == crate::config::ExecutionMode::Parallel
+}
 
 /// A view from an [`AgentData`] query item.
 pub fn view<'a>(
@@ -442,5 +530,68 @@ impl Sim {
             .collect();
         v.sort_by_key(|x| x.0);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(user: u32, item: u32, label: u8, rating: u8) -> InteractionRecord {
+        InteractionRecord {
+            user,
+            item,
+            label,
+            rating,
+        }
+    }
+
+    /// Users interleaved, pairs repeated, a watch before and after its showing, ratings 0 then
+    /// 3 then 0 (the 3 stays), and one user with 40 distinct items (past the linear scan) shown
+    /// twice each: one record per pair, users ascending, each user's in first-shown order.
+    #[test]
+    fn interactions_merge_each_pair_in_first_shown_order() {
+        let mut log = RoundLog::default();
+        log.shown(UserId(2), ItemId(10));
+        log.shown(UserId(1), ItemId(30));
+        log.watched(UserId(2), ItemId(20), 0);
+        log.shown(UserId(2), ItemId(10));
+        log.shown(UserId(1), ItemId(31));
+        log.shown(UserId(2), ItemId(20));
+        log.watched(UserId(1), ItemId(30), 3);
+        log.watched(UserId(1), ItemId(30), 0);
+        for pass in 0..2 {
+            for item in (100..140).rev() {
+                log.shown(UserId(5), ItemId(item));
+                if pass == 1 && item % 10 == 0 {
+                    log.watched(UserId(5), ItemId(item), (item / 10 % 5 + 1) as u8);
+                }
+            }
+        }
+        let mut want = vec![
+            row(1, 30, 1, 3),
+            row(1, 31, 0, 0),
+            row(2, 10, 0, 0),
+            row(2, 20, 1, 0),
+        ];
+        want.extend((100..140).rev().map(|i| {
+            let w = i % 10 == 0;
+            row(
+                5,
+                i,
+                u8::from(w),
+                if w { (i / 10 % 5 + 1) as u8 } else { 0 },
+            )
+        }));
+        assert_eq!(log.interactions(), &want[..]);
+        // Settling twice, and recording after settling, keep the first-shown order.
+        log.shown(UserId(1), ItemId(29));
+        log.watched(UserId(2), ItemId(10), 5);
+        want.insert(2, row(1, 29, 0, 0));
+        want[3] = row(2, 10, 1, 5);
+        assert_eq!(log.interactions(), &want[..]);
+        let (_, taken) = log.take_sorted();
+        assert_eq!(taken, want);
+        assert!(log.interactions().is_empty());
     }
 }
