@@ -154,6 +154,25 @@ pub fn read_inbox(
         .collect();
     recipients.sort_unstable();
     recipients.dedup();
+    // The live posts by id offset: ids are handed out in order and only older rounds' posts
+    // are despawned, so the span is about the live count, and a lookup per delivery is an
+    // index instead of a search of the board's tree.
+    let first = board.live.keys().next().map_or(0, |p| p.0);
+    let span = board.live.keys().next_back().map_or(0, |p| p.0 - first + 1);
+    let mut by_offset: Vec<Option<&Post>> = Vec::new();
+    if span <= 4 * board.live.len() as u64 + 1024 {
+        by_offset.resize(span as usize, None);
+        for (id, pe) in &board.live {
+            by_offset[(id.0 - first) as usize] = posts.get(*pe).ok();
+        }
+    }
+    let post_of = |pid: PostId| -> Option<&Post> {
+        if by_offset.is_empty() {
+            return board.live.get(&pid).and_then(|pe| posts.get(*pe).ok());
+        }
+        let off = pid.0.checked_sub(first)?;
+        by_offset.get(off as usize).copied().flatten()
+    };
     for (_, e) in recipients {
         let Ok((&uid, mut inbox, _)) = readers.get_mut(e) else {
             continue;
@@ -165,7 +184,7 @@ pub fn read_inbox(
             Arc::from("")
         };
         for pid in std::mem::take(&mut inbox.0) {
-            let Some(post) = board.live.get(&pid).and_then(|pe| posts.get(*pe).ok()) else {
+            let Some(post) = post_of(pid) else {
                 continue;
             };
             let author_entity = roster.entity(post.author);

@@ -184,7 +184,7 @@ pub fn choose_social_actions(
             .and_then(|e| engagement.get(e).ok())
             .is_some_and(|g| free(g.at(now)))
     };
-    let mut social: Vec<(Entity, Vec<UserId>)> = Vec::new();
+    let mut social: Vec<Entity> = Vec::new();
     for &e in &active.0 {
         if let Ok(mut p) = plans.get_mut(e) {
             *p = SocialPlan::default();
@@ -206,28 +206,37 @@ pub fn choose_social_actions(
         log.say_with(uid, "SOCIAL", || {
             format!("{} is going to social media.", d.1.name)
         });
-        let mut candidates: Vec<UserId> = contacts.0.iter().map(|c| c.user).collect();
-        if settings.social_random_contacts > 0 {
-            candidates.extend(random_strangers(
-                cfg.seed,
-                clock.round,
-                uid,
-                &roster.ids,
-                contacts,
-                settings.social_random_contacts as usize,
-            ));
-            candidates.sort_unstable();
-        }
-        let available: Vec<UserId> = if is_free(uid, &engagement) {
-            candidates
-                .into_iter()
-                .filter(|&c| is_free(c, &engagement))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        social.push((e, available));
+        social.push(e);
     }
+    // Who is free among each agent's candidates: read-only, one agent's own list each, so on
+    // the pool (the engagement lookups are a random access per contact).
+    let social: Vec<(Entity, Vec<UserId>)> = {
+        let engagement = &engagement;
+        let available = map_in_order(runs_parallel(&cfg), &social, |&e| {
+            let Ok((d, _)) = agents.get(e) else {
+                return Vec::new();
+            };
+            let (uid, contacts) = (*d.0, d.4);
+            if !is_free(uid, engagement) {
+                return Vec::new();
+            }
+            let mut candidates: Vec<UserId> = contacts.0.iter().map(|c| c.user).collect();
+            if settings.social_random_contacts > 0 {
+                candidates.extend(random_strangers(
+                    cfg.seed,
+                    clock.round,
+                    uid,
+                    &roster.ids,
+                    contacts,
+                    settings.social_random_contacts as usize,
+                ));
+                candidates.sort_unstable();
+            }
+            candidates.retain(|&c| is_free(c, engagement));
+            candidates
+        });
+        social.into_iter().zip(available).collect()
+    };
     let answers =
         behaviour.ask_each::<Social, _>(&ctx, &mut bstats, social.iter(), |(e, avail)| {
             let (d, _) = agents.get(*e).ok()?;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use bevy_ecs::resource::Resource;
 
+use crate::decision::words::{about_phrase, kind_phrase};
 use crate::ids::ItemId;
 use crate::io::data::ItemRecord;
 use search::STOP_WORDS;
@@ -33,6 +34,13 @@ pub struct Item {
     pub genres: GenreSet,
     /// One-line description (may be empty).
     pub description: Arc<str>,
+    /// What the description says the item is about
+    /// ([`about_phrase`](crate::decision::words::about_phrase)), found once here: the offline
+    /// model's feelings, chats and posts ask for it millions of times a round at scale.
+    pub about: Option<Arc<str>>,
+    /// What kind of film the description says it is
+    /// ([`kind_phrase`](crate::decision::words::kind_phrase)), found once here.
+    pub kind: Option<Arc<str>>,
 }
 
 /// The id table of [`Catalog::index_of`] is kept while the ids span at most this many ids per
@@ -113,6 +121,8 @@ impl Catalog {
                 id: ItemId(r.id),
                 title: r.title.into(),
                 genres: GenreSet(g),
+                about: about_phrase(&r.description).map(Arc::from),
+                kind: kind_phrase(&r.description).map(Arc::from),
                 description: r.description.into(),
             });
         }

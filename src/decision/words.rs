@@ -69,8 +69,8 @@ impl ItemWords {
                 .filter_map(|g| names.get(g))
                 .map(|g| g.to_lowercase())
                 .collect(),
-            about: about_phrase(&it.description),
-            kind: kind_phrase(&it.description),
+            about: it.about.as_deref().map(str::to_string),
+            kind: it.kind.as_deref().map(str::to_string),
         })
     }
 

@@ -256,15 +256,30 @@ const STOP: [&str; 20] = [
     "as", "from", "that", "this", "was",
 ];
 
-/// FNV-1a (64-bit) of the feature's bytes, finished with the frozen SplitMix64 mixer of
-/// [`crate::rng::mix`] so that low bits are well spread. Frozen: changing it changes every vector.
-fn feature_hash(f: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in f.bytes() {
+/// FNV-1a (64-bit) offset basis.
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a state `h` continued over `bytes`: the state of a string is its prefix's state
+/// continued over the rest, so a bigram's hash starts from its first word's.
+fn fnv_continue(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
+    h
+}
+
+/// The feature hash of a feature whose FNV-1a state is `h`: the frozen SplitMix64 mixer of
+/// [`crate::rng::mix`], so that low bits are well spread. Frozen: changing it changes every
+/// vector.
+fn finish_hash(h: u64) -> u64 {
     crate::rng::mix(h, 0x4645_4154, 0)
+}
+
+/// FNV-1a (64-bit) of the feature's bytes, finished by [`finish_hash`].
+#[cfg(test)]
+fn feature_hash(f: &str) -> u64 {
+    finish_hash(fnv_continue(FNV_BASIS, f.as_bytes()))
 }
 
 impl HashEmbedder {
@@ -336,23 +351,24 @@ impl HashEmbedder {
                 }
             })
             .collect();
-        let mut add = |f: &str, w: f32| {
-            let h = feature_hash(f);
+        let mut add = |state: u64, w: f32| {
+            let h = finish_hash(state);
             let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
             add_at((h % self.dim as u64) as usize, sign * w);
         };
-        for w in &words {
+        // Each word's FNV state once: its unigram's, and the start of its bigram's
+        // ("w1 w2" is w1's state continued over " w2").
+        let states: Vec<u64> = words
+            .iter()
+            .map(|w| fnv_continue(FNV_BASIS, w.as_bytes()))
+            .collect();
+        for (w, &h) in words.iter().zip(&states) {
             if !STOP.contains(&w.as_ref()) {
-                add(w, 1.0);
+                add(h, 1.0);
             }
         }
-        let mut pair = String::new();
-        for p in words.windows(2) {
-            pair.clear();
-            pair.push_str(&p[0]);
-            pair.push(' ');
-            pair.push_str(&p[1]);
-            add(&pair, 0.5);
+        for (p, &h) in words.windows(2).zip(&states) {
+            add(fnv_continue(fnv_continue(h, b" "), p[1].as_bytes()), 0.5);
         }
     }
 }
@@ -444,6 +460,38 @@ mod tests {
             for (k, (a, b)) in sparse.iter().zip(&dense).enumerate() {
                 assert!(a == b, "dim {dim}, text {k}: {:?}", refs[k]);
             }
+        }
+    }
+
+    /// The type docs' formula written out plainly (each bigram hashed as its joined text):
+    /// the embedder's vectors are these, bit for bit.
+    #[test]
+    fn embeddings_follow_the_formula_with_bigrams_hashed_as_joined_text() {
+        let e = HashEmbedder { dim: 64 };
+        for text in [
+            "Alice watched The Matrix, and the matrix was GREAT.",
+            "a of the",
+            "İstanbul Naïve ΟΔΟΣ 2001: x",
+            "",
+        ] {
+            let words: Vec<String> = text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            let mut want = vec![0f32; 64];
+            let mut add = |f: &str, w: f32| {
+                let h = feature_hash(f);
+                want[(h % 64) as usize] += if h >> 63 == 0 { w } else { -w };
+            };
+            for w in words.iter().filter(|w| !STOP.contains(&w.as_str())) {
+                add(w, 1.0);
+            }
+            for p in words.windows(2) {
+                add(&format!("{} {}", p[0], p[1]), 0.5);
+            }
+            normalize(&mut want);
+            assert_eq!(e.embed(text), want, "{text:?}");
         }
     }
 
