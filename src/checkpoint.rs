@@ -368,13 +368,14 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     let (hash, frames) = rayon::join(|| state_hash(&state), || compress_frames(&state));
     header.state_hash = hash;
     header.seal = seal(&header);
-    let mut bytes = serde_json::to_vec(&header).expect("invariant: header serialises");
-    bytes.push(b'\n');
-    for frame in frames.map_err(io)? {
-        bytes.extend_from_slice(&frame);
-    }
+    let mut head = serde_json::to_vec(&header).expect("invariant: header serialises");
+    head.push(b'\n');
+    let frames = frames.map_err(io)?;
     drop(state);
-    crate::io::output::write_atomic(path, &bytes).map_err(io)?;
+    let pieces: Vec<&[u8]> = std::iter::once(&head[..])
+        .chain(frames.iter().map(|f| &f[..]))
+        .collect();
+    crate::io::output::write_atomic_pieces(path, &pieces).map_err(io)?;
     Ok(header)
 }
 

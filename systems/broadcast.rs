@@ -173,50 +173,62 @@ pub fn read_inbox(
         let off = pid.0.checked_sub(first)?;
         by_offset.get(off as usize).copied().flatten()
     };
+    let mut reads: Vec<(UserId, Entity, Vec<PostId>)> = Vec::with_capacity(recipients.len());
     for (_, e) in recipients {
-        let Ok((&uid, mut inbox, _)) = readers.get_mut(e) else {
-            continue;
-        };
-        let says = log.wants(uid);
-        let reader_name = if says {
-            names.get(e).map(|p| p.name.clone()).unwrap_or_default()
-        } else {
-            Arc::from("")
-        };
-        for pid in std::mem::take(&mut inbox.0) {
-            let Some(post) = post_of(pid) else {
-                continue;
-            };
-            let author_entity = roster.entity(post.author);
-            for &m in &post.mentions {
-                // The author's rating now: it has not watched anything since it posted (posts
-                // are read before the round's browsing).
-                let stated = author_entity
-                    .and_then(|a| readers.get(a).ok())
-                    .and_then(|(_, _, h)| h.rating_of(m));
-                log.heard(uid, post.author, m, stated);
-                if let Ok((_, _, mut hist)) = readers.get_mut(e) {
+        if let Ok((&uid, mut inbox, _)) = readers.get_mut(e) {
+            reads.push((uid, e, std::mem::take(&mut inbox.0)));
+        }
+    }
+    // What each reader reads, looked up on the pool (read-only: the posts, and the authors'
+    // ratings, which reading does not change), then applied in reader id order.
+    let read = {
+        let (log, readers) = (&*log, &readers);
+        map_in_order(runs_parallel(&cfg), &reads, |(uid, e, pids)| {
+            let says = log.wants(*uid);
+            let reader_name = says.then(|| names.get(*e).map(|p| p.name.clone()).ok());
+            pids.iter()
+                .filter_map(|&pid| {
+                    let post = post_of(pid)?;
+                    let author_entity = roster.entity(post.author);
+                    // The author's rating now: it has not watched anything since it posted
+                    // (posts are read before the round's browsing).
+                    let history = author_entity.and_then(|a| readers.get(a).ok());
+                    let stated: Vec<Option<u8>> = post
+                        .mentions
+                        .iter()
+                        .map(|&m| history.as_ref().and_then(|(_, _, h)| h.rating_of(m)))
+                        .collect();
+                    let message = reader_name.as_ref().map(|reader| {
+                        let author = author_entity
+                            .and_then(|a| names.get(a).ok())
+                            .map(|p| p.name.clone())
+                            .unwrap_or_default();
+                        let reader = reader.as_deref().unwrap_or_default();
+                        format!("{reader} observes that {author} posts: {}", post.text)
+                    });
+                    Some((post, stated, message))
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    for ((uid, e, _), posts) in reads.iter().zip(read) {
+        for (post, stated, message) in posts {
+            for (&m, stated) in post.mentions.iter().zip(stated) {
+                log.heard(*uid, post.author, m, stated);
+                if let Ok((_, _, mut hist)) = readers.get_mut(*e) {
                     hist.hear(m, clock.round, cfg.history_size as usize);
                 }
             }
             obs.add_text(
-                uid,
+                *uid,
                 clock.round,
                 ObservationKind::ReadPost,
                 post.mentions.first().copied(),
                 Some(post.author),
                 post.text.clone(),
             );
-            if says {
-                let author = author_entity
-                    .and_then(|a| names.get(a).ok())
-                    .map(|p| p.name.clone())
-                    .unwrap_or_default();
-                log.say(
-                    uid,
-                    "POST",
-                    format!("{reader_name} observes that {author} posts: {}", post.text),
-                );
+            if let Some(text) = message {
+                log.say(*uid, "POST", text);
             }
         }
     }

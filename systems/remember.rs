@@ -192,7 +192,13 @@ pub fn write_memories(
 
     // Group the round's observations by agent (id order, stable within an agent).
     let mut list = std::mem::take(&mut pending.0);
-    list.sort_by_key(|(u, _)| *u);
+    if parallel {
+        // Stable either way; a million agents' observations are some ten million records.
+        use rayon::prelude::*;
+        list.par_sort_by_key(|(u, _)| *u);
+    } else {
+        list.sort_by_key(|(u, _)| *u);
+    }
     let mut work: Vec<Work> = Vec::new();
     for (u, rec) in list.drain(..) {
         match work.last_mut() {

@@ -261,12 +261,14 @@ const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a state `h` continued over `bytes`: the state of a string is its prefix's state
 /// continued over the rest, so a bigram's hash starts from its first word's.
-fn fnv_continue(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+fn fnv_continue(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| fnv_step(h, b))
+}
+
+/// One FNV-1a step.
+#[inline]
+fn fnv_step(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
 }
 
 /// The feature hash of a feature whose FNV-1a state is `h`: the frozen SplitMix64 mixer of
@@ -335,40 +337,79 @@ impl HashEmbedder {
         QVec::from_nonzero(self.dim.min(usize::from(u16::MAX)) as u16, &q)
     }
 
-    /// Calls `add(bucket, signed weight)` for each feature of `text`, in the formula's order.
+    /// Calls `add(bucket, signed weight)` for each feature of `text`, in the formula's order
+    /// (the unigrams, then the bigrams: a bucket's sum depends on the order of its terms).
     fn features(&self, text: &str, mut add_at: impl FnMut(usize, f32)) {
-        // Borrowed when already lower-case ASCII (most words): no string per word.
-        let words: Vec<std::borrow::Cow<'_, str>> = text
+        // ASCII words are hashed lower-cased on the fly (no string per word); the others are
+        // lower-cased as Unicode says (which may change their length) first.
+        let words: Vec<Word<'_>> = text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
             .map(|w| {
-                if w.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                {
-                    std::borrow::Cow::Borrowed(w)
+                if w.is_ascii() {
+                    Word::Ascii(w)
                 } else {
-                    std::borrow::Cow::Owned(w.to_lowercase())
+                    Word::Lower(w.to_lowercase())
                 }
             })
             .collect();
+        // Each word's unigram state and, from the previous word's state continued over " ",
+        // its bigram's: two independent chains over the same bytes in one pass.
+        let mut unigrams: Vec<u64> = Vec::with_capacity(words.len());
+        let mut bigrams: Vec<u64> = Vec::with_capacity(words.len().saturating_sub(1));
+        for w in &words {
+            let mut hu = FNV_BASIS;
+            match unigrams.last() {
+                Some(&prev) => {
+                    let mut hb = fnv_continue(prev, b" ");
+                    w.for_each_byte(|b| {
+                        hu = fnv_step(hu, b);
+                        hb = fnv_step(hb, b);
+                    });
+                    bigrams.push(hb);
+                }
+                None => w.for_each_byte(|b| hu = fnv_step(hu, b)),
+            }
+            unigrams.push(hu);
+        }
         let mut add = |state: u64, w: f32| {
             let h = finish_hash(state);
             let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
             add_at((h % self.dim as u64) as usize, sign * w);
         };
-        // Each word's FNV state once: its unigram's, and the start of its bigram's
-        // ("w1 w2" is w1's state continued over " w2").
-        let states: Vec<u64> = words
-            .iter()
-            .map(|w| fnv_continue(FNV_BASIS, w.as_bytes()))
-            .collect();
-        for (w, &h) in words.iter().zip(&states) {
-            if !STOP.contains(&w.as_ref()) {
+        for (w, &h) in words.iter().zip(&unigrams) {
+            if !w.is_stop() {
                 add(h, 1.0);
             }
         }
-        for (p, &h) in words.windows(2).zip(&states) {
-            add(fnv_continue(fnv_continue(h, b" "), p[1].as_bytes()), 0.5);
+        for &h in &bigrams {
+            add(h, 0.5);
+        }
+    }
+}
+
+/// A word of a text, as the hash embedder reads it lower-cased.
+enum Word<'a> {
+    /// ASCII, in its original case.
+    Ascii(&'a str),
+    /// Anything else, lower-cased.
+    Lower(String),
+}
+
+impl Word<'_> {
+    /// Calls `f` with each byte of the lower-cased word.
+    #[inline]
+    fn for_each_byte(&self, mut f: impl FnMut(u8)) {
+        match self {
+            Word::Ascii(w) => w.bytes().for_each(|b| f(b.to_ascii_lowercase())),
+            Word::Lower(w) => w.bytes().for_each(f),
+        }
+    }
+    /// A stop word ([`STOP`], all lower-case ASCII).
+    fn is_stop(&self) -> bool {
+        match self {
+            Word::Ascii(w) => STOP.iter().any(|s| s.eq_ignore_ascii_case(w)),
+            Word::Lower(w) => STOP.contains(&w.as_str()),
         }
     }
 }
@@ -471,6 +512,8 @@ mod tests {
         for text in [
             "Alice watched The Matrix, and the matrix was GREAT.",
             "a of the",
+            "THE Of AnD tHe x",
+            "Kelvin \u{212a} sign, ǅungla, straße STRASSE",
             "İstanbul Naïve ΟΔΟΣ 2001: x",
             "",
         ] {

@@ -617,6 +617,16 @@ pub fn tidy_relative(p: &Path) -> PathBuf {
 /// # Errors
 /// I/O errors.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_pieces(path, &[bytes])
+}
+
+/// [`write_atomic`] of the concatenation of `pieces`, without assembling it (a checkpoint's
+/// header and compressed frames: hundreds of MiB at a million agents, copied once more into
+/// fresh memory before).
+///
+/// # Errors
+/// I/O errors.
+pub fn write_atomic_pieces(path: &Path, pieces: &[&[u8]]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             fs::create_dir_all(dir)?;
@@ -625,7 +635,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        for p in pieces {
+            f.write_all(p)?;
+        }
         f.sync_all()?;
     }
     fs::rename(&tmp, path)
