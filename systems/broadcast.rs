@@ -35,8 +35,7 @@ use crate::ids::{ItemId, PostId, UserId};
 use crate::plugin::parts::{decode, encode};
 use crate::plugin::{check_range, CheckpointPart, Counter, Counters, Settings, SimApp};
 use crate::sim::{
-    map_in_order, runs_parallel, view, ActiveAgents, AgentData, PendingObservations, RoundLog,
-    SimPhase, SimTick,
+    map_in_order, view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimTick,
 };
 use crate::social::resolve_mentions;
 use crate::world::Roster;
@@ -183,7 +182,7 @@ pub fn read_inbox(
     // ratings, which reading does not change), then applied in reader id order.
     let read = {
         let (log, readers) = (&*log, &readers);
-        map_in_order(runs_parallel(&cfg), &reads, |(uid, e, pids)| {
+        map_in_order(cfg.runs_parallel(), &reads, |(uid, e, pids)| {
             let says = log.wants(*uid);
             let reader_name = says.then(|| names.get(*e).map(|p| p.name.clone()).ok());
             pids.iter()
@@ -289,7 +288,7 @@ pub fn publish_posts(
     });
     // Each draft's mentions (the detector reads a backend's free text), on the pool ahead of
     // the in-order apply.
-    let mentions = map_in_order(runs_parallel(&cfg), &answers, |(_, draft)| {
+    let mentions = map_in_order(cfg.runs_parallel(), &answers, |(_, draft)| {
         resolve_mentions(&catalog, &draft.mentions, &draft.text)
     });
     for ((e, draft), mentions) in answers.into_iter().zip(mentions) {

@@ -38,8 +38,7 @@ use crate::decision::{Context, Decision, Request};
 use crate::ids::{ItemId, UserId};
 use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use crate::sim::{
-    map_in_order, runs_parallel, view, ActiveAgents, AgentData, PendingObservations, RoundLog,
-    SimPhase, SimTick,
+    map_in_order, view, ActiveAgents, AgentData, PendingObservations, RoundLog, SimPhase, SimTick,
 };
 use crate::social::{random_strangers, resolve_mentions, snap_chat_minutes, transcript};
 use crate::world::Roster;
@@ -212,7 +211,7 @@ pub fn choose_social_actions(
     // the pool (the engagement lookups are a random access per contact).
     let social: Vec<(Entity, Vec<UserId>)> = {
         let engagement = &engagement;
-        let available = map_in_order(runs_parallel(&cfg), &social, |&e| {
+        let available = map_in_order(cfg.runs_parallel(), &social, |&e| {
             let Ok((d, _)) = agents.get(e) else {
                 return Vec::new();
             };
@@ -358,7 +357,7 @@ pub fn hold_chats(
     // Each line's mentions (the detector reads a backend's free text) and the transcript: per
     // chat, from its own lines, so on the pool ahead of the in-order apply below.
     let read = map_in_order(
-        runs_parallel(&cfg),
+        cfg.runs_parallel(),
         &chats,
         |((_, lines), ((a, a_name), (_, b_name)))| {
             let mentions: Vec<Vec<ItemId>> = lines

@@ -22,8 +22,7 @@ use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
 use crate::recommender::{build_page, build_pages};
 use crate::rng::{stream_rng, Stream};
 use crate::sim::{
-    map_in_order, runs_parallel, ActiveAgents, PendingObservations, RecState, RoundLog, SimPhase,
-    SimTick,
+    map_in_order, ActiveAgents, PendingObservations, RecState, RoundLog, SimPhase, SimTick,
 };
 use crate::world::Roster;
 
@@ -252,7 +251,7 @@ pub fn serve_first_pages(
     let users: Vec<u32> = choosers.iter().map(|c| c.2).collect();
     // A ChaCha stream is 300 bytes keyed through a hash: at a million choosers, building them
     // was a fifth of the phase on one core.
-    let mut rngs = map_in_order(runs_parallel(&cfg), &choosers, |&(_, uid, _)| {
+    let mut rngs = map_in_order(cfg.runs_parallel(), &choosers, |&(_, uid, _)| {
         page_stream(cfg.seed, clock.round, uid, 0)
     });
     let pages = build_pages(

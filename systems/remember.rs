@@ -187,7 +187,7 @@ pub fn write_memories(
     mut agents: Query<(Entity, AgentDataMut)>,
     profiles: Query<&'static Profile>,
 ) {
-    let parallel = cfg.execution_mode == crate::config::ExecutionMode::Parallel;
+    let parallel = cfg.runs_parallel();
     let round = clock.round;
 
     // Group the round's observations by agent (id order, stable within an agent).

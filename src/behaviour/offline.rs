@@ -26,7 +26,7 @@ impl OfflineBackend {
     pub fn for_config(cfg: &crate::config::SimConfig, params: OfflineParams) -> Self {
         Self {
             params,
-            parallel: cfg.execution_mode == crate::config::ExecutionMode::Parallel,
+            parallel: cfg.runs_parallel(),
         }
     }
 }

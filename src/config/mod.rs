@@ -287,6 +287,11 @@ pub const EMBEDDED_CONFIG: &str = include_str!("../../config/config.yaml");
 pub const EMBEDDED_BASE: &str = "<embedded>";
 
 impl SimConfig {
+    /// True under `execution_mode: parallel`: per-agent work may run on the rayon pool.
+    pub fn runs_parallel(&self) -> bool {
+        self.execution_mode == ExecutionMode::Parallel
+    }
+
     /// Reads, parses and validates a configuration file; relative paths resolve against its
     /// directory. When none of the data files it names (`item_path`, `user_path`,
     /// `relationship_path`, `rec_init_path`) is beside the file but all are in the working

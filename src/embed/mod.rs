@@ -23,26 +23,11 @@ use crate::memory::QVec;
 pub struct Embeddings(pub Arc<dyn Embedder>);
 
 impl Embeddings {
-    /// As [`Embeddings::embed_or_fallback`], a large batch of a [`Embedder::pure`] embedder
-    /// split into parts embedded on the rayon pool when `parallel` (the same vectors, in order:
-    /// a round's memory writes at 100,000 agents are some 300,000 texts).
-    pub fn embed_maybe_parallel(&self, texts: &[&str], parallel: bool) -> (Vec<Vec<f32>>, bool) {
-        const PART: usize = 512;
-        if !(parallel && texts.len() > PART && self.0.pure()) {
-            return self.embed_or_fallback(texts);
-        }
-        use rayon::prelude::*;
-        let parts: Vec<(Vec<Vec<f32>>, bool)> = texts
-            .par_chunks(PART)
-            .map(|c| self.embed_or_fallback(c))
-            .collect();
-        let fell_back = parts.iter().any(|p| p.1);
-        (parts.into_iter().flat_map(|p| p.0).collect(), fell_back)
-    }
-
-    /// As [`Embeddings::embed_maybe_parallel`], the vectors quantised for memory
-    /// ([`Embedder::embed_quantised`]); a failed batch falls back to the hashing embedder of the
-    /// same dimension (`true` in the second slot).
+    /// The vectors of `texts` quantised for memory ([`Embedder::embed_quantised`]), in order.
+    /// A large batch of a [`Embedder::pure`] embedder is split into parts embedded on the rayon
+    /// pool when `parallel` (the same vectors: a round's memory writes at a million agents are
+    /// some ten million texts). On failure it logs a warning and falls back to the hashing
+    /// embedder of the same dimension (`true` in the second slot).
     pub fn quantised_maybe_parallel(&self, texts: &[&str], parallel: bool) -> (Vec<QVec>, bool) {
         const PART: usize = 512;
         let one = |texts: &[&str]| match self.0.embed_quantised(texts) {
@@ -66,19 +51,6 @@ impl Embeddings {
     /// ([`Embedder::pure`]), so batches may be embedded in any parts.
     pub fn is_pure(&self) -> bool {
         self.0.pure()
-    }
-
-    /// Embeds `texts`; on failure logs a warning and falls back to the hashing embedder of the
-    /// same dimension (returns `true` in the second slot when it fell back).
-    pub fn embed_or_fallback(&self, texts: &[&str]) -> (Vec<Vec<f32>>, bool) {
-        match self.0.embed_batch(texts) {
-            Ok(v) => (v, false),
-            Err(e) => {
-                tracing::warn!("embedding failed, using the hashing embedder: {e}");
-                let h = HashEmbedder { dim: self.0.dim() };
-                (texts.iter().map(|t| h.embed(t)).collect(), true)
-            }
-        }
     }
 }
 

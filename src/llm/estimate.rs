@@ -131,7 +131,7 @@ pub fn estimate(cfg: &SimConfig) -> Result<Estimate, SimError> {
         let acc = Arc::new(Mutex::new([(0u64, Usage::default()); 2]));
         sim.set_backend(Box::new(DryRender {
             params: cfg.offline.clone(),
-            parallel: cfg.execution_mode == crate::config::ExecutionMode::Parallel,
+            parallel: cfg.runs_parallel(),
             prompts,
             max_token: u64::from(cfg.max_token),
             text_share: cfg.hybrid.text_share,

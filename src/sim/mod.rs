@@ -338,11 +338,6 @@ pub fn map_in_order<T: Sync, R: Send>(
     }
 }
 
-/// True under `execution_mode: parallel`.
-pub fn runs_parallel(cfg: &SimConfig) -> bool {
-    cfg.execution_mode == crate::config::ExecutionMode::Parallel
-}
-
 /// A view from an [`AgentData`] query item.
 pub fn view<'a>(
     d: (
