@@ -31,7 +31,7 @@ use crate::components::{Engagement, EngagementKind, Histories, ObservationKind, 
 use crate::config::SimConfig;
 use crate::decision::post::Post as PostDecision;
 use crate::decision::{Context, Request};
-use crate::ids::{ItemId, PostId, UserId};
+use crate::ids::{ItemId, OffsetTable, PostId, UserId};
 use crate::plugin::parts::{decode, encode};
 use crate::plugin::{check_range, CheckpointPart, Counter, Counters, Settings, SimApp};
 use crate::sim::{
@@ -154,23 +154,18 @@ pub fn read_inbox(
     recipients.sort_unstable();
     recipients.dedup();
     // The live posts by id offset: ids are handed out in order and only older rounds' posts
-    // are despawned, so the span is about the live count, and a lookup per delivery is an
-    // index instead of a search of the board's tree.
-    let first = board.live.keys().next().map_or(0, |p| p.0);
-    let span = board.live.keys().next_back().map_or(0, |p| p.0 - first + 1);
-    let mut by_offset: Vec<Option<&Post>> = Vec::new();
-    if span <= 4 * board.live.len() as u64 + 1024 {
-        by_offset.resize(span as usize, None);
-        for (id, pe) in &board.live {
-            by_offset[(id.0 - first) as usize] = posts.get(*pe).ok();
-        }
-    }
+    // are despawned, so a lookup per delivery is an index instead of a search of the board.
+    let live: Vec<(u64, &Post)> = board
+        .live
+        .iter()
+        .filter_map(|(id, pe)| Some((id.0, posts.get(*pe).ok()?)))
+        .collect();
+    let by_offset = OffsetTable::new(&live, 4);
     let post_of = |pid: PostId| -> Option<&Post> {
-        if by_offset.is_empty() {
-            return board.live.get(&pid).and_then(|pe| posts.get(*pe).ok());
+        match &by_offset {
+            Some(t) => t.get(pid.0),
+            None => board.live.get(&pid).and_then(|pe| posts.get(*pe).ok()),
         }
-        let off = pid.0.checked_sub(first)?;
-        by_offset.get(off as usize).copied().flatten()
     };
     let mut reads: Vec<(UserId, Entity, Vec<PostId>)> = Vec::with_capacity(recipients.len());
     for (_, e) in recipients {
@@ -184,7 +179,8 @@ pub fn read_inbox(
         let (log, readers) = (&*log, &readers);
         map_in_order(cfg.runs_parallel(), &reads, |(uid, e, pids)| {
             let says = log.wants(*uid);
-            let reader_name = says.then(|| names.get(*e).map(|p| p.name.clone()).ok());
+            let reader_name =
+                says.then(|| names.get(*e).map(|p| p.name.clone()).unwrap_or_default());
             pids.iter()
                 .filter_map(|&pid| {
                     let post = post_of(pid)?;
@@ -202,7 +198,6 @@ pub fn read_inbox(
                             .and_then(|a| names.get(a).ok())
                             .map(|p| p.name.clone())
                             .unwrap_or_default();
-                        let reader = reader.as_deref().unwrap_or_default();
                         format!("{reader} observes that {author} posts: {}", post.text)
                     });
                     Some((post, stated, message))

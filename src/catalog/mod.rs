@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bevy_ecs::resource::Resource;
 
 use crate::decision::words::{about_phrase, kind_phrase};
-use crate::ids::ItemId;
+use crate::ids::{ItemId, OffsetTable};
 use crate::io::data::ItemRecord;
 use search::STOP_WORDS;
 
@@ -45,24 +45,7 @@ pub struct Item {
 
 /// The id table of [`Catalog::index_of`] is kept while the ids span at most this many ids per
 /// item (MovieLens-1M: 3,952 ids for 3,883 items).
-const SLOT_SPAN_PER_ITEM: usize = 4;
-
-/// The id -> dense index table of `items` (sorted by id), or nothing when the ids are too sparse.
-fn id_slots(items: &[Item]) -> Vec<u32> {
-    let (Some(first), Some(last)) = (items.first(), items.last()) else {
-        return Vec::new();
-    };
-    let span = (last.id.0 - first.id.0) as usize + 1;
-    if span > SLOT_SPAN_PER_ITEM.saturating_mul(items.len()) {
-        return Vec::new();
-    }
-    let mut slots = vec![u32::MAX; span];
-    // The loaders refuse repeated ids; were one repeated, the table keeps its first item.
-    for (ix, it) in items.iter().enumerate().rev() {
-        slots[(it.id.0 - first.id.0) as usize] = ix as u32;
-    }
-    slots
-}
+const SLOT_SPAN_PER_ITEM: u64 = 4;
 
 /// Errors building a catalogue.
 #[derive(Debug, thiserror::Error)]
@@ -78,12 +61,11 @@ pub enum CatalogError {
 #[derive(Resource, Clone, Debug)]
 pub struct Catalog {
     items: Vec<Item>,
-    /// `slots[id - first id]` is the dense index of that id (`u32::MAX`: no such item), when the
-    /// ids span at most [`SLOT_SPAN_PER_ITEM`] times the item count; empty otherwise, and
-    /// [`Catalog::index_of`] binary-searches. Every shown, watched and rated item is looked up by
-    /// id, millions of times a round at scale, and a binary search over the `Item`s touches a
-    /// dozen of them (a cache miss each).
-    slots: Vec<u32>,
+    /// The dense index by id offset, when the ids are dense enough
+    /// ([`SLOT_SPAN_PER_ITEM`]); else [`Catalog::index_of`] binary-searches. Every shown,
+    /// watched and rated item is looked up by id, millions of times a round at scale, and a
+    /// binary search over the `Item`s touches a dozen of them (a cache miss each).
+    slots: Option<OffsetTable<u32>>,
     genre_names: Vec<String>,
     /// Normalised title -> item indices (ascending).
     titles: BTreeMap<String, Vec<u32>>,
@@ -143,7 +125,12 @@ impl Catalog {
                 }
             }
         }
-        let slots = id_slots(&items);
+        let ids: Vec<(u64, u32)> = items
+            .iter()
+            .enumerate()
+            .map(|(ix, it)| (u64::from(it.id.0), ix as u32))
+            .collect();
+        let slots = OffsetTable::new(&ids, SLOT_SPAN_PER_ITEM);
         Ok(Self {
             items,
             slots,
@@ -172,14 +159,8 @@ impl Catalog {
     }
     /// Dense index of an id.
     pub fn index_of(&self, id: ItemId) -> Option<u32> {
-        if !self.slots.is_empty() {
-            let first = self.items[0].id.0;
-            return id
-                .0
-                .checked_sub(first)
-                .and_then(|o| self.slots.get(o as usize))
-                .copied()
-                .filter(|&ix| ix != u32::MAX);
+        if let Some(slots) = &self.slots {
+            return slots.get(u64::from(id.0));
         }
         self.items
             .binary_search_by_key(&id, |i| i.id)
@@ -248,9 +229,9 @@ mod tests {
     #[test]
     fn index_of_finds_each_id_with_and_without_the_slot_table() {
         let dense = with_ids(&[7, 3, 4, 9, 12]);
-        assert!(!dense.slots.is_empty());
+        assert!(dense.slots.is_some());
         let sparse = with_ids(&[5, 10_005, 20_005]);
-        assert!(sparse.slots.is_empty());
+        assert!(sparse.slots.is_none());
         for (cat, ids) in [
             (&dense, [3u32, 4, 7, 9, 12]),
             (&sparse, [5, 10_005, 20_005, 5, 5]),
@@ -258,7 +239,7 @@ mod tests {
             for (k, &id) in ids.iter().enumerate() {
                 let ix = cat.index_of(ItemId(id)).expect("present");
                 assert_eq!(cat.get(ix).id, ItemId(id));
-                if cat.slots.is_empty() {
+                if cat.slots.is_none() {
                     continue;
                 }
                 assert_eq!(ix as usize, k, "id order");
