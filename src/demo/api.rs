@@ -129,7 +129,39 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(refuse_oversized))
         .with_state(state)
+}
+
+/// Largest declared body that is read (and discarded) before its 413 is sent, in bytes.
+const DRAINED_BODY: u64 = 1024 * 1024;
+
+/// A body whose `Content-Length` is over [`MAX_BODY`] gets its 413 before any handler runs.
+/// Up to [`DRAINED_BODY`] bytes it is read to the end first: answering while the client is
+/// still sending makes the server close a socket with unread data, and the reset that follows
+/// can destroy the 413 before the client reads it (a client saw "peer disconnected" instead).
+/// Larger declared bodies are refused at once; bodies without a length (chunked) are limited
+/// by [`DefaultBodyLimit`] in the JSON extractor.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_BODY as u64 => {
+            if n <= DRAINED_BODY {
+                // The body's content is refused either way; only the connection matters here.
+                let _ = axum::body::to_bytes(req.into_body(), DRAINED_BODY as usize).await;
+            }
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {MAX_BODY} bytes"),
+            )
+            .into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// State-changing requests carry the token (`Authorization: Bearer T` or `X-Recagent-Token`)
