@@ -585,30 +585,36 @@ fn remember(jobs: &mut [Job<'_>], env: &Env<'_, '_, '_>, stats: &mut BehaviourSt
         }
     }
 
-    // 10-11. Forgetting, cap, and the recall the agent's next prompts read.
-    let queries: Vec<Arc<str>> = jobs
-        .iter()
-        .map(|j| {
-            let profile = j.d.1;
-            if profile.interest.trim().is_empty() {
-                profile.name.clone()
-            } else {
-                profile.interest.clone()
-            }
-        })
-        .collect();
-    let qembs = quantise(
-        emb,
-        &queries.iter().map(|q| &**q).collect::<Vec<_>>(),
-        stats,
-        parallel,
-    );
-    for ((j, q), rng) in jobs.iter_mut().zip(qembs).zip(&mut rngs) {
+    // 10-11. Forgetting, cap, and the recall the agent's next prompts read. An empty long-term
+    // memory recalls nothing, so its query is not embedded (every agent's first rounds).
+    for (j, rng) in jobs.iter_mut().zip(&mut rngs) {
         let m = &mut j.d.5.state;
         if p.forgetting {
             memory::forget(m, p, now_h, &mut || rng.random());
         }
         memory::enforce_cap(m, p);
+    }
+    let recalling: Vec<usize> = (0..jobs.len())
+        .filter(|&i| !jobs[i].d.5.state.ltm.is_empty())
+        .collect();
+    let queries: Vec<&str> = recalling
+        .iter()
+        .map(|&i| {
+            let profile = jobs[i].d.1;
+            if profile.interest.trim().is_empty() {
+                &*profile.name
+            } else {
+                &*profile.interest
+            }
+        })
+        .collect();
+    let qembs = quantise(emb, &queries, stats, parallel);
+    drop(queries);
+    for j in jobs.iter_mut() {
+        j.d.5.state.recalled.clear();
+    }
+    for (&i, q) in recalling.iter().zip(qembs) {
+        let m = &mut jobs[i].d.5.state;
         let r = memory::retrieve(m, p, &q, now_h, p.top_k);
         m.recalled = r.into_iter().map(|i| m.ltm[i].idx).collect();
     }

@@ -48,7 +48,23 @@ pub struct ItemIndex {
     loaded: bool,
     /// Search breadth `ef` (≥ k is used).
     pub ef: usize,
+    /// Past searches' results (see [`ItemIndex::search`]).
+    searches: SearchMemo,
 }
+
+/// Searches remembered by [`ItemIndex::search`], keyed by (query, k, ef): with the offline
+/// model a million agents search a few thousand titles (the items they heard of), and each
+/// search embeds its query and walks the graph (a fifth of a round's CPU at 1M agents,
+/// docs/PERFORMANCE.md). Both are pure for a pure embedder, so a remembered result is the one
+/// the search would give; at most [`SEARCH_MEMO_LEN`] are kept (all are dropped when full,
+/// which changes no result either).
+#[derive(Default)]
+struct SearchMemo(
+    std::sync::Mutex<std::collections::HashMap<(Box<str>, usize, usize), Arc<[(u32, f32)]>>>,
+);
+
+/// Most searches [`SearchMemo`] keeps (about 16 MiB with 30 hits each).
+const SEARCH_MEMO_LEN: usize = 1 << 16;
 
 impl std::fmt::Debug for ItemIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +117,7 @@ impl ItemIndex {
             len: vectors.len(),
             loaded: false,
             ef: HNSW_EF_SEARCH,
+            searches: SearchMemo::default(),
         }
     }
 
@@ -163,6 +180,7 @@ impl ItemIndex {
                         len: texts.len(),
                         loaded: true,
                         ef: HNSW_EF_SEARCH,
+                        searches: SearchMemo::default(),
                     })
                 }
                 Ok(None) => {}
@@ -283,20 +301,48 @@ impl ItemIndex {
         hits
     }
 
-    /// Items nearest to the embedded `query` with cosine > 0; `None` when embedding failed.
-    pub fn search(&self, query: &str, k: usize) -> Option<Vec<(u32, f32)>> {
-        match self.embedder.embed_batch(&[query]) {
-            Ok(v) => Some(
-                self.nearest(&v[0], k)
-                    .into_iter()
-                    .filter(|h| h.1 < 1.0)
-                    .collect(),
-            ),
-            Err(e) => {
-                tracing::warn!("item search: cannot embed the query, using word search: {e}");
-                None
+    /// Items nearest to the embedded `query` with cosine > 0, best first (at most `k`);
+    /// `None` when embedding failed. With a pure embedder the results are remembered
+    /// ([`SearchMemo`]).
+    pub fn search(&self, query: &str, k: usize) -> Option<Arc<[(u32, f32)]>> {
+        let pure = self.embedder.pure();
+        let key = (Box::<str>::from(query), k, self.ef);
+        if pure {
+            if let Some(hits) = self.memo().get(&key) {
+                return Some(hits.clone());
             }
         }
+        let v = match self.embedder.embed_batch(&[query]) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("item search: cannot embed the query, using word search: {e}");
+                return None;
+            }
+        };
+        let hits: Arc<[(u32, f32)]> = self
+            .nearest(&v[0], k)
+            .into_iter()
+            .filter(|h| h.1 < 1.0)
+            .collect();
+        if pure {
+            let mut memo = self.memo();
+            if memo.len() >= SEARCH_MEMO_LEN {
+                memo.clear();
+            }
+            memo.insert(key, hits.clone());
+        }
+        Some(hits)
+    }
+
+    /// The search memo, locked (a poisoned lock still holds complete entries: each is
+    /// inserted whole).
+    fn memo(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<(Box<str>, usize, usize), Arc<[(u32, f32)]>>,
+    > {
+        self.searches.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -462,6 +508,63 @@ pub(super) mod tests {
         let old = ItemIndex::build(&vecs, e.clone(), HNSW_M, HNSW_EF_CONSTRUCTION, former);
         let new = ItemIndex::from_vectors(&vecs, e);
         assert_eq!(top10(&new, &queries), top10(&old, &queries));
+    }
+
+    /// The hash embedder, counting its calls and saying it is pure or not.
+    struct Counting(
+        crate::embed::HashEmbedder,
+        std::sync::atomic::AtomicUsize,
+        bool,
+    );
+
+    impl crate::embed::Embedder for Counting {
+        fn id(&self) -> String {
+            self.0.id()
+        }
+        fn dim(&self) -> usize {
+            self.0.dim
+        }
+        fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, crate::embed::EmbedError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.embed_batch(texts)
+        }
+        fn pure(&self) -> bool {
+            self.2
+        }
+    }
+
+    #[test]
+    fn a_repeated_search_is_remembered_only_with_a_pure_embedder() {
+        let (_, _, vecs, _) = setup(400);
+        for pure in [true, false] {
+            let e = Arc::new(Counting(
+                crate::embed::HashEmbedder::default(),
+                Default::default(),
+                pure,
+            ));
+            let mut ix = ItemIndex::from_vectors(&vecs, e.clone());
+            let calls = || e.1.load(std::sync::atomic::Ordering::Relaxed);
+            let fresh = |ix: &ItemIndex, q: &str, k: usize| -> Vec<(u32, f32)> {
+                let v = crate::embed::HashEmbedder::default().embed(q);
+                ix.nearest(&v, k)
+                    .into_iter()
+                    .filter(|h| h.1 < 1.0)
+                    .collect()
+            };
+            let first = ix.search("Toy Story", 5).unwrap();
+            assert_eq!(first.len(), 5);
+            assert_eq!(&first[..], &fresh(&ix, "Toy Story", 5)[..]);
+            assert_eq!(ix.search("Toy Story", 5).unwrap(), first);
+            // Another k and another breadth are other searches.
+            let seven = ix.search("Toy Story", 7).unwrap();
+            assert_eq!(&seven[..], &fresh(&ix, "Toy Story", 7)[..]);
+            ix.ef = 2 * HNSW_EF_SEARCH;
+            assert_eq!(
+                &ix.search("Toy Story", 5).unwrap()[..],
+                &fresh(&ix, "Toy Story", 5)[..]
+            );
+            assert_eq!(calls(), if pure { 3 } else { 4 }, "pure: {pure}");
+        }
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Catalog {
             if let Some(hits) = ix.search(query, k) {
                 let mut out: Vec<u32> = self.exact_title(query).to_vec();
                 out.extend(
-                    hits.into_iter()
+                    hits.iter()
                         .map(|h| h.0)
                         .filter(|i| !out.contains(i))
                         .collect::<Vec<_>>(),

@@ -260,7 +260,7 @@ impl HashEmbedder {
     /// Embeds one text (see the type docs for the formula).
     pub fn embed(&self, text: &str) -> Vec<f32> {
         let mut v = vec![0f32; self.dim];
-        self.features(text, |i, w| v[i] += w);
+        self.features(text, &mut Vec::new(), |i, w| v[i] += w);
         normalize(&mut v);
         v
     }
@@ -269,7 +269,9 @@ impl HashEmbedder {
     pub fn quantised(&self, texts: &[&str]) -> Vec<QVec> {
         let mut scratch = Scratch {
             v: vec![0.0; self.dim],
-            touched: Vec::new(),
+            touched: vec![0; self.dim.div_ceil(64)],
+            nonzero: Vec::new(),
+            bigrams: Vec::new(),
         };
         texts
             .iter()
@@ -280,60 +282,76 @@ impl HashEmbedder {
     /// `QVec::new(&self.embed(text))`, the same bytes, from the few buckets the text's
     /// features touch: the sum of squares runs over them in bucket order (the dense sum adds
     /// exact zeros in between, which change no bit of it), then each is divided and quantised
-    /// as [`normalize`] and [`QVec::new`] do. `scratch` holds `dim` zeros on entry and on
-    /// return. At a million agents a round embeds some 13 million memory texts, and the dense
-    /// path spent most of its time on the 256 buckets and the 1 KiB vector of each.
+    /// as [`normalize`] and [`QVec::new`] do. `scratch` holds zeros in `v` and `touched` on
+    /// entry and on return. At a million agents a round embeds some 13 million memory texts,
+    /// and the dense path spent most of its time on the 256 buckets and the 1 KiB vector of each.
     fn embed_quantised_one(&self, text: &str, scratch: &mut Scratch) -> QVec {
-        let Scratch { v, touched } = scratch;
-        self.features(text, |i, w| {
+        let Scratch {
+            v,
+            touched,
+            nonzero,
+            bigrams,
+        } = scratch;
+        self.features(text, bigrams, |i, w| {
             v[i] += w;
-            touched.push(i as u32);
+            touched[i / 64] |= 1 << (i % 64);
         });
-        touched.sort_unstable();
-        touched.dedup();
-        let n = touched
-            .iter()
-            .map(|&i| v[i as usize] * v[i as usize])
+        // The touched buckets in ascending order, each once: the set bits of the mask.
+        let buckets = || {
+            touched.iter().enumerate().flat_map(|(k, &bits)| {
+                std::iter::successors((bits != 0).then_some(bits), |b| {
+                    let b = b & (b - 1);
+                    (b != 0).then_some(b)
+                })
+                .map(move |b| k * 64 + b.trailing_zeros() as usize)
+            })
+        };
+        let n = buckets()
+            .map(|i| v[i] * v[i])
             .fold(-0.0f32, |a, b| a + b)
             .sqrt();
-        let mut q: Vec<(u16, i8)> = Vec::with_capacity(touched.len());
-        for &i in touched.iter() {
-            let x = std::mem::take(&mut v[i as usize]);
+        nonzero.clear();
+        for i in buckets() {
+            let x = std::mem::take(&mut v[i]);
             let x = if n > 0.0 { x / n } else { x };
             let y = crate::memory::quantise_unit(x);
-            if y != 0 && i < u32::from(u16::MAX) {
-                q.push((i as u16, y));
+            if y != 0 && i < usize::from(u16::MAX) {
+                nonzero.push((i as u16, y));
             }
         }
-        touched.clear();
-        QVec::from_nonzero(self.dim.min(usize::from(u16::MAX)) as u16, &q)
+        touched.iter_mut().for_each(|b| *b = 0);
+        QVec::from_nonzero(self.dim.min(usize::from(u16::MAX)) as u16, nonzero)
     }
 
     /// Calls `add(bucket, signed weight)` for each feature of `text`, in the formula's order
     /// (the unigrams, then the bigrams: a bucket's sum depends on the order of its terms).
-    fn features(&self, text: &str, mut add_at: impl FnMut(usize, f32)) {
-        // ASCII words are hashed lower-cased on the fly (no string per word); the others are
-        // lower-cased as Unicode says (which may change their length) first.
-        let words: Vec<Word<'_>> = text
+    /// `bigrams` is a buffer for the bigrams' hash states (its content on entry is dropped).
+    fn features(&self, text: &str, bigrams: &mut Vec<u64>, mut add_at: impl FnMut(usize, f32)) {
+        let mut add = |state: u64, w: f32| {
+            let h = finish_hash(state);
+            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+            add_at((h % self.dim as u64) as usize, sign * w);
+        };
+        bigrams.clear();
+        // Each word's unigram state and, from the previous word's state continued over " ",
+        // its bigram's: two independent chains over the same bytes in one pass. The unigrams
+        // are added as they come, the bigrams after them. ASCII words are hashed lower-cased on
+        // the fly (no string per word); the others are lower-cased as Unicode says (which may
+        // change their length) first.
+        let mut prev: Option<u64> = None;
+        for w in text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(|w| {
-                if w.is_ascii() {
-                    Word::Ascii(w)
-                } else {
-                    Word::Lower(w.to_lowercase())
-                }
-            })
-            .collect();
-        // Each word's unigram state and, from the previous word's state continued over " ",
-        // its bigram's: two independent chains over the same bytes in one pass.
-        let mut unigrams: Vec<u64> = Vec::with_capacity(words.len());
-        let mut bigrams: Vec<u64> = Vec::with_capacity(words.len().saturating_sub(1));
-        for w in &words {
+        {
+            let w = if w.is_ascii() {
+                Word::Ascii(w)
+            } else {
+                Word::Lower(w.to_lowercase())
+            };
             let mut hu = FNV_BASIS;
-            match unigrams.last() {
-                Some(&prev) => {
-                    let mut hb = fnv_continue(prev, b" ");
+            match prev {
+                Some(p) => {
+                    let mut hb = fnv_continue(p, b" ");
                     w.for_each_byte(|b| {
                         hu = fnv_step(hu, b);
                         hb = fnv_step(hb, b);
@@ -342,19 +360,12 @@ impl HashEmbedder {
                 }
                 None => w.for_each_byte(|b| hu = fnv_step(hu, b)),
             }
-            unigrams.push(hu);
-        }
-        let mut add = |state: u64, w: f32| {
-            let h = finish_hash(state);
-            let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
-            add_at((h % self.dim as u64) as usize, sign * w);
-        };
-        for (w, &h) in words.iter().zip(&unigrams) {
             if !w.is_stop() {
-                add(h, 1.0);
+                add(hu, 1.0);
             }
+            prev = Some(hu);
         }
-        for &h in &bigrams {
+        for &h in bigrams.iter() {
             add(h, 0.5);
         }
     }
@@ -368,6 +379,16 @@ enum Word<'a> {
     Lower(String),
 }
 
+/// The longest [`STOP`] word's length in bytes: longer words are not compared.
+const STOP_MAX_LEN: usize = 4;
+const _: () = {
+    let mut i = 0;
+    while i < STOP.len() {
+        assert!(STOP[i].len() <= STOP_MAX_LEN);
+        i += 1;
+    }
+};
+
 impl Word<'_> {
     /// Calls `f` with each byte of the lower-cased word.
     #[inline]
@@ -380,16 +401,21 @@ impl Word<'_> {
     /// A stop word ([`STOP`], all lower-case ASCII).
     fn is_stop(&self) -> bool {
         match self {
-            Word::Ascii(w) => STOP.iter().any(|s| s.eq_ignore_ascii_case(w)),
-            Word::Lower(w) => STOP.contains(&w.as_str()),
+            Word::Ascii(w) => {
+                w.len() <= STOP_MAX_LEN && STOP.iter().any(|s| s.eq_ignore_ascii_case(w))
+            }
+            Word::Lower(w) => w.len() <= STOP_MAX_LEN && STOP.contains(&w.as_str()),
         }
     }
 }
 
-/// [`HashEmbedder::embed_quantised_one`]'s buffers: `dim` buckets and the ones touched.
+/// [`HashEmbedder::embed_quantised_one`]'s buffers: `dim` buckets, a bit per bucket touched,
+/// the quantised non-zero components and the bigrams' hash states.
 struct Scratch {
     v: Vec<f32>,
-    touched: Vec<u32>,
+    touched: Vec<u64>,
+    nonzero: Vec<(u16, i8)>,
+    bigrams: Vec<u64>,
 }
 
 impl Embedder for HashEmbedder {

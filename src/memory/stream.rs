@@ -45,9 +45,12 @@ pub fn stm_add(
     uniform: &mut impl FnMut() -> f64,
 ) -> Vec<Transfer> {
     let n = m.stm.len();
+    // The new vector densified once: each entry's cosine is then a walk over its non-zeros
+    // (the same integers as a sparse-sparse merge).
+    let dense = (n > 0).then(|| emb.view().densified());
     for (j, e) in m.stm.iter_mut().enumerate() {
         let bonus = if j + 1 == n { p.newest_bonus } else { 0.0 };
-        let prob = sigmoid(e.emb.cos(emb) + bonus);
+        let prob = sigmoid(e.emb.cos(dense.as_ref().unwrap_or(emb)) + bonus);
         if prob >= p.enhance_gate && uniform() <= f64::from(prob) {
             e.enhancers.push(text.clone());
         }
