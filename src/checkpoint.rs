@@ -33,9 +33,10 @@ use crate::sim::{DataHash, Sim, SimBuilder, SimError};
 /// Format name in every header.
 pub const FORMAT: &str = "recagent-checkpoint";
 /// Bumped whenever the layout changes; a file of another version is refused.
-/// 4: the header names the run it belongs to (`run_id`); 3: the state is the registered parts
-/// by name (2: one fixed structure).
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: a component part is a list of pieces, decoded side by side
+/// ([`crate::plugin::ComponentPart`]); 4: the header names the run it belongs to (`run_id`);
+/// 3: the state is the registered parts by name (2: one fixed structure).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Errors reading or writing checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -164,13 +165,16 @@ pub struct Header {
 }
 
 /// Everything that changes during a run: the round and every registered part's bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct State {
     /// Rounds completed.
     pub round: u32,
-    /// `(name, bytes)` of every part, in name order (read back as slices of one buffer: a
-    /// large state is never held twice).
-    pub parts: Vec<(String, bytes::Bytes)>,
+    /// `(name, pieces)` of every part, in name order; a part's bytes are its pieces joined.
+    /// A captured part has the pieces its [`CheckpointPart::save_pieces`] gave; a part read
+    /// back has one, a slice of one buffer (a large state is never held twice).
+    ///
+    /// [`CheckpointPart::save_pieces`]: crate::plugin::CheckpointPart::save_pieces
+    pub parts: Vec<(String, Vec<bytes::Bytes>)>,
 }
 
 impl State {
@@ -178,7 +182,26 @@ impl State {
     pub fn names(&self) -> Vec<String> {
         self.parts.iter().map(|(n, _)| n.clone()).collect()
     }
+    /// The bytes of part `name` (its pieces joined, borrowed when there is one).
+    pub fn part(&self, name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let (_, pieces) = self.parts.iter().find(|(n, _)| n == name)?;
+        Some(match &pieces[..] {
+            [one] => std::borrow::Cow::Borrowed(&one[..]),
+            many => std::borrow::Cow::Owned(many.concat()),
+        })
+    }
 }
+
+/// Equal rounds, names and bytes, however the bytes are cut in pieces.
+impl PartialEq for State {
+    fn eq(&self, o: &Self) -> bool {
+        self.round == o.round
+            && self.names() == o.names()
+            && self.parts.iter().all(|(n, _)| self.part(n) == o.part(n))
+    }
+}
+
+impl Eq for State {}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -241,11 +264,14 @@ pub fn capture(world: &mut World) -> Result<State, CheckpointError> {
         |world, parts: bevy_ecs::change_detection::Mut<CheckpointParts>| {
             let mut out = Vec::new();
             for p in parts.iter() {
-                let bytes = p.save(world).map_err(|message| CheckpointError::Part {
-                    part: p.name().to_string(),
-                    message,
-                })?;
-                out.push((p.name().to_string(), bytes::Bytes::from(bytes)));
+                let pieces = p
+                    .save_pieces(world)
+                    .map_err(|message| CheckpointError::Part {
+                        part: p.name().to_string(),
+                        message,
+                    })?;
+                let pieces = pieces.into_iter().map(bytes::Bytes::from).collect();
+                out.push((p.name().to_string(), pieces));
             }
             Ok(State { round, parts: out })
         },
@@ -257,12 +283,13 @@ pub fn capture(world: &mut World) -> Result<State, CheckpointError> {
 fn pieces(state: &State) -> Vec<std::borrow::Cow<'_, [u8]>> {
     use std::borrow::Cow;
     let mut out = vec![Cow::Owned(state.round.to_le_bytes().to_vec())];
-    for (name, bytes) in &state.parts {
+    for (name, pieces) in &state.parts {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
         let mut framing = (name.len() as u32).to_le_bytes().to_vec();
         framing.extend_from_slice(name.as_bytes());
-        framing.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        framing.extend_from_slice(&(len as u64).to_le_bytes());
         out.push(Cow::Owned(framing));
-        out.push(Cow::Borrowed(&bytes[..]));
+        out.extend(pieces.iter().map(|p| Cow::Borrowed(&p[..])));
     }
     out
 }
@@ -296,7 +323,7 @@ fn decode(body: bytes::Bytes) -> Result<State, String> {
         let name = String::from_utf8(take(&body, &mut at, n)?.to_vec())
             .map_err(|_| "a part name is not UTF-8")?;
         let len = usize::try_from(le(&take(&body, &mut at, 8)?)).map_err(|_| "part length")?;
-        parts.push((name, take(&body, &mut at, len)?));
+        parts.push((name, vec![take(&body, &mut at, len)?]));
     }
     Ok(State { round, parts })
 }
@@ -602,12 +629,12 @@ pub fn restore(sim: &mut Sim, state: State) -> Result<(), CheckpointError> {
     world.resource_scope(
         |world, parts: bevy_ecs::change_detection::Mut<CheckpointParts>| {
             // By name: a part the checkpoint lacks (allowed above) keeps the built state.
-            let found: Vec<(&dyn crate::plugin::CheckpointPart, &bytes::Bytes)> = parts
+            let found: Vec<(
+                &dyn crate::plugin::CheckpointPart,
+                std::borrow::Cow<'_, [u8]>,
+            )> = parts
                 .iter()
-                .filter_map(|p| {
-                    let (_, bytes) = state.parts.iter().find(|(n, _)| n == p.name())?;
-                    Some((p, bytes))
-                })
+                .filter_map(|p| Some((p, state.part(p.name())?)))
                 .collect();
             // The parts that decode without the world do so side by side; all are then applied
             // in name order, and the first failure in that order is the one reported.
@@ -622,7 +649,7 @@ pub fn restore(sim: &mut Sim, state: State) -> Result<(), CheckpointError> {
                 };
                 match decoded.map_err(part)? {
                     Some(d) => p.apply(world, d).map_err(part)?,
-                    None => p.restore(world, bytes).map_err(part)?,
+                    None => p.restore(world, &bytes).map_err(part)?,
                 }
             }
             Ok(())
@@ -1046,8 +1073,15 @@ mod tests {
         let state = State {
             round: 7,
             parts: vec![
-                ("big".into(), bytes::Bytes::from(big)),
-                ("small".into(), bytes::Bytes::from_static(b"abc")),
+                ("big".into(), vec![bytes::Bytes::from(big)]),
+                // In pieces: the stream has them joined.
+                (
+                    "small".into(),
+                    vec![
+                        bytes::Bytes::from_static(b"ab"),
+                        bytes::Bytes::from_static(b"c"),
+                    ],
+                ),
             ],
         };
         let frames = compress_frames(&state).unwrap();

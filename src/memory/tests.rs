@@ -430,6 +430,15 @@ fn compact_layouts_are_small_round_trip_and_reject_bad_bytes() {
     );
     let q = QVec::from_parts(8, &[1, 6, 5, 0x80 | 1]).unwrap();
     assert_eq!(q.view().to_i8(), [0, 5, 0, 0, 0, 0, -127, 0]);
+    // A sparse list longer than the dense layout is canonicalised to the dense one.
+    assert_eq!(
+        QVec::from_parts(4, &[0, 1, 2, 5, 6, 7]).unwrap(),
+        QVec::from_i8(&[5, 6, 7, 0])
+    );
+    assert!(QVec::from_parts(4, &[0, 1, 2, 5, 6, 7])
+        .unwrap()
+        .view()
+        .is_dense());
     // A dense layout is canonicalised to the sparse one.
     assert_eq!(
         QVec::from_parts(8, &[0, 5, 0, 0, 0, 0, 0x81, 0]).unwrap(),
