@@ -160,16 +160,18 @@ fn read_bins<'a>(rd: &mut &'a [u8]) -> Result<Vec<&'a [u8]>, String> {
         .collect()
 }
 
-/// The elements of `pieces` (each a MessagePack array), decoded on the rayon pool and joined
-/// in order.
-fn decode_pieces<T: DeserializeOwned + Send>(pieces: &[&[u8]]) -> Result<Vec<T>, String> {
+/// The elements of each of `pieces` (each a MessagePack array), decoded on the rayon pool, in
+/// order. Not joined: [`ComponentPart`]'s apply moves them out piece by piece.
+fn decode_pieces<T: DeserializeOwned + Send>(pieces: &[&[u8]]) -> Result<Vec<Vec<T>>, String> {
     use rayon::prelude::*;
-    let decoded: Vec<Vec<T>> = pieces
+    pieces
         .par_iter()
         .map(|p| decode::<Vec<T>>(p))
-        .collect::<Result<_, String>>()?;
-    Ok(decoded.into_iter().flatten().collect())
+        .collect::<Result<_, String>>()
 }
+
+/// A [`ComponentPart`]'s decoded state: the agents' and the items' pieces.
+type DecodedComponents<C> = (Vec<Vec<(UserId, C)>>, Vec<Vec<(ItemId, C)>>);
 
 /// A component on agents and items, saved by their ids (agents in id order, items in
 /// catalogue order) and restored onto the entities of the same ids.
@@ -247,14 +249,13 @@ impl<C: Component + Serialize + DeserializeOwned> CheckpointPart for ComponentPa
         if !rd.is_empty() {
             return Err(format!("{} bytes after the items", rd.len()));
         }
-        let parts: (Vec<(UserId, C)>, Vec<(ItemId, C)>) =
-            (decode_pieces(&agents)?, decode_pieces(&items)?);
+        let parts: DecodedComponents<C> = (decode_pieces(&agents)?, decode_pieces(&items)?);
         Ok(Some(Box::new(parts)))
     }
 
     fn apply(&self, world: &mut World, decoded: Decoded) -> Result<(), String> {
         let (agents, items) = *decoded
-            .downcast::<(Vec<(UserId, C)>, Vec<(ItemId, C)>)>()
+            .downcast::<DecodedComponents<C>>()
             .map_err(|_| format!("part {}: decoded state of another type", self.name))?;
         let roster = world.get_resource::<Roster>().cloned().unwrap_or_default();
         let item_entities = world
@@ -265,14 +266,17 @@ impl<C: Component + Serialize + DeserializeOwned> CheckpointPart for ComponentPa
             let cat = world.get_resource::<crate::catalog::Catalog>()?;
             item_entities.get(cat.index_of(id)? as usize).copied()
         };
-        let mut batch = Vec::with_capacity(agents.len() + items.len());
-        for (u, c) in agents {
+        let n =
+            agents.iter().map(Vec::len).sum::<usize>() + items.iter().map(Vec::len).sum::<usize>();
+        let mut batch = Vec::with_capacity(n);
+        // Each piece is freed once moved into the batch.
+        for (u, c) in agents.into_iter().flatten() {
             match roster.entity(u) {
                 Some(e) => batch.push((e, c)),
                 None => return Err(format!("agent {u} is not in this simulation")),
             }
         }
-        for (i, c) in items {
+        for (i, c) in items.into_iter().flatten() {
             match by_item(world, i) {
                 Some(e) => batch.push((e, c)),
                 None => return Err(format!("item {i} is not in the catalogue")),
@@ -368,10 +372,13 @@ mod tests {
         assert_eq!(bytes, expected);
         // Decoded back, in order.
         let d = CheckpointPart::decode(&part, &bytes).unwrap().unwrap();
-        let (back, back_items) = *d
-            .downcast::<(Vec<(UserId, Note)>, Vec<(ItemId, Note)>)>()
-            .unwrap();
-        assert_eq!((back, back_items), (agents, items));
+        let (back, back_items) = *d.downcast::<DecodedComponents<Note>>().unwrap();
+        assert_eq!(
+            back.iter().map(Vec::len).collect::<Vec<_>>(),
+            [PIECE, PIECE, 17]
+        );
+        assert_eq!(back.concat(), agents);
+        assert_eq!(back_items.concat(), items);
         // Damaged bytes are errors, never panics: cut short, a bin past the end, trailing
         // bytes, another shape.
         for bad in [
