@@ -124,15 +124,18 @@ const PIECE: usize = 4096;
 /// `bin` header and the content as two byte strings.
 fn encode_pieces<T: Serialize + Sync>(elements: &[T]) -> Result<Vec<Vec<u8>>, String> {
     use rayon::prelude::*;
+    // Each piece is encoded into a buffer its worker reuses, then copied out at its exact
+    // size: grown in place, a million agents' pieces left their growth's freed blocks in the
+    // process (about 0.4 GiB of the write's peak at 1M agents).
     let pieces: Vec<(Vec<u8>, Vec<u8>)> = elements
         .par_chunks(PIECE)
-        .map(|piece| {
-            let mut body = Vec::new();
-            rmp::encode::write_array_len(&mut body, piece.len() as u32)
-                .map_err(|e| e.to_string())?;
+        .map_init(Vec::new, |buf: &mut Vec<u8>, piece| {
+            buf.clear();
+            rmp::encode::write_array_len(buf, piece.len() as u32).map_err(|e| e.to_string())?;
             for e in piece {
-                rmp_serde::encode::write_named(&mut body, e).map_err(|e| e.to_string())?;
+                rmp_serde::encode::write_named(buf, e).map_err(|e| e.to_string())?;
             }
+            let body = buf.to_vec();
             let len = u32::try_from(body.len())
                 .map_err(|_| "a checkpoint piece is over 4 GiB".to_string())?;
             let mut head = Vec::with_capacity(5);
