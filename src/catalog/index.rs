@@ -54,8 +54,8 @@ pub struct ItemIndex {
 
 /// Searches remembered by [`ItemIndex::search`], keyed by (query, k, ef): with the offline
 /// model a million agents search a few thousand titles (the items they heard of), and each
-/// search embeds its query and walks the graph (a fifth of a round's CPU at 1M agents,
-/// docs/PERFORMANCE.md). Both are pure for a pure embedder, so a remembered result is the one
+/// search embeds its query and walks the graph (4.4 s of pool CPU in the third round at 1M
+/// agents, docs/PERFORMANCE.md). Both are pure for a pure embedder, so a remembered result is the one
 /// the search would give; at most [`SEARCH_MEMO_LEN`] are kept (all are dropped when full,
 /// which changes no result either).
 #[derive(Default)]
@@ -63,7 +63,7 @@ struct SearchMemo(
     std::sync::Mutex<std::collections::HashMap<(Box<str>, usize, usize), Arc<[(u32, f32)]>>>,
 );
 
-/// Most searches [`SearchMemo`] keeps (about 16 MiB with 30 hits each).
+/// Most searches [`SearchMemo`] keeps (about 20 MiB with 30 hits each).
 const SEARCH_MEMO_LEN: usize = 1 << 16;
 
 impl std::fmt::Debug for ItemIndex {
