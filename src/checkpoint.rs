@@ -80,6 +80,20 @@ pub enum CheckpointError {
         /// Hash in the checkpoint.
         expected: String,
     },
+    /// The run would end before the checkpoint's round (`--rounds` / `round` is the round to
+    /// run until, not a count of more rounds).
+    #[error(
+        "the checkpoint is after round {checkpoint}, so the run cannot end at round {asked}: \
+         --rounds (or `round`) is the last round to run, not a number of more rounds; pass a \
+         number above {checkpoint}, e.g. --rounds {}",
+        checkpoint + 2
+    )]
+    RoundBehind {
+        /// Rounds the checkpoint has completed.
+        checkpoint: u32,
+        /// The round asked to end at.
+        asked: u32,
+    },
     /// A setting that cannot change mid-run.
     #[error("--set {key}: cannot change mid-run: {reason}")]
     Setting {
@@ -498,7 +512,8 @@ pub fn read_header(bytes: &[u8], origin: &str) -> Result<(Header, usize), Checkp
     let found_format = raw
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0) as u32;
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| corrupt("the header has no format_version (was it edited?)".into()))?;
     let found_engine = raw
         .get("engine_version")
         .and_then(|v| v.as_str())
@@ -535,9 +550,17 @@ fn read_state(bytes: &[u8], header: &Header, origin: &str) -> Result<State, Chec
         path: origin.to_string(),
         reason,
     };
-    let body = decompress_frames(bytes).map_err(|e| corrupt(format!("body: {e}")))?;
+    let body = decompress_frames(bytes).map_err(|e| {
+        corrupt(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "the compressed state ends early: the file is truncated (an interrupted copy?)".into()
+        } else {
+            format!("the compressed state is damaged: {e}")
+        })
+    })?;
     if hex(&sha2::Sha256::digest(&body)) != header.state_hash {
-        return Err(corrupt("state hash mismatch".into()));
+        return Err(corrupt(
+            "state hash mismatch: the file was changed or damaged after it was written".into(),
+        ));
     }
     if seal(header) != header.seal {
         return Err(corrupt("the header was edited (seal mismatch)".into()));
@@ -823,9 +846,9 @@ pub fn resume_with(
         })
         .map_err(SimError::from)?;
     if cfg.round < header.round {
-        return Err(CheckpointError::Setting {
-            key: "round".into(),
-            reason: "the checkpoint is past that round (rounds can only be extended)",
+        return Err(CheckpointError::RoundBehind {
+            checkpoint: header.round,
+            asked: cfg.round,
         });
     }
     // Everything is checked before any file is touched: the state, the plugins' settings and

@@ -113,10 +113,26 @@ fn incompatible_version_is_refused_with_both_versions() {
         msg.contains("9.9.9") && msg.contains(env!("CARGO_PKG_VERSION")) && msg.contains("99"),
         "{msg}"
     );
-    // A truncated body is reported, not half-loaded.
-    let bytes = std::fs::read(&ckpt).unwrap();
-    std::fs::write(&ckpt, &bytes[..bytes.len() - 10]).unwrap();
-    assert!(checkpoint::load(&ckpt).is_err());
+    // A header without its version is damaged, not of "format 0".
+    let without = text.replace(
+        &format!("\"format_version\":{}", checkpoint::FORMAT_VERSION),
+        &format!("\"format_Xersion\":{}", checkpoint::FORMAT_VERSION),
+    );
+    let mut out = without.into_bytes();
+    out.extend_from_slice(&bytes[text.len()..]);
+    let err = checkpoint::from_bytes(&out, "edited.ckpt").unwrap_err();
+    assert!(
+        err.to_string().contains("the header has no format_version"),
+        "{err}"
+    );
+    // A truncated body is reported as truncated, not half-loaded; a changed byte as a change.
+    let at = text.len() + 1 + (bytes.len() - text.len()) / 2;
+    let err = checkpoint::from_bytes(&bytes[..at], "cut.ckpt").unwrap_err();
+    assert!(err.to_string().contains("the file is truncated"), "{err}");
+    let mut flipped = bytes.clone();
+    flipped[at] ^= 0x01;
+    let err = checkpoint::from_bytes(&flipped, "flipped.ckpt").unwrap_err();
+    assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
 }
 
 #[test]
@@ -243,7 +259,17 @@ fn unsafe_resumes_and_branches_are_refused_without_touching_files() {
     let e = checkpoint::resume(&ckpt2, &[("round".into(), "1".into())], None)
         .err()
         .unwrap();
-    assert!(e.to_string().contains("round"), "{e}");
+    assert!(
+        matches!(
+            e,
+            CheckpointError::RoundBehind {
+                checkpoint: 2,
+                asked: 1
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("pass a number above 2"), "{e}");
     untouched();
     // A forbidden setting.
     assert!(checkpoint::resume(&ckpt2, &[("interval".into(), "1h".into())], None).is_err());
