@@ -59,9 +59,10 @@ pub struct ItemIndex {
 /// the search would give; at most [`SEARCH_MEMO_LEN`] are kept (all are dropped when full,
 /// which changes no result either).
 #[derive(Default)]
-struct SearchMemo(
-    std::sync::Mutex<std::collections::HashMap<(Box<str>, usize, usize), Arc<[(u32, f32)]>>>,
-);
+struct SearchMemo(std::sync::Mutex<SearchResults>);
+
+/// (query, k, ef) → hits, as [`ItemIndex::search`] returns them.
+type SearchResults = std::collections::HashMap<(Box<str>, usize, usize), Arc<[(u32, f32)]>>;
 
 /// Most searches [`SearchMemo`] keeps (about 20 MiB with 30 hits each).
 const SEARCH_MEMO_LEN: usize = 1 << 16;
@@ -336,12 +337,7 @@ impl ItemIndex {
 
     /// The search memo, locked (a poisoned lock still holds complete entries: each is
     /// inserted whole).
-    fn memo(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<(Box<str>, usize, usize), Arc<[(u32, f32)]>>,
-    > {
+    fn memo(&self) -> std::sync::MutexGuard<'_, SearchResults> {
         self.searches.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
