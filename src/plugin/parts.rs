@@ -25,14 +25,19 @@ pub trait CheckpointPart: Send + Sync + 'static {
     /// # Errors
     /// A message saying what could not be saved.
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String>;
-    /// The bytes of [`CheckpointPart::save`] as pieces to be joined in order: a part of
-    /// hundreds of MiB (a million agents' memories) is then never one growing allocation,
-    /// which cost the write most of its time in page faults and copies. Default: `save` whole.
+    /// The bytes of [`CheckpointPart::save`] handed to `out` in pieces, in order, as they are
+    /// encoded: a checkpoint hashes, compresses and writes them while the rest is encoded, so
+    /// a part of hundreds of MiB (a million agents' memories) is never held whole. Default:
+    /// `save` whole, one piece.
     ///
     /// # Errors
-    /// As [`CheckpointPart::save`].
-    fn save_pieces(&self, world: &mut World) -> Result<Vec<Vec<u8>>, String> {
-        Ok(vec![self.save(world)?])
+    /// As [`CheckpointPart::save`], or `out`'s error (then stop and return it).
+    fn save_to(
+        &self,
+        world: &mut World,
+        out: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        out(self.save(world)?)
     }
     /// Restores the part into a world freshly built from the same data.
     ///
@@ -119,15 +124,34 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, String> {
 /// Elements per piece of a [`ComponentPart`].
 const PIECE: usize = 4096;
 
+/// Pieces encoded side by side before they are handed on: what a write holds of a part at
+/// once (at a million agents about 64 MiB of memories).
+const PIECES_PER_BATCH: usize = 16;
+
 /// Each piece of [`PIECE`] of `elements` (in order), encoded on the rayon pool as a
 /// MessagePack `bin` whose content is the array of the piece's elements (named fields): the
-/// `bin` header and the content as two byte strings.
-fn encode_pieces<T: Serialize + Sync>(elements: &[T]) -> Result<Vec<Vec<u8>>, String> {
+/// `bin` header and the content handed to `out` as two byte strings, a batch of
+/// [`PIECES_PER_BATCH`] pieces at a time.
+fn encode_pieces<T: Serialize + Sync>(
+    elements: &[T],
+    out: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    for batch in elements.chunks(PIECE * PIECES_PER_BATCH) {
+        for (head, body) in encode_batch(batch)? {
+            out(head)?;
+            out(body)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `(bin header, content)` of each piece of `elements`, encoded on the rayon pool.
+fn encode_batch<T: Serialize + Sync>(elements: &[T]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
     use rayon::prelude::*;
     // Each piece is encoded into a buffer its worker reuses, then copied out at its exact
     // size: grown in place, a million agents' pieces left their growth's freed blocks in the
     // process (about 0.4 GiB of the write's peak at 1M agents).
-    let pieces: Vec<(Vec<u8>, Vec<u8>)> = elements
+    elements
         .par_chunks(PIECE)
         .map_init(Vec::new, |buf: &mut Vec<u8>, piece| {
             buf.clear();
@@ -142,8 +166,7 @@ fn encode_pieces<T: Serialize + Sync>(elements: &[T]) -> Result<Vec<Vec<u8>>, St
             rmp::encode::write_bin_len(&mut head, len).map_err(|e| e.to_string())?;
             Ok((head, body))
         })
-        .collect::<Result<_, String>>()?;
-    Ok(pieces.into_iter().flat_map(|(h, b)| [h, b]).collect())
+        .collect()
 }
 
 /// The `bin` values of the MessagePack array at the start of `rd` (advanced past it), as
@@ -203,10 +226,19 @@ impl<C: Component + Serialize + DeserializeOwned> CheckpointPart for ComponentPa
     }
 
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
-        Ok(self.save_pieces(world)?.concat())
+        let mut bytes = Vec::new();
+        self.save_to(world, &mut |p| {
+            bytes.extend_from_slice(&p);
+            Ok(())
+        })?;
+        Ok(bytes)
     }
 
-    fn save_pieces(&self, world: &mut World) -> Result<Vec<Vec<u8>>, String> {
+    fn save_to(
+        &self,
+        world: &mut World,
+        out: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), String> {
         let roster = world.get_resource::<Roster>().cloned().unwrap_or_default();
         let items = world
             .get_resource::<ItemEntities>()
@@ -229,11 +261,11 @@ impl<C: Component + Serialize + DeserializeOwned> CheckpointPart for ComponentPa
             rmp::encode::write_array_len(&mut out, n as u32).map_err(|e| e.to_string())?;
             Ok(out)
         };
-        let mut out = vec![header(2)?, header(agents.len().div_ceil(PIECE))?];
-        out.extend(encode_pieces(&agents)?);
-        out.push(header(items.len().div_ceil(PIECE))?);
-        out.extend(encode_pieces(&items)?);
-        Ok(out)
+        out(header(2)?)?;
+        out(header(agents.len().div_ceil(PIECE))?)?;
+        encode_pieces(&agents, out)?;
+        out(header(items.len().div_ceil(PIECE))?)?;
+        encode_pieces(&items, out)
     }
 
     fn restore(&self, world: &mut World, bytes: &[u8]) -> Result<(), String> {
@@ -353,7 +385,28 @@ mod tests {
         world.insert_resource(ItemEntities(items));
         let part = ComponentPart::<Note>::new("notes");
         let bytes = part.save(&mut world).unwrap();
-        assert_eq!(part.save_pieces(&mut world).unwrap().concat(), bytes);
+        // Handed on in pieces: 2 headers, a bin header and content per piece, the items'
+        // header, and their one piece.
+        let mut pieces = Vec::new();
+        part.save_to(&mut world, &mut |p| {
+            pieces.push(p);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(pieces.len(), 2 + 2 * 3 + 1 + 2);
+        assert_eq!(pieces.concat(), bytes);
+        // An output's error stops the save and is returned.
+        let mut seen = 0;
+        let err = part.save_to(&mut world, &mut |_| {
+            seen += 1;
+            if seen == 3 {
+                Err("disk full".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(err, Err("disk full".to_string()));
+        assert_eq!(seen, 3);
         let agents: Vec<(UserId, Note)> = (0..n).map(|i| (UserId(i as u32 * 3), note(i))).collect();
         let items: Vec<(ItemId, Note)> = (0..3)
             .map(|i| (ItemId(i), note(100 + i as usize)))

@@ -51,6 +51,58 @@ fn round_trip_restores_the_same_state() {
     );
 }
 
+/// A part that saves half its bytes, then fails.
+struct Failing;
+
+impl recagent::plugin::CheckpointPart for Failing {
+    fn name(&self) -> &str {
+        "zz_failing"
+    }
+    fn save(&self, _: &mut bevy_ecs::world::World) -> Result<Vec<u8>, String> {
+        Err("no room for it".into())
+    }
+    fn save_to(
+        &self,
+        _: &mut bevy_ecs::world::World,
+        out: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        // Large enough to have sent frames to the file before failing.
+        out(vec![7u8; 3 * checkpoint::FRAME_BYTES])?;
+        Err("no room for it".into())
+    }
+    fn restore(&self, _: &mut bevy_ecs::world::World, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_write_that_fails_leaves_the_previous_checkpoint_and_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = sim_in(demo_config(), dir.path());
+    sim.step().unwrap();
+    let ckpt = dir.path().join("c/last.ckpt");
+    let header = checkpoint::save(&mut sim, &ckpt, None).unwrap();
+    let before = std::fs::read(&ckpt).unwrap();
+    sim.step().unwrap();
+    sim.world_mut()
+        .resource_mut::<recagent::plugin::CheckpointParts>()
+        .add(Failing);
+    let err = checkpoint::save(&mut sim, &ckpt, None).unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::Part { part, message } if part == "zz_failing" && message == "no room for it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&ckpt).unwrap(), before);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("c"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["last.ckpt"]);
+    // The checkpoint there is still the round-1 one, whole.
+    let (h, _) = checkpoint::load(&ckpt).unwrap();
+    assert_eq!((h.round, h.state_hash), (1, header.state_hash));
+}
+
 #[test]
 fn resume_truncates_a_torn_round_and_matches_an_uninterrupted_run() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
