@@ -319,7 +319,9 @@ pub fn capture(world: &mut World) -> Result<State, CheckpointError> {
     let lengths = stream_parts(
         world,
         &mut |p| {
-            pieces.push(p);
+            if !p.is_empty() {
+                pieces.push(p);
+            }
             Ok(())
         },
         &mut failed,
@@ -428,7 +430,7 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
     let written = (|| -> Result<(), CheckpointError> {
         let mut file = std::fs::File::create(&tmp).map_err(io)?;
         file.write_all(&head).map_err(io)?;
-        let (hash, file) = stream_to(world, file)?;
+        let (hash, file) = stream_to(world, file, path)?;
         header.state_hash = hash;
         header.seal = seal(&header);
         let head2 = line(&header);
@@ -452,13 +454,14 @@ pub fn save(sim: &mut Sim, path: &Path, parent: Option<&Path>) -> Result<Header,
 
 /// Streams the state of `world` ([`stream`]) to `file` (positioned after the header line): the
 /// frames are compressed on the rayon pool and written by a thread of their own. Returns the
-/// state hash and the file.
+/// state hash and the file. `path` names the file in errors.
 fn stream_to(
     world: &mut World,
     file: std::fs::File,
+    path: &Path,
 ) -> Result<(String, std::fs::File), CheckpointError> {
     let io = |source| CheckpointError::Io {
-        path: "checkpoint".into(),
+        path: path.display().to_string(),
         source,
     };
     std::thread::scope(|s| {
