@@ -65,6 +65,15 @@ pub enum CheckpointError {
         /// What is wrong.
         reason: String,
     },
+    /// An output file of the run does not end, at the checkpoint's offset, with the bytes the
+    /// checkpoint recorded.
+    #[error("{path} does not match the checkpoint {checkpoint}: it was written by another run, or changed since; nothing was touched")]
+    OutputChanged {
+        /// The output file.
+        path: String,
+        /// The checkpoint.
+        checkpoint: String,
+    },
     /// Written by an incompatible version.
     #[error("{path}: checkpoint format {found_format} from recagent {found_engine} cannot be read by recagent {engine} (format {format})")]
     Version {
@@ -585,9 +594,10 @@ fn read_state(bytes: &[u8], header: &Header, origin: &str) -> Result<State, Chec
     };
     let (body, hash) = stream::read_frames(bytes).map_err(|e| {
         corrupt(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            "the compressed state ends early: the file is truncated (an interrupted copy?)".into()
+            "the compressed state ends early: the file is truncated or damaged (an interrupted copy?)"
+                .into()
         } else {
-            format!("the compressed state is damaged: {e}")
+            format!("the state is damaged or was changed after it was written: {e}")
         })
     })?;
     if hash != header.state_hash {
@@ -597,6 +607,12 @@ fn read_state(bytes: &[u8], header: &Header, origin: &str) -> Result<State, Chec
     }
     if seal(header) != header.seal {
         return Err(corrupt("the header was edited (seal mismatch)".into()));
+    }
+    // The seal covers the configuration's hash; this ties the configuration to it.
+    if config_hash(&header.config) != header.config_hash {
+        return Err(corrupt(
+            "the header was edited: its configuration is not the one it was written with".into(),
+        ));
     }
     let state = stream::decode(body.into()).map_err(|e| corrupt(format!("state: {e}")))?;
     if state.round != header.round {
@@ -974,12 +990,9 @@ pub fn resume_with(
             source,
         })?;
         if &got != want {
-            return Err(CheckpointError::Corrupt {
+            return Err(CheckpointError::OutputChanged {
                 path: p.display().to_string(),
-                reason: format!(
-                    "this output file does not match the checkpoint {} (written by another run, or changed since)",
-                    path.display()
-                ),
+                checkpoint: path.display().to_string(),
             });
         }
     }

@@ -267,15 +267,22 @@ pub(super) fn read_frames(bytes: &[u8]) -> io::Result<(Vec<u8>, String)> {
     let mut frames: Vec<(usize, usize, usize)> = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
+        // Only the last frame is short: bytes after it were added to the file.
+        if frames.last().is_some_and(|&(_, _, s)| s != FRAME_BYTES) {
+            return Err(damaged(&format!(
+                "{} bytes after the last frame (was something appended to the file?)",
+                bytes.len() - at
+            )));
+        }
         if bytes.len() - at < PREFIX {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let (compressed, stream) = (le(&bytes[at..]), le(&bytes[at + 4..]));
-        if frames.last().is_some_and(|&(_, _, s)| s != FRAME_BYTES) {
-            return Err(damaged("a frame follows a short one"));
-        }
         if stream > FRAME_BYTES || stream == 0 || !plausible(compressed, stream) {
-            return Err(damaged("a frame's prefix does not fit its frame"));
+            return Err(damaged(&format!(
+                "frame {}'s lengths are impossible",
+                frames.len() + 1
+            )));
         }
         at += PREFIX;
         if bytes.len() - at < compressed {
@@ -292,14 +299,18 @@ pub(super) fn read_frames(bytes: &[u8]) -> io::Result<(Vec<u8>, String)> {
     let digests: Vec<[u8; 32]> = body
         .par_chunks_mut(FRAME_BYTES)
         .zip(&frames)
-        .map(|(out, &(at, compressed, _))| {
+        .enumerate()
+        .map(|(i, (out, &(at, compressed, _)))| {
+            // The decoder's own words (a bad magic number, a block too big) name its format,
+            // not the user's problem: they go in brackets.
+            let bad = |e: io::Error| damaged(&format!("frame {} does not decompress ({e})", i + 1));
             let mut dec = lz4_flex::frame::FrameDecoder::new(&bytes[at..at + compressed]);
-            dec.read_exact(out).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => damaged("a frame holds less than its prefix says"),
-                _ => e,
-            })?;
-            if dec.read(&mut [0u8; 1])? != 0 || !dec.into_inner().is_empty() {
-                return Err(damaged("a frame holds more than its prefix says"));
+            dec.read_exact(out).map_err(bad)?;
+            if dec.read(&mut [0u8; 1]).map_err(bad)? != 0 || !dec.into_inner().is_empty() {
+                return Err(damaged(&format!(
+                    "frame {} holds more than its lengths say",
+                    i + 1
+                )));
             }
             Ok(sha2::Sha256::digest(&*out).into())
         })
@@ -437,5 +448,12 @@ mod tests {
             io::ErrorKind::InvalidData
         );
         assert!(read_frames(&[]).is_err());
+        // Bytes after the last (short) frame were appended, whatever they are: one newline,
+        // or a second copy.
+        for extra in [&b"\n"[..], &file[..]] {
+            let e = read_frames(&[&file[..], extra].concat()).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            assert!(e.to_string().contains("appended"), "{e}");
+        }
     }
 }

@@ -42,6 +42,17 @@ pub enum RunError {
     /// A checkpoint.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// Writing the checkpoint after a round failed; the round's outputs are written, and the
+    /// manifest says `failed writing the checkpoint after round N`.
+    #[error("writing the checkpoint after round {round} failed: {source}; the outputs hold rounds 1-{round}; {resume}")]
+    CheckpointWrite {
+        /// The round just completed.
+        round: u32,
+        /// What to resume from, in words.
+        resume: String,
+        /// Why the write failed.
+        source: Box<crate::checkpoint::CheckpointError>,
+    },
 }
 
 impl Sim {
@@ -88,7 +99,28 @@ impl Sim {
                     .world()
                     .get_resource::<Lineage>()
                     .and_then(|l| l.parent.clone());
-                crate::checkpoint::save(self, &path, parent.as_deref())?;
+                if let Err(source) = crate::checkpoint::save(self, &path, parent.as_deref()) {
+                    let last = self
+                        .world()
+                        .get_resource::<Lineage>()
+                        .and_then(|l| l.last.clone());
+                    let resume = match last {
+                        Some(p) => format!(
+                            "once the cause is fixed, resume from {} (the rounds after it run again)",
+                            p.display()
+                        ),
+                        None => "no earlier checkpoint of this run was written".to_string(),
+                    };
+                    let _ = self.write_manifest(&format!(
+                        "failed writing the checkpoint after round {round}"
+                    ));
+                    tracing::error!(round, path = %path.display(), error = %source, "checkpoint not written");
+                    return Err(RunError::CheckpointWrite {
+                        round,
+                        resume,
+                        source: Box::new(source),
+                    });
+                }
                 tracing::info!(path = %path.display(), secs = t.elapsed().as_secs_f64(), "checkpoint written");
                 self.world_mut()
                     .get_resource_or_insert_with(Lineage::default)

@@ -185,6 +185,18 @@ fn incompatible_version_is_refused_with_both_versions() {
     flipped[at] ^= 0x01;
     let err = checkpoint::from_bytes(&flipped, "flipped.ckpt").unwrap_err();
     assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+    // The configuration in the header is tied to its hash: an edited setting is refused, not
+    // run (a larger agent_num there once failed only after the outputs were truncated).
+    let edited = text.replacen("\"page_size\":", "\"page_size\":1", 1);
+    assert_ne!(edited, text);
+    let mut out = edited.into_bytes();
+    out.extend_from_slice(&bytes[text.len()..]);
+    let err = checkpoint::from_bytes(&out, "edited.ckpt").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("its configuration is not the one it was written with"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -577,4 +589,35 @@ fn cli_branch_to_another_model_gives_no_state_warning() {
         log.contains("recommender MF of the checkpoint replaced by Random"),
         "{log}"
     );
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_says_after_which_round_and_what_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = demo_config();
+    cfg.round = 3;
+    let mut sim = sim_in(cfg, dir.path());
+    let ckpts = dir.path().join("checkpoints");
+    let policy = recagent::sim::CheckpointPolicy {
+        dir: ckpts.clone(),
+        every: 1,
+    };
+    // Round 1's checkpoint is written; then a folder stands where round 2's file goes.
+    std::fs::create_dir_all(ckpts.join("round-000002.ckpt")).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let err = sim.run_until(&stop, &policy, |_| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("writing the checkpoint after round 2 failed: ")
+            && msg.contains("the outputs hold rounds 1-2")
+            && msg.contains("resume from")
+            && msg.contains("round-000001.ckpt"),
+        "{msg}"
+    );
+    let manifest = read(&dir.path().join("manifest.json"));
+    assert!(
+        manifest.contains("\"failed writing the checkpoint after round 2\""),
+        "{manifest}"
+    );
+    assert!(checkpoint::load(&ckpts.join("round-000001.ckpt")).is_ok());
 }
