@@ -157,7 +157,12 @@ pub fn next_recommended_page(
 }
 
 /// The random stream of page `page_no` of `uid` in `round`.
-fn page_stream(seed: u64, round: u32, uid: UserId, page_no: u32) -> rand_chacha::ChaCha8Rng {
+pub(crate) fn page_stream(
+    seed: u64,
+    round: u32,
+    uid: UserId,
+    page_no: u32,
+) -> rand_chacha::ChaCha8Rng {
     stream_rng(
         seed,
         Stream::Recommender,

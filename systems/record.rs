@@ -2,7 +2,7 @@
 //! recommender is re-fitted on the interaction log every `retrain_every` rounds. (The engine
 //! writes the round's outputs after this, in `SimPhase::End`.)
 //!
-//! Phase: `SimPhase::Record`. Settings: [`RecordSettings`] (`retrain_every`). State:
+//! Phase: `SimPhase::Record`. Settings: [`RecordSettings`] (`retrain_every`, `retrain_pairs`). State:
 //! [`ItemStats`] on every item (checkpointed as `item_stats`). Reads: `RoundLog`. Writes:
 //! `ItemStats`, `RecState.model`.
 
@@ -24,11 +24,20 @@ pub struct RecordSettings {
     /// Re-fit the recommender every this many rounds (after the round's interactions are
     /// recorded); 0 = never after the initial fit; 0..=1,000,000. Default 1.
     pub retrain_every: u32,
+    /// Most watches one re-fit trains on, for a model that re-fits incrementally (MF): the
+    /// watches since its previous fit, then a replayed sample of earlier ones; a log that holds
+    /// no more is re-fitted in full. 0 = every re-fit is a full one, whose cost grows with the
+    /// log (at a million agents, 10 epochs over every watch so far). 0..=1,000,000,000.
+    /// Default 500,000 (10 epochs of it take a few seconds on one core).
+    pub retrain_pairs: u64,
 }
 
 impl Default for RecordSettings {
     fn default() -> Self {
-        Self { retrain_every: 1 }
+        Self {
+            retrain_every: 1,
+            retrain_pairs: 500_000,
+        }
     }
 }
 
@@ -40,6 +49,12 @@ impl Settings for RecordSettings {
             self.retrain_every,
             0..=1_000_000,
             "0..=1000000",
+        )?;
+        check_range(
+            "retrain_pairs",
+            self.retrain_pairs,
+            0..=1_000_000_000,
+            "0..=1000000000",
         )
     }
 }
@@ -102,7 +117,8 @@ pub fn record_round(
     }
     let rec = &mut *rec;
     if settings.retrain_every > 0 && clock.round.is_multiple_of(settings.retrain_every) {
-        rec.model.fit(&rec.log);
+        let budget = usize::try_from(settings.retrain_pairs).unwrap_or(usize::MAX);
+        rec.model.refit(&rec.log, budget);
     }
 }
 

@@ -13,7 +13,9 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::recommend::{next_recommended_page, show_page, Browsing, RecommendSettings};
+use super::recommend::{
+    next_recommended_page, page_stream, show_page, Browsing, RecommendSettings,
+};
 use crate::behaviour::{Behaviour, BehaviourStats};
 use crate::catalog::Catalog;
 use crate::clock::SimClock;
@@ -21,8 +23,9 @@ use crate::components::{Engagement, EngagementKind, ObservationKind};
 use crate::config::SimConfig;
 use crate::decision::page::{Page, PageAction, PageAsk};
 use crate::decision::{AgentView, Context, Decision, Request};
-use crate::ids::ItemId;
+use crate::ids::{ItemId, UserId};
 use crate::plugin::{check_range, Counter, Counters, Settings, SimApp};
+use crate::recommender::build_pages;
 use crate::sim::{
     view, ActiveAgents, AgentData, PendingObservations, RecState, RoundLog, SimPhase, SimTick,
 };
@@ -162,10 +165,12 @@ pub fn browse(
             round,
             catalog: &catalog,
         };
-        behaviour.ask_chains::<Page, Session<'_>, _>(
+        let parallel = behaviour.0.splits_batches();
+        behaviour.ask_chains::<Page, Session<'_>, RecState, Prepared>(
             &ctx,
             &mut bstats,
             open,
+            rec,
             |x| {
                 let s = &x.s;
                 s.open.then(|| {
@@ -179,8 +184,8 @@ pub fn browse(
                     Request::new(round, s.steps as u16, x.agent, ask)
                 })
             },
-            |x, action| step.searched(x, action),
-            |x, action, results| step.apply(x, action, results, rec),
+            |rec, wave| step.prepare(rec, wave, parallel),
+            |rec, x, action, prepared| step.apply(x, action, prepared, rec),
         )
     };
     // What the sessions did, step by step, in id order within a step (a stable sort of the
@@ -273,6 +278,15 @@ enum Effect {
     Searched { q: String, first: Option<ItemId> },
 }
 
+/// What applying a page decision needs beyond the session: computed for a whole step at once
+/// ([`Steps::prepare`]), read only.
+struct Prepared {
+    /// The results of a search ([`Steps::searched`]).
+    searched: Option<Vec<ItemId>>,
+    /// The next recommended page of a `Next` outside search results.
+    page: Option<Vec<ItemId>>,
+}
+
 /// What applying a page decision to a session reads.
 struct Steps<'a> {
     seed: u64,
@@ -303,17 +317,71 @@ impl Steps<'_> {
         )
     }
 
-    /// Applies `action` to session `x`: its state, and its effects for later. `searched` is
-    /// [`Steps::searched`] of it. Pages shown are marked exposed in `rec` now (the agent's next
-    /// page leaves them out; a set, so the order sessions are stepped in does not matter),
+    /// What a step's answers need: each search's results ([`Steps::searched`], side by side
+    /// when `parallel`) and the next recommended page of every `Next` outside search results,
+    /// all asked of the model in one [`build_pages`] (a factor model scores them in matrix
+    /// products), so each page is the one [`next_recommended_page`] builds for it alone: its
+    /// stream is keyed by (seed, round, agent, page number) and it leaves out what the agent
+    /// was shown, which only the agent's own earlier steps changed.
+    fn prepare(
+        &self,
+        rec: &RecState,
+        wave: &[(&Session<'_>, &PageAction)],
+        parallel: bool,
+    ) -> Vec<Prepared> {
+        let searched = crate::sim::map_in_order(parallel, wave, |(x, a)| self.searched(x, a));
+        // (position in the wave, user index, agent, page number) of each page to build.
+        let asks: Vec<(usize, u32, UserId, u32)> = wave
+            .iter()
+            .enumerate()
+            .filter_map(|(w, (x, a))| {
+                let in_results = matches!(&x.s.search, Some((_, r)) if !r.is_empty());
+                (matches!(a, PageAction::Next) && !in_results).then_some((
+                    w,
+                    x.user_idx?,
+                    x.agent.id,
+                    x.s.page + 1,
+                ))
+            })
+            .collect();
+        let mut pages: Vec<Option<Vec<ItemId>>> = vec![None; wave.len()];
+        if !asks.is_empty() {
+            let users: Vec<u32> = asks.iter().map(|a| a.1).collect();
+            let mut rngs: Vec<_> = asks
+                .iter()
+                .map(|&(_, _, uid, page_no)| page_stream(self.seed, self.round, uid, page_no))
+                .collect();
+            let built = build_pages(
+                rec.model.as_ref(),
+                &rec.log,
+                &users,
+                self.pages.page_size as usize,
+                self.pages.rec_random_k as usize,
+                &mut rngs,
+            );
+            for (&(w, ..), page) in asks.iter().zip(built) {
+                pages[w] = Some(page.into_iter().map(|i| self.catalog.get(i).id).collect());
+            }
+        }
+        searched
+            .into_iter()
+            .zip(pages)
+            .map(|(searched, page)| Prepared { searched, page })
+            .collect()
+    }
+
+    /// Applies `action` to session `x`: its state, and its effects for later, with what
+    /// [`Steps::prepare`] gave for it. Pages shown are marked exposed in `rec` now (the agent's
+    /// next page leaves them out; a set, so the order sessions are stepped in does not matter),
     /// everything else waits in `x.effects`.
     fn apply(
         &self,
         x: &mut Session<'_>,
         action: PageAction,
-        searched: Option<Vec<ItemId>>,
+        prepared: Prepared,
         rec: &mut RecState,
     ) {
+        let Prepared { searched, page } = prepared;
         let ps = self.pages.page_size as usize;
         let (uid, k) = (x.agent.id, x.s.steps);
         let Some(user_idx) = x.user_idx else {
@@ -354,16 +422,18 @@ impl Steps<'_> {
                         .take(ps)
                         .copied()
                         .collect(),
-                    _ => next_recommended_page(
-                        self.seed,
-                        self.pages,
-                        rec,
-                        user_idx,
-                        uid,
-                        self.round,
-                        x.s.page,
-                        self.catalog,
-                    ),
+                    _ => page.unwrap_or_else(|| {
+                        next_recommended_page(
+                            self.seed,
+                            self.pages,
+                            rec,
+                            user_idx,
+                            uid,
+                            self.round,
+                            x.s.page,
+                            self.catalog,
+                        )
+                    }),
                 };
                 if page.is_empty() {
                     say(x, &|| {

@@ -1,5 +1,6 @@
-"""A Python recommender with ``recommend_batch``: a round's first pages come in one call, and
-the run is byte for byte the one its per-page ``recommend`` gives."""
+"""A Python recommender with ``recommend_batch``: a round's first pages come in one call, and each
+browsing step's next pages in another; the run is byte for byte the one its per-page
+``recommend`` gives."""
 
 import pytest
 
@@ -29,17 +30,20 @@ def run(tmp_path, name, model):
     return [(out / f).read_bytes() for f in ("interaction.csv", "messages.jsonl", "metrics.csv")]
 
 
-def test_first_pages_come_in_one_call_with_the_same_outputs(tmp_path, demo_item_ids):
+def test_pages_come_in_one_call_per_step_with_the_same_outputs(tmp_path, demo_item_ids):
     batched = Batched(demo_item_ids)
     one_by_one = LowestUnseen(demo_item_ids)
     a = run(tmp_path, "batched", batched)
     b = run(tmp_path, "single", one_by_one)
     assert a == b
-    # One batch per round, of every agent that entered the recommender, in id order.
-    assert len(batched.batches) == 2
-    assert all(len(u) > 1 and u == sorted(u) for u in batched.batches), batched.batches
-    # Each page is one recommend call either way (batched ones go through recommend here too).
+    # One batch per browsing step of a round (its first pages, then each step's next pages),
+    # every batch in id order; the first pages of a round are many agents' at once.
+    assert all(u == sorted(u) and len(set(u)) == len(u) for u in batched.batches), batched.batches
+    assert len(batched.batches) > 2 and len(batched.batches[0]) > 1, batched.batches
+    # Each page is one recommend call either way (batched ones go through recommend here too),
+    # and every page went through a batch.
     assert len(batched.calls) == len(one_by_one.calls)
+    assert sum(len(u) for u in batched.batches) == len(one_by_one.calls)
 
 
 class WrongCount(LowestUnseen):

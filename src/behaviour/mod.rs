@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use bevy_ecs::resource::Resource;
 use serde::{Deserialize, Serialize};
 
-use crate::decision::batch::PARALLEL_THRESHOLD;
 pub use crate::decision::chat::Utterance;
 pub use crate::decision::feel::Feeling;
 pub use crate::decision::page::PageAction;
@@ -51,8 +50,8 @@ pub trait BehaviourBackend: Send + Sync {
     /// request is answered from its own key alone (the offline model's per-request stream).
     /// The default, false, keeps one batch per step across all agents (an LLM backend runs that
     /// batch's calls concurrently, and its transcript follows the batches). A backend that says
-    /// true also lets the engine run per-answer work on the rayon pool
-    /// ([`Behaviour::ask_chains`]); the offline backend says so under `execution_mode: parallel`.
+    /// true also lets a phase run per-answer work on the rayon pool (the `prepare` of
+    /// [`Behaviour::ask_chains`]); the offline backend says so under `execution_mode: parallel`.
     fn splits_batches(&self) -> bool {
         false
     }
@@ -165,29 +164,37 @@ impl Behaviour {
 
     /// Runs one chain of requests per state (states in key order; see [`crate::decision::chain`]):
     /// `make` builds a state's next request from the state alone (`None`: its chain is done),
-    /// `prepare` computes what applying an answer needs from the state and the answer alone
-    /// (on the rayon pool for a large step of a backend that [`BehaviourBackend::splits_batches`]),
-    /// and `step` applies the answer (or the kind's fallback, counted as in [`Behaviour::ask`])
-    /// with it to the state. Returns the states once every chain is done.
+    /// `prepare` computes what applying the answers needs from `env` (read only), the states and
+    /// their answers, for a whole step at once (a batch the caller may split across the rayon
+    /// pool, or answer with one batched model call: the pages of a step's `Next` answers), and
+    /// `step` applies each answer (or the kind's fallback, counted as in [`Behaviour::ask`]) with
+    /// what was prepared for it to its state, with `env` writable. Returns the states once every
+    /// chain is done.
     ///
     /// A backend that [`BehaviourBackend::runs_chains`] sends each chain's next request as soon
-    /// as its previous answer is in; the others get one batch per step across all chains. The
-    /// requests, answers and final states are the same either way; `step` sees the chains in
-    /// another order, so it must change nothing but its own state (what the answers do to the
-    /// world is applied by the caller afterwards, in key order).
-    pub fn ask_chains<'w, D: Decision, S: Sync, P: Send>(
+    /// as its previous answer is in, and prepares one answer at a time; the others get one batch
+    /// per step across all chains. The requests, answers and final states are the same either
+    /// way, so `prepare` must give for an answer what it would give for it alone; `step` sees
+    /// the chains in another order, so it may change nothing but its own state and what in `env`
+    /// does not depend on order (what the answers do to the world is applied by the caller
+    /// afterwards, in key order).
+    #[allow(clippy::too_many_arguments)]
+    pub fn ask_chains<'w, D: Decision, S: Sync, E, P: Send>(
         &self,
         ctx: &Context<'_>,
         stats: &mut BehaviourStats,
         states: Vec<S>,
+        env: &mut E,
         make: impl Fn(&S) -> Option<Request<'w, D>>,
-        prepare: impl Fn(&S, &D::Answer) -> P + Sync,
-        mut step: impl FnMut(&mut S, D::Answer, P),
+        prepare: impl Fn(&E, &[(&S, &D::Answer)]) -> Vec<P>,
+        mut step: impl FnMut(&mut E, &mut S, D::Answer, P),
     ) -> Vec<S> {
         if self.0.runs_chains() {
             let run = ChainRun::new(states, make, |s: &mut S, a: D::Answer| {
-                let p = prepare(s, &a);
-                step(s, a, p)
+                let p = prepare(env, &[(&*s, &a)])
+                    .pop()
+                    .expect("invariant: prepare gives one value per answer");
+                step(env, s, a, p)
             });
             self.0.answer_chains(ctx, &run);
             let (states, requests, fallbacks) = run.into_states();
@@ -195,7 +202,6 @@ impl Behaviour {
             BehaviourStats::bump(&mut stats.fallbacks, D::KIND, fallbacks);
             return states;
         }
-        let parallel = self.0.splits_batches();
         let mut states = states;
         // Sized up front: a filtered collect grows by doubling, and at a million sessions each
         // growth was fresh memory the kernel zeroed (half of `browse`'s time on the main thread).
@@ -210,23 +216,19 @@ impl Behaviour {
             let (chains, requests): (Vec<usize>, Vec<Request<'w, D>>) = live.into_iter().unzip();
             let answers = self.ask(ctx, &requests, stats);
             drop(requests);
-            let prepared: Vec<P> = if parallel && chains.len() > PARALLEL_THRESHOLD {
-                use rayon::prelude::*;
-                chains
-                    .par_iter()
-                    .zip(&answers)
-                    .map(|(&c, a)| prepare(&states[c], a))
-                    .collect()
-            } else {
-                chains
-                    .iter()
-                    .zip(&answers)
-                    .map(|(&c, a)| prepare(&states[c], a))
-                    .collect()
+            let prepared: Vec<P> = {
+                let wave: Vec<(&S, &D::Answer)> =
+                    chains.iter().map(|&c| &states[c]).zip(&answers).collect();
+                prepare(env, &wave)
             };
+            assert_eq!(
+                prepared.len(),
+                chains.len(),
+                "invariant: prepare gives one value per answer"
+            );
             live = Vec::with_capacity(chains.len());
             for ((c, a), p) in chains.into_iter().zip(answers).zip(prepared) {
-                step(&mut states[c], a, p);
+                step(env, &mut states[c], a, p);
                 if let Some(r) = make(&states[c]) {
                     live.push((c, r));
                 }

@@ -125,26 +125,36 @@ fn shortlist(
     if k == 0 {
         return Slate::default();
     }
-    // Every item but the shown ones: a merge with the sorted list, not a search per item.
-    let mut allowed: Vec<u32> = Vec::with_capacity(approx.len().saturating_sub(shown.len()));
-    let mut next = shown.iter().copied().peekable();
-    for i in 0..approx.len() as u32 {
-        while next.next_if(|&x| x < i).is_some() {}
-        if next.next_if_eq(&i).is_none() {
-            allowed.push(i);
+    // The k-th best batched score among the items the user may get, in one pass that keeps
+    // the k best values seen (a sorted list, descending; an item enters only when it beats
+    // the current k-th, rarely once the list is full): a selection over a copy of every
+    // allowed index cost more than the matrix product it follows.
+    let mut best: Vec<f32> = Vec::with_capacity(k + 1);
+    let mut allowed = 0usize;
+    for_each_allowed(approx.len(), shown, |i| {
+        allowed += 1;
+        let a = approx[i as usize];
+        if best.len() < k || a > best[k - 1] {
+            let at = best.partition_point(|&b| b >= a);
+            best.insert(at, a);
+            best.truncate(k);
         }
-    }
-    if allowed.len() > k {
-        let (_, kth, _) = allowed.select_nth_unstable_by(k - 1, |&a, &b| {
-            approx[b as usize].total_cmp(&approx[a as usize])
-        });
-        let floor = approx[*kth as usize] - 2.0 * eps;
-        allowed.retain(|&i| approx[i as usize] >= floor);
-    }
+    });
+    let floor = if allowed > k {
+        best[k - 1] - 2.0 * eps
+    } else {
+        f32::NEG_INFINITY
+    };
+    let mut candidates: Vec<u32> = Vec::with_capacity(2 * k);
+    for_each_allowed(approx.len(), shown, |i| {
+        if approx[i as usize] >= floor {
+            candidates.push(i);
+        }
+    });
     // The candidates' exact scores, as the one-user path computes them (ndarray's row dot
     // product is the matrix-vector product's element), ranked by its order (NaN last), each
     // computed once: (item, ranking key, score).
-    let mut scored: Vec<(u32, f32, f32)> = allowed
+    let mut scored: Vec<(u32, f32, f32)> = candidates
         .into_iter()
         .map(|i| {
             let s = items.row(i as usize).dot(&pu);
@@ -157,6 +167,21 @@ fn shortlist(
         items: scored.iter().map(|x| x.0).collect(),
         scores: scored.iter().map(|x| x.2).collect(),
     }
+}
+
+/// Calls `f` on every item of `0..n` not in `shown` (ascending, duplicates allowed), in order:
+/// the runs between shown items, not a search per item.
+fn for_each_allowed(n: usize, shown: &[u32], mut f: impl FnMut(u32)) {
+    let n = n as u32;
+    let mut start = 0u32;
+    for &x in shown {
+        if x >= n {
+            break;
+        }
+        (start..x).for_each(&mut f);
+        start = start.max(x + 1);
+    }
+    (start..n).for_each(f);
 }
 
 #[cfg(test)]
@@ -274,6 +299,16 @@ mod tests {
             differ > 0,
             "the case must hold lists that rounding alone changes"
         );
+    }
+
+    #[test]
+    fn allowed_items_skip_the_shown_ones_with_duplicates_and_out_of_range_ids() {
+        let mut seen = Vec::new();
+        for_each_allowed(8, &[0, 2, 2, 3, 7, 9], |i| seen.push(i));
+        assert_eq!(seen, vec![1, 4, 5, 6]);
+        seen.clear();
+        for_each_allowed(3, &[], |i| seen.push(i));
+        assert_eq!(seen, vec![0, 1, 2]);
     }
 
     #[test]

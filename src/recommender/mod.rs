@@ -145,6 +145,17 @@ pub trait Recommender: Send + Sync {
     /// Re-fits the model on the log (called once at start and after every `retrain_every`-th
     /// round). Must be deterministic given the model's seed and the log.
     fn fit(&mut self, log: &InteractionLog);
+    /// Re-fits after a round (the record phase's online retraining) on at most `budget` of the
+    /// log's watches when the model can train incrementally (0 = every watch, as [`fit`]
+    /// does); the default re-fits in full. MF trains on the watches since its previous fit plus
+    /// a replayed sample of earlier ones ([`Mf::refit_log`]), so a re-fit's cost stays bounded
+    /// however long the run.
+    ///
+    /// [`fit`]: Recommender::fit
+    fn refit(&mut self, log: &InteractionLog, budget: usize) {
+        let _ = budget;
+        self.fit(log);
+    }
     /// Up to `k` items for `user`, best first, none for which `exclude(item)` holds.
     /// `rng` is the (user, round, page) stream; deterministic models ignore it.
     fn recommend(
@@ -287,27 +298,29 @@ impl ItemScores for ndarray::Array1<f32> {
 #[macro_export]
 macro_rules! scored_recommender {
     ($ty:ty, $name:literal) => {
-        $crate::scored_recommender!($ty, $name, {});
+        $crate::scored_recommender!($ty, $name, {} [] []);
     };
     ($ty:ty, $name:literal, params) => {
-        $crate::scored_recommender!($ty, $name, { params });
+        $crate::scored_recommender!($ty, $name, { params } [] []);
     };
     // A factor model (`fn factor_views(&self) -> Option<FactorViews>`, scores `items · p_u`):
     // pages asked together are scored in batches ([`factors::batch_top_k`]), with the same lists.
     ($ty:ty, $name:literal, params, factors) => {
-        $crate::scored_recommender!($ty, $name, { params }, factors);
+        $crate::scored_recommender!($ty, $name, { params } [factors] []);
     };
-    ($ty:ty, $name:literal, { $($params:ident)? } $(, $factors:ident)?) => {
+    // A factor model that re-fits incrementally (`fn refit_log(&mut self, log, budget)`, a full
+    // fit at budget 0).
+    ($ty:ty, $name:literal, params, factors, incremental) => {
+        $crate::scored_recommender!($ty, $name, { params } [factors] [incremental]);
+    };
+    ($ty:ty, $name:literal, { $($params:ident)? } [$($factors:ident)?] [$($incremental:ident)?]) => {
         impl $crate::recommender::Recommender for $ty {
             $crate::model_state_via_serde!($($params)?);
             $($crate::factor_batches!($factors);)?
+            $crate::model_fits!($($incremental)?);
 
             fn name(&self) -> &'static str {
                 $name
-            }
-
-            fn fit(&mut self, log: &$crate::recommender::InteractionLog) {
-                self.fit_positives(&$crate::recommender::train::Positives::from_log(log));
             }
 
             fn recommend(
@@ -320,6 +333,26 @@ macro_rules! scored_recommender {
                 use $crate::recommender::ItemScores as _;
                 $crate::recommender::train::top_k(self.scores(user).item_scores(), k, exclude)
             }
+        }
+    };
+}
+
+/// [`Recommender::fit`] (and, for an `incremental` model, [`Recommender::refit`]) inside a
+/// model's `impl Recommender` block: a full fit on the log's positives, or the model's own
+/// `refit_log`.
+#[macro_export]
+macro_rules! model_fits {
+    () => {
+        fn fit(&mut self, log: &$crate::recommender::InteractionLog) {
+            self.fit_positives(&$crate::recommender::train::Positives::from_log(log));
+        }
+    };
+    (incremental) => {
+        fn fit(&mut self, log: &$crate::recommender::InteractionLog) {
+            self.refit_log(log, 0);
+        }
+        fn refit(&mut self, log: &$crate::recommender::InteractionLog, budget: usize) {
+            self.refit_log(log, budget);
         }
     };
 }

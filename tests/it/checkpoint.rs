@@ -383,27 +383,40 @@ fn colliding_output_paths_are_refused() {
 #[test]
 fn a_trained_model_resumes_exactly() {
     // MF warm-starts from its previous weights and re-fits every 2nd round, so a checkpoint at
-    // round 3 must carry the weights: re-fitting on the log would give another model.
-    let mf = || {
+    // round 3 must carry the weights: re-fitting on the log would give another model. With a
+    // re-fit bounded to 20 watches (the demo watches more a round), every re-fit after the
+    // first is incremental and must also know which watches the model has seen.
+    let mf = |every: &str, pairs: &str| {
         demo_config()
             .with_overrides(&[
                 ("rec_model".into(), "MF".into()),
                 ("epoch_num".into(), "2".into()),
-                ("retrain_every".into(), "2".into()),
+                ("retrain_every".into(), every.into()),
+                ("retrain_pairs".into(), pairs.into()),
             ])
             .unwrap()
     };
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    run_with_checkpoint(mf(), a.path(), 5, 0);
-    let ckpt = run_with_checkpoint(mf(), b.path(), 3, 3);
-    let (mut resumed, _) = checkpoint::resume(&ckpt, &[], None).unwrap();
-    while resumed.round() < 5 {
-        resumed.step().unwrap();
+    let mut outputs = Vec::new();
+    for (every, pairs) in [("2", "500000"), ("1", "20"), ("1", "0")] {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        run_with_checkpoint(mf(every, pairs), a.path(), 5, 0);
+        let ckpt = run_with_checkpoint(mf(every, pairs), b.path(), 3, 3);
+        let (mut resumed, _) = checkpoint::resume(&ckpt, &[], None).unwrap();
+        while resumed.round() < 5 {
+            resumed.step().unwrap();
+        }
+        drop(resumed);
+        for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
+            assert_eq!(
+                read(&a.path().join(f)),
+                read(&b.path().join(f)),
+                "{f} (retrain_every {every}, retrain_pairs {pairs})"
+            );
+        }
+        outputs.push(read(&a.path().join("interaction.csv")));
     }
-    drop(resumed);
-    for f in ["messages.jsonl", "interaction.csv", "metrics.csv"] {
-        assert_eq!(read(&a.path().join(f)), read(&b.path().join(f)), "{f}");
-    }
+    // The bounded re-fits trained another model than the full ones.
+    assert_ne!(outputs[1], outputs[2]);
 }
 
 #[test]

@@ -585,10 +585,11 @@ fn run_chains(
     let before = mock.seen.lock().unwrap().len();
     let mut stats = BehaviourStats::default();
     let states: Vec<(usize, Vec<TopAction>)> = (0..4).map(|i| (i, Vec::new())).collect();
-    let out = Behaviour(Box::new(be)).ask_chains::<Top, _, _>(
+    let out = Behaviour(Box::new(be)).ask_chains::<Top, _, _, _>(
         &ctx,
         &mut stats,
         states,
+        &mut (),
         |(i, done)| {
             (done.len() < 3).then(|| Request {
                 key: RequestKey {
@@ -606,8 +607,8 @@ fn run_chains(
                 ask: (),
             })
         },
-        |_, _| (),
-        |(_, done), action, ()| done.push(action),
+        |_, wave| vec![(); wave.len()],
+        |_, (_, done), action, ()| done.push(action),
     );
     let order: Vec<u32> = mock.seen.lock().unwrap()[before..]
         .iter()
