@@ -14,7 +14,7 @@
 //! resident set (`VmRSS`) and the peak so far (`VmHWM`), in MiB (with `SCALE_ROUNDS=50`, the
 //! plateau issue 16 asks for). `SCALE_MESSAGES=1` also writes the messages file (off by default: at a million agents it is
 //! gigabytes per round). `SCALE_MODEL=MF` (any `rec_model`; default Popularity) picks the
-//! recommender.
+//! recommender; `SCALE_SET=retrain_pairs=100000,epoch_num=5` sets further top-level keys.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,6 +111,7 @@ fn main() {
         .unwrap_or(3);
     let messages = std::env::var("SCALE_MESSAGES").is_ok_and(|v| v == "1");
     let model = std::env::var("SCALE_MODEL").unwrap_or_else(|_| "Popularity".into());
+    let extra = std::env::var("SCALE_SET").unwrap_or_default();
     println!("agents,rounds,load_s,median_round_s,agents_per_s,watches,chats,posts,ckpt_mib,ckpt_write_s,resume_s,peak_rss_mib,rss_before_ckpt_mib,rss_after_write_mib");
     let mut curve = std::env::var("SCALE_CURVE").ok().map(|p| {
         let mut w = std::io::BufWriter::new(
@@ -122,12 +123,16 @@ fn main() {
     for n in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
         write_population(dir.path(), n, &users).expect("write population");
-        let yaml = format!(
+        let mut yaml = format!(
             "item_path: {}\nuser_path: users.csv\nrelationship_path: relationship.csv\nround: {rounds}\n\
              active_prob: 1.0\nactive_agent_threshold: 0\nrec_random_k: 1\nwrite_messages: {messages}\n\
              rec_model: {model}\n",
             items.display()
         );
+        for kv in extra.split(',').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').expect("SCALE_SET: key=value,key=value");
+            yaml.push_str(&format!("{k}: {v}\n"));
+        }
         let cfg = SimConfig::from_yaml(&yaml, "bench", dir.path().to_path_buf()).expect("config");
         let out = OutputPaths {
             messages: dir.path().join("messages.jsonl"),

@@ -28,7 +28,8 @@ pub struct RecordSettings {
     /// watches since its previous fit, then a replayed sample of earlier ones; a log that holds
     /// no more is re-fitted in full. 0 = every re-fit is a full one, whose cost grows with the
     /// log (at a million agents, 10 epochs over every watch so far). 0..=1,000,000,000.
-    /// Default 500,000 (10 epochs of it take a few seconds on one core).
+    /// Default 250,000: at a million agents, a bit under half a round's watches, and 10
+    /// epochs of it take 2.5-3.3 s on one core (500,000: 5.5-8.1 s).
     pub retrain_pairs: u64,
 }
 
@@ -36,7 +37,7 @@ impl Default for RecordSettings {
     fn default() -> Self {
         Self {
             retrain_every: 1,
-            retrain_pairs: 500_000,
+            retrain_pairs: 250_000,
         }
     }
 }

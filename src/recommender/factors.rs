@@ -125,32 +125,55 @@ fn shortlist(
     if k == 0 {
         return Slate::default();
     }
-    // The k-th best batched score among the items the user may get, in one pass that keeps
-    // the k best values seen (a sorted list, descending; an item enters only when it beats
-    // the current k-th, rarely once the list is full): a selection over a copy of every
-    // allowed index cost more than the matrix product it follows.
+    // One pass over the batched scores finds the k-th best among the items the user may get
+    // and the candidates, those within `2ε` of it. It keeps the k best values seen (sorted,
+    // descending) and every item at or above the running floor (the k-th best so far, less
+    // `2ε`; −∞ until k items are seen). The floor only rises, so an item at or above the final
+    // floor was at or above the floor when it was seen: the final candidates are those kept
+    // and still at or above it. Runs of `LANES` scores all below the floor (most of them, once
+    // the floor is up) are passed over with one vectorised comparison; a selection over a copy
+    // of every allowed index cost more than the matrix product before it.
+    const LANES: usize = 16;
+    let n = approx.len();
     let mut best: Vec<f32> = Vec::with_capacity(k + 1);
-    let mut allowed = 0usize;
-    for_each_allowed(approx.len(), shown, |i| {
-        allowed += 1;
-        let a = approx[i as usize];
-        if best.len() < k || a > best[k - 1] {
-            let at = best.partition_point(|&b| b >= a);
-            best.insert(at, a);
-            best.truncate(k);
+    let mut kept: Vec<u32> = Vec::with_capacity(4 * k);
+    let mut floor = f32::NEG_INFINITY;
+    let mut next_shown = 0usize;
+    for (c, run) in approx.chunks(LANES).enumerate() {
+        if !run.iter().fold(false, |hit, &a| hit | (a >= floor)) {
+            continue;
         }
-    });
+        for (o, &a) in run.iter().enumerate() {
+            let i = (c * LANES + o) as u32;
+            while next_shown < shown.len() && shown[next_shown] < i {
+                next_shown += 1;
+            }
+            if shown.get(next_shown) == Some(&i) || a < floor {
+                continue;
+            }
+            kept.push(i);
+            if best.len() < k || a > best[k - 1] {
+                let at = best.partition_point(|&b| b >= a);
+                best.insert(at, a);
+                best.truncate(k);
+                if best.len() == k {
+                    floor = best[k - 1] - 2.0 * eps;
+                }
+            }
+        }
+    }
+    let below_n = shown.partition_point(|&x| (x as usize) < n);
+    let shown_in = (0..below_n)
+        .filter(|&j| j == 0 || shown[j - 1] != shown[j])
+        .count();
+    let allowed = n - shown_in;
     let floor = if allowed > k {
         best[k - 1] - 2.0 * eps
     } else {
         f32::NEG_INFINITY
     };
-    let mut candidates: Vec<u32> = Vec::with_capacity(2 * k);
-    for_each_allowed(approx.len(), shown, |i| {
-        if approx[i as usize] >= floor {
-            candidates.push(i);
-        }
-    });
+    kept.retain(|&i| approx[i as usize] >= floor);
+    let candidates = kept;
     // The candidates' exact scores, as the one-user path computes them (ndarray's row dot
     // product is the matrix-vector product's element), ranked by its order (NaN last), each
     // computed once: (item, ranking key, score).
@@ -167,21 +190,6 @@ fn shortlist(
         items: scored.iter().map(|x| x.0).collect(),
         scores: scored.iter().map(|x| x.2).collect(),
     }
-}
-
-/// Calls `f` on every item of `0..n` not in `shown` (ascending, duplicates allowed), in order:
-/// the runs between shown items, not a search per item.
-fn for_each_allowed(n: usize, shown: &[u32], mut f: impl FnMut(u32)) {
-    let n = n as u32;
-    let mut start = 0u32;
-    for &x in shown {
-        if x >= n {
-            break;
-        }
-        (start..x).for_each(&mut f);
-        start = start.max(x + 1);
-    }
-    (start..n).for_each(f);
 }
 
 #[cfg(test)]
@@ -299,16 +307,6 @@ mod tests {
             differ > 0,
             "the case must hold lists that rounding alone changes"
         );
-    }
-
-    #[test]
-    fn allowed_items_skip_the_shown_ones_with_duplicates_and_out_of_range_ids() {
-        let mut seen = Vec::new();
-        for_each_allowed(8, &[0, 2, 2, 3, 7, 9], |i| seen.push(i));
-        assert_eq!(seen, vec![1, 4, 5, 6]);
-        seen.clear();
-        for_each_allowed(3, &[], |i| seen.push(i));
-        assert_eq!(seen, vec![0, 1, 2]);
     }
 
     #[test]

@@ -138,35 +138,43 @@ impl Mf {
         }
     }
 
-    /// Zero gradient buffers shaped as the user and item embeddings.
-    fn gradients(&self) -> (Array2<f32>, Array2<f32>) {
-        (
-            Array2::zeros(self.user.raw_dim()),
-            Array2::zeros(self.item.raw_dim()),
-        )
+    /// Zero gradient buffers: the item gradients (shaped as the item embeddings) and room for
+    /// one batch's user gradients, one row per distinct user of the batch (a full user-shaped
+    /// buffer was a quarter gigabyte at a million users, each row a cache miss to add to and
+    /// another to clear).
+    fn gradients(&self) -> Gradients {
+        let d = self.user.ncols();
+        let batch = self.params.batch.max(1);
+        Gradients {
+            items: Array2::zeros(self.item.raw_dim()),
+            users: vec![0.0; batch * d],
+            slots: Slots {
+                rows: Vec::with_capacity(batch),
+                table: vec![u64::MAX; (2 * batch).next_power_of_two()],
+            },
+        }
     }
 
     /// One pass of lazy-Adam steps over `triples`, `params.batch` triples a step (eq. 3–4 of
     /// the module docs, batch means); returns the mean BPR loss without the L2 term. `grads`
     /// are zero on entry and on return.
-    fn train_epoch(
-        &mut self,
-        triples: &[(u32, u32, u32)],
-        (gu, gi): &mut (Array2<f32>, Array2<f32>),
-    ) -> f32 {
+    fn train_epoch(&mut self, triples: &[(u32, u32, u32)], grads: &mut Gradients) -> f32 {
         let d = self.user.ncols();
         let batch = self.params.batch.max(1);
         let (lr, reg) = (self.params.lr, self.params.reg);
         let mut loss_sum = 0.0f64;
+        let mut irows = Vec::with_capacity(2 * batch);
         for chunk in triples.chunks(batch) {
             let scale = 1.0 / chunk.len() as f32;
-            let (mut urows, mut irows) = (Vec::new(), Vec::new());
+            irows.clear();
+            grads.slots.clear();
             {
                 let us = self.user.as_slice().expect("standard layout");
                 let is = self.item.as_slice().expect("standard layout");
-                let gus = gu.as_slice_mut().expect("standard layout");
-                let gis = gi.as_slice_mut().expect("standard layout");
+                let gis = grads.items.as_slice_mut().expect("standard layout");
                 for &(u, i, j) in chunk {
+                    let slot = grads.slots.slot(u);
+                    let gu = &mut grads.users[slot * d..(slot + 1) * d];
                     let (u, i, j) = (u as usize, i as usize, j as usize);
                     let pu = &us[u * d..(u + 1) * d];
                     let qi = &is[i * d..(i + 1) * d];
@@ -180,23 +188,27 @@ impl Mf {
                     });
                     let c = -sigmoid(-x) * scale; // ∂loss/∂x, batch mean
                     for k in 0..d {
-                        gus[u * d + k] += c * (qi[k] - qj[k]) + reg * scale * pu[k];
+                        gu[k] += c * (qi[k] - qj[k]) + reg * scale * pu[k];
                         gis[i * d + k] += c * pu[k] + reg * scale * qi[k];
                         gis[j * d + k] += -c * pu[k] + reg * scale * qj[k];
                     }
-                    urows.push(u as u32);
                     irows.push(i as u32);
                     irows.push(j as u32);
                 }
             }
-            for rows in [&mut urows, &mut irows] {
-                rows.sort_unstable();
-                rows.dedup();
-            }
-            self.adam_user.step_rows(&mut self.user, gu, &urows, lr);
-            self.adam_item.step_rows(&mut self.item, gi, &irows, lr);
-            zero_rows(gu, &urows);
-            zero_rows(gi, &irows);
+            irows.sort_unstable();
+            irows.dedup();
+            let n = grads.slots.rows.len();
+            self.adam_user.step_listed(
+                &mut self.user,
+                &grads.slots.rows,
+                &grads.users[..n * d],
+                lr,
+            );
+            self.adam_item
+                .step_rows(&mut self.item, &grads.items, &irows, lr);
+            grads.users[..n * d].fill(0.0);
+            zero_rows(&mut grads.items, &irows);
         }
         (loss_sum / triples.len().max(1) as f64) as f32
     }
@@ -270,6 +282,52 @@ fn unseen_negatives(
             Some((u, i, j))
         })
         .collect()
+}
+
+/// Gradient buffers of [`Mf::train_epoch`].
+struct Gradients {
+    /// `n_items × d`.
+    items: Array2<f32>,
+    /// One batch's user gradients, row `s` for user `slots.rows[s]`; `batch × d`.
+    users: Vec<f32>,
+    /// Which row of `users` is whose.
+    slots: Slots,
+}
+
+/// The distinct users of one batch and their gradient rows.
+struct Slots {
+    /// The batch's distinct users, in first-seen order.
+    rows: Vec<u32>,
+    /// Open-addressing table user → slot (`user << 32 | slot`; `u64::MAX` = empty), at most
+    /// half full: a linear search of `rows` for each triple was half of an epoch's time.
+    table: Vec<u64>,
+}
+
+impl Slots {
+    /// The slot of `user`'s gradient in this batch, a new one (zero) the first time.
+    fn slot(&mut self, user: u32) -> usize {
+        let mask = self.table.len() - 1;
+        let mut h = (u64::from(user).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask;
+        loop {
+            let e = self.table[h];
+            if e == u64::MAX {
+                let slot = self.rows.len();
+                self.rows.push(user);
+                self.table[h] = u64::from(user) << 32 | slot as u64;
+                return slot;
+            }
+            if (e >> 32) as u32 == user {
+                return (e & 0xFFFF_FFFF) as usize;
+            }
+            h = (h + 1) & mask;
+        }
+    }
+
+    /// Forgets the batch's users (their gradient rows are zeroed by the caller).
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.table.fill(u64::MAX);
+    }
 }
 
 /// Sets the listed rows of `g` to zero.

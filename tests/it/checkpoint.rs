@@ -397,7 +397,7 @@ fn a_trained_model_resumes_exactly() {
             .unwrap()
     };
     let mut outputs = Vec::new();
-    for (every, pairs) in [("2", "500000"), ("1", "20"), ("1", "0")] {
+    for (every, pairs) in [("2", "250000"), ("1", "20"), ("1", "0")] {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         run_with_checkpoint(mf(every, pairs), a.path(), 5, 0);
         let ckpt = run_with_checkpoint(mf(every, pairs), b.path(), 3, 3);
