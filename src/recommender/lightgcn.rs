@@ -108,9 +108,11 @@ pub struct LightGcn {
     /// Number of users `U`.
     n_users: usize,
     /// Layer-0 embeddings, `(U + I) × dim`.
+    #[serde(with = "super::train::f32_matrix")]
     ego: Array2<f32>,
     adam: Adam,
     /// Final (propagated) embeddings, `(U + I) × dim`, for scoring.
+    #[serde(with = "super::train::f32_matrix")]
     out: Array2<f32>,
     fits: u64,
     /// Mean BPR loss (without the L2 term) of each epoch of the last fit.

@@ -32,8 +32,10 @@ pub struct Mf {
     /// Hyper-parameters.
     pub params: TrainParams,
     /// User embeddings, `n_users × dim`.
+    #[serde(with = "super::train::f32_matrix")]
     user: Array2<f32>,
     /// Item embeddings, `n_items × dim`.
+    #[serde(with = "super::train::f32_matrix")]
     item: Array2<f32>,
     adam_user: Adam,
     adam_item: Adam,
