@@ -1,5 +1,6 @@
 //! Input loaders and output writers.
 
+pub mod blob;
 pub mod data;
 pub mod output;
 pub mod parquet;

@@ -350,9 +350,11 @@ pub(crate) mod f32_matrix {
     use std::fmt;
 
     use ndarray::Array2;
-    use serde::de::{self, MapAccess, SeqAccess, Visitor};
+    use serde::de::{self, MapAccess, Visitor};
     use serde::ser::SerializeStruct;
     use serde::{Deserializer, Serializer};
+
+    use crate::io::blob::Blob;
 
     /// Writes `a` as `{dim, le_f32}`.
     pub fn serialize<S: Serializer>(a: &Array2<f32>, s: S) -> Result<S::Ok, S::Error> {
@@ -362,50 +364,13 @@ pub(crate) mod f32_matrix {
         }
         let mut st = s.serialize_struct("Matrix", 2)?;
         st.serialize_field("dim", &[a.nrows(), a.ncols()])?;
-        st.serialize_field("le_f32", &Raw(&bytes))?;
+        st.serialize_field("le_f32", &Blob(bytes))?;
         st.end()
     }
 
     /// Reads `{dim, le_f32}` or ndarray's `{v, dim, data}`.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Array2<f32>, D::Error> {
         d.deserialize_map(MatrixVisitor)
-    }
-
-    struct Raw<'a>(&'a [u8]);
-
-    impl serde::Serialize for Raw<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_bytes(self.0)
-        }
-    }
-
-    /// A byte string, borrowed or owned, or a sequence of bytes.
-    struct Bytes(Vec<u8>);
-
-    impl<'de> serde::Deserialize<'de> for Bytes {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Bytes;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a byte string")
-                }
-                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                    Ok(Bytes(v.to_vec()))
-                }
-                fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                    Ok(Bytes(v))
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
-                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-                    while let Some(b) = seq.next_element::<u8>()? {
-                        out.push(b);
-                    }
-                    Ok(Bytes(out))
-                }
-            }
-            d.deserialize_bytes(V)
-        }
     }
 
     struct MatrixVisitor;
@@ -425,7 +390,7 @@ pub(crate) mod f32_matrix {
                     "dim" => dim = Some(map.next_value()?),
                     "data" => values = Some(map.next_value()?),
                     "le_f32" => {
-                        let Bytes(b) = map.next_value()?;
+                        let Blob(b) = map.next_value()?;
                         if b.len() % 4 != 0 {
                             return Err(de::Error::custom(format!(
                                 "a matrix's values are {} bytes, not a whole number of f32",

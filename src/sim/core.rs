@@ -126,8 +126,15 @@ impl CheckpointPart for CountersPart {
 /// another model trains that model afresh on the log (see [`crate::recommender::restore_model`]).
 struct RecommenderPart;
 
-/// The part as written: (log, the model's state, the model's name).
-type SavedRecommender = (InteractionLog, Option<Vec<u8>>, Option<String>);
+/// The part as written: (log, the model's state, the model's name). The state is a [`Blob`]
+/// (one binary value; checkpoints before it hold a sequence of bytes, which it reads too).
+///
+/// [`Blob`]: crate::io::blob::Blob
+type SavedRecommender = (
+    InteractionLog,
+    Option<crate::io::blob::Blob>,
+    Option<String>,
+);
 
 impl CheckpointPart for RecommenderPart {
     fn name(&self) -> &str {
@@ -135,12 +142,16 @@ impl CheckpointPart for RecommenderPart {
     }
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
         let rec = world.resource::<RecState>();
-        encode(&(&rec.log, rec.model.save_state(), Some(rec.model.name())))
+        encode(&(
+            &rec.log,
+            rec.model.save_state().map(crate::io::blob::Blob),
+            Some(rec.model.name()),
+        ))
     }
     fn restore(&self, world: &mut World, bytes: &[u8]) -> Result<(), String> {
         // Checkpoints written before the name was saved hold a pair.
         let (log, state, saved): SavedRecommender = decode(bytes).or_else(|e| {
-            decode::<(InteractionLog, Option<Vec<u8>>)>(bytes)
+            decode::<(InteractionLog, Option<crate::io::blob::Blob>)>(bytes)
                 .map(|(l, s)| (l, s, None))
                 .map_err(|_| e)
         })?;
@@ -151,7 +162,7 @@ impl CheckpointPart for RecommenderPart {
             rec.model.as_mut(),
             &rec.log,
             saved.as_deref(),
-            state.as_deref(),
+            state.as_ref().map(|b| b.0.as_slice()),
         );
         match outcome {
             crate::recommender::ModelRestore::Restored => {}
