@@ -68,6 +68,12 @@ impl Mf {
     pub fn fit_positives(&mut self, pos: &Positives) {
         let (nu, ni) = (pos.n_users(), pos.n_items());
         self.shape_for(nu, ni);
+        self.run_epochs(|rng| bpr_triples(pos, rng));
+    }
+
+    /// `params.epochs` epochs, each over the triples `triples` draws from the epoch's stream
+    /// (keyed by the fit and the epoch); records each epoch's loss and counts the fit.
+    fn run_epochs(&mut self, mut triples: impl FnMut(&mut ChaCha8Rng) -> Vec<(u32, u32, u32)>) {
         self.epoch_loss.clear();
         let mut grads = self.gradients();
         for epoch in 0..self.params.epochs {
@@ -76,8 +82,8 @@ impl Mf {
                 Stream::Training,
                 &[MF_TAG, self.fits, u64::from(epoch)],
             );
-            let triples = bpr_triples(pos, &mut rng);
-            let loss = self.train_epoch(&triples, &mut grads);
+            let epoch_triples = triples(&mut rng);
+            let loss = self.train_epoch(&epoch_triples, &mut grads);
             self.epoch_loss.push(loss);
         }
         self.fits += 1;
@@ -110,20 +116,10 @@ impl Mf {
             &[MF_TAG, self.fits, SAMPLE_TAG],
         );
         let mut pairs = refit_pairs(log, self.trained, budget, &mut rng);
-        self.epoch_loss.clear();
-        let mut grads = self.gradients();
-        for epoch in 0..self.params.epochs {
-            let mut rng = stream_rng(
-                self.params.seed,
-                Stream::Training,
-                &[MF_TAG, self.fits, u64::from(epoch)],
-            );
-            pairs.shuffle(&mut rng);
-            let triples = unseen_negatives(log, &pairs, &mut rng);
-            let loss = self.train_epoch(&triples, &mut grads);
-            self.epoch_loss.push(loss);
-        }
-        self.fits += 1;
+        self.run_epochs(|rng| {
+            pairs.shuffle(rng);
+            unseen_negatives(log, &pairs, rng)
+        });
         self.trained = total;
     }
 
