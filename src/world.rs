@@ -179,39 +179,31 @@ impl Interner {
     }
 }
 
-/// Spawns agents (with the core components: id, profile, taste, relationships, memory,
-/// histories, engagement, and the plugins' components of [`crate::plugin::SpawnComponents`]) and
-/// items into `world`
-/// and inserts [`Roster`], [`ItemEntities`],
-/// [`RelationLabels`] and [`LoadReport`]. `users` must already be limited to the agents
-/// (sorted by id); `edges` may reference users outside them (dropped and counted).
-pub fn populate(
-    world: &mut World,
-    catalog: &Catalog,
-    users: &[UserRecord],
-    users_in_file: usize,
+/// Contact lists per agent (`ids` sorted), sorted by contact id, from `edges` in file order:
+/// `(lists, labels, kept, dropped, duplicates)`. An edge with an end outside `ids` is dropped;
+/// of a pair listed more than once, the last row is kept. Labels are numbered in order of first
+/// appearance (at most 256 kept apart; later ones share the last number).
+///
+/// A counting sort by agent (two passes over the edges, one scatter), then each agent's few
+/// contacts sorted stably on the rayon pool: at ten million edges a comparison sort of all of
+/// them was a fifth of the load.
+fn contact_lists(
+    ids: &[UserId],
     edges: &[EdgeRecord],
-    rewired: bool,
-) -> LoadReport {
-    let spawn = world
-        .get_resource::<crate::plugin::SpawnComponents>()
-        .cloned()
-        .unwrap_or_default();
-    let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
-    // Contacts per agent, sorted by id; edges to users beyond agent_num are dropped. The edges
-    // are sorted by (agent, contact) rather than inserted one by one into per-agent lists: ten
-    // million edges in random order made one cache miss each, most of a million-agent load.
+) -> (Vec<Vec<Contact>>, Vec<String>, usize, usize, usize) {
     let mut labels: Vec<String> = Vec::new();
-    let mut dropped = 0usize;
-    // (agent index, contact index, label, closeness), in file order.
-    let mut ties: Vec<(u32, u32, u8, f32)> = Vec::with_capacity(edges.len());
     let mut last_label: Option<(&str, u8)> = None;
+    // Per edge: (agent, contact, label) positions, u32::MAX for a dropped edge.
+    let mut ends: Vec<(u32, u32, u8)> = Vec::with_capacity(edges.len());
+    let mut count = vec![0u32; ids.len() + 1];
+    let mut dropped = 0usize;
     for e in edges {
         let (Some(a), Some(b)) = (
-            crate::ids::sorted_position(&ids, UserId(e.from)),
-            crate::ids::sorted_position(&ids, UserId(e.to)),
+            crate::ids::sorted_position(ids, UserId(e.from)),
+            crate::ids::sorted_position(ids, UserId(e.to)),
         ) else {
             dropped += 1;
+            ends.push((u32::MAX, 0, 0));
             continue;
         };
         let label = match last_label {
@@ -229,40 +221,77 @@ pub fn populate(
                 i
             }
         };
-        ties.push((a as u32, b as u32, label, e.closeness));
+        count[a + 1] += 1;
+        ends.push((a as u32, b as u32, label));
     }
-    // Stable: of a pair listed more than once, the last row stays last and is the one kept.
-    {
-        use rayon::slice::ParallelSliceMut as _;
-        ties.par_sort_by_key(|t| (t.0, t.1));
+    for i in 1..count.len() {
+        count[i] += count[i - 1];
     }
-    let mut contacts: Vec<Vec<Contact>> = vec![Vec::new(); users.len()];
-    let mut duplicates = 0usize;
-    let mut kept = 0usize;
-    let mut i = 0;
-    while i < ties.len() {
-        let a = ties[i].0;
-        let mut j = i;
-        while j < ties.len() && ties[j].0 == a {
-            j += 1;
+    // Each agent's contacts in file order, agents one after another.
+    let mut flat = vec![
+        Contact {
+            user: UserId(0),
+            label: 0,
+            closeness: 0.0
+        };
+        edges.len() - dropped
+    ];
+    let mut next = count.clone();
+    for (&(a, b, label), e) in ends.iter().zip(edges) {
+        if a == u32::MAX {
+            continue;
         }
-        let list = &mut contacts[a as usize];
-        list.reserve_exact(j - i);
-        for (k, &(_, b, label, closeness)) in ties[i..j].iter().enumerate() {
-            if ties.get(i + k + 1).is_some_and(|n| n.0 == a && n.1 == b) {
-                duplicates += 1;
-                continue;
+        let at = &mut next[a as usize];
+        flat[*at as usize] = Contact {
+            user: ids[b as usize],
+            label,
+            closeness: e.closeness,
+        };
+        *at += 1;
+    }
+    drop(ends);
+    use rayon::prelude::*;
+    let (lists, repeats): (Vec<Vec<Contact>>, Vec<usize>) = count
+        .par_windows(2)
+        .map(|w| {
+            let mut list = flat[w[0] as usize..w[1] as usize].to_vec();
+            // Stable, so of a repeated pair the last row comes last; it replaces the others.
+            list.sort_by_key(|c| c.user);
+            let mut kept = 0;
+            for r in 0..list.len() {
+                if kept > 0 && list[kept - 1].user == list[r].user {
+                    list[kept - 1] = list[r];
+                } else {
+                    list[kept] = list[r];
+                    kept += 1;
+                }
             }
-            list.push(Contact {
-                user: ids[b as usize],
-                label,
-                closeness,
-            });
-            kept += 1;
-        }
-        i = j;
-    }
-    drop(ties);
+            let repeats = list.len() - kept;
+            list.truncate(kept);
+            (list, repeats)
+        })
+        .unzip();
+    drop(flat);
+    let duplicates = repeats.iter().sum();
+    let kept = lists.iter().map(Vec::len).sum();
+    (lists, labels, kept, dropped, duplicates)
+}
+
+/// Spawns agents (with the core components: id, profile, taste, relationships, memory,
+/// histories, engagement, and the components plugins add with
+/// [`crate::plugin::SimApp::add_agent_component`]) and items into `world`, and inserts
+/// [`Roster`], [`ItemEntities`], [`RelationLabels`] and [`LoadReport`]. `users` must already be limited to the agents
+/// (sorted by id); `edges` may reference users outside them (dropped and counted).
+pub fn populate(
+    world: &mut World,
+    catalog: &Catalog,
+    users: &[UserRecord],
+    users_in_file: usize,
+    edges: &[EdgeRecord],
+    rewired: bool,
+) -> LoadReport {
+    let ids: Vec<UserId> = users.iter().map(|u| UserId(u.id)).collect();
+    let (contacts, labels, kept, dropped, duplicates) = contact_lists(&ids, edges);
     if duplicates > 0 {
         tracing::warn!(
             duplicates,
@@ -275,64 +304,72 @@ pub fn populate(
             "relationship edges dropped: an end is beyond agent_num"
         );
     }
-    let mut interner = Interner::default();
+    let no_contacts = contacts.iter().filter(|c| c.is_empty()).count();
+    // Profiles and tastes on the rayon pool, one part per thread, each with its own interner
+    // (a few copies of each distinct string rather than threads sharing reference counts).
     // Profiles repeat (a population drawn from a few personas): each distinct
-    // (interest, observations) pair is matched against the keywords once.
-    let mut tastes: std::collections::HashMap<(&str, &str), Taste> =
-        std::collections::HashMap::new();
-    let mut entities = Vec::with_capacity(users.len());
-    let mut no_contacts = 0;
-    for (u, c) in users.iter().zip(contacts) {
-        if c.is_empty() {
-            no_contacts += 1;
-        }
-        let features = FeatureSet(
-            u.features
-                .iter()
-                .filter_map(|f| FeatureSet::code(f))
-                .fold(0, |a, b| a | b),
-        );
-        let profile = Profile {
-            name: interner.get(&u.name),
-            gender: interner.get(&u.gender),
-            age: u.age,
-            traits: interner.get(&u.traits),
-            status: interner.get(&u.status),
-            interest: interner.get(&u.interest),
-            features,
-            observations: interner.get(&u.observations),
-        };
-        let taste = *tastes
-            .entry((u.interest.as_str(), u.observations.as_str()))
-            .or_insert_with(|| taste_of(catalog, &u.interest, &u.observations));
-        // The plugins' components first, on the bare entity, then the core bundle: each insert
-        // moves the entity to another table, so the moves copy only the small components, and
-        // no table is left holding every agent (a batch insert after the spawn would leave one
-        // table per component at full capacity).
-        let mut e = world.spawn(UserId(u.id));
-        for insert in &spawn.agents {
-            insert(&mut e);
-        }
-        e.insert((
-            profile,
-            taste,
-            Relationships(c),
-            Memory::default(),
-            Histories::default(),
-            Engagement::default(),
-        ));
-        entities.push(e.id());
-    }
-    let items: Vec<Entity> = catalog
-        .items()
+    // (interest, observations) pair is matched against the keywords once per part.
+    let parts: Vec<Vec<(Profile, Taste)>> = {
+        use rayon::prelude::*;
+        let per = users
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
+        users
+            .par_chunks(per)
+            .map(|part| {
+                let mut interner = Interner::default();
+                let mut tastes: std::collections::HashMap<(&str, &str), Taste> =
+                    std::collections::HashMap::new();
+                part.iter()
+                    .map(|u| {
+                        let features = FeatureSet(
+                            u.features
+                                .iter()
+                                .filter_map(|f| FeatureSet::code(f))
+                                .fold(0, |a, b| a | b),
+                        );
+                        let profile = Profile {
+                            name: interner.get(&u.name),
+                            gender: interner.get(&u.gender),
+                            age: u.age,
+                            traits: interner.get(&u.traits),
+                            status: interner.get(&u.status),
+                            interest: interner.get(&u.interest),
+                            features,
+                            observations: interner.get(&u.observations),
+                        };
+                        let taste = *tastes
+                            .entry((u.interest.as_str(), u.observations.as_str()))
+                            .or_insert_with(|| taste_of(catalog, &u.interest, &u.observations));
+                        (profile, taste)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    // One batch: every agent lands in one table sized once, with the plugins' components
+    // (required by `UserId`, see [`crate::plugin::SimApp::add_agent_component`]) in the same
+    // row, instead of a spawn, plugin inserts and a bundle insert moving each agent between
+    // tables.
+    let bundles = users
         .iter()
-        .map(|it| {
-            let mut e = world.spawn(ItemId(it.id.0));
-            for insert in &spawn.items {
-                insert(&mut e);
-            }
-            e.id()
-        })
+        .zip(parts.into_iter().flatten())
+        .zip(contacts)
+        .map(|((u, (profile, taste)), c)| {
+            (
+                UserId(u.id),
+                profile,
+                taste,
+                Relationships(c),
+                Memory::default(),
+                Histories::default(),
+                Engagement::default(),
+            )
+        });
+    let entities: Vec<Entity> = world.spawn_batch(bundles).collect();
+    let items: Vec<Entity> = world
+        .spawn_batch(catalog.items().iter().map(|it| ItemId(it.id.0)))
         .collect();
     world.insert_resource(Roster { entities, ids });
     world.insert_resource(ItemEntities(items));

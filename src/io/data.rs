@@ -249,30 +249,36 @@ pub enum Source<'a> {
     /// Bytes in memory with a display name; a name ending in `.dat` is read as MovieLens `::`
     /// lines, like a path with that extension (the entry point of the robustness tests).
     Bytes(&'a str, &'a [u8]),
+    /// A file already read: its path (the name errors give, and `.dat` as for [`Source::Path`])
+    /// and its bytes, so a loader that also hashes the file reads it once.
+    File(&'a Path, &'a [u8]),
 }
 
 impl Source<'_> {
     fn origin(&self) -> String {
         match self {
-            Source::Path(p) => p.display().to_string(),
+            Source::Path(p) | Source::File(p, _) => p.display().to_string(),
             Source::Text(name, _) | Source::Bytes(name, _) => name.to_string(),
         }
     }
-    /// The content; `what` says what the file is in a read error.
-    fn bytes(&self, what: &'static str) -> Result<Vec<u8>, DataError> {
+    /// The content (borrowed unless it is read now); `what` says what the file is in a read
+    /// error.
+    fn bytes(&self, what: &'static str) -> Result<std::borrow::Cow<'_, [u8]>, DataError> {
         match self {
-            Source::Path(p) => std::fs::read(p).map_err(|source| DataError::Io {
-                origin: self.origin(),
-                what,
-                source,
-            }),
-            Source::Text(_, t) => Ok(t.as_bytes().to_vec()),
-            Source::Bytes(_, b) => Ok(b.to_vec()),
+            Source::Path(p) => std::fs::read(p)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|source| DataError::Io {
+                    origin: self.origin(),
+                    what,
+                    source,
+                }),
+            Source::Text(_, t) => Ok(t.as_bytes().into()),
+            Source::Bytes(_, b) | Source::File(_, b) => Ok((*b).into()),
         }
     }
     fn is_dat(&self) -> bool {
         match self {
-            Source::Path(p) => p.extension().is_some_and(|e| e == "dat"),
+            Source::Path(p) | Source::File(p, _) => p.extension().is_some_and(|e| e == "dat"),
             Source::Bytes(name, _) => name.ends_with(".dat"),
             Source::Text(..) => false,
         }
@@ -338,6 +344,11 @@ fn unterminated_quote(bytes: &[u8]) -> Option<(u64, usize)> {
 /// [`DataError::Row`] for a quoted field that is never closed (see [`unterminated_quote`]),
 /// naming its line and, past the header, its column.
 fn check_quotes(origin: &str, bytes: &[u8], headers: &[String]) -> Result<(), DataError> {
+    // A file without a quote has no quoted field (the usual edge list): one fast search
+    // instead of a walk through its bytes.
+    if !bytes.contains(&b'"') {
+        return Ok(());
+    }
     match unterminated_quote(bytes) {
         None => Ok(()),
         Some((line, field)) => Err(DataError::Row {
@@ -433,7 +444,9 @@ fn rows_by<T>(
         at: 0,
         newlines: 0,
     };
-    let mut out = Vec::new();
+    // About one row a line: sized once rather than grown by copying (a million users' or ten
+    // million edges' rows).
+    let mut out = Vec::with_capacity(bytes.iter().filter(|&&b| b == b'\n').count());
     let mut rec = csv::StringRecord::new();
     let hdr = csv::StringRecord::from(headers.to_vec());
     loop {
@@ -527,7 +540,7 @@ fn dat_lines(
     names: &[&str],
 ) -> Result<Vec<(u64, Vec<String>)>, DataError> {
     let origin = src.origin();
-    let text = decode_latin1_or_utf8(src.bytes(what)?);
+    let text = decode_latin1_or_utf8(src.bytes(what)?.into_owned());
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
         let line = i as u64 + 1;
@@ -908,6 +921,32 @@ pub fn read_relationships(src: Source<'_>) -> RelationshipRows {
     RelationshipRows { origin, rows }
 }
 
+/// What is wrong with edge row `r` at `line` (an end that is not a user of `ids`, sorted; a
+/// self-loop; a closeness outside [0, 1]), if anything.
+fn check_edge(origin: &str, ids: &[u32], line: u64, r: &EdgeRow) -> Result<(), DataError> {
+    for u in [r.user_1, r.user_2] {
+        if crate::ids::sorted_position(ids, u).is_none() {
+            return Err(DataError::UnknownUser {
+                origin: origin.to_string(),
+                line,
+                user: u.to_string(),
+            });
+        }
+    }
+    if r.user_1 == r.user_2 {
+        return Err(row_err(origin, line, "user_2", "self-loop"));
+    }
+    if !(0.0..=1.0).contains(&r.closeness) {
+        return Err(row_err(
+            origin,
+            line,
+            "closeness",
+            format!("{} is outside [0, 1]", r.closeness),
+        ));
+    }
+    Ok(())
+}
+
 impl RelationshipRows {
     /// The directed edges, each end checked against `users`.
     ///
@@ -920,36 +959,25 @@ impl RelationshipRows {
             RowsBySchema::Ids(rows, labels) => {
                 let mut ids: Vec<u32> = users.iter().map(|u| u.id).collect();
                 ids.sort_unstable();
-                out.reserve(rows.len());
-                for (line, r) in rows {
-                    for u in [r.user_1, r.user_2] {
-                        if crate::ids::sorted_position(&ids, u).is_none() {
-                            return Err(DataError::UnknownUser {
-                                origin,
-                                line,
-                                user: u.to_string(),
-                            });
-                        }
-                    }
-                    if r.user_1 == r.user_2 {
-                        return Err(row_err(&origin, line, "user_2", "self-loop"));
-                    }
-                    if !(0.0..=1.0).contains(&r.closeness) {
-                        return Err(row_err(
-                            &origin,
-                            line,
-                            "closeness",
-                            format!("{} is outside [0, 1]", r.closeness),
-                        ));
-                    }
-                    out.push(EdgeRecord {
+                // Checked on the rayon pool (ten million edges at a million agents); the error
+                // is the first bad row's, in file order.
+                use rayon::prelude::*;
+                let check = |&(line, ref r): &(u64, EdgeRow)| check_edge(&origin, &ids, line, r);
+                if let Some(at) = rows.par_iter().position_first(|row| check(row).is_err()) {
+                    check(&rows[at])?;
+                }
+                // One thread: the records share a few labels' reference counts, which two
+                // threads would fight over.
+                out = rows
+                    .iter()
+                    .map(|&(line, ref r)| EdgeRecord {
                         from: r.user_1,
                         to: r.user_2,
                         label: labels[r.label as usize].clone(),
                         closeness: r.closeness,
                         line,
-                    });
-                }
+                    })
+                    .collect();
             }
             RowsBySchema::Names(rows) => {
                 let mut by_name = std::collections::BTreeMap::new();

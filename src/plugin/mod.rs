@@ -25,7 +25,6 @@ pub mod settings;
 use bevy_app::App;
 use bevy_ecs::component::Component;
 use bevy_ecs::resource::Resource;
-use bevy_ecs::world::EntityWorldMut;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -79,22 +78,27 @@ pub trait SimApp {
     fn add_item_component<C: Component + Default>(&mut self) -> &mut Self;
 }
 
-/// Inserts one component on a freshly spawned entity.
-pub type Inserter = fn(&mut EntityWorldMut<'_>);
-
-/// The components plugins put on every agent and item, inserted as each is spawned
-/// ([`crate::world::populate`]), so the world is built without moving entities between tables
-/// afterwards.
-#[derive(Resource, Clone, Default)]
-pub struct SpawnComponents {
-    /// Inserted on every agent, in registration order.
-    pub agents: Vec<Inserter>,
-    /// Inserted on every item.
-    pub items: Vec<Inserter>,
-}
-
-fn insert_default<C: Component + Default>(e: &mut EntityWorldMut<'_>) {
-    e.insert(C::default());
+/// Makes `C` (its default) a component of every entity spawned with `K` from now on: bevy's
+/// required components, so [`crate::world::populate`] spawns every agent (or item) with the
+/// plugins' components in one batch, in one table. Registered after such an entity exists (an
+/// app built by hand that spawned agents first), it is a setup error naming `C`: bevy adds
+/// required components only to entities spawned after the registration.
+fn require<K: Component, C: Component + Default>(world: &mut bevy_ecs::world::World, what: &str) {
+    use bevy_ecs::component::RequiredComponentsError as E;
+    match world.try_register_required_components::<K, C>() {
+        Ok(()) | Err(E::DuplicateRegistration(..)) => {}
+        Err(e) => world
+            .get_resource_or_insert_with(SetupErrors::default)
+            .0
+            .push(ConfigError::Invalid {
+                origin: "plugin".into(),
+                line: None,
+                key: std::any::type_name::<C>().into(),
+                message: format!(
+                    "registered as a component of every {what} after the world was built ({e}): add the plugin before spawning {what}s"
+                ),
+            }),
+    }
 }
 
 impl SimApp for App {
@@ -182,18 +186,43 @@ impl SimApp for App {
     }
 
     fn add_agent_component<C: Component + Default>(&mut self) -> &mut Self {
-        self.world_mut()
-            .get_resource_or_insert_with(SpawnComponents::default)
-            .agents
-            .push(insert_default::<C>);
+        require::<crate::ids::UserId, C>(self.world_mut(), "agent");
         self
     }
 
     fn add_item_component<C: Component + Default>(&mut self) -> &mut Self {
-        self.world_mut()
-            .get_resource_or_insert_with(SpawnComponents::default)
-            .items
-            .push(insert_default::<C>);
+        require::<crate::ids::ItemId, C>(self.world_mut(), "item");
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ItemId, UserId};
+
+    #[derive(Component, Default, PartialEq, Debug)]
+    struct Mark(u8);
+
+    #[derive(Component, Default)]
+    struct Late;
+
+    #[test]
+    fn a_component_registered_before_the_world_is_built_is_on_every_agent_and_later_is_an_error() {
+        let mut app = App::empty();
+        app.add_agent_component::<Mark>()
+            .add_item_component::<Late>();
+        let agent = app.world_mut().spawn(UserId(1)).id();
+        let item = app.world_mut().spawn(ItemId(2)).id();
+        assert_eq!(app.world().get::<Mark>(agent), Some(&Mark(0)));
+        assert!(app.world().get::<Late>(agent).is_none());
+        assert!(app.world().get::<Late>(item).is_some());
+        assert!(app.world().get_resource::<SetupErrors>().is_none());
+        // Once agents exist, an error naming the component.
+        app.add_agent_component::<Late>();
+        let errors = &app.world().resource::<SetupErrors>().0;
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(text.contains("Late") && text.contains("agent"), "{text}");
     }
 }

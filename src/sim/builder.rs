@@ -66,7 +66,7 @@ fn hash_source(h: &mut sha2::Sha256, src: Source<'_>) {
             h.update((t.len() as u64).to_le_bytes());
             h.update(t.as_bytes());
         }
-        Source::Bytes(_, b) => {
+        Source::Bytes(_, b) | Source::File(_, b) => {
             h.update((b.len() as u64).to_le_bytes());
             h.update(b);
         }
@@ -119,8 +119,23 @@ impl DataSet {
             .filter(|p| !p.as_os_str().is_empty())
             .map(|p| (p, cfg.resolve(p)));
         let rel_src = rel_path.as_ref().map(|(p, rp)| source(cfg, p, rp));
-        // The two largest files are hashed and parsed side by side: at a million agents they
-        // are most of the load time, and neither needs the other until the edges are checked.
+        // The two largest files are read once, side by side (a file that cannot be read is left
+        // to its loader, which says why).
+        let read = |src: Source<'_>| match src {
+            Source::Path(p) => std::fs::read(p).ok(),
+            _ => None,
+        };
+        let (user_bytes, rel_bytes) = rayon::join(|| read(user_src), || rel_src.and_then(read));
+        let user_src = match (&user_bytes, user_src) {
+            (Some(b), Source::Path(p)) => Source::File(p, b),
+            (_, src) => src,
+        };
+        let rel_src = match (&rel_bytes, rel_src) {
+            (Some(b), Some(Source::Path(p))) => Some(Source::File(p, b)),
+            (_, src) => src,
+        };
+        // Then hashed and parsed from those bytes side by side: at a million agents they are
+        // most of the load time, and neither needs the other until the edges are checked.
         let ((users, hasher), rows) = rayon::join(
             || {
                 rayon::join(

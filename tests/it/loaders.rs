@@ -218,6 +218,42 @@ fn relationship_to_unknown_user_is_an_error() {
     let _ = Path::new("");
 }
 
+/// The edges are checked on the rayon pool; the error is still the first bad row in file
+/// order: of a self-loop on line 12,002 and an unknown user on line 15,002 of 20,001 rows,
+/// the self-loop, whichever part of the file a thread checked first.
+#[test]
+fn the_first_bad_edge_in_file_order_is_the_one_reported() {
+    let mut users = String::from("id,name,gender,age,traits,status,interest,feature\n");
+    for i in 0..100 {
+        users.push_str(&format!(
+            "{i},U{i},male,30,kind,cook,comedy movies,Watcher\n"
+        ));
+    }
+    let (_d, up) = tmp("users.csv", users.as_bytes());
+    let users = load_users(Source::Path(&up)).unwrap();
+    let mut rel = String::from("user_1,user_2,relationship,closeness\n");
+    for k in 0..20_000 {
+        // Data line k sits on file line k + 2.
+        let (a, b) = match k {
+            12_000 => (7, 7),
+            15_000 => (7, 500),
+            _ => (k % 100, (k + 1) % 100),
+        };
+        rel.push_str(&format!("{a},{b},friend,0.5\n"));
+    }
+    let (_d2, rp) = tmp("rel.csv", rel.as_bytes());
+    let e = load_relationships(Source::Path(&rp), &users).unwrap_err();
+    assert!(
+        matches!(&e, DataError::Row { line: 12_002, message, .. } if message == "self-loop"),
+        "{e}"
+    );
+    // Read into memory first (what the simulation's loader does), the same error.
+    let bytes = std::fs::read(&rp).unwrap();
+    let e2 = load_relationships(Source::File(&rp, &bytes), &users).unwrap_err();
+    assert_eq!(e.to_string(), e2.to_string());
+    assert!(e2.to_string().contains("rel.csv"), "{e2}");
+}
+
 /// An unterminated quote used to swallow the rest of the file into one field (here item 0's
 /// description would have been `d\n1,B,Drama,e\n` and item 1 lost). Now it is an error naming
 /// the file, the line where the quote opens and its column; a quote that opens a field on line
