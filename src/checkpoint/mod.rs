@@ -6,8 +6,8 @@
 //! hashes, output paths and their byte offsets, the registered part names, the resolved
 //! configuration with API keys removed), so `head -1 file.ckpt` tells what a checkpoint is. The
 //! rest is the [`State`] as one stream (the round, every registered part's bytes in name order,
-//! then an index of the parts' names and lengths; parts encode themselves, MessagePack with
-//! named fields by convention, see [`crate::plugin::CheckpointPart`]), cut in frames of
+//! then an index of the parts' names and lengths; parts encode themselves in MessagePack,
+//! see [`crate::plugin::CheckpointPart`]), cut in frames of
 //! [`FRAME_BYTES`] that are hashed and LZ4-compressed side by side while the parts are still
 //! being encoded ([`stream`] has the layout). A write holds a few frames of the uncompressed
 //! state at a time, never all of it.

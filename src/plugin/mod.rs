@@ -58,6 +58,11 @@ pub trait SimApp {
     /// counter of the same name is replaced), computed each time the manifest is written.
     fn add_summary_value(&mut self, name: &'static str, f: SummaryValue) -> &mut Self;
     /// Puts component `C` of agents and items into checkpoints, as the part `name`.
+    ///
+    /// Its fields are written by position (a MessagePack array per struct, see
+    /// [`ComponentPart`]): a field added later goes last with `#[serde(default)]`, and
+    /// `#[serde(skip_serializing_if)]` must not be used (a skipped field would shift the
+    /// others). Checkpoints written with named fields (before 2026-12-04) still read.
     fn checkpoint_component<C: Component + Serialize + DeserializeOwned>(
         &mut self,
         name: &'static str,

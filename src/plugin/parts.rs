@@ -130,7 +130,7 @@ const PIECE: usize = 4096;
 const PIECES_PER_THREAD: usize = 2;
 
 /// Each piece of [`PIECE`] of `elements` (in order), encoded on the rayon pool as a
-/// MessagePack `bin` whose content is the array of the piece's elements (named fields): the
+/// MessagePack `bin` whose content is the array of the piece's elements (fields by position): the
 /// `bin` header and the content handed to `out` as two byte strings, a batch of
 /// [`PIECES_PER_THREAD`] pieces per thread at a time.
 fn encode_pieces<T: Serialize + Sync>(
@@ -159,7 +159,7 @@ fn encode_batch<T: Serialize + Sync>(elements: &[T]) -> Result<Vec<(Vec<u8>, Vec
             buf.clear();
             rmp::encode::write_array_len(buf, piece.len() as u32).map_err(|e| e.to_string())?;
             for e in piece {
-                rmp_serde::encode::write_named(buf, e).map_err(|e| e.to_string())?;
+                rmp_serde::encode::write(buf, e).map_err(|e| e.to_string())?;
             }
             let body = buf.to_vec();
             let len = u32::try_from(body.len())
@@ -205,8 +205,14 @@ type DecodedComponents<C> = (Vec<Vec<(UserId, C)>>, Vec<Vec<(ItemId, C)>>);
 /// catalogue order) and restored onto the entities of the same ids.
 ///
 /// Bytes (MessagePack): `[agents, items]`, each an array of `bin` pieces, each piece the
-/// array of up to [`PIECE`] `(id, component)` pairs (named fields). The pieces are encoded
-/// and decoded side by side on the rayon pool; the bytes do not depend on the thread count.
+/// array of up to [`PIECE`] `(id, component)` pairs, structs as arrays of their fields in
+/// declaration order. The pieces are encoded and decoded side by side on the rayon pool; the
+/// bytes do not depend on the thread count.
+///
+/// Positional rather than named fields: at a million agents after three rounds the names were
+/// a fifth of the memories' bytes and two thirds of the relationships' (977 against 1,243 MiB,
+/// 119 against 320 MiB), and matching them a large part of the decoding. Pieces with named
+/// fields (checkpoints written before) decode as well: serde's derived structs read both.
 pub struct ComponentPart<C> {
     name: &'static str,
     _c: PhantomData<fn() -> C>,
@@ -414,20 +420,41 @@ mod tests {
             .map(|i| (ItemId(i), note(100 + i as usize)))
             .collect();
         // The layout written out: [agents, items], each a list of bins holding one encoded
-        // array of up to PIECE pairs.
-        fn bins<T: Serialize>(out: &mut Vec<u8>, v: &[T]) {
+        // array of up to PIECE pairs, fields by position (`named`: by name, the older form).
+        fn bins<T: Serialize>(out: &mut Vec<u8>, v: &[T], named: bool) {
             let chunks: Vec<&[T]> = v.chunks(PIECE).collect();
             rmp::encode::write_array_len(out, chunks.len() as u32).unwrap();
             for c in chunks {
-                let b = encode(c).unwrap();
+                let b = if named {
+                    encode(c).unwrap()
+                } else {
+                    rmp_serde::to_vec(c).unwrap()
+                };
                 rmp::encode::write_bin(out, &b).unwrap();
             }
         }
-        let mut expected = Vec::new();
-        rmp::encode::write_array_len(&mut expected, 2).unwrap();
-        bins(&mut expected, &agents);
-        bins(&mut expected, &items);
-        assert_eq!(bytes, expected);
+        let layout = |named| {
+            let mut out = Vec::new();
+            rmp::encode::write_array_len(&mut out, 2).unwrap();
+            bins(&mut out, &agents, named);
+            bins(&mut out, &items, named);
+            out
+        };
+        assert_eq!(bytes, layout(false));
+        // Agent 1's pair by hand: [3, ["x", 0.25]] is fixarray(2), 3, fixarray(2), fixstr(1)
+        // "x", float32 0x3e800000; no field names.
+        let pair = [0x92, 0x03, 0x92, 0xa1, b'x', 0xca, 0x3e, 0x80, 0x00, 0x00];
+        assert!(bytes.windows(pair.len()).any(|w| w == pair));
+        assert!(!bytes.windows(6).any(|w| w == b"weight"));
+        // The older form, with field names, decodes to the same components.
+        let d = CheckpointPart::decode(&part, &layout(true))
+            .unwrap()
+            .unwrap();
+        let (old, old_items) = *d.downcast::<DecodedComponents<Note>>().unwrap();
+        assert_eq!(
+            (old.concat(), old_items.concat()),
+            (agents.clone(), items.clone())
+        );
         // Decoded back, in order.
         let d = CheckpointPart::decode(&part, &bytes).unwrap().unwrap();
         let (back, back_items) = *d.downcast::<DecodedComponents<Note>>().unwrap();
