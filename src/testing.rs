@@ -74,6 +74,7 @@ pub(crate) fn tiny(n: u32, edges: &[(u32, u32)], extra: &str, script: Script) ->
         ("active_prob", "1"),
         ("active_agent_threshold", ""),
         ("rec_random_k", "0"),
+        ("rec_model", "Popularity"),
     ]
     .iter()
     .filter(|(k, _)| !extra.lines().any(|l| l.starts_with(&format!("{k}:"))))
@@ -81,7 +82,7 @@ pub(crate) fn tiny(n: u32, edges: &[(u32, u32)], extra: &str, script: Script) ->
     .collect();
     let text = format!(
         "item_path: item.csv\nuser_path: users.csv\nrelationship_path: rel.csv\n\
-         rec_model: Popularity\nmemory:\n  item_index: false\n{harness}{extra}"
+         memory:\n  item_index: false\n{harness}{extra}"
     );
     let cfg = SimConfig::from_yaml(&text, "test", d.to_path_buf()).expect("test config");
     let out = d.join("out");

@@ -44,6 +44,38 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
+/// Bytes read as [`Blob`] reads them, borrowed from the input when the decoder can lend them
+/// (a MessagePack `bin` in a slice): a model's state is not copied out of the checkpoint before
+/// the model reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRef<'a>(pub std::borrow::Cow<'a, [u8]>);
+
+impl<'de> Deserialize<'de> for BlobRef<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BlobRef<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<BlobRef<'de>, E> {
+                Ok(BlobRef(v.into()))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<BlobRef<'de>, E> {
+                Ok(BlobRef(v.to_vec().into()))
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<BlobRef<'de>, E> {
+                Ok(BlobRef(v.into()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<BlobRef<'de>, A::Error> {
+                Blob::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(|b| BlobRef(b.0.into()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +91,12 @@ mod tests {
         let seq = rmp_serde::to_vec(&bytes).unwrap();
         assert_eq!(seq, vec![0x94, 0, 1, 0xcc, 200, 0xcc, 255]);
         assert_eq!(rmp_serde::from_slice::<Blob>(&seq).unwrap().0, bytes);
+        // Borrowed from the slice when it is a binary value; the sequence form is copied.
+        let r: BlobRef<'_> = rmp_serde::from_slice(&packed).unwrap();
+        assert!(
+            matches!(&r.0, std::borrow::Cow::Borrowed(b) if b.as_ptr() == packed[2..].as_ptr())
+        );
+        let r: BlobRef<'_> = rmp_serde::from_slice(&seq).unwrap();
+        assert!(matches!(&r.0, std::borrow::Cow::Owned(b) if *b == bytes));
     }
 }
