@@ -105,6 +105,23 @@ impl CheckpointParts {
     }
 }
 
+/// The bytes of `part`'s [`CheckpointPart::save_to`] pieces, joined: the `save` of a part that
+/// hands its bytes on in pieces.
+///
+/// # Errors
+/// The part's.
+pub fn pieces_joined<P: CheckpointPart + ?Sized>(
+    part: &P,
+    world: &mut World,
+) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    part.save_to(world, &mut |p| {
+        bytes.extend_from_slice(&p);
+        Ok(())
+    })?;
+    Ok(bytes)
+}
+
 /// Encodes `v` as MessagePack with named fields.
 ///
 /// # Errors
@@ -234,12 +251,7 @@ impl<C: Component + Serialize + DeserializeOwned> CheckpointPart for ComponentPa
     }
 
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
-        let mut bytes = Vec::new();
-        self.save_to(world, &mut |p| {
-            bytes.extend_from_slice(&p);
-            Ok(())
-        })?;
-        Ok(bytes)
+        pieces_joined(self, world)
     }
 
     fn save_to(

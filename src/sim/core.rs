@@ -142,12 +142,7 @@ impl CheckpointPart for RecommenderPart {
         "recommender"
     }
     fn save(&self, world: &mut World) -> Result<Vec<u8>, String> {
-        let mut bytes = Vec::new();
-        self.save_to(world, &mut |p| {
-            bytes.extend_from_slice(&p);
-            Ok(())
-        })?;
-        Ok(bytes)
+        crate::plugin::parts::pieces_joined(self, world)
     }
     /// The MessagePack array `[log, state, name]` in three pieces, the model's state handed on
     /// as the model wrote it: at a million agents with MF it is 0.8 GB, which encoding the
