@@ -280,8 +280,9 @@ fn contact_lists(
 /// Spawns agents (with the core components: id, profile, taste, relationships, memory,
 /// histories, engagement, and the components plugins add with
 /// [`crate::plugin::SimApp::add_agent_component`]) and items into `world`, and inserts
-/// [`Roster`], [`ItemEntities`], [`RelationLabels`] and [`LoadReport`]. `users` must already be limited to the agents
-/// (sorted by id); `edges` may reference users outside them (dropped and counted).
+/// [`Roster`], [`ItemEntities`], [`RelationLabels`] and [`LoadReport`]. `users` must already
+/// be limited to the agents (sorted by id); `edges` may reference users outside them (dropped
+/// and counted).
 pub fn populate(
     world: &mut World,
     catalog: &Catalog,

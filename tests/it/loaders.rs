@@ -219,7 +219,7 @@ fn relationship_to_unknown_user_is_an_error() {
 }
 
 /// The edges are checked on the rayon pool; the error is still the first bad row in file
-/// order: of a self-loop on line 12,002 and an unknown user on line 15,002 of 20,001 rows,
+/// order: of a self-loop on line 12,002 and an unknown user on line 15,002 of 20,000 rows,
 /// the self-loop, whichever part of the file a thread checked first.
 #[test]
 fn the_first_bad_edge_in_file_order_is_the_one_reported() {
