@@ -44,11 +44,18 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
-/// Bytes read as [`Blob`] reads them, borrowed from the input when the decoder can lend them
-/// (a MessagePack `bin` in a slice): a model's state is not copied out of the checkpoint before
-/// the model reads it.
+/// Bytes written as [`Blob`] writes them and read as it reads them, but borrowed where they
+/// can be: written from a view (a matrix's values), read from the input when the decoder can
+/// lend them (a MessagePack `bin` in a slice), so a model's state is not copied out of the
+/// checkpoint before the model reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobRef<'a>(pub std::borrow::Cow<'a, [u8]>);
+
+impl Serialize for BlobRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for BlobRef<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -91,7 +98,12 @@ mod tests {
         let seq = rmp_serde::to_vec(&bytes).unwrap();
         assert_eq!(seq, vec![0x94, 0, 1, 0xcc, 200, 0xcc, 255]);
         assert_eq!(rmp_serde::from_slice::<Blob>(&seq).unwrap().0, bytes);
-        // Borrowed from the slice when it is a binary value; the sequence form is copied.
+        // Written as a Blob is; borrowed from the slice when it is a binary value; the
+        // sequence form is copied.
+        assert_eq!(
+            rmp_serde::to_vec(&BlobRef(bytes[..].into())).unwrap(),
+            packed
+        );
         let r: BlobRef<'_> = rmp_serde::from_slice(&packed).unwrap();
         assert!(
             matches!(&r.0, std::borrow::Cow::Borrowed(b) if b.as_ptr() == packed[2..].as_ptr())
